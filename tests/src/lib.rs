@@ -1,0 +1,49 @@
+//! PortaPXE end-to-end lab.
+//!
+//! Boots real firmware (QEMU: SeaBIOS + iPXE ROM, OVMF's own PXE client) and runs
+//! real clients (busybox udhcpc, ISC dhclient, tftp-hpa, hand-built packets)
+//! against the real `portapxe` binary, all inside throw-away network namespaces.
+//! Nothing here ever touches the root namespace's network: every DHCP packet stays
+//! on a bridge inside a namespace the [`Lab`] made and deletes.
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | [`netns`] | namespaces, bridge, taps, veth clients; `in_netns` for sockets inside |
+//! | [`ra`] | IPv6 router advertisements (lifetime 0) so iPXE does not wait for IPv6 |
+//! | [`binary`] | building / locating the `portapxe` binary |
+//! | [`server`] | running `portapxe serve`, readiness, SIGTERM, log + events on failure |
+//! | [`events`] | the `--events` JSON lines, typed |
+//! | [`guest`] | guest kernel, busybox initramfs with a per-run marker, iPXE binaries |
+//! | [`qemu`] | QEMU command lines, bounded wait for the marker, boot time |
+//! | [`clients`] | udhcpc, dhclient, tftp-hpa drivers |
+//! | [`wire`] | hand-built DHCP (valid and hostile) and a raw TFTP client |
+//! | [`standin`] | dnsmasq as a stand-in server, only for the harness self-test |
+//!
+//! Prerequisites: root; `apt-get install qemu-system-x86 ipxe-qemu ipxe ovmf
+//! busybox-static udhcpc isc-dhcp-client tftp-hpa`; `tests/lab/prepare-guest.sh target/lab`.
+
+pub mod binary;
+pub mod clients;
+pub mod events;
+pub mod guest;
+pub mod netns;
+pub mod process;
+pub mod qemu;
+pub mod ra;
+pub mod server;
+pub mod standin;
+pub mod wire;
+
+pub use netns::{ClientNs, Lab};
+pub use server::{Server, ServerSpec};
+
+/// Parse `52:54:00:12:34:56`.
+pub fn mac_bytes(mac: &str) -> [u8; 6] {
+    let mut bytes = [0u8; 6];
+    let parts: Vec<&str> = mac.split(':').collect();
+    assert_eq!(parts.len(), 6, "bad MAC {mac}");
+    for (byte, part) in bytes.iter_mut().zip(parts) {
+        *byte = u8::from_str_radix(part, 16).unwrap_or_else(|_| panic!("bad MAC {mac}"));
+    }
+    bytes
+}

@@ -1,0 +1,13 @@
+//! The one configuration model of the engine, its validation, and where it is kept.
+//!
+//! Owns: the typed [`Config`], every rule that makes a config servable (with a
+//! message that says what to fix), and atomic TOML load/save. Must not start
+//! anything or read the network beyond what validation is handed.
+
+mod model;
+mod store;
+mod validate;
+
+pub use model::{BootConfig, BootEntry, Config, DhcpConfig, HttpConfig, Mode, PoolRange, TftpConfig};
+pub use store::{ConfigStore, StoreError, write_atomically};
+pub use validate::{ConfigError, InterfaceFacts, validate};

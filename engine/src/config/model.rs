@@ -1,0 +1,196 @@
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// How PortaPXE takes part in DHCP on the chosen interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Full DHCP server: hands out addresses from the pool and boot information.
+    #[default]
+    Dhcp,
+    /// No DHCP at all: only TFTP and HTTP serve boot files (another server points at us).
+    Off,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "dhcp" => Ok(Self::Dhcp),
+            "off" => Ok(Self::Off),
+            other => Err(format!("unknown mode `{other}`: use `dhcp` (full DHCP server) or `off` (TFTP/HTTP only)")),
+        }
+    }
+}
+
+/// An inclusive range of addresses handed out by the DHCP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolRange {
+    pub start: Ipv4Addr,
+    pub end: Ipv4Addr,
+}
+
+impl PoolRange {
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.start <= ip && ip <= self.end
+    }
+
+    pub fn len(&self) -> u32 {
+        u32::from(self.end).saturating_sub(u32::from(self.start)) + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end < self.start
+    }
+}
+
+impl fmt::Display for PoolRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.start, self.end)
+    }
+}
+
+impl FromStr for PoolRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (start, end) = s
+            .split_once('-')
+            .ok_or_else(|| format!("pool `{s}` must look like 10.0.0.100-10.0.0.199"))?;
+        let parse = |part: &str| {
+            part.trim().parse::<Ipv4Addr>().map_err(|_| format!("`{part}` in pool `{s}` is not an IPv4 address"))
+        };
+        Ok(Self { start: parse(start)?, end: parse(end)? })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DhcpConfig {
+    /// `None`: a range inside the interface's subnet is chosen at start.
+    pub pool: Option<PoolRange>,
+    pub lease_time_secs: u32,
+    pub router: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub port: u16,
+}
+
+impl Default for DhcpConfig {
+    fn default() -> Self {
+        Self { pool: None, lease_time_secs: 3600, router: None, dns: Vec::new(), port: 67 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TftpConfig {
+    pub enabled: bool,
+    pub port: u16,
+    /// Largest blksize (RFC 2348) granted to a client.
+    pub block_size_limit: u16,
+    /// Largest windowsize (RFC 7440) granted to a client.
+    pub window_size_limit: u16,
+}
+
+impl Default for TftpConfig {
+    fn default() -> Self {
+        Self { enabled: true, port: 69, block_size_limit: 65464, window_size_limit: 64 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    pub port: u16,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { enabled: true, port: 80 }
+    }
+}
+
+/// One choice in the generated iPXE menu. Paths are relative to the boot root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BootEntry {
+    Linux {
+        name: String,
+        kernel: String,
+        #[serde(default)]
+        initrd: Vec<String>,
+        #[serde(default)]
+        cmdline: String,
+    },
+    /// An ISO booted with iPXE's `sanboot` over HTTP.
+    Iso { name: String, image: String },
+    /// Hand over to another URL (an iPXE script, an EFI program).
+    Chain { name: String, url: String },
+    /// Leave network boot and continue with the next boot device.
+    LocalDisk { name: String },
+}
+
+impl BootEntry {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Linux { name, .. } | Self::Iso { name, .. } | Self::Chain { name, .. } | Self::LocalDisk { name } => {
+                name
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootConfig {
+    /// Loader for BIOS PXE ROMs (arch 0).
+    pub bios_file: Option<String>,
+    /// Loader for 32-bit x86 UEFI (arch 6).
+    pub uefi_ia32_file: Option<String>,
+    /// Loader for x64 UEFI (arch 7, 9; and 16 over HTTP).
+    pub uefi_x64_file: Option<String>,
+    /// Loader for ARM64 UEFI (arch 11; and 19 over HTTP).
+    pub uefi_arm64_file: Option<String>,
+    /// A script of the user's (relative to the root) given to iPXE instead of the generated one.
+    pub ipxe_script: Option<String>,
+    /// Seconds the generated menu waits before booting the first entry.
+    pub menu_timeout_secs: u32,
+    pub entries: Vec<BootEntry>,
+}
+
+impl Default for BootConfig {
+    fn default() -> Self {
+        Self {
+            bios_file: Some("undionly.kpxe".into()),
+            uefi_ia32_file: None,
+            uefi_x64_file: Some("ipxe.efi".into()),
+            uefi_arm64_file: Some("ipxe-arm64.efi".into()),
+            ipxe_script: None,
+            menu_timeout_secs: 10,
+            entries: Vec::new(),
+        }
+    }
+}
+
+/// Everything needed to serve: the file format users edit and the GUI saves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Network interface to serve on, by name (`portapxe interfaces` lists them).
+    pub interface: String,
+    pub mode: Mode,
+    /// Folder whose files are served over TFTP and HTTP.
+    pub root: PathBuf,
+    /// Where leases are kept; `None`: the platform's data folder.
+    pub state_dir: Option<PathBuf>,
+    pub dhcp: DhcpConfig,
+    pub tftp: TftpConfig,
+    pub http: HttpConfig,
+    pub boot: BootConfig,
+}

@@ -1,0 +1,125 @@
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use directories::ProjectDirs;
+
+use super::Config;
+
+const CONFIG_FILE: &str = "config.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a valid PortaPXE config: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("cannot save {path}: {source} (the previous file is unchanged)")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("this system has no home folder to keep settings in; pass --config FILE")]
+    NoHome,
+}
+
+/// Where settings live: the platform's config folder, or any folder (tests, portable installs).
+#[derive(Debug, Clone)]
+pub struct ConfigStore {
+    dir: PathBuf,
+}
+
+impl ConfigStore {
+    pub fn platform_default() -> Result<Self, StoreError> {
+        let dirs = project_dirs().ok_or(StoreError::NoHome)?;
+        Ok(Self { dir: dirs.config_dir().to_path_buf() })
+    }
+
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(CONFIG_FILE)
+    }
+
+    /// The saved config, or the defaults when nothing was saved yet.
+    pub fn load(&self) -> Result<Config, StoreError> {
+        let path = self.path();
+        if !path.exists() {
+            return Ok(Config::default());
+        }
+        load_file(&path)
+    }
+
+    pub fn save(&self, config: &Config) -> Result<(), StoreError> {
+        save_file(&self.path(), config)
+    }
+}
+
+/// Platform folders (`~/.config/portapxe`, `%APPDATA%\PortaPXE`, `~/Library/Application Support/…`).
+pub fn project_dirs() -> Option<ProjectDirs> {
+    ProjectDirs::from("org", "PortaPXE", "PortaPXE")
+}
+
+pub fn load_file(path: &Path) -> Result<Config, StoreError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StoreError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|err| StoreError::Parse { path: path.into(), message: err.to_string() })
+}
+
+pub fn save_file(path: &Path, config: &Config) -> Result<(), StoreError> {
+    let text = toml::to_string_pretty(config).map_err(|err| StoreError::Write {
+        path: path.into(),
+        source: std::io::Error::other(err),
+    })?;
+    write_atomically(path, text.as_bytes()).map_err(|source| StoreError::Write { path: path.into(), source })
+}
+
+/// Writes `contents` beside `path` and renames it over `path`, so a crash leaves
+/// either the old file or the new one, never half of either.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(contents)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|err| err.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BootEntry, Mode};
+
+    #[test]
+    fn round_trip_through_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ConfigStore::at(dir.path());
+        assert_eq!(store.load().unwrap(), Config::default());
+        let mut config = Config { interface: "eth1".into(), mode: Mode::Off, ..Config::default() };
+        config.dhcp.pool = Some("10.0.0.10-10.0.0.20".parse().unwrap());
+        config.boot.entries.push(BootEntry::Linux {
+            name: "Debian".into(),
+            kernel: "debian/vmlinuz".into(),
+            initrd: vec!["debian/initrd.gz".into()],
+            cmdline: "console=ttyS0".into(),
+        });
+        store.save(&config).unwrap();
+        assert_eq!(store.load().unwrap(), config);
+    }
+
+    #[test]
+    fn broken_file_is_a_clear_error_and_save_keeps_old_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ConfigStore::at(dir.path());
+        std::fs::write(store.path(), "interface = 3\n").unwrap();
+        let message = store.load().unwrap_err().to_string();
+        assert!(message.contains("config.toml") && message.contains("interface"), "{message}");
+
+        let blocked = dir.path().join("file-not-dir");
+        std::fs::write(&blocked, "x").unwrap();
+        let err = save_file(&blocked.join("config.toml"), &Config::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Write { .. }));
+        assert_eq!(std::fs::read_to_string(store.path()).unwrap(), "interface = 3\n");
+    }
+}

@@ -1,0 +1,260 @@
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use ipnet::Ipv4Net;
+
+use super::{BootEntry, Config, Mode, PoolRange};
+
+/// The largest pool a default range spans: a bench or a classroom, not a campus.
+const DEFAULT_POOL_MAX: u32 = 200;
+
+/// What validation needs to know about the chosen interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterfaceFacts {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl InterfaceFacts {
+    pub fn subnet(&self) -> Ipv4Net {
+        Ipv4Net::new(self.address, self.prefix).map(|net| net.trunc()).unwrap_or_default()
+    }
+
+    /// The upper half of the subnet's hosts (at most 200), never the server's own address.
+    pub fn default_pool(&self) -> Option<PoolRange> {
+        let subnet = self.subnet();
+        let first = u32::from(subnet.network()).checked_add(1)?;
+        let last = u32::from(subnet.broadcast()).checked_sub(1)?;
+        if last <= first {
+            return None;
+        }
+        let hosts = last - first + 1;
+        let size = (hosts / 2).clamp(1, DEFAULT_POOL_MAX);
+        let mut start = first + (hosts - size);
+        let mut end = last;
+        let server = u32::from(self.address);
+        // Keep the server out of its own pool by trimming the end it sits on.
+        if server == end {
+            end -= 1;
+        } else if server >= start && server <= end {
+            start = server + 1;
+        }
+        (start <= end).then(|| PoolRange { start: start.into(), end: end.into() })
+    }
+}
+
+/// One thing wrong with a config: which setting, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+fn error(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError { field: field.into(), message: message.into() }
+}
+
+/// Every rule a config must pass before the engine serves it. `interface` is
+/// `None` when the interface could not be looked up (that is reported elsewhere).
+pub fn validate(config: &Config, interface: Option<&InterfaceFacts>) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    if config.interface.trim().is_empty() {
+        errors.push(error("interface", "no interface chosen: pick one from `portapxe interfaces`"));
+    }
+    if !config.root.is_dir() {
+        errors.push(error(
+            "root",
+            format!("boot folder `{}` does not exist or is not a folder", config.root.display()),
+        ));
+    }
+    if config.mode == Mode::Dhcp {
+        check_dhcp(config, interface, &mut errors);
+    }
+    let tftp = &config.tftp;
+    if !(8..=65464).contains(&tftp.block_size_limit) {
+        errors.push(error("tftp.block_size_limit", "must be between 8 and 65464 bytes (RFC 2348)"));
+    }
+    if tftp.window_size_limit == 0 {
+        errors.push(error("tftp.window_size_limit", "must be at least 1 (RFC 7440)"));
+    }
+    if !tftp.enabled && !config.http.enabled {
+        errors.push(error("tftp.enabled", "TFTP and HTTP are both off: nothing would serve boot files"));
+    }
+    check_boot(config, &mut errors);
+    errors
+}
+
+fn check_dhcp(config: &Config, interface: Option<&InterfaceFacts>, errors: &mut Vec<ConfigError>) {
+    let dhcp = &config.dhcp;
+    if dhcp.lease_time_secs < 60 {
+        errors.push(error("dhcp.lease_time_secs", "a lease must last at least 60 seconds"));
+    }
+    let Some(facts) = interface else { return };
+    let subnet = facts.subnet();
+    match dhcp.pool {
+        Some(pool) if pool.is_empty() => {
+            errors.push(error("dhcp.pool", format!("pool {pool} ends before it starts")));
+        }
+        Some(pool) => {
+            let hosts = |ip: Ipv4Addr| subnet.contains(&ip) && ip != subnet.network() && ip != subnet.broadcast();
+            if !hosts(pool.start) || !hosts(pool.end) {
+                errors.push(error(
+                    "dhcp.pool",
+                    format!("pool {pool} must lie inside {subnet}, the subnet of {}", config.interface),
+                ));
+            } else if pool.len() == 1 && pool.start == facts.address {
+                errors.push(error("dhcp.pool", "the pool holds only the server's own address"));
+            }
+        }
+        None if facts.default_pool().is_none() => {
+            errors.push(error("dhcp.pool", format!("subnet {subnet} is too small for a pool: set one by hand")));
+        }
+        None => {}
+    }
+    if let Some(router) = dhcp.router.filter(|router| !subnet.contains(router)) {
+        errors.push(error("dhcp.router", format!("router {router} is not in {subnet}")));
+    }
+}
+
+fn check_boot(config: &Config, errors: &mut Vec<ConfigError>) {
+    let boot = &config.boot;
+    let loaders = [
+        ("boot.bios_file", &boot.bios_file),
+        ("boot.uefi_ia32_file", &boot.uefi_ia32_file),
+        ("boot.uefi_x64_file", &boot.uefi_x64_file),
+        ("boot.uefi_arm64_file", &boot.uefi_arm64_file),
+    ];
+    for (field, file) in loaders {
+        if let Some(file) = file {
+            check_relative(field, file, errors);
+        }
+    }
+    if let Some(script) = &boot.ipxe_script {
+        check_root_file(config, "boot.ipxe_script", script, errors);
+        if !boot.entries.is_empty() {
+            errors.push(error(
+                "boot.ipxe_script",
+                "an iPXE script and boot entries are both set: the script would hide the entries; keep one",
+            ));
+        }
+    }
+    for (index, entry) in boot.entries.iter().enumerate() {
+        let field = format!("boot.entries[{index}]");
+        check_script_text(&field, entry.name(), errors);
+        match entry {
+            BootEntry::Linux { kernel, initrd, cmdline, .. } => {
+                check_root_file(config, &field, kernel, errors);
+                for file in initrd {
+                    check_root_file(config, &field, file, errors);
+                }
+                check_script_text(&field, cmdline, errors);
+            }
+            BootEntry::Iso { image, .. } => check_root_file(config, &field, image, errors),
+            BootEntry::Chain { url, .. } => {
+                check_script_text(&field, url, errors);
+                if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("tftp://")) {
+                    errors.push(error(&field, format!("`{url}` must be an http://, https:// or tftp:// URL")));
+                }
+            }
+            BootEntry::LocalDisk { .. } => {}
+        }
+    }
+}
+
+/// Text that goes into the generated iPXE script must stay on one line.
+fn check_script_text(field: &str, text: &str, errors: &mut Vec<ConfigError>) {
+    if text.chars().any(char::is_control) {
+        errors.push(error(field, format!("`{}` contains a line break or control character", text.escape_debug())));
+    }
+}
+
+fn check_relative(field: &str, file: &str, errors: &mut Vec<ConfigError>) {
+    let path = Path::new(file);
+    if file.is_empty() || path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        errors.push(error(field, format!("`{file}` must be a path inside the boot folder (no `..`, not absolute)")));
+    }
+    check_script_text(field, file, errors);
+}
+
+fn check_root_file(config: &Config, field: &str, file: &str, errors: &mut Vec<ConfigError>) {
+    let before = errors.len();
+    check_relative(field, file, errors);
+    if errors.len() == before && !config.root.join(file).is_file() {
+        errors.push(error(field, format!("`{file}` is not a file in {}", config.root.display())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(address: [u8; 4], prefix: u8) -> InterfaceFacts {
+        InterfaceFacts { address: address.into(), prefix }
+    }
+
+    fn config_in(root: &Path) -> Config {
+        Config { interface: "br0".into(), root: root.to_path_buf(), ..Config::default() }
+    }
+
+    #[test]
+    fn default_pool_is_upper_half_and_skips_server() {
+        let pool = facts([10, 77, 0, 1], 24).default_pool().unwrap();
+        assert_eq!(pool, PoolRange { start: [10, 77, 0, 128].into(), end: [10, 77, 0, 254].into() });
+        let at_end = facts([192, 168, 1, 254], 24).default_pool().unwrap();
+        assert_eq!(at_end.end, Ipv4Addr::new(192, 168, 1, 253));
+        let inside = facts([192, 168, 1, 200], 24).default_pool().unwrap();
+        assert_eq!(inside.start, Ipv4Addr::new(192, 168, 1, 201));
+        let big = facts([10, 0, 0, 1], 16).default_pool().unwrap();
+        assert_eq!(big.len(), 200);
+        assert!(facts([10, 0, 0, 1], 31).default_pool().is_none());
+    }
+
+    #[test]
+    fn good_config_passes() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(validate(&config_in(root.path()), Some(&facts([10, 77, 0, 1], 24))), vec![]);
+    }
+
+    #[test]
+    fn each_mistake_names_its_field() {
+        let root = tempfile::tempdir().unwrap();
+        let mut config = config_in(root.path());
+        config.interface.clear();
+        config.dhcp.pool = Some("10.77.1.10-10.77.1.20".parse().unwrap());
+        config.dhcp.lease_time_secs = 5;
+        config.dhcp.router = Some([192, 168, 0, 1].into());
+        config.tftp.block_size_limit = 70000u32 as u16;
+        config.boot.bios_file = Some("../undionly.kpxe".into());
+        config.boot.entries = vec![BootEntry::Linux {
+            name: "Debian\nchain evil".into(),
+            kernel: "vmlinuz".into(),
+            initrd: vec![],
+            cmdline: String::new(),
+        }];
+        let fields: Vec<String> =
+            validate(&config, Some(&facts([10, 77, 0, 1], 24))).into_iter().map(|e| e.field).collect();
+        for expected in ["interface", "dhcp.pool", "dhcp.lease_time_secs", "dhcp.router", "boot.bios_file"] {
+            assert!(fields.contains(&expected.to_string()), "{expected} missing from {fields:?}");
+        }
+        assert_eq!(fields.iter().filter(|f| f.starts_with("boot.entries[0]")).count(), 2, "{fields:?}");
+    }
+
+    #[test]
+    fn missing_root_and_pool_backwards() {
+        let mut config = config_in(Path::new("/nonexistent/portapxe-root"));
+        config.dhcp.pool = Some(PoolRange { start: [10, 77, 0, 50].into(), end: [10, 77, 0, 40].into() });
+        let errors = validate(&config, Some(&facts([10, 77, 0, 1], 24)));
+        assert!(errors.iter().any(|e| e.field == "root"));
+        assert!(errors.iter().any(|e| e.message.contains("ends before it starts")));
+    }
+
+    #[test]
+    fn off_mode_ignores_dhcp_settings() {
+        let root = tempfile::tempdir().unwrap();
+        let mut config = config_in(root.path());
+        config.mode = Mode::Off;
+        config.dhcp.lease_time_secs = 1;
+        assert_eq!(validate(&config, None), vec![]);
+    }
+}

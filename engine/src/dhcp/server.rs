@@ -1,0 +1,604 @@
+//! The DHCP server as a pure function: one parsed request, the settings, the
+//! lease table and the time in; a reply (or silence), lease changes and an event out.
+
+use std::net::Ipv4Addr;
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
+use ipnet::Ipv4Net;
+
+use super::leases::{ClientKey, Lease, LeaseState, LeaseTable, OFFER_HOLD_SECS, Timestamp};
+use crate::events::DhcpEvent;
+use crate::pxe::{BootPlan, BootSettings, PxeRequest, choose_boot, pxe_vendor_options};
+
+/// Some ROMs drop BOOTP replies shorter than the RFC 951 minimum.
+pub const MIN_BOOTP_LEN: usize = 300;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpSettings {
+    pub server_ip: Ipv4Addr,
+    pub subnet: Ipv4Net,
+    pub lease_time_secs: u32,
+    pub router: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub boot: BootSettings,
+}
+
+/// Where a reply goes (RFC 2131 §4.1); the driver adds the ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// 255.255.255.255 on the serving interface.
+    Broadcast,
+    /// A client that already has this address (renewing, INFORM).
+    Client(Ipv4Addr),
+    /// The relay agent that forwarded the request.
+    Relay(Ipv4Addr),
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub message: Message,
+    pub destination: Destination,
+}
+
+/// Everything one request led to.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub reply: Option<Reply>,
+    /// The lease table changed in a way that must be on disk before the reply leaves.
+    pub persist: bool,
+    pub event: DhcpEvent,
+}
+
+/// Decides what to answer to `request` (already parsed from `message`).
+pub fn handle(
+    message: &Message,
+    request: &PxeRequest,
+    settings: &DhcpSettings,
+    leases: &mut LeaseTable,
+    now: Timestamp,
+) -> Outcome {
+    let client = ClientKey::new(request.mac, request.client_id.as_deref());
+    let mut event = DhcpEvent {
+        mac: request.mac,
+        received: type_name(request.message_type),
+        answered: None,
+        address: None,
+        arch: request.arch.map(|arch| arch.to_string()),
+        is_ipxe: request.is_ipxe,
+        boot: None,
+        note: String::new(),
+    };
+    let silent = |mut event: DhcpEvent, note: String| {
+        event.note = note;
+        Outcome { reply: None, persist: false, event }
+    };
+    if !request.giaddr.is_unspecified() && !settings.subnet.contains(&request.giaddr) {
+        let note = format!("relayed from {}, a subnet we have no pool for", request.giaddr);
+        return silent(event, note);
+    }
+
+    let answer = match request.message_type {
+        MessageType::Discover => discover(request, &client, leases, now),
+        MessageType::Request => request_(request, &client, settings, leases, now),
+        MessageType::Release => {
+            let released = request.server_id == Some(settings.server_ip) && leases.release(&client, request.ciaddr, now);
+            let note = if released { "address released" } else { "release for an address we did not lease" };
+            Answer::Silent { note: note.into(), persist: released }
+        }
+        MessageType::Decline => match request.requested_ip {
+            Some(ip) if leases.decline(&client, ip, now) => {
+                Answer::Silent { note: format!("client reports {ip} already in use; held back"), persist: true }
+            }
+            _ => Answer::Silent { note: "decline for an address we did not offer".into(), persist: false },
+        },
+        MessageType::Inform => Answer::Ack { ip: None, note: "configuration only (INFORM)".into() },
+        other => Answer::Silent { note: format!("{} is not for a server", type_name(other)), persist: false },
+    };
+
+    match answer {
+        Answer::Silent { note, persist } => {
+            let mut outcome = silent(event, note);
+            outcome.persist = persist;
+            outcome
+        }
+        Answer::Nak { note } => {
+            event.answered = Some("NAK".into());
+            event.note = note;
+            let reply = Reply { message: nak(message, settings), destination: destination(request, true) };
+            Outcome { reply: Some(reply), persist: false, event }
+        }
+        Answer::Offer { ip, note } => {
+            finish(message, request, settings, MessageType::Offer, Some(ip), note, event)
+        }
+        Answer::Ack { ip, note } => {
+            // Only a real lease (not an INFORM) must reach the disk before the ACK.
+            let mut outcome = finish(message, request, settings, MessageType::Ack, ip, note, event);
+            outcome.persist = ip.is_some();
+            outcome
+        }
+    }
+}
+
+enum Answer {
+    Silent { note: String, persist: bool },
+    Offer { ip: Ipv4Addr, note: String },
+    /// `ip` is `None` for INFORM: options only, no lease.
+    Ack { ip: Option<Ipv4Addr>, note: String },
+    Nak { note: String },
+}
+
+fn discover(request: &PxeRequest, client: &ClientKey, leases: &mut LeaseTable, now: Timestamp) -> Answer {
+    let ip = match leases.choose(client, request.requested_ip, now) {
+        Ok(ip) => ip,
+        Err(err) => return Answer::Silent { note: err.to_string(), persist: false },
+    };
+    // Keep a bound lease bound (a client re-DISCOVERs after iPXE starts); only a new address is "offered".
+    let state = match leases.get(ip) {
+        Some(lease) if lease.client == *client && lease.state == LeaseState::Bound && lease.expires > now => {
+            LeaseState::Bound
+        }
+        _ => LeaseState::Offered,
+    };
+    let expires = match state {
+        LeaseState::Bound => leases.get(ip).map_or(now, |lease| lease.expires),
+        _ => now + OFFER_HOLD_SECS,
+    };
+    let lease = Lease { ip, client: client.clone(), mac: request.mac, state, expires, hostname: request.hostname.clone() };
+    match leases.assign(lease, now) {
+        Ok(()) => Answer::Offer { ip, note: String::new() },
+        Err(err) => Answer::Silent { note: err.to_string(), persist: false },
+    }
+}
+
+fn request_(request: &PxeRequest, client: &ClientKey, settings: &DhcpSettings, leases: &mut LeaseTable, now: Timestamp) -> Answer {
+    let ours = settings.server_ip;
+    let wanted = match (request.server_id, request.ciaddr.is_unspecified(), request.requested_ip) {
+        // SELECTING: the client names the server whose offer it took.
+        (Some(server), _, _) if server != ours => {
+            leases.drop_offer(client);
+            return Answer::Silent { note: format!("client took the offer of server {server}"), persist: false };
+        }
+        (Some(_), _, Some(ip)) => ip,
+        (Some(_), false, None) => request.ciaddr,
+        // INIT-REBOOT: the client asks to keep an address it remembers.
+        (None, true, Some(ip)) => {
+            if !settings.subnet.contains(&ip) {
+                return Answer::Nak { note: format!("{ip} is not on this network") };
+            }
+            match leases.lease_of(client) {
+                Some(lease) if lease.ip == ip => ip,
+                Some(lease) => return Answer::Nak { note: format!("{ip} is not this client's address ({})", lease.ip) },
+                None => return Answer::Silent { note: format!("no record of this client asking for {ip}"), persist: false },
+            }
+        }
+        // RENEWING / REBINDING.
+        (None, false, _) => request.ciaddr,
+        _ => return Answer::Silent { note: "request names no address".into(), persist: false },
+    };
+    let known = leases.lease_of(client).is_some_and(|lease| lease.ip == wanted && lease.state != LeaseState::Declined);
+    if !known {
+        if !leases.pool().contains(wanted) {
+            return if settings.subnet.contains(&wanted) {
+                Answer::Nak { note: format!("{wanted} is not in our pool") }
+            } else {
+                Answer::Silent { note: format!("{wanted} is not on our network"), persist: false }
+            };
+        }
+        return Answer::Nak { note: format!("{wanted} was not offered to this client") };
+    }
+    let lease = Lease {
+        ip: wanted,
+        client: client.clone(),
+        mac: request.mac,
+        state: LeaseState::Bound,
+        expires: now + u64::from(settings.lease_time_secs),
+        hostname: request.hostname.clone(),
+    };
+    match leases.assign(lease, now) {
+        Ok(()) => Answer::Ack { ip: Some(wanted), note: String::new() },
+        Err(err) => Answer::Nak { note: err.to_string() },
+    }
+}
+
+fn finish(
+    message: &Message,
+    request: &PxeRequest,
+    settings: &DhcpSettings,
+    kind: MessageType,
+    ip: Option<Ipv4Addr>,
+    note: String,
+    mut event: DhcpEvent,
+) -> Outcome {
+    let plan = choose_boot(request, &settings.boot);
+    let reply_message = build_reply(message, request, settings, kind, ip, &plan);
+    event.answered = Some(type_name(kind));
+    event.address = ip;
+    event.boot = plan.boot_file().map(str::to_owned);
+    event.note = match (&plan, note.is_empty()) {
+        (BootPlan::NoBootFile { reason }, _) => reason.clone(),
+        (BootPlan::IpxeScript { .. }, true) => "iPXE is running: handing it the script".into(),
+        (_, _) => note,
+    };
+    let destination = if ip.is_none() && !request.ciaddr.is_unspecified() && request.giaddr.is_unspecified() {
+        Destination::Client(request.ciaddr)
+    } else {
+        destination(request, false)
+    };
+    Outcome { reply: Some(Reply { message: reply_message, destination }), persist: false, event }
+}
+
+/// RFC 2131 §4.1. A client without an address that did not ask for broadcast
+/// would need an ARP entry we cannot portably create; broadcasting reaches it too.
+fn destination(request: &PxeRequest, is_nak: bool) -> Destination {
+    if !request.giaddr.is_unspecified() {
+        Destination::Relay(request.giaddr)
+    } else if !is_nak && !request.ciaddr.is_unspecified() {
+        Destination::Client(request.ciaddr)
+    } else {
+        Destination::Broadcast
+    }
+}
+
+fn reply_skeleton(request: &Message, kind: MessageType, server_ip: Ipv4Addr) -> Message {
+    let mut reply = Message::default();
+    reply
+        .set_opcode(Opcode::BootReply)
+        .set_htype(request.htype())
+        .set_xid(request.xid())
+        .set_flags(request.flags())
+        .set_giaddr(request.giaddr())
+        .set_chaddr(request.chaddr());
+    reply.opts_mut().insert(DhcpOption::MessageType(kind));
+    reply.opts_mut().insert(DhcpOption::ServerIdentifier(server_ip));
+    // RFC 6842: echo the client identifier.
+    if let Some(id @ DhcpOption::ClientIdentifier(_)) = request.opts().get(OptionCode::ClientIdentifier) {
+        reply.opts_mut().insert(id.clone());
+    }
+    reply
+}
+
+fn nak(request: &Message, settings: &DhcpSettings) -> Message {
+    reply_skeleton(request, MessageType::Nak, settings.server_ip)
+}
+
+fn build_reply(
+    request_message: &Message,
+    request: &PxeRequest,
+    settings: &DhcpSettings,
+    kind: MessageType,
+    ip: Option<Ipv4Addr>,
+    plan: &BootPlan,
+) -> Message {
+    let mut reply = reply_skeleton(request_message, kind, settings.server_ip);
+    if let Some(ip) = ip {
+        reply.set_yiaddr(ip);
+        let lease = settings.lease_time_secs;
+        let opts = reply.opts_mut();
+        opts.insert(DhcpOption::AddressLeaseTime(lease));
+        opts.insert(DhcpOption::Renewal(lease / 2));
+        opts.insert(DhcpOption::Rebinding(lease / 8 * 7));
+    } else {
+        reply.set_ciaddr(request.ciaddr);
+    }
+    let opts = reply.opts_mut();
+    opts.insert(DhcpOption::SubnetMask(settings.subnet.netmask()));
+    opts.insert(DhcpOption::BroadcastAddr(settings.subnet.broadcast()));
+    if let Some(router) = settings.router {
+        opts.insert(DhcpOption::Router(vec![router]));
+    }
+    if !settings.dns.is_empty() {
+        opts.insert(DhcpOption::DomainNameServer(settings.dns.clone()));
+    }
+    if let Some(file) = plan.boot_file() {
+        // Some firmware reads only the BOOTP fields, some only options 66/67: set both.
+        reply.set_siaddr(settings.boot.server_ip);
+        reply.set_fname_str(file);
+        let opts = reply.opts_mut();
+        opts.insert(DhcpOption::TFTPServerName(settings.boot.server_ip.to_string().into_bytes()));
+        opts.insert(DhcpOption::BootfileName(file.as_bytes().to_vec()));
+        let (class, vendor_options) = pxe_vendor_options(request, plan);
+        if let Some(class) = class {
+            opts.insert(DhcpOption::ClassIdentifier(class.as_bytes().to_vec()));
+        }
+        if let Some(vendor_options) = vendor_options {
+            opts.insert(DhcpOption::VendorExtensions(vendor_options));
+        }
+        if let Some(guid) = &request.guid {
+            opts.insert(DhcpOption::ClientMachineIdentifier(guid.clone()));
+        }
+    }
+    reply
+}
+
+fn type_name(kind: MessageType) -> String {
+    format!("{kind:?}").to_uppercase()
+}
+
+/// Encodes a reply padded to the BOOTP minimum size.
+pub fn encode_reply(message: &Message) -> Result<Vec<u8>, dhcproto::error::EncodeError> {
+    use dhcproto::Encodable;
+    let mut bytes = message.to_vec()?;
+    if bytes.len() < MIN_BOOTP_LEN {
+        bytes.resize(MIN_BOOTP_LEN, 0);
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PoolRange;
+    use dhcproto::v4::{Architecture, Flags};
+
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+    const NOW: Timestamp = 1_700_000_000;
+
+    fn settings() -> DhcpSettings {
+        DhcpSettings {
+            server_ip: SERVER,
+            subnet: "10.77.0.0/24".parse().unwrap(),
+            lease_time_secs: 3600,
+            router: Some(Ipv4Addr::new(10, 77, 0, 254)),
+            dns: vec![],
+            boot: BootSettings {
+                server_ip: SERVER,
+                bios_file: Some("undionly.kpxe".into()),
+                uefi_ia32_file: None,
+                uefi_x64_file: Some("ipxe.efi".into()),
+                uefi_arm64_file: None,
+                http_port: Some(80),
+                ipxe_script: "boot.ipxe".into(),
+            },
+        }
+    }
+
+    fn table() -> LeaseTable {
+        LeaseTable::new(PoolRange { start: [10, 77, 0, 100].into(), end: [10, 77, 0, 102].into() }, SERVER)
+    }
+
+    struct Client {
+        mac: [u8; 6],
+        opts: Vec<DhcpOption>,
+    }
+
+    impl Client {
+        fn firmware(n: u8, arch: u16) -> Self {
+            let class = format!("PXEClient:Arch:{arch:05}:UNDI:003000");
+            Self {
+                mac: [0x52, 0x54, 0, 0, 0, n],
+                opts: vec![
+                    DhcpOption::ClassIdentifier(class.into_bytes()),
+                    DhcpOption::ClientSystemArchitecture(Architecture::from(arch)),
+                    DhcpOption::ClientMachineIdentifier(vec![0; 17]),
+                ],
+            }
+        }
+
+        fn ipxe(n: u8, arch: u16) -> Self {
+            let mut client = Self::firmware(n, arch);
+            client.opts.push(DhcpOption::UserClass(b"iPXE".to_vec()));
+            client
+        }
+
+        fn message(&self, kind: MessageType, extra: &[DhcpOption]) -> Message {
+            let mut msg = Message::default();
+            msg.set_opcode(Opcode::BootRequest).set_chaddr(&self.mac).set_xid(42);
+            msg.opts_mut().insert(DhcpOption::MessageType(kind));
+            for opt in self.opts.iter().chain(extra) {
+                msg.opts_mut().insert(opt.clone());
+            }
+            msg
+        }
+    }
+
+    fn run(message: Message, leases: &mut LeaseTable, now: Timestamp) -> Outcome {
+        let request = PxeRequest::from_message(&message).unwrap();
+        handle(&message, &request, &settings(), leases, now)
+    }
+
+    fn dora(client: &Client, leases: &mut LeaseTable, now: Timestamp) -> (Outcome, Outcome) {
+        let offer = run(client.message(MessageType::Discover, &[]), leases, now);
+        let ip = offer.reply.as_ref().expect("an offer").message.yiaddr();
+        let ack = run(
+            client.message(
+                MessageType::Request,
+                &[DhcpOption::ServerIdentifier(SERVER), DhcpOption::RequestedIpAddress(ip)],
+            ),
+            leases,
+            now,
+        );
+        (offer, ack)
+    }
+
+    fn option<'a>(message: &'a Message, code: OptionCode) -> Option<&'a DhcpOption> {
+        message.opts().get(code)
+    }
+
+    #[test]
+    fn firmware_bios_gets_loader_with_pxe_options_and_fields() {
+        let mut leases = table();
+        let (offer, ack) = dora(&Client::firmware(1, 0), &mut leases, NOW);
+        let offer_msg = &offer.reply.unwrap().message;
+        assert_eq!(offer_msg.yiaddr(), Ipv4Addr::new(10, 77, 0, 100));
+        assert_eq!(offer_msg.siaddr(), SERVER);
+        assert_eq!(offer_msg.fname_str().unwrap().unwrap(), "undionly.kpxe");
+        assert_eq!(option(offer_msg, OptionCode::BootfileName), Some(&DhcpOption::BootfileName(b"undionly.kpxe".to_vec())));
+        assert_eq!(option(offer_msg, OptionCode::ClassIdentifier), Some(&DhcpOption::ClassIdentifier(b"PXEClient".to_vec())));
+        assert!(option(offer_msg, OptionCode::VendorExtensions).is_some());
+        assert!(option(offer_msg, OptionCode::ClientMachineIdentifier).is_some());
+        assert!(!offer.persist);
+        let ack = ack.reply.map(|r| r.message).unwrap();
+        assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+        assert_eq!(option(&ack, OptionCode::AddressLeaseTime), Some(&DhcpOption::AddressLeaseTime(3600)));
+        assert_eq!(option(&ack, OptionCode::Router), Some(&DhcpOption::Router(vec![[10, 77, 0, 254].into()])));
+    }
+
+    #[test]
+    fn ack_must_be_persisted_and_event_describes_it() {
+        let mut leases = table();
+        let (_, ack) = dora(&Client::firmware(1, 7), &mut leases, NOW);
+        assert!(ack.persist);
+        assert_eq!(ack.event.answered.as_deref(), Some("ACK"));
+        assert_eq!(ack.event.boot.as_deref(), Some("ipxe.efi"));
+        assert_eq!(ack.event.arch.as_deref(), Some("UEFI x64"));
+        assert_eq!(leases.get([10, 77, 0, 100].into()).unwrap().state, LeaseState::Bound);
+    }
+
+    #[test]
+    fn ipxe_comes_back_and_gets_the_script_on_the_same_address() {
+        let mut leases = table();
+        let (first, _) = dora(&Client::firmware(1, 0), &mut leases, NOW);
+        let (again, ack) = dora(&Client::ipxe(1, 0), &mut leases, NOW + 5);
+        let first = first.reply.unwrap().message;
+        let again = again.reply.unwrap().message;
+        assert_eq!(first.yiaddr(), again.yiaddr());
+        assert_eq!(again.fname_str().unwrap().unwrap(), "http://10.77.0.1/boot.ipxe");
+        assert!(option(&again, OptionCode::VendorExtensions).is_none());
+        assert_eq!(ack.event.boot.as_deref(), Some("http://10.77.0.1/boot.ipxe"));
+    }
+
+    #[test]
+    fn replies_are_padded_and_broadcast_without_address() {
+        let mut leases = table();
+        let (offer, _) = dora(&Client::firmware(1, 0), &mut leases, NOW);
+        let reply = offer.reply.unwrap();
+        assert_eq!(reply.destination, Destination::Broadcast);
+        assert!(encode_reply(&reply.message).unwrap().len() >= MIN_BOOTP_LEN);
+    }
+
+    #[test]
+    fn plain_client_gets_no_boot_file() {
+        let mut leases = table();
+        let plain = Client { mac: [2, 0, 0, 0, 0, 9], opts: vec![] };
+        let (offer, _) = dora(&plain, &mut leases, NOW);
+        let offer = offer.reply.unwrap().message;
+        assert!(offer.fname().is_none());
+        assert!(option(&offer, OptionCode::BootfileName).is_none());
+        assert!(option(&offer, OptionCode::ClassIdentifier).is_none());
+    }
+
+    #[test]
+    fn client_choosing_another_server_frees_our_offer() {
+        let mut leases = table();
+        let client = Client::firmware(1, 0);
+        run(client.message(MessageType::Discover, &[]), &mut leases, NOW);
+        let other = run(
+            client.message(
+                MessageType::Request,
+                &[DhcpOption::ServerIdentifier([10, 77, 0, 2].into()), DhcpOption::RequestedIpAddress([10, 77, 0, 50].into())],
+            ),
+            &mut leases,
+            NOW,
+        );
+        assert!(other.reply.is_none());
+        assert_eq!(leases.leases().count(), 0);
+    }
+
+    #[test]
+    fn init_reboot_after_restart_keeps_address_and_wrong_address_is_naked() {
+        let mut leases = table();
+        let client = Client::firmware(1, 0);
+        let (_, ack) = dora(&client, &mut leases, NOW);
+        let ip = ack.reply.unwrap().message.yiaddr();
+        let mut restarted = LeaseTable::from_bytes(leases.pool(), SERVER, &leases.to_bytes()).unwrap();
+        let reboot = run(client.message(MessageType::Request, &[DhcpOption::RequestedIpAddress(ip)]), &mut restarted, NOW + 100);
+        assert_eq!(reboot.reply.unwrap().message.opts().msg_type(), Some(MessageType::Ack));
+        let offer = run(client.message(MessageType::Discover, &[]), &mut restarted, NOW + 100);
+        assert_eq!(offer.reply.unwrap().message.yiaddr(), ip);
+
+        let wrong = run(
+            client.message(MessageType::Request, &[DhcpOption::RequestedIpAddress([10, 77, 0, 101].into())]),
+            &mut restarted,
+            NOW + 100,
+        );
+        let nak = wrong.reply.unwrap();
+        assert_eq!(nak.message.opts().msg_type(), Some(MessageType::Nak));
+        assert_eq!(nak.destination, Destination::Broadcast);
+        let elsewhere = run(
+            client.message(MessageType::Request, &[DhcpOption::RequestedIpAddress([192, 168, 1, 5].into())]),
+            &mut restarted,
+            NOW + 100,
+        );
+        assert_eq!(elsewhere.reply.unwrap().message.opts().msg_type(), Some(MessageType::Nak));
+        let stranger = Client::firmware(7, 0);
+        let unknown = run(
+            stranger.message(MessageType::Request, &[DhcpOption::RequestedIpAddress([10, 77, 0, 102].into())]),
+            &mut restarted,
+            NOW + 100,
+        );
+        assert!(unknown.reply.is_none(), "no record: stay silent");
+    }
+
+    #[test]
+    fn renewal_is_unicast_and_extends() {
+        let mut leases = table();
+        let client = Client::firmware(1, 0);
+        let (_, ack) = dora(&client, &mut leases, NOW);
+        let ip = ack.reply.unwrap().message.yiaddr();
+        let mut renew = client.message(MessageType::Request, &[]);
+        renew.set_ciaddr(ip);
+        let renewed = run(renew, &mut leases, NOW + 1800);
+        assert_eq!(renewed.reply.unwrap().destination, Destination::Client(ip));
+        assert_eq!(leases.get(ip).unwrap().expires, NOW + 1800 + 3600);
+    }
+
+    #[test]
+    fn release_decline_and_inform() {
+        let mut leases = table();
+        let client = Client::firmware(1, 0);
+        let (_, ack) = dora(&client, &mut leases, NOW);
+        let ip = ack.reply.unwrap().message.yiaddr();
+        let mut release = client.message(MessageType::Release, &[DhcpOption::ServerIdentifier(SERVER)]);
+        release.set_ciaddr(ip);
+        let released = run(release, &mut leases, NOW + 10);
+        assert!(released.reply.is_none() && released.persist);
+        assert_eq!(leases.get(ip).unwrap().state, LeaseState::Released);
+
+        let (_, ack) = dora(&client, &mut leases, NOW + 20);
+        let ip = ack.reply.unwrap().message.yiaddr();
+        let declined = run(client.message(MessageType::Decline, &[DhcpOption::RequestedIpAddress(ip)]), &mut leases, NOW + 30);
+        assert!(declined.persist);
+        assert_eq!(leases.get(ip).unwrap().state, LeaseState::Declined);
+
+        let mut inform = Client { mac: [2, 0, 0, 0, 0, 3], opts: vec![] }.message(MessageType::Inform, &[]);
+        inform.set_ciaddr(Ipv4Addr::new(10, 77, 0, 50));
+        let informed = run(inform, &mut leases, NOW);
+        assert!(!informed.persist);
+        let reply = informed.reply.unwrap();
+        assert_eq!(reply.destination, Destination::Client([10, 77, 0, 50].into()));
+        assert!(reply.message.yiaddr().is_unspecified());
+        assert!(option(&reply.message, OptionCode::AddressLeaseTime).is_none());
+    }
+
+    #[test]
+    fn relays_inside_our_subnet_get_answers_others_do_not() {
+        let mut leases = table();
+        let mut via_relay = Client::firmware(1, 0).message(MessageType::Discover, &[]);
+        via_relay.set_giaddr(Ipv4Addr::new(10, 77, 0, 254)).set_flags(Flags::default().set_broadcast());
+        let relayed = run(via_relay, &mut leases, NOW);
+        assert_eq!(relayed.reply.unwrap().destination, Destination::Relay([10, 77, 0, 254].into()));
+
+        let mut foreign = Client::firmware(2, 0).message(MessageType::Discover, &[]);
+        foreign.set_giaddr(Ipv4Addr::new(172, 16, 0, 1));
+        assert!(run(foreign, &mut leases, NOW).reply.is_none());
+    }
+
+    #[test]
+    fn exhausted_pool_stays_silent_with_reason() {
+        let mut leases = table();
+        for n in 1..=3 {
+            dora(&Client::firmware(n, 0), &mut leases, NOW);
+        }
+        let full = run(Client::firmware(9, 0).message(MessageType::Discover, &[]), &mut leases, NOW);
+        assert!(full.reply.is_none());
+        assert!(full.event.note.contains("exhausted"), "{}", full.event.note);
+    }
+
+    #[test]
+    fn unsupported_arch_gets_address_and_reason() {
+        let mut leases = table();
+        let (offer, _) = dora(&Client::firmware(1, 11), &mut leases, NOW);
+        assert!(offer.reply.unwrap().message.fname().is_none());
+        assert!(offer.event.note.contains("no boot file configured for UEFI ARM64"), "{}", offer.event.note);
+    }
+}

@@ -1,0 +1,232 @@
+//! Starting and stopping the HTTP service.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::serve::Listener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::observe::Peer;
+use super::router::router;
+use crate::events::EventSink;
+use crate::generated::GeneratedFiles;
+
+/// How long [`HttpService::stop`] lets running responses finish before it cuts them.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Where to listen and what to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    pub bind: SocketAddr,
+    /// The boot root; every URL path is looked up below it.
+    pub root: PathBuf,
+}
+
+/// Why the HTTP service did not start. The message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpStartError {
+    #[error("cannot serve HTTP on {addr}: another web server holds port {port}; stop it or choose --http-port", port = .addr.port())]
+    AddressInUse { addr: SocketAddr, source: io::Error },
+
+    #[error("cannot serve HTTP on {addr}: ports below 1024 need root or CAP_NET_BIND_SERVICE; run with those rights or choose --http-port 1024 or above")]
+    PermissionDenied { addr: SocketAddr, source: io::Error },
+
+    #[error("cannot serve HTTP on {addr}: {ip} is not an address of this machine; choose one of its interface addresses", ip = .addr.ip())]
+    AddressNotAvailable { addr: SocketAddr, source: io::Error },
+
+    #[error("cannot serve HTTP on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+
+    #[error("cannot serve the boot root {}: {source}; choose an existing, readable folder", .path.display())]
+    Root { path: PathBuf, source: io::Error },
+}
+
+impl HttpStartError {
+    pub(super) fn from_bind(addr: SocketAddr, source: io::Error) -> Self {
+        match source.kind() {
+            io::ErrorKind::AddrInUse => Self::AddressInUse { addr, source },
+            io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+                Self::PermissionDenied { addr, source }
+            }
+            io::ErrorKind::AddrNotAvailable => Self::AddressNotAvailable { addr, source },
+            _ => Self::Bind { addr, source },
+        }
+    }
+}
+
+/// A running HTTP service. Dropping it stops it at once, cutting running
+/// transfers; [`stop`](Self::stop) gives them a moment to finish first.
+pub struct HttpService {
+    local_addr: SocketAddr,
+    /// Send (or drop): stop accepting, close idle connections, finish responses.
+    graceful: oneshot::Sender<()>,
+    /// Send `true` (or drop): close every connection now.
+    cut: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl HttpService {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting at once, lets running responses finish for up to two
+    /// seconds, then closes what is left. The port is free when this returns.
+    pub async fn stop(self) {
+        let Self { graceful, cut, mut task, .. } = self;
+        let _ = graceful.send(());
+        if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+            tracing::info!("HTTP: closing transfers still running {STOP_GRACE:?} after stop");
+            let _ = cut.send(true);
+            if let Err(error) = task.await {
+                tracing::warn!("HTTP: the server task ended badly: {error}");
+            }
+        }
+    }
+}
+
+/// Checks the root, binds `settings.bind`, and serves in a background task.
+pub async fn start(
+    settings: HttpSettings,
+    generated: GeneratedFiles,
+    events: EventSink,
+) -> Result<HttpService, HttpStartError> {
+    let root = canonical_root(&settings.root)
+        .await
+        .map_err(|source| HttpStartError::Root { path: settings.root.clone(), source })?;
+    let listener = TcpListener::bind(settings.bind)
+        .await
+        .map_err(|source| HttpStartError::from_bind(settings.bind, source))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| HttpStartError::Bind { addr: settings.bind, source })?;
+
+    let (graceful, graceful_rx) = oneshot::channel();
+    let (cut, cut_rx) = watch::channel(false);
+    let app = router(root.clone(), generated, events).into_make_service_with_connect_info::<Peer>();
+    let server = axum::serve(CuttableListener { inner: listener, cut: cut_rx }, app)
+        .with_graceful_shutdown(async move {
+            // A dropped sender stops the server as well.
+            let _ = graceful_rx.await;
+        });
+    tracing::info!("HTTP: serving {} on {local_addr}", root.display());
+    let task = tokio::spawn(async move {
+        if let Err(error) = server.await {
+            tracing::error!("HTTP: server on {local_addr} failed: {error}");
+        }
+        tracing::info!("HTTP: stopped serving on {local_addr}");
+    });
+
+    Ok(HttpService { local_addr, graceful, cut, task })
+}
+
+async fn canonical_root(root: &Path) -> io::Result<Arc<Path>> {
+    let canonical = tokio::fs::canonicalize(root).await?;
+    if !tokio::fs::metadata(&canonical).await?.is_dir() {
+        return Err(io::Error::new(io::ErrorKind::NotADirectory, "it is not a folder"));
+    }
+    Ok(canonical.into())
+}
+
+/// A TCP listener whose connections can all be closed at once: axum's graceful
+/// shutdown waits for every response to finish, which for a stalled client or a
+/// multi-gigabyte ISO can be forever.
+pub(super) struct CuttableListener {
+    inner: TcpListener,
+    cut: watch::Receiver<bool>,
+}
+
+impl Listener for CuttableListener {
+    type Io = CuttableStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // axum's own accept loop, which retries on transient errors.
+        let (stream, addr) = Listener::accept(&mut self.inner).await;
+        let mut cut = self.cut.clone();
+        let cut = Box::pin(async move {
+            // `Err` means the service was dropped: cut as well.
+            let _ = cut.wait_for(|&cut| cut).await;
+        });
+        (CuttableStream { stream, cut, was_cut: false }, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection that fails every read and write once the service is cut.
+pub(super) struct CuttableStream {
+    stream: TcpStream,
+    cut: Pin<Box<dyn Future<Output = ()> + Send>>,
+    was_cut: bool,
+}
+
+impl CuttableStream {
+    /// Also registers the task to be woken when the cut comes.
+    fn check_cut(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if !self.was_cut && self.cut.as_mut().poll(cx).is_ready() {
+            self.was_cut = true;
+        }
+        if self.was_cut {
+            Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the HTTP service was stopped"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl AsyncRead for CuttableStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CuttableStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

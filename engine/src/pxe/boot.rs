@@ -1,0 +1,226 @@
+use std::net::Ipv4Addr;
+
+use super::{ClientArch, ClientKind, PxeRequest};
+
+/// PXE discovery control (option 43 sub-option 6) bit 3: "boot the file named in
+/// this offer, no boot-server discovery, no menu".
+const DISCOVERY_USE_BOOT_FILE: u8 = 0x08;
+const PXE_DISCOVERY_CONTROL: u8 = 6;
+const END: u8 = 255;
+
+/// Where boot programs come from, as the PXE decision needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootSettings {
+    pub server_ip: Ipv4Addr,
+    pub bios_file: Option<String>,
+    pub uefi_ia32_file: Option<String>,
+    pub uefi_x64_file: Option<String>,
+    pub uefi_arm64_file: Option<String>,
+    /// `None` when HTTP is off: iPXE then fetches its script over TFTP.
+    pub http_port: Option<u16>,
+    /// Root-relative path of the iPXE script (generated or the user's).
+    pub ipxe_script: String,
+}
+
+impl BootSettings {
+    fn file_for(&self, arch: ClientArch) -> Option<&str> {
+        match arch.pxe_equivalent() {
+            ClientArch::Bios => self.bios_file.as_deref(),
+            ClientArch::UefiIa32 => self.uefi_ia32_file.as_deref(),
+            ClientArch::UefiX64 => self.uefi_x64_file.as_deref(),
+            ClientArch::UefiArm64 => self.uefi_arm64_file.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn http_url(&self, path: &str) -> Option<String> {
+        let port = self.http_port?;
+        let host = if port == 80 { self.server_ip.to_string() } else { format!("{}:{port}", self.server_ip) };
+        Some(format!("http://{host}/{}", path.trim_start_matches('/')))
+    }
+}
+
+/// What a client is told to boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootPlan {
+    /// Not a network-boot client: an address and nothing else.
+    AddressOnly,
+    /// Firmware PXE: fetch this file from us over TFTP.
+    Tftp { file: String },
+    /// UEFI HTTP boot: fetch this URL (reply carries option 60 `HTTPClient`).
+    HttpBoot { url: String },
+    /// iPXE is already running: hand it the script, never the loader again.
+    IpxeScript { location: String },
+    /// A boot client we have nothing for; it still gets an address.
+    NoBootFile { reason: String },
+}
+
+impl BootPlan {
+    /// The `file` field / option 67 value, when there is one.
+    pub fn boot_file(&self) -> Option<&str> {
+        match self {
+            Self::Tftp { file } => Some(file),
+            Self::HttpBoot { url } => Some(url),
+            Self::IpxeScript { location } => Some(location),
+            Self::AddressOnly | Self::NoBootFile { .. } => None,
+        }
+    }
+}
+
+/// The PXE decision table: who gets which boot program.
+pub fn choose_boot(request: &PxeRequest, settings: &BootSettings) -> BootPlan {
+    if request.is_ipxe {
+        let location =
+            settings.http_url(&settings.ipxe_script).unwrap_or_else(|| settings.ipxe_script.clone());
+        return BootPlan::IpxeScript { location };
+    }
+    if !request.is_boot_client() {
+        return BootPlan::AddressOnly;
+    }
+    let Some(arch) = request.arch else {
+        return BootPlan::NoBootFile { reason: "client sent no architecture (option 93)".into() };
+    };
+    let wants_http = request.kind == ClientKind::Http || arch.is_http_boot();
+    let Some(file) = settings.file_for(arch) else {
+        return BootPlan::NoBootFile { reason: format!("no boot file configured for {arch}") };
+    };
+    if wants_http {
+        return match settings.http_url(file) {
+            Some(url) => BootPlan::HttpBoot { url },
+            None => BootPlan::NoBootFile { reason: format!("{arch} boots over HTTP, but HTTP is off") },
+        };
+    }
+    BootPlan::Tftp { file: file.to_owned() }
+}
+
+/// Option 60 and 43 for a reply, as (vendor class, vendor options).
+///
+/// iPXE stops waiting for a proxyDHCP once it sees `PXEClient`; EDK2 rejects an
+/// offer carrying `PXEClient` without option 43, so firmware gets both or neither.
+pub fn pxe_vendor_options(request: &PxeRequest, plan: &BootPlan) -> (Option<&'static str>, Option<Vec<u8>>) {
+    match plan {
+        BootPlan::HttpBoot { .. } => (Some("HTTPClient"), None),
+        BootPlan::IpxeScript { .. } => (Some("PXEClient"), None),
+        BootPlan::Tftp { .. } if request.kind == ClientKind::Pxe => (
+            Some("PXEClient"),
+            Some(vec![PXE_DISCOVERY_CONTROL, 1, DISCOVERY_USE_BOOT_FILE, END]),
+        ),
+        _ => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::MacAddr;
+    use dhcproto::v4::MessageType;
+
+    fn settings(http_port: Option<u16>) -> BootSettings {
+        BootSettings {
+            server_ip: Ipv4Addr::new(10, 77, 0, 1),
+            bios_file: Some("undionly.kpxe".into()),
+            uefi_ia32_file: None,
+            uefi_x64_file: Some("ipxe.efi".into()),
+            uefi_arm64_file: Some("arm64/ipxe.efi".into()),
+            http_port,
+            ipxe_script: "boot.ipxe".into(),
+        }
+    }
+
+    fn request(kind: ClientKind, arch: Option<u16>, is_ipxe: bool) -> PxeRequest {
+        PxeRequest {
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            xid: 1,
+            message_type: MessageType::Discover,
+            client_id: None,
+            kind,
+            vendor_class: None,
+            arch: arch.map(ClientArch::from_code),
+            is_ipxe,
+            guid: None,
+            nic_interface: None,
+            requested_ip: None,
+            server_id: None,
+            hostname: None,
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            giaddr: Ipv4Addr::UNSPECIFIED,
+            broadcast: false,
+        }
+    }
+
+    fn tftp(file: &str) -> BootPlan {
+        BootPlan::Tftp { file: file.into() }
+    }
+
+    /// Every architecture × iPXE or not, with HTTP on (port 80 and another) and off.
+    #[test]
+    fn decision_table() {
+        let script_80 = BootPlan::IpxeScript { location: "http://10.77.0.1/boot.ipxe".into() };
+        let no_file = |arch: &str| BootPlan::NoBootFile { reason: format!("no boot file configured for {arch}") };
+        let cases: Vec<(ClientKind, u16, bool, BootPlan)> = vec![
+            (ClientKind::Pxe, 0, false, tftp("undionly.kpxe")),
+            (ClientKind::Pxe, 0, true, script_80.clone()),
+            (ClientKind::Pxe, 6, false, no_file("UEFI IA32")),
+            (ClientKind::Pxe, 6, true, script_80.clone()),
+            (ClientKind::Pxe, 7, false, tftp("ipxe.efi")),
+            (ClientKind::Pxe, 7, true, script_80.clone()),
+            (ClientKind::Pxe, 9, false, tftp("ipxe.efi")),
+            (ClientKind::Pxe, 9, true, script_80.clone()),
+            (ClientKind::Pxe, 10, false, no_file("UEFI ARM32")),
+            (ClientKind::Pxe, 11, false, tftp("arm64/ipxe.efi")),
+            (ClientKind::Pxe, 11, true, script_80.clone()),
+            (ClientKind::Http, 16, false, BootPlan::HttpBoot { url: "http://10.77.0.1/ipxe.efi".into() }),
+            (ClientKind::Http, 16, true, script_80.clone()),
+            (ClientKind::Http, 19, false, BootPlan::HttpBoot { url: "http://10.77.0.1/arm64/ipxe.efi".into() }),
+            (ClientKind::Pxe, 16, false, BootPlan::HttpBoot { url: "http://10.77.0.1/ipxe.efi".into() }),
+            (ClientKind::Pxe, 2, false, no_file("arch 2")),
+            (ClientKind::Plain, 0, false, BootPlan::AddressOnly),
+            (ClientKind::Plain, 7, true, script_80.clone()),
+        ];
+        for (kind, arch, is_ipxe, expected) in cases {
+            let got = choose_boot(&request(kind, Some(arch), is_ipxe), &settings(Some(80)));
+            assert_eq!(got, expected, "kind {kind:?} arch {arch} ipxe {is_ipxe}");
+        }
+    }
+
+    #[test]
+    fn http_off_sends_ipxe_to_tftp_script_and_refuses_http_boot() {
+        let off = settings(None);
+        assert_eq!(
+            choose_boot(&request(ClientKind::Pxe, Some(0), true), &off),
+            BootPlan::IpxeScript { location: "boot.ipxe".into() }
+        );
+        assert!(matches!(choose_boot(&request(ClientKind::Http, Some(16), false), &off), BootPlan::NoBootFile { .. }));
+        assert_eq!(choose_boot(&request(ClientKind::Pxe, Some(7), false), &off), tftp("ipxe.efi"));
+    }
+
+    #[test]
+    fn non_default_http_port_is_in_the_url() {
+        let plan = choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(8080)));
+        assert_eq!(plan, BootPlan::IpxeScript { location: "http://10.77.0.1:8080/boot.ipxe".into() });
+    }
+
+    #[test]
+    fn pxe_client_without_arch_gets_no_file() {
+        let plan = choose_boot(&request(ClientKind::Pxe, None, false), &settings(Some(80)));
+        assert!(matches!(plan, BootPlan::NoBootFile { .. }));
+    }
+
+    #[test]
+    fn vendor_options_follow_the_edk2_rule() {
+        let pxe = request(ClientKind::Pxe, Some(7), false);
+        let (class, opt43) = pxe_vendor_options(&pxe, &tftp("ipxe.efi"));
+        assert_eq!(class, Some("PXEClient"));
+        assert_eq!(opt43, Some(vec![6, 1, 8, 255]));
+
+        let ipxe = request(ClientKind::Pxe, Some(7), true);
+        let script = BootPlan::IpxeScript { location: "http://x/boot.ipxe".into() };
+        assert_eq!(pxe_vendor_options(&ipxe, &script), (Some("PXEClient"), None));
+
+        let http = request(ClientKind::Http, Some(16), false);
+        assert_eq!(pxe_vendor_options(&http, &BootPlan::HttpBoot { url: "u".into() }), (Some("HTTPClient"), None));
+
+        let plain = request(ClientKind::Plain, None, false);
+        assert_eq!(pxe_vendor_options(&plain, &BootPlan::AddressOnly), (None, None));
+    }
+}

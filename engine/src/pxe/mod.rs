@@ -1,0 +1,14 @@
+//! PXE logic: what a booting client is ([`PxeRequest`]) and what it should boot
+//! ([`choose_boot`]). Pure functions over parsed messages; no sockets, no files.
+//!
+//! Owns: reading options 60/77/93/94/97/175 into one typed request, the
+//! architecture → boot file table, the iPXE chainload-loop breaker and the
+//! PXE-specific reply options (60, 43). Must not touch leases or the wire.
+
+mod arch;
+mod boot;
+mod request;
+
+pub use arch::ClientArch;
+pub use boot::{BootPlan, BootSettings, choose_boot, pxe_vendor_options};
+pub use request::{ClientKind, ParseError, PxeRequest};

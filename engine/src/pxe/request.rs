@@ -1,0 +1,313 @@
+use std::net::Ipv4Addr;
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{Decodable, Decoder};
+
+use super::ClientArch;
+use crate::events::MacAddr;
+
+/// iPXE announces itself with user-class `iPXE` (option 77) and always sends its
+/// own encapsulated options in 175; either is enough to know the loader already runs.
+const IPXE_USER_CLASS: &[u8] = b"iPXE";
+const IPXE_ENCAPSULATED_OPTIONS: u8 = 175;
+
+/// What kind of network-boot client sent the message, from option 60.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// No PXE or HTTP-boot vendor class: an ordinary DHCP client.
+    Plain,
+    /// `PXEClient…`: firmware PXE, iPXE, or a chainloaded loader.
+    Pxe,
+    /// `HTTPClient…`: UEFI HTTP boot.
+    Http,
+}
+
+/// Everything the PXE and DHCP decisions need from one client message, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PxeRequest {
+    pub mac: MacAddr,
+    pub xid: u32,
+    pub message_type: MessageType,
+    /// Option 61, falling back to nothing: leases are keyed by MAC when absent.
+    pub client_id: Option<Vec<u8>>,
+    pub kind: ClientKind,
+    pub vendor_class: Option<String>,
+    pub arch: Option<ClientArch>,
+    pub is_ipxe: bool,
+    /// Option 97 (client machine GUID); some firmware omits it.
+    pub guid: Option<Vec<u8>>,
+    /// Option 94 (UNDI version) as (type, major, minor).
+    pub nic_interface: Option<(u8, u8, u8)>,
+    pub requested_ip: Option<Ipv4Addr>,
+    pub server_id: Option<Ipv4Addr>,
+    pub hostname: Option<String>,
+    pub ciaddr: Ipv4Addr,
+    pub giaddr: Ipv4Addr,
+    pub broadcast: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("not a DHCP message: {0}")]
+    Malformed(String),
+    #[error("not a client request (BOOTREPLY)")]
+    NotARequest,
+    #[error("hardware type is not Ethernet with a 6-byte address")]
+    NotEthernet,
+    #[error("no DHCP message type (plain BOOTP is not served)")]
+    NoMessageType,
+}
+
+impl PxeRequest {
+    /// Decodes hostile bytes. Never panics: dhcproto has a `debug_assert` on
+    /// option 94's length, so a decode panic is caught and reported as malformed.
+    pub fn decode(bytes: &[u8]) -> Result<(Message, PxeRequest), ParseError> {
+        let decoded = std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(bytes)));
+        let message = match decoded {
+            Ok(Ok(message)) => message,
+            Ok(Err(err)) => return Err(ParseError::Malformed(err.to_string())),
+            Err(_) => return Err(ParseError::Malformed("decoder rejected an option".into())),
+        };
+        let request = Self::from_message(&message)?;
+        Ok((message, request))
+    }
+
+    pub fn from_message(message: &Message) -> Result<Self, ParseError> {
+        if message.opcode() != Opcode::BootRequest {
+            return Err(ParseError::NotARequest);
+        }
+        let mac: [u8; 6] = message
+            .chaddr()
+            .get(..6)
+            .filter(|_| message.hlen() == 6)
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or(ParseError::NotEthernet)?;
+        let opts = message.opts();
+        let message_type = opts.msg_type().ok_or(ParseError::NoMessageType)?;
+
+        let vendor_class = match opts.get(OptionCode::ClassIdentifier) {
+            Some(DhcpOption::ClassIdentifier(bytes)) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            _ => None,
+        };
+        let kind = match vendor_class.as_deref() {
+            Some(class) if class.starts_with("PXEClient") => ClientKind::Pxe,
+            Some(class) if class.starts_with("HTTPClient") => ClientKind::Http,
+            _ => ClientKind::Plain,
+        };
+        let arch = match opts.get(OptionCode::ClientSystemArchitecture) {
+            Some(DhcpOption::ClientSystemArchitecture(arch)) => Some(ClientArch::from_code(u16::from(*arch))),
+            _ => arch_from_vendor_class(vendor_class.as_deref()),
+        };
+        let user_class_is_ipxe = match opts.get(OptionCode::UserClass) {
+            Some(DhcpOption::UserClass(bytes)) => user_class_names_ipxe(bytes),
+            _ => false,
+        };
+        let has_ipxe_options = opts.get(OptionCode::Unknown(IPXE_ENCAPSULATED_OPTIONS)).is_some();
+
+        Ok(Self {
+            mac: MacAddr(mac),
+            xid: message.xid(),
+            message_type,
+            client_id: match opts.get(OptionCode::ClientIdentifier) {
+                Some(DhcpOption::ClientIdentifier(id)) if !id.is_empty() => Some(id.clone()),
+                _ => None,
+            },
+            kind,
+            vendor_class,
+            arch,
+            is_ipxe: user_class_is_ipxe || has_ipxe_options,
+            guid: match opts.get(OptionCode::ClientMachineIdentifier) {
+                Some(DhcpOption::ClientMachineIdentifier(guid)) => Some(guid.clone()),
+                _ => None,
+            },
+            nic_interface: match opts.get(OptionCode::ClientNetworkInterface) {
+                Some(DhcpOption::ClientNetworkInterface(t, major, minor)) => Some((*t, *major, *minor)),
+                _ => None,
+            },
+            requested_ip: match opts.get(OptionCode::RequestedIpAddress) {
+                Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
+                _ => None,
+            },
+            server_id: match opts.get(OptionCode::ServerIdentifier) {
+                Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
+                _ => None,
+            },
+            hostname: match opts.get(OptionCode::Hostname) {
+                Some(DhcpOption::Hostname(name)) => Some(name.clone()),
+                _ => None,
+            },
+            ciaddr: message.ciaddr(),
+            giaddr: message.giaddr(),
+            broadcast: message.flags().broadcast(),
+        })
+    }
+
+    /// Whether this client wants to network-boot at all (as opposed to just an address).
+    pub fn is_boot_client(&self) -> bool {
+        self.kind != ClientKind::Plain || self.is_ipxe
+    }
+}
+
+/// Option 77 comes raw (`iPXE`, as QEMU's ROM sends it) or in RFC 3004 form
+/// (length-prefixed class names); accept both.
+fn user_class_names_ipxe(bytes: &[u8]) -> bool {
+    if bytes == IPXE_USER_CLASS {
+        return true;
+    }
+    let mut rest = bytes;
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = usize::from(len);
+        let Some(name) = tail.get(..len) else { return false };
+        if name == IPXE_USER_CLASS {
+            return true;
+        }
+        rest = &tail[len..];
+    }
+    false
+}
+
+/// `PXEClient:Arch:00007:UNDI:003010` carries the architecture too; firmware that
+/// omits option 93 still sends this.
+fn arch_from_vendor_class(class: Option<&str>) -> Option<ClientArch> {
+    let code = class?.split(':').skip_while(|part| *part != "Arch").nth(1)?;
+    code.parse::<u16>().ok().map(ClientArch::from_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dhcproto::Encodable;
+    use dhcproto::v4::{Architecture, Flags, UnknownOption};
+
+    const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+
+    fn discover(extra: Vec<DhcpOption>) -> Message {
+        let mut msg = Message::default();
+        msg.set_opcode(Opcode::BootRequest).set_chaddr(&MAC).set_xid(0xdead_beef);
+        msg.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
+        for opt in extra {
+            msg.opts_mut().insert(opt);
+        }
+        msg
+    }
+
+    fn parse(extra: Vec<DhcpOption>) -> PxeRequest {
+        let bytes = discover(extra).to_vec().unwrap();
+        PxeRequest::decode(&bytes).unwrap().1
+    }
+
+    #[test]
+    fn qemu_bios_ipxe_rom_is_ipxe_bios() {
+        let req = parse(vec![
+            DhcpOption::ClassIdentifier(b"PXEClient:Arch:00000:UNDI:002001".to_vec()),
+            DhcpOption::ClientSystemArchitecture(Architecture::from(0)),
+            DhcpOption::UserClass(b"iPXE".to_vec()),
+        ]);
+        assert_eq!(req.mac, MacAddr(MAC));
+        assert_eq!(req.kind, ClientKind::Pxe);
+        assert_eq!(req.arch, Some(ClientArch::Bios));
+        assert!(req.is_ipxe);
+        assert_eq!(req.message_type, MessageType::Discover);
+    }
+
+    #[test]
+    fn rfc3004_user_class_and_option_175_mean_ipxe() {
+        let rfc3004 = parse(vec![DhcpOption::UserClass(b"\x03abc\x04iPXE".to_vec())]);
+        assert!(rfc3004.is_ipxe);
+        let only_175 = parse(vec![DhcpOption::Unknown(UnknownOption::new(OptionCode::Unknown(175), vec![1, 1, 1]))]);
+        assert!(only_175.is_ipxe);
+        let other_class = parse(vec![DhcpOption::UserClass(b"\x07PXE-ROM".to_vec())]);
+        assert!(!other_class.is_ipxe);
+        let truncated = parse(vec![DhcpOption::UserClass(b"\x09iPXE".to_vec())]);
+        assert!(!truncated.is_ipxe);
+    }
+
+    #[test]
+    fn ovmf_native_pxe_is_uefi_x64_not_ipxe() {
+        let req = parse(vec![
+            DhcpOption::ClassIdentifier(b"PXEClient:Arch:00007:UNDI:003000".to_vec()),
+            DhcpOption::ClientSystemArchitecture(Architecture::from(7)),
+            DhcpOption::ClientNetworkInterface(1, 3, 0),
+            DhcpOption::ClientMachineIdentifier(vec![0; 17]),
+        ]);
+        assert_eq!(req.arch, Some(ClientArch::UefiX64));
+        assert!(!req.is_ipxe);
+        assert_eq!(req.nic_interface, Some((1, 3, 0)));
+        assert_eq!(req.guid.as_deref(), Some(&[0u8; 17][..]));
+    }
+
+    #[test]
+    fn http_client_and_arch_from_vendor_class_when_93_missing() {
+        let req = parse(vec![DhcpOption::ClassIdentifier(b"HTTPClient:Arch:00016:UNDI:003000".to_vec())]);
+        assert_eq!(req.kind, ClientKind::Http);
+        assert_eq!(req.arch, Some(ClientArch::HttpX64));
+    }
+
+    #[test]
+    fn plain_client_is_not_a_boot_client() {
+        let req = parse(vec![DhcpOption::Hostname("laptop".into())]);
+        assert_eq!(req.kind, ClientKind::Plain);
+        assert!(!req.is_boot_client());
+        assert_eq!(req.arch, None);
+    }
+
+    #[test]
+    fn broadcast_flag_and_addresses_are_read() {
+        let mut msg = discover(vec![]);
+        msg.set_flags(Flags::default().set_broadcast()).set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
+        let req = PxeRequest::decode(&msg.to_vec().unwrap()).unwrap().1;
+        assert!(req.broadcast);
+        assert_eq!(req.giaddr, Ipv4Addr::new(10, 1, 0, 1));
+    }
+
+    fn valid_bytes() -> Vec<u8> {
+        discover(vec![
+            DhcpOption::ClassIdentifier(b"PXEClient:Arch:00000:UNDI:002001".to_vec()),
+            DhcpOption::ClientSystemArchitecture(Architecture::from(0)),
+        ])
+        .to_vec()
+        .unwrap()
+    }
+
+    #[test]
+    fn hostile_bytes_never_panic() {
+        let good = valid_bytes();
+        // Every truncation of a valid message.
+        for len in 0..good.len() {
+            let _ = PxeRequest::decode(&good[..len]);
+        }
+        // Option 94 with a bad length trips a debug_assert inside dhcproto.
+        let mut bad94 = good[..240].to_vec();
+        bad94.extend_from_slice(&[53, 1, 1, 94, 1, 1, 255]);
+        let bad94_result = PxeRequest::decode(&bad94);
+        assert!(!matches!(bad94_result, Ok((_, ref req)) if req.nic_interface.is_some()));
+        // Option lengths that run past the end, and 93 with one byte.
+        for tail in [&[53u8, 1, 1, 60, 200, b'P'][..], &[53, 1, 1, 93, 1, 0], &[53, 1, 1, 255, 255, 255]] {
+            let mut bytes = good[..240].to_vec();
+            bytes.extend_from_slice(tail);
+            let _ = PxeRequest::decode(&bytes);
+        }
+        // Deterministic pseudo-random noise after the fixed header.
+        let mut state = 0x1234_5678u32;
+        for _ in 0..2000 {
+            let mut bytes = good[..240].to_vec();
+            for _ in 0..(state % 64) {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                bytes.push(state as u8);
+            }
+            let _ = PxeRequest::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn bootreply_and_missing_type_are_rejected() {
+        let mut msg = discover(vec![]);
+        msg.set_opcode(Opcode::BootReply);
+        assert_eq!(PxeRequest::decode(&msg.to_vec().unwrap()).unwrap_err(), ParseError::NotARequest);
+        let mut bootp = discover(vec![]);
+        bootp.opts_mut().remove(OptionCode::MessageType);
+        assert_eq!(PxeRequest::decode(&bootp.to_vec().unwrap()).unwrap_err(), ParseError::NoMessageType);
+    }
+}

@@ -1,0 +1,137 @@
+//! The server's `--events FILE` (JSON lines), read back as typed values.
+//!
+//! This mirrors the documented JSON contract on purpose rather than importing the
+//! engine's types: the tests check what the binary writes, not what the code means.
+//! A line that does not parse is a contract violation and fails the test.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    Dhcp(DhcpEvent),
+    Transfer(TransferEvent),
+    Service(ServiceEvent),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DhcpEvent {
+    pub mac: String,
+    pub received: String,
+    pub answered: Option<String>,
+    pub address: Option<Ipv4Addr>,
+    pub arch: Option<String>,
+    pub is_ipxe: bool,
+    pub boot: Option<String>,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TransferEvent {
+    pub protocol: String,
+    pub client: SocketAddr,
+    pub file: String,
+    pub phase: Phase,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    Started { size: Option<u64> },
+    Progress { bytes: u64, size: Option<u64> },
+    Finished { bytes: u64 },
+    Failed { bytes: u64, reason: String },
+    Refused { reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceEvent {
+    pub service: String,
+    pub message: String,
+    pub ok: bool,
+}
+
+/// Every event in the file so far. A missing file is an empty list.
+pub fn read(path: &Path) -> Result<Vec<Event>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    // The last line may be half-written while the server runs: only complete lines count.
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    complete
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line).with_context(|| format!("event line does not match the contract: {line}"))
+        })
+        .collect()
+}
+
+/// Helpers over a list of events.
+pub trait EventsExt {
+    fn dhcp(&self) -> Vec<&DhcpEvent>;
+    fn dhcp_for(&self, mac: &str) -> Vec<&DhcpEvent>;
+    fn transfers(&self) -> Vec<&TransferEvent>;
+    fn services(&self) -> Vec<&ServiceEvent>;
+}
+
+impl EventsExt for [Event] {
+    fn dhcp(&self) -> Vec<&DhcpEvent> {
+        self.iter().filter_map(|e| if let Event::Dhcp(d) = e { Some(d) } else { None }).collect()
+    }
+
+    fn dhcp_for(&self, mac: &str) -> Vec<&DhcpEvent> {
+        self.dhcp().into_iter().filter(|d| d.mac.eq_ignore_ascii_case(mac)).collect()
+    }
+
+    fn transfers(&self) -> Vec<&TransferEvent> {
+        self.iter().filter_map(|e| if let Event::Transfer(t) = e { Some(t) } else { None }).collect()
+    }
+
+    fn services(&self) -> Vec<&ServiceEvent> {
+        self.iter().filter_map(|e| if let Event::Service(s) = e { Some(s) } else { None }).collect()
+    }
+}
+
+impl TransferEvent {
+    /// The file name without leading slashes (HTTP paths arrive as `/vmlinuz`).
+    pub fn name(&self) -> &str {
+        self.file.trim_start_matches('/')
+    }
+
+    pub fn finished_bytes(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Finished { bytes } => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
+/// `http://HOST[:PORT]/PATH` split into host, port (80 by default) and path.
+pub fn parse_http_url(url: &str) -> Option<(String, u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().ok()?),
+        None => (authority, 80),
+    };
+    Some((host.to_owned(), port, path.to_owned()))
+}
+
+/// Does `boot` name the generated script on `server:port`?
+pub fn is_script_url(boot: &str, server: Ipv4Addr, port: u16) -> bool {
+    parse_http_url(boot).is_some_and(|(host, p, path)| host == server.to_string() && p == port && path == "/boot.ipxe")
+}

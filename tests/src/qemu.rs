@@ -1,0 +1,109 @@
+//! QEMU guests that network-boot from the lab bridge (TCG: KVM is not available).
+//!
+//! Owns: the QEMU command line per firmware, the per-run OVMF variable store, the
+//! serial log, and the bounded wait for the guest's marker.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::netns::Lab;
+use crate::process::{Guarded, POLL};
+use crate::server::tail_lines;
+
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// Default bound for one boot, firmware to marker.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS + the iPXE ROM QEMU ships for e1000 (`-machine pc -boot n`).
+    BiosIpxeRom,
+    /// OVMF with its own PXE client: virtio-net without option ROM (`romfile=`).
+    UefiNativePxe,
+}
+
+/// How a boot ended.
+#[derive(Debug)]
+pub struct Boot {
+    pub elapsed: Duration,
+    pub serial: String,
+}
+
+/// Run a guest on `tap` until it prints `marker`; panics (with the serial log)
+/// when it does not within `timeout` or QEMU exits first.
+pub fn boot(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, marker: &str, timeout: Duration) -> Boot {
+    match try_boot(lab, tap, firmware, mac, marker, timeout) {
+        Ok(boot) => boot,
+        Err(error) => panic!("{firmware:?} guest {mac} did not boot: {error:#}"),
+    }
+}
+
+fn try_boot(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, marker: &str, timeout: Duration) -> Result<Boot> {
+    let serial = lab.dir().join(format!("serial-{tap}.log"));
+    let qemu_log = lab.dir().join(format!("qemu-{tap}.log"));
+    let mut command = lab.server_command("qemu-system-x86_64");
+    command.args(["-accel", "tcg", "-m", "256", "-smp", "1", "-nodefaults", "-nographic", "-no-reboot"]);
+    command.arg("-serial").arg(format!("file:{}", serial.display()));
+    command.args(["-monitor", "none"]);
+    command.arg("-netdev").arg(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
+    match firmware {
+        Firmware::BiosIpxeRom => {
+            command.args(["-machine", "pc", "-boot", "n"]);
+            command.arg("-device").arg(format!("e1000,netdev=n0,mac={mac},bootindex=1"));
+        }
+        Firmware::UefiNativePxe => {
+            let vars = lab.dir().join(format!("OVMF_VARS-{tap}.fd"));
+            std::fs::copy(OVMF_VARS, &vars).with_context(|| format!("copying {OVMF_VARS} (apt-get install ovmf)"))?;
+            command.args(["-machine", "q35"]);
+            command.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"));
+            command.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
+            command.arg("-device").arg(format!("virtio-net-pci,netdev=n0,mac={mac},romfile=,bootindex=1"));
+        }
+    }
+    let log_file = std::fs::File::create(&qemu_log)?;
+    command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+    eprintln!("[lab] starting {firmware:?} guest {mac} on {tap}: {command:?}");
+    let started = Instant::now();
+    let mut qemu = Guarded::spawn("qemu-system-x86_64", &mut command)?;
+    let failure = |why: String| {
+        anyhow::anyhow!(
+            "{why}\n===== serial {} (last 60 lines) =====\n{}\n===== qemu stderr =====\n{}\n=====",
+            serial.display(),
+            tail_lines(&read_lossy(&serial), 60),
+            read_lossy(&qemu_log)
+        )
+    };
+    loop {
+        if read_lossy(&serial).contains(marker) {
+            let elapsed = started.elapsed();
+            eprintln!("[lab] {firmware:?} guest {mac} booted to the marker in {:.1} s", elapsed.as_secs_f64());
+            // poweroff -f follows the marker; give QEMU a moment to exit by itself.
+            qemu.wait_timeout(Duration::from_secs(10));
+            return Ok(Boot { elapsed, serial: read_lossy(&serial) });
+        }
+        if let Some(status) = qemu.try_status() {
+            if read_lossy(&serial).contains(marker) {
+                continue;
+            }
+            return Err(failure(format!("QEMU exited ({status}) after {:.1?} without the marker", started.elapsed())));
+        }
+        if started.elapsed() >= timeout {
+            drop(qemu); // SIGTERM, then SIGKILL, by PID
+            return Err(failure(format!("no marker within {timeout:?}; QEMU killed")));
+        }
+        std::thread::sleep(POLL * 4);
+    }
+}
+
+fn read_lossy(path: &Path) -> String {
+    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+}
+
+/// Where a guest's serial log lives (for tests that want to print it).
+pub fn serial_path(lab: &Lab, tap: &str) -> PathBuf {
+    lab.dir().join(format!("serial-{tap}.log"))
+}
