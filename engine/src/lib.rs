@@ -2,9 +2,14 @@
 
 pub mod config;
 pub mod dhcp;
+mod engine;
 pub mod events;
 pub mod generated;
 pub mod http;
+pub mod ipxe;
 pub mod net;
 pub mod pxe;
 pub mod tftp;
+
+pub use engine::{Engine, EngineError, EngineStatus};
+pub use events::{EngineEvent, EventSink};

@@ -179,19 +179,8 @@ pub fn dhclient(client: &ClientNs, who: &PxeIdentity, work: &Path) -> Result<Lea
     daemon?;
     let mut raw = read_env(&out)?;
     raw.insert("leases-file".into(), std::fs::read_to_string(&leases).unwrap_or_default());
-    let next_server = next_server_from_leases(raw.get("leases-file").map(String::as_str).unwrap_or(""));
-    let mut lease = lease_from(raw, "new_ip_address", "-", "new_filename", "new_bootfile_name")?;
-    lease.next_server = next_server;
-    Ok(lease)
-}
-
-/// ISC dhclient does not give siaddr to its script; its leases file has it as `next-server`.
-fn next_server_from_leases(leases: &str) -> Option<Ipv4Addr> {
-    leases
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("next-server "))
-        .filter_map(|rest| rest.trim_end_matches(';').trim().parse().ok())
-        .last()
+    // dhclient hands siaddr to its script as `new_next_server`, the file field as `new_filename`.
+    lease_from(raw, "new_ip_address", "new_next_server", "new_filename", "new_bootfile_name")
 }
 
 fn stop_dhclient_daemon(pidfile: &Path) -> Result<()> {

@@ -195,6 +195,13 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         drop(self.ra.take());
+        if std::env::var_os("PORTAPXE_LAB_KEEP").is_some() {
+            let dir = std::mem::replace(&mut self.dir, match tempfile::tempdir() {
+                Ok(dir) => dir,
+                Err(_) => return,
+            });
+            eprintln!("[lab] PORTAPXE_LAB_KEEP: kept {}", dir.keep().display());
+        }
         let mut namespaces = self.clients.clone();
         namespaces.push(self.server_ns.clone());
         for ns in &namespaces {

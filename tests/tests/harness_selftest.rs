@@ -32,7 +32,7 @@ fn namespaces_are_wired_and_removed() {
         client.add_address(lab.ip(250)).unwrap();
         let ping = portapxe_lab::process::run_bounded(
             "ping",
-            client.command("ping").args(["-c", "1", "-W", "2", &lab.server_ip().to_string()]),
+            client.command("busybox").args(["ping", "-c", "1", "-W", "2", &lab.server_ip().to_string()]),
             Duration::from_secs(10),
         )
         .unwrap();

@@ -19,4 +19,4 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-pub use server::{start, HttpService, HttpSettings, HttpStartError};
+pub use server::{HttpService, HttpSettings, HttpStartError, start};

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::serve::IncomingStream;
@@ -48,20 +48,33 @@ pub(super) async fn report_transfer(
     let client = request
         .extensions()
         .get::<ConnectInfo<Peer>>()
-        .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |info| info.0 .0);
-    let file = percent_decode_str(request.uri().path()).decode_utf8_lossy().into_owned();
+        .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |info| {
+            info.0.0
+        });
+    let file = percent_decode_str(request.uri().path())
+        .decode_utf8_lossy()
+        .into_owned();
     let is_head = request.method() == Method::HEAD;
 
     let response = next.run(request).await;
 
-    let transfer = Transfer { events, client, file };
+    let transfer = Transfer {
+        events,
+        client,
+        file,
+    };
     let status = response.status();
     if status.is_client_error() {
-        transfer.report(TransferPhase::Refused { reason: refusal_reason(status) });
+        transfer.report(TransferPhase::Refused {
+            reason: refusal_reason(status),
+        });
         return response;
     }
     if status.is_server_error() {
-        transfer.report(TransferPhase::Failed { bytes: 0, reason: status.to_string() });
+        transfer.report(TransferPhase::Failed {
+            bytes: 0,
+            reason: status.to_string(),
+        });
         return response;
     }
     // A HEAD moves no file bytes, and 304 or redirects are not transfers.
@@ -117,7 +130,14 @@ struct ObservedBody {
 
 impl ObservedBody {
     fn new(inner: Body, transfer: Transfer, size: Option<u64>) -> Self {
-        Self { inner, transfer, size, sent: 0, last_progress: Instant::now(), ended: false }
+        Self {
+            inner,
+            transfer,
+            size,
+            sent: 0,
+            last_progress: Instant::now(),
+            ended: false,
+        }
     }
 
     fn end(&mut self, phase: TransferPhase) {
@@ -144,7 +164,8 @@ impl http_body::Body for ObservedBody {
                 if this.last_progress.elapsed() >= PROGRESS_INTERVAL {
                     this.last_progress = Instant::now();
                     let (bytes, size) = (this.sent, this.size);
-                    this.transfer.report(TransferPhase::Progress { bytes, size });
+                    this.transfer
+                        .report(TransferPhase::Progress { bytes, size });
                 }
             }
             Poll::Ready(Some(Err(error))) => {

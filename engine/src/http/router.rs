@@ -4,12 +4,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::Router;
 use percent_encoding::percent_decode_str;
 use tower_http::services::ServeDir;
 
@@ -31,7 +31,10 @@ pub(super) fn router(root: Arc<Path>, generated: GeneratedFiles, events: EventSi
     Router::new()
         .fallback_service(files)
         .layer(middleware::from_fn_with_state(generated, serve_generated))
-        .layer(middleware::from_fn_with_state(events, observe::report_transfer))
+        .layer(middleware::from_fn_with_state(
+            events,
+            observe::report_transfer,
+        ))
 }
 
 /// Answers GET/HEAD of a generated file; everything else goes on to the boot root.
@@ -50,12 +53,19 @@ async fn serve_generated(
     };
 
     let length = HeaderValue::from(content.len());
-    let body = if method == Method::HEAD { Body::empty() } else { Body::from(content) };
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(content)
+    };
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     // Generated files are scripts and menus; iPXE itself ignores the type.
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     headers.insert(header::CONTENT_LENGTH, length);
     // The script can change between runs; never let a client reuse an old one.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -37,7 +37,9 @@ pub enum HttpStartError {
     #[error("cannot serve HTTP on {addr}: another web server holds port {port}; stop it or choose --http-port", port = .addr.port())]
     AddressInUse { addr: SocketAddr, source: io::Error },
 
-    #[error("cannot serve HTTP on {addr}: ports below 1024 need root or CAP_NET_BIND_SERVICE; run with those rights or choose --http-port 1024 or above")]
+    #[error(
+        "cannot serve HTTP on {addr}: ports below 1024 need root or CAP_NET_BIND_SERVICE; run with those rights or choose --http-port 1024 or above"
+    )]
     PermissionDenied { addr: SocketAddr, source: io::Error },
 
     #[error("cannot serve HTTP on {addr}: {ip} is not an address of this machine; choose one of its interface addresses", ip = .addr.ip())]
@@ -83,7 +85,12 @@ impl HttpService {
     /// Stops accepting at once, lets running responses finish for up to two
     /// seconds, then closes what is left. The port is free when this returns.
     pub async fn stop(self) {
-        let Self { graceful, cut, mut task, .. } = self;
+        let Self {
+            graceful,
+            cut,
+            mut task,
+            ..
+        } = self;
         let _ = graceful.send(());
         if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
             tracing::info!("HTTP: closing transfers still running {STOP_GRACE:?} after stop");
@@ -103,22 +110,34 @@ pub async fn start(
 ) -> Result<HttpService, HttpStartError> {
     let root = canonical_root(&settings.root)
         .await
-        .map_err(|source| HttpStartError::Root { path: settings.root.clone(), source })?;
+        .map_err(|source| HttpStartError::Root {
+            path: settings.root.clone(),
+            source,
+        })?;
     let listener = TcpListener::bind(settings.bind)
         .await
         .map_err(|source| HttpStartError::from_bind(settings.bind, source))?;
     let local_addr = listener
         .local_addr()
-        .map_err(|source| HttpStartError::Bind { addr: settings.bind, source })?;
+        .map_err(|source| HttpStartError::Bind {
+            addr: settings.bind,
+            source,
+        })?;
 
     let (graceful, graceful_rx) = oneshot::channel();
     let (cut, cut_rx) = watch::channel(false);
     let app = router(root.clone(), generated, events).into_make_service_with_connect_info::<Peer>();
-    let server = axum::serve(CuttableListener { inner: listener, cut: cut_rx }, app)
-        .with_graceful_shutdown(async move {
-            // A dropped sender stops the server as well.
-            let _ = graceful_rx.await;
-        });
+    let server = axum::serve(
+        CuttableListener {
+            inner: listener,
+            cut: cut_rx,
+        },
+        app,
+    )
+    .with_graceful_shutdown(async move {
+        // A dropped sender stops the server as well.
+        let _ = graceful_rx.await;
+    });
     tracing::info!("HTTP: serving {} on {local_addr}", root.display());
     let task = tokio::spawn(async move {
         if let Err(error) = server.await {
@@ -127,13 +146,21 @@ pub async fn start(
         tracing::info!("HTTP: stopped serving on {local_addr}");
     });
 
-    Ok(HttpService { local_addr, graceful, cut, task })
+    Ok(HttpService {
+        local_addr,
+        graceful,
+        cut,
+        task,
+    })
 }
 
 async fn canonical_root(root: &Path) -> io::Result<Arc<Path>> {
     let canonical = tokio::fs::canonicalize(root).await?;
     if !tokio::fs::metadata(&canonical).await?.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::NotADirectory, "it is not a folder"));
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "it is not a folder",
+        ));
     }
     Ok(canonical.into())
 }
@@ -158,7 +185,14 @@ impl Listener for CuttableListener {
             // `Err` means the service was dropped: cut as well.
             let _ = cut.wait_for(|&cut| cut).await;
         });
-        (CuttableStream { stream, cut, was_cut: false }, addr)
+        (
+            CuttableStream {
+                stream,
+                cut,
+                was_cut: false,
+            },
+            addr,
+        )
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
@@ -180,7 +214,10 @@ impl CuttableStream {
             self.was_cut = true;
         }
         if self.was_cut {
-            Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the HTTP service was stopped"))
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the HTTP service was stopped",
+            ))
         } else {
             Ok(())
         }

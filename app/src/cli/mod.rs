@@ -1,0 +1,50 @@
+//! The headless command line: `serve`, `interfaces`. The end-to-end tests drive
+//! the product through these names, so they are a contract.
+
+mod interfaces;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "portapxe", version, about = "PortaPXE: a portable PXE boot server (DHCP, TFTP, HTTP, iPXE)")]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve network boot on one interface until interrupted (Ctrl-C / SIGTERM).
+    Serve(serve::ServeArgs),
+    /// List network interfaces with their addresses and kind.
+    Interfaces(interfaces::InterfacesArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Interfaces(args)) => interfaces::run(args),
+        None => {
+            eprintln!("portapxe: no command given. The desktop window is not part of this build yet;");
+            eprintln!("run `portapxe serve --help` to serve from the command line, or `portapxe --help`.");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTAPXE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

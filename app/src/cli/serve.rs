@@ -1,0 +1,256 @@
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use portapxe_engine::config::{BootEntry, Config, Mode, PoolRange, load_file};
+use portapxe_engine::events::{DhcpEvent, Protocol, TransferEvent, TransferPhase};
+use portapxe_engine::{Engine, EngineEvent, EventSink};
+use tokio::sync::broadcast::error::RecvError;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Interface to serve on (see `portapxe interfaces`).
+    #[arg(long)]
+    interface: Option<String>,
+    /// Folder served over TFTP and HTTP; every file named below is relative to it.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// `dhcp`: full DHCP server with a pool; `off`: TFTP/HTTP only (another DHCP server points here).
+    #[arg(long)]
+    mode: Option<Mode>,
+    /// Addresses to hand out, e.g. 192.168.50.100-192.168.50.199 (default: upper half of the subnet).
+    #[arg(long)]
+    pool: Option<PoolRange>,
+    /// Boot program for BIOS PXE clients (default undionly.kpxe).
+    #[arg(long)]
+    bios_file: Option<String>,
+    /// Boot program for x64 UEFI clients (default ipxe.efi).
+    #[arg(long)]
+    uefi_file: Option<String>,
+    /// Boot program for ARM64 UEFI clients (default ipxe-arm64.efi).
+    #[arg(long)]
+    arm64_file: Option<String>,
+    /// An iPXE script of yours, given to iPXE clients instead of the generated one.
+    #[arg(long, conflicts_with = "kernel")]
+    ipxe_script: Option<String>,
+    /// Linux kernel that the generated iPXE script boots over HTTP.
+    #[arg(long, requires = "initrd")]
+    kernel: Option<String>,
+    /// Initrd for --kernel (repeat for several).
+    #[arg(long, requires = "kernel")]
+    initrd: Vec<String>,
+    /// Kernel command line for --kernel.
+    #[arg(long, requires = "kernel", default_value = "")]
+    cmdline: String,
+    #[arg(long)]
+    http_port: Option<u16>,
+    #[arg(long)]
+    tftp_port: Option<u16>,
+    #[arg(long)]
+    dhcp_port: Option<u16>,
+    /// Folder for the lease file (default: the platform's data folder).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// A PortaPXE config file (TOML); flags given here override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Append every engine event as one JSON line to this file.
+    #[arg(long)]
+    events: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<(Config, Option<PathBuf>)> {
+        let mut config = match &self.config {
+            Some(path) => load_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(interface) = self.interface {
+            config.interface = interface;
+        }
+        if let Some(root) = self.root {
+            config.root = root;
+        }
+        if config.interface.is_empty() {
+            anyhow::bail!("--interface is required (see `portapxe interfaces`)");
+        }
+        if config.root.as_os_str().is_empty() {
+            anyhow::bail!("--root is required: the folder with the boot files");
+        }
+        if let Some(mode) = self.mode {
+            config.mode = mode;
+        }
+        if let Some(pool) = self.pool {
+            config.dhcp.pool = Some(pool);
+        }
+        let boot = &mut config.boot;
+        for (flag, slot) in [
+            (self.bios_file, &mut boot.bios_file),
+            (self.uefi_file, &mut boot.uefi_x64_file),
+            (self.arm64_file, &mut boot.uefi_arm64_file),
+        ] {
+            if flag.is_some() {
+                *slot = flag;
+            }
+        }
+        if let Some(script) = self.ipxe_script {
+            boot.ipxe_script = Some(script);
+            boot.entries.clear();
+        }
+        if let Some(kernel) = self.kernel {
+            boot.ipxe_script = None;
+            boot.entries = vec![BootEntry::Linux { name: "Linux".into(), kernel, initrd: self.initrd, cmdline: self.cmdline }];
+        }
+        if let Some(port) = self.http_port {
+            config.http.port = port;
+        }
+        if let Some(port) = self.tftp_port {
+            config.tftp.port = port;
+        }
+        if let Some(port) = self.dhcp_port {
+            config.dhcp.port = port;
+        }
+        if let Some(dir) = self.state_dir {
+            config.state_dir = Some(dir);
+        }
+        Ok((config, self.events))
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (config, events_file) = args.into_config()?;
+    let events_out = match events_file {
+        Some(path) => Some(BufWriter::new(
+            File::options().create(true).append(true).open(&path).with_context(|| format!("cannot open {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, events_out))
+}
+
+async fn serve(config: Config, events_out: Option<BufWriter<File>>) -> anyhow::Result<ExitCode> {
+    let sink = EventSink::new();
+    let logger = tokio::spawn(log_events(sink.subscribe(), events_out));
+    let engine = match Engine::start(config, sink.clone()).await {
+        Ok(engine) => engine,
+        Err(err) => {
+            drop(sink);
+            let _ = tokio::time::timeout(Duration::from_secs(1), logger).await;
+            return Err(err.into());
+        }
+    };
+    let status = engine.status().clone();
+    tracing::info!(
+        "serving on {} ({}): DHCP {}, TFTP {}, HTTP {}; iPXE clients get {}",
+        status.interface,
+        status.server_ip,
+        status.dhcp.map_or("off".to_string(), |a| format!("{a} pool {}", status.pool.map(|p| p.to_string()).unwrap_or_default())),
+        status.tftp.map_or("off".to_string(), |a| a.to_string()),
+        status.http.map_or("off".to_string(), |a| a.to_string()),
+        status.ipxe_script,
+    );
+    wait_for_shutdown().await;
+    tracing::info!("stopping");
+    engine.stop().await;
+    drop(sink);
+    let _ = tokio::time::timeout(Duration::from_secs(2), logger).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn log_events(
+    mut events: tokio::sync::broadcast::Receiver<EngineEvent>,
+    mut out: Option<BufWriter<File>>,
+) {
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!("{missed} events were dropped: the log could not keep up");
+                continue;
+            }
+            Err(RecvError::Closed) => break,
+        };
+        if let Some(writer) = out.as_mut() {
+            let written = serde_json::to_writer(&mut *writer, &event)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writer.write_all(b"\n"))
+                .and_then(|()| writer.flush());
+            if let Err(err) = written {
+                tracing::warn!(%err, "cannot write the events file; no more events go there");
+                out = None;
+            }
+        }
+        log_event(&event);
+    }
+}
+
+fn log_event(event: &EngineEvent) {
+    match event {
+        EngineEvent::Dhcp(dhcp) => log_dhcp(dhcp),
+        EngineEvent::Transfer(transfer) => log_transfer(transfer),
+        EngineEvent::Service(service) if service.ok => tracing::info!("{}: {}", service.service, service.message),
+        EngineEvent::Service(service) => tracing::warn!("{}: {}", service.service, service.message),
+    }
+}
+
+fn log_dhcp(event: &DhcpEvent) {
+    let mut who = event.mac.to_string();
+    if let Some(arch) = &event.arch {
+        who.push_str(&format!(" ({arch}{})", if event.is_ipxe { ", iPXE" } else { "" }));
+    }
+    let answer = match (&event.answered, event.address) {
+        (Some(kind), Some(ip)) => format!("{kind} {ip}"),
+        (Some(kind), None) => kind.clone(),
+        (None, _) => "no reply".to_string(),
+    };
+    let boot = event.boot.as_deref().map(|b| format!(", boot {b}")).unwrap_or_default();
+    let note = if event.note.is_empty() { String::new() } else { format!(" — {}", event.note) };
+    tracing::info!("DHCP {} from {who} → {answer}{boot}{note}", event.received);
+}
+
+fn log_transfer(event: &TransferEvent) {
+    let protocol = match event.protocol {
+        Protocol::Tftp => "TFTP",
+        Protocol::Http => "HTTP",
+    };
+    let what = format!("{protocol} {} {}", event.client, event.file);
+    match &event.phase {
+        TransferPhase::Started { size } => {
+            tracing::info!("{what}: started ({})", size.map_or("size unknown".into(), |s| format!("{s} bytes")))
+        }
+        TransferPhase::Progress { bytes, .. } => tracing::debug!("{what}: {bytes} bytes"),
+        TransferPhase::Finished { bytes } => tracing::info!("{what}: finished, {bytes} bytes"),
+        TransferPhase::Failed { bytes, reason } => tracing::warn!("{what}: failed after {bytes} bytes: {reason}"),
+        TransferPhase::Refused { reason } => tracing::warn!("{what}: refused: {reason}"),
+    }
+}

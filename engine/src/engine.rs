@@ -1,0 +1,222 @@
+//! The engine handle: start every service from one [`Config`], report what runs
+//! where, stop them all. The CLI and the GUI drive the engine only through this.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use crate::config::{Config, ConfigError, Mode, PoolRange, validate};
+use crate::dhcp::service::DhcpServiceSettings;
+use crate::dhcp::{DhcpService, DhcpSettings, DhcpStartError};
+use crate::events::{EngineEvent, EventSink, ServiceEvent};
+use crate::generated::GeneratedFiles;
+use crate::http::{HttpService, HttpSettings, HttpStartError};
+use crate::ipxe::{SCRIPT_PATH, generate_script};
+use crate::net::{InterfaceLookupError, find_interface};
+use crate::pxe::BootSettings;
+use crate::tftp::{TftpService, TftpSettings, TftpStartError};
+
+const LEASE_FILE: &str = "leases.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Interface(#[from] InterfaceLookupError),
+    #[error("the configuration cannot be served:\n{}", list(.0))]
+    Invalid(Vec<ConfigError>),
+    #[error("no folder to keep leases in: pass --state-dir DIR")]
+    NoStateDir,
+    #[error(transparent)]
+    Dhcp(#[from] DhcpStartError),
+    #[error(transparent)]
+    Tftp(#[from] TftpStartError),
+    #[error(transparent)]
+    Http(#[from] HttpStartError),
+}
+
+fn list(errors: &[ConfigError]) -> String {
+    errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n")
+}
+
+/// What is running where: cheap to clone for a UI or a status line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngineStatus {
+    pub interface: String,
+    pub server_ip: Ipv4Addr,
+    pub mode: Mode,
+    pub pool: Option<PoolRange>,
+    pub dhcp: Option<SocketAddr>,
+    pub tftp: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    /// Where iPXE clients are sent.
+    pub ipxe_script: String,
+    pub lease_file: Option<PathBuf>,
+}
+
+pub struct Engine {
+    dhcp: Option<DhcpService>,
+    tftp: Option<TftpService>,
+    http: Option<HttpService>,
+    events: EventSink,
+    status: EngineStatus,
+}
+
+impl Engine {
+    /// Validates `config` against the real interface and starts every service it asks
+    /// for. On any failure the services already started are stopped again.
+    pub async fn start(config: Config, events: EventSink) -> Result<Self, EngineError> {
+        let interface = find_interface(&config.interface)?;
+        let facts = interface.facts().ok_or_else(|| InterfaceLookupError::NoIpv4(config.interface.clone()))?;
+        let errors = validate(&config, Some(&facts));
+        if !errors.is_empty() {
+            return Err(EngineError::Invalid(errors));
+        }
+        let server_ip = facts.address;
+        let mut engine = Self {
+            dhcp: None,
+            tftp: None,
+            http: None,
+            events: events.clone(),
+            status: EngineStatus {
+                interface: interface.name.clone(),
+                server_ip,
+                mode: config.mode,
+                pool: None,
+                dhcp: None,
+                tftp: None,
+                http: None,
+                ipxe_script: String::new(),
+                lease_file: None,
+            },
+        };
+
+        let http_port = config.http.enabled.then_some(config.http.port);
+        let script_path = config.boot.ipxe_script.clone().unwrap_or_else(|| SCRIPT_PATH.to_owned());
+        let generated = if config.boot.ipxe_script.is_some() {
+            GeneratedFiles::default()
+        } else {
+            let base = match http_port {
+                Some(80) => format!("http://{server_ip}"),
+                Some(port) => format!("http://{server_ip}:{port}"),
+                None => format!("tftp://{server_ip}"),
+            };
+            let script = generate_script(&config.boot.entries, &base, config.boot.menu_timeout_secs);
+            GeneratedFiles::new([(SCRIPT_PATH.to_owned(), Bytes::from(script))])
+        };
+        let boot = BootSettings {
+            server_ip,
+            bios_file: config.boot.bios_file.clone(),
+            uefi_ia32_file: config.boot.uefi_ia32_file.clone(),
+            uefi_x64_file: config.boot.uefi_x64_file.clone(),
+            uefi_arm64_file: config.boot.uefi_arm64_file.clone(),
+            http_port,
+            ipxe_script: script_path.clone(),
+        };
+        engine.status.ipxe_script = script_path;
+        if let Err(err) = engine.start_services(&config, &interface, boot, generated, facts.prefix).await {
+            engine.stop_services().await;
+            return Err(err);
+        }
+        Ok(engine)
+    }
+
+    async fn start_services(
+        &mut self,
+        config: &Config,
+        interface: &crate::net::InterfaceInfo,
+        boot: BootSettings,
+        generated: GeneratedFiles,
+        prefix: u8,
+    ) -> Result<(), EngineError> {
+        let server_ip = boot.server_ip;
+        let bind_ip = IpAddr::V4(server_ip);
+        if config.tftp.enabled {
+            let mut settings = TftpSettings::new(SocketAddr::new(bind_ip, config.tftp.port), &config.root);
+            settings.block_size_limit = Some(config.tftp.block_size_limit);
+            settings.window_size_limit = Some(config.tftp.window_size_limit);
+            let tftp = crate::tftp::start(settings, generated.clone(), self.events.clone()).await?;
+            self.status.tftp = Some(tftp.local_addr());
+            self.tftp = Some(tftp);
+        }
+        if config.http.enabled {
+            let settings = HttpSettings { bind: SocketAddr::new(bind_ip, config.http.port), root: config.root.clone() };
+            let http = crate::http::start(settings, generated.clone(), self.events.clone()).await?;
+            self.status.http = Some(http.local_addr());
+            self.http = Some(http);
+        }
+        if config.mode == Mode::Dhcp {
+            let subnet = Ipv4Net::new(server_ip, prefix).map(|net| net.trunc()).unwrap_or_default();
+            let facts = crate::config::InterfaceFacts { address: server_ip, prefix };
+            let pool = config.dhcp.pool.or_else(|| facts.default_pool()).ok_or_else(|| {
+                EngineError::Invalid(vec![ConfigError {
+                    field: "dhcp.pool".into(),
+                    message: format!("subnet {subnet} is too small for a pool"),
+                }])
+            })?;
+            let state_dir = match &config.state_dir {
+                Some(dir) => dir.clone(),
+                None => crate::config::project_dirs().ok_or(EngineError::NoStateDir)?.data_dir().to_path_buf(),
+            };
+            let lease_file = state_dir.join(LEASE_FILE);
+            let settings = DhcpServiceSettings {
+                interface: interface.name.clone(),
+                interface_index: interface.index,
+                port: config.dhcp.port,
+                pool,
+                lease_file: lease_file.clone(),
+                decision: DhcpSettings {
+                    server_ip,
+                    subnet,
+                    lease_time_secs: config.dhcp.lease_time_secs,
+                    router: config.dhcp.router,
+                    dns: config.dhcp.dns.clone(),
+                    boot,
+                },
+            };
+            let dhcp = crate::dhcp::start(settings, self.events.clone()).await?;
+            self.status.dhcp = Some(dhcp.local_addr());
+            self.status.pool = Some(pool);
+            self.status.lease_file = Some(lease_file);
+            self.dhcp = Some(dhcp);
+        }
+        self.events.emit(EngineEvent::Service(ServiceEvent {
+            service: "engine".into(),
+            message: format!("ready on {} ({server_ip})", interface.name),
+            ok: true,
+        }));
+        Ok(())
+    }
+
+    pub fn status(&self) -> &EngineStatus {
+        &self.status
+    }
+
+    pub fn events(&self) -> &EventSink {
+        &self.events
+    }
+
+    /// Stops every service; their ports are free when this returns.
+    pub async fn stop(mut self) {
+        self.stop_services().await;
+        self.events.emit(EngineEvent::Service(ServiceEvent {
+            service: "engine".into(),
+            message: "stopped".into(),
+            ok: true,
+        }));
+    }
+
+    async fn stop_services(&mut self) {
+        if let Some(dhcp) = self.dhcp.take() {
+            dhcp.stop().await;
+        }
+        if let Some(tftp) = self.tftp.take() {
+            tftp.stop().await;
+        }
+        if let Some(http) = self.http.take() {
+            http.stop().await;
+        }
+    }
+}
