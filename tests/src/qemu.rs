@@ -77,10 +77,13 @@ fn try_boot(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, marker: &str, t
             read_lossy(&qemu_log)
         )
     };
+    let mut timeline = Timeline::default();
     loop {
+        timeline.observe(&read_lossy(&serial), started.elapsed());
         if read_lossy(&serial).contains(marker) {
             let elapsed = started.elapsed();
             eprintln!("[lab] {firmware:?} guest {mac} booted to the marker in {:.1} s", elapsed.as_secs_f64());
+            eprintln!("[lab]   timeline: {}", timeline.render());
             // poweroff -f follows the marker; give QEMU a moment to exit by itself.
             qemu.wait_timeout(Duration::from_secs(10));
             return Ok(Boot { elapsed, serial: read_lossy(&serial) });
@@ -96,6 +99,37 @@ fn try_boot(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, marker: &str, t
             return Err(failure(format!("no marker within {timeout:?}; QEMU killed")));
         }
         std::thread::sleep(POLL * 4);
+    }
+}
+
+/// Console lines worth a time stamp, in boot order, to see where a boot spends its time.
+const MILESTONES: &[(&str, &str)] = &[
+    ("Start PXE over IPv4", "OVMF PXE"),
+    ("Station IP address", "OVMF lease"),
+    ("NBP file downloaded", "NBP loaded"),
+    ("iPXE initialising devices", "iPXE"),
+    ("Configuring (", "iPXE DHCP"),
+    ("Filename:", "iPXE lease"),
+    ("[script]", "script"),
+    ("Linux version", "kernel"),
+    ("Run /init", "init"),
+];
+
+#[derive(Default)]
+struct Timeline(Vec<(&'static str, Duration)>);
+
+impl Timeline {
+    fn observe(&mut self, serial: &str, now: Duration) {
+        for &(needle, label) in MILESTONES {
+            if !self.0.iter().any(|(seen, _)| *seen == label) && serial.contains(needle) {
+                self.0.push((label, now));
+            }
+        }
+    }
+
+    fn render(&self) -> String {
+        let parts: Vec<String> = self.0.iter().map(|(label, at)| format!("{label} {:.1}s", at.as_secs_f64())).collect();
+        parts.join(", ")
     }
 }
 

@@ -21,14 +21,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve network boot on one interface until interrupted (Ctrl-C / SIGTERM).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// List network interfaces with their addresses and kind.
     Interfaces(interfaces::InterfacesArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Serve(args)) => serve::run(*args),
         Some(Command::Interfaces(args)) => interfaces::run(args),
         None => {
             eprintln!("portapxe: no command given. The desktop window is not part of this build yet;");

@@ -410,7 +410,7 @@ mod tests {
         (offer, ack)
     }
 
-    fn option<'a>(message: &'a Message, code: OptionCode) -> Option<&'a DhcpOption> {
+    fn option(message: &Message, code: OptionCode) -> Option<&DhcpOption> {
         message.opts().get(code)
     }
 

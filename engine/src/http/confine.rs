@@ -63,9 +63,6 @@ async fn resolve_inside(root: &Path, path: &Path) -> io::Result<PathBuf> {
             target = %real.display(),
             "HTTP: refused a symlink that leads out of the boot root"
         );
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("{} leads out of the boot root", path.display()),
-        ))
+        Err(io::Error::new(io::ErrorKind::PermissionDenied, format!("{} leads out of the boot root", path.display())))
     }
 }

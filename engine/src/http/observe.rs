@@ -40,41 +40,24 @@ impl Connected<IncomingStream<'_, CuttableListener>> for Peer {
 }
 
 /// Middleware: reports what happened to the request as transfer events.
-pub(super) async fn report_transfer(
-    State(events): State<EventSink>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(super) async fn report_transfer(State(events): State<EventSink>, request: Request, next: Next) -> Response {
     let client = request
         .extensions()
         .get::<ConnectInfo<Peer>>()
-        .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |info| {
-            info.0.0
-        });
-    let file = percent_decode_str(request.uri().path())
-        .decode_utf8_lossy()
-        .into_owned();
+        .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |info| info.0.0);
+    let file = percent_decode_str(request.uri().path()).decode_utf8_lossy().into_owned();
     let is_head = request.method() == Method::HEAD;
 
     let response = next.run(request).await;
 
-    let transfer = Transfer {
-        events,
-        client,
-        file,
-    };
+    let transfer = Transfer { events, client, file };
     let status = response.status();
     if status.is_client_error() {
-        transfer.report(TransferPhase::Refused {
-            reason: refusal_reason(status),
-        });
+        transfer.report(TransferPhase::Refused { reason: refusal_reason(status) });
         return response;
     }
     if status.is_server_error() {
-        transfer.report(TransferPhase::Failed {
-            bytes: 0,
-            reason: status.to_string(),
-        });
+        transfer.report(TransferPhase::Failed { bytes: 0, reason: status.to_string() });
         return response;
     }
     // A HEAD moves no file bytes, and 304 or redirects are not transfers.
@@ -130,14 +113,7 @@ struct ObservedBody {
 
 impl ObservedBody {
     fn new(inner: Body, transfer: Transfer, size: Option<u64>) -> Self {
-        Self {
-            inner,
-            transfer,
-            size,
-            sent: 0,
-            last_progress: Instant::now(),
-            ended: false,
-        }
+        Self { inner, transfer, size, sent: 0, last_progress: Instant::now(), ended: false }
     }
 
     fn end(&mut self, phase: TransferPhase) {
@@ -152,10 +128,7 @@ impl http_body::Body for ObservedBody {
     type Data = Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
@@ -164,8 +137,7 @@ impl http_body::Body for ObservedBody {
                 if this.last_progress.elapsed() >= PROGRESS_INTERVAL {
                     this.last_progress = Instant::now();
                     let (bytes, size) = (this.sent, this.size);
-                    this.transfer
-                        .report(TransferPhase::Progress { bytes, size });
+                    this.transfer.report(TransferPhase::Progress { bytes, size });
                 }
             }
             Poll::Ready(Some(Err(error))) => {
@@ -198,14 +170,10 @@ impl Drop for ObservedBody {
         // for the end of the stream; that is a complete transfer.
         let phase = match self.size {
             Some(size) if bytes == size => TransferPhase::Finished { bytes },
-            Some(size) => TransferPhase::Failed {
-                bytes,
-                reason: format!("connection closed after {bytes} of {size} bytes"),
-            },
-            None => TransferPhase::Failed {
-                bytes,
-                reason: format!("connection closed after {bytes} bytes"),
-            },
+            Some(size) => {
+                TransferPhase::Failed { bytes, reason: format!("connection closed after {bytes} of {size} bytes") }
+            }
+            None => TransferPhase::Failed { bytes, reason: format!("connection closed after {bytes} bytes") },
         };
         self.end(phase);
     }

@@ -31,41 +31,26 @@ pub(super) fn router(root: Arc<Path>, generated: GeneratedFiles, events: EventSi
     Router::new()
         .fallback_service(files)
         .layer(middleware::from_fn_with_state(generated, serve_generated))
-        .layer(middleware::from_fn_with_state(
-            events,
-            observe::report_transfer,
-        ))
+        .layer(middleware::from_fn_with_state(events, observe::report_transfer))
 }
 
 /// Answers GET/HEAD of a generated file; everything else goes on to the boot root.
-async fn serve_generated(
-    State(generated): State<GeneratedFiles>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn serve_generated(State(generated): State<GeneratedFiles>, request: Request, next: Next) -> Response {
     let method = request.method();
     if method != Method::GET && method != Method::HEAD {
         return next.run(request).await;
     }
-    let Some(content) = root_relative(request.uri().path()).and_then(|path| generated.get(&path))
-    else {
+    let Some(content) = root_relative(request.uri().path()).and_then(|path| generated.get(&path)) else {
         return next.run(request).await;
     };
 
     let length = HeaderValue::from(content.len());
-    let body = if method == Method::HEAD {
-        Body::empty()
-    } else {
-        Body::from(content)
-    };
+    let body = if method == Method::HEAD { Body::empty() } else { Body::from(content) };
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     // Generated files are scripts and menus; iPXE itself ignores the type.
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     headers.insert(header::CONTENT_LENGTH, length);
     // The script can change between runs; never let a client reuse an old one.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

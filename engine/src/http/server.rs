@@ -56,9 +56,7 @@ impl HttpStartError {
     pub(super) fn from_bind(addr: SocketAddr, source: io::Error) -> Self {
         match source.kind() {
             io::ErrorKind::AddrInUse => Self::AddressInUse { addr, source },
-            io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
-                Self::PermissionDenied { addr, source }
-            }
+            io::ErrorKind::PermissionDenied if addr.port() < 1024 => Self::PermissionDenied { addr, source },
             io::ErrorKind::AddrNotAvailable => Self::AddressNotAvailable { addr, source },
             _ => Self::Bind { addr, source },
         }
@@ -67,6 +65,7 @@ impl HttpStartError {
 
 /// A running HTTP service. Dropping it stops it at once, cutting running
 /// transfers; [`stop`](Self::stop) gives them a moment to finish first.
+#[derive(Debug)]
 pub struct HttpService {
     local_addr: SocketAddr,
     /// Send (or drop): stop accepting, close idle connections, finish responses.
@@ -85,12 +84,7 @@ impl HttpService {
     /// Stops accepting at once, lets running responses finish for up to two
     /// seconds, then closes what is left. The port is free when this returns.
     pub async fn stop(self) {
-        let Self {
-            graceful,
-            cut,
-            mut task,
-            ..
-        } = self;
+        let Self { graceful, cut, mut task, .. } = self;
         let _ = graceful.send(());
         if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
             tracing::info!("HTTP: closing transfers still running {STOP_GRACE:?} after stop");
@@ -110,34 +104,19 @@ pub async fn start(
 ) -> Result<HttpService, HttpStartError> {
     let root = canonical_root(&settings.root)
         .await
-        .map_err(|source| HttpStartError::Root {
-            path: settings.root.clone(),
-            source,
-        })?;
-    let listener = TcpListener::bind(settings.bind)
-        .await
-        .map_err(|source| HttpStartError::from_bind(settings.bind, source))?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| HttpStartError::Bind {
-            addr: settings.bind,
-            source,
-        })?;
+        .map_err(|source| HttpStartError::Root { path: settings.root.clone(), source })?;
+    let listener =
+        TcpListener::bind(settings.bind).await.map_err(|source| HttpStartError::from_bind(settings.bind, source))?;
+    let local_addr = listener.local_addr().map_err(|source| HttpStartError::Bind { addr: settings.bind, source })?;
 
     let (graceful, graceful_rx) = oneshot::channel();
     let (cut, cut_rx) = watch::channel(false);
     let app = router(root.clone(), generated, events).into_make_service_with_connect_info::<Peer>();
-    let server = axum::serve(
-        CuttableListener {
-            inner: listener,
-            cut: cut_rx,
-        },
-        app,
-    )
-    .with_graceful_shutdown(async move {
-        // A dropped sender stops the server as well.
-        let _ = graceful_rx.await;
-    });
+    let server =
+        axum::serve(CuttableListener { inner: listener, cut: cut_rx }, app).with_graceful_shutdown(async move {
+            // A dropped sender stops the server as well.
+            let _ = graceful_rx.await;
+        });
     tracing::info!("HTTP: serving {} on {local_addr}", root.display());
     let task = tokio::spawn(async move {
         if let Err(error) = server.await {
@@ -146,21 +125,13 @@ pub async fn start(
         tracing::info!("HTTP: stopped serving on {local_addr}");
     });
 
-    Ok(HttpService {
-        local_addr,
-        graceful,
-        cut,
-        task,
-    })
+    Ok(HttpService { local_addr, graceful, cut, task })
 }
 
 async fn canonical_root(root: &Path) -> io::Result<Arc<Path>> {
     let canonical = tokio::fs::canonicalize(root).await?;
     if !tokio::fs::metadata(&canonical).await?.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotADirectory,
-            "it is not a folder",
-        ));
+        return Err(io::Error::new(io::ErrorKind::NotADirectory, "it is not a folder"));
     }
     Ok(canonical.into())
 }
@@ -185,14 +156,7 @@ impl Listener for CuttableListener {
             // `Err` means the service was dropped: cut as well.
             let _ = cut.wait_for(|&cut| cut).await;
         });
-        (
-            CuttableStream {
-                stream,
-                cut,
-                was_cut: false,
-            },
-            addr,
-        )
+        (CuttableStream { stream, cut, was_cut: false }, addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
@@ -214,10 +178,7 @@ impl CuttableStream {
             self.was_cut = true;
         }
         if self.was_cut {
-            Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "the HTTP service was stopped",
-            ))
+            Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the HTTP service was stopped"))
         } else {
             Ok(())
         }
@@ -225,22 +186,14 @@ impl CuttableStream {
 }
 
 impl AsyncRead for CuttableStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         self.check_cut(cx)?;
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for CuttableStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.check_cut(cx)?;
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }

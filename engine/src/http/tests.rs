@@ -57,16 +57,9 @@ impl Fixture {
         let sink = EventSink::new();
         let events = sink.subscribe();
         let generated = GeneratedFiles::new([("boot.ipxe".to_string(), Bytes::from(SCRIPT))]);
-        let settings = HttpSettings {
-            bind: "127.0.0.1:0".parse().expect("addr"),
-            root,
-        };
+        let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root };
         let service = start(settings, generated, sink).await.expect("start");
-        Self {
-            _tmp: tmp,
-            service,
-            events,
-        }
+        Self { _tmp: tmp, service, events }
     }
 
     fn addr(&self) -> SocketAddr {
@@ -106,10 +99,7 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -136,27 +126,16 @@ async fn get(addr: SocketAddr, target: &str) -> Reply {
 }
 
 fn parse_reply(raw: &[u8]) -> Reply {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
     let head = std::str::from_utf8(&raw[..split]).expect("ASCII headers");
     let mut lines = head.split("\r\n");
     let status_line = lines.next().expect("status line");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
+    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
     let headers = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
         .collect();
-    Reply {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
+    Reply { status, headers, body: raw[split + 4..].to_vec() }
 }
 
 #[tokio::test]
@@ -167,21 +146,11 @@ async fn get_serves_a_file_byte_exact_with_validators() {
     assert_eq!(reply.body, pattern(SMALL_LEN));
     assert_eq!(reply.header("content-length"), Some("1000"));
     assert_eq!(reply.header("accept-ranges"), Some("bytes"));
-    assert!(
-        reply.header("etag").is_some(),
-        "ETag missing: {:?}",
-        reply.headers
-    );
-    assert!(
-        reply.header("last-modified").is_some(),
-        "Last-Modified missing"
-    );
+    assert!(reply.header("etag").is_some(), "ETag missing: {:?}", reply.headers);
+    assert!(reply.header("last-modified").is_some(), "Last-Modified missing");
 
     let nested = get(fx.addr(), "/sub/dir/file.txt").await;
-    assert_eq!(
-        (nested.status, nested.body.as_slice()),
-        (200, &b"nested\n"[..])
-    );
+    assert_eq!((nested.status, nested.body.as_slice()), (200, &b"nested\n"[..]));
 }
 
 #[tokio::test]
@@ -198,10 +167,7 @@ async fn head_gives_headers_without_body() {
     let fx = Fixture::new().await;
     let reply = send(fx.addr(), "HEAD", "/big.iso", "").await;
     assert_eq!(reply.status, 200);
-    assert_eq!(
-        reply.header("content-length"),
-        Some(BIG_LEN.to_string().as_str())
-    );
+    assert_eq!(reply.header("content-length"), Some(BIG_LEN.to_string().as_str()));
     assert!(reply.header("etag").is_some());
     assert!(reply.body.is_empty());
 }
@@ -229,13 +195,7 @@ async fn suffix_range_gives_the_last_bytes() {
 async fn open_range_in_a_large_file_streams_to_the_end() {
     let fx = Fixture::new().await;
     let from = BIG_LEN - 100_000;
-    let reply = send(
-        fx.addr(),
-        "GET",
-        "/big.iso",
-        &format!("Range: bytes={from}-\r\n"),
-    )
-    .await;
+    let reply = send(fx.addr(), "GET", "/big.iso", &format!("Range: bytes={from}-\r\n")).await;
     assert_eq!(reply.status, 206);
     assert!(reply.body == pattern(BIG_LEN)[from..]);
 }
@@ -247,9 +207,7 @@ async fn unsatisfiable_range_is_416_and_refused() {
     assert_eq!(reply.status, 416);
     assert_eq!(reply.header("content-range"), Some("bytes */1000"));
     let event = fx.next_transfer().await;
-    assert!(
-        matches!(event.phase, TransferPhase::Refused { ref reason } if reason.starts_with("416"))
-    );
+    assert!(matches!(event.phase, TransferPhase::Refused { ref reason } if reason.starts_with("416")));
 }
 
 #[tokio::test]
@@ -278,21 +236,11 @@ async fn parent_directory_paths_are_not_served() {
     ];
     for target in attempts {
         let reply = get(fx.addr(), target).await;
-        assert!(
-            (400..500).contains(&reply.status),
-            "{target} gave {}",
-            reply.status
-        );
+        assert!((400..500).contains(&reply.status), "{target} gave {}", reply.status);
         let body = String::from_utf8_lossy(&reply.body);
-        assert!(
-            !body.contains("SECRET") && !body.contains("root:"),
-            "{target} leaked {body}"
-        );
+        assert!(!body.contains("SECRET") && !body.contains("root:"), "{target} leaked {body}");
         let event = fx.next_transfer().await;
-        assert!(
-            matches!(event.phase, TransferPhase::Refused { .. }),
-            "{target}: {event:?}"
-        );
+        assert!(matches!(event.phase, TransferPhase::Refused { .. }), "{target}: {event:?}");
     }
 }
 
@@ -307,10 +255,7 @@ async fn symlinks_out_of_the_root_are_refused() {
             assert!(!String::from_utf8_lossy(&reply.body).contains("SECRET"));
             let event = fx.next_transfer().await;
             assert_eq!(event.file, target);
-            assert!(
-                matches!(event.phase, TransferPhase::Refused { .. }),
-                "{event:?}"
-            );
+            assert!(matches!(event.phase, TransferPhase::Refused { .. }), "{event:?}");
         }
     }
     // A symlink that stays inside the root is an ordinary file.
@@ -335,9 +280,7 @@ async fn missing_file_is_404_and_refused() {
     assert_eq!(reply.status, 404);
     let event = fx.next_transfer().await;
     assert_eq!(event.file, "/nope.efi");
-    assert!(
-        matches!(event.phase, TransferPhase::Refused { ref reason } if reason.starts_with("404"))
-    );
+    assert!(matches!(event.phase, TransferPhase::Refused { ref reason } if reason.starts_with("404")));
 }
 
 #[tokio::test]
@@ -358,30 +301,13 @@ async fn generated_file_is_served_and_shadows_the_real_one() {
         let reply = get(fx.addr(), target).await;
         assert_eq!(reply.status, 200, "{target}");
         assert_eq!(reply.body, SCRIPT.as_bytes(), "{target}");
-        assert!(
-            reply
-                .header("content-type")
-                .is_some_and(|t| t.starts_with("text/plain"))
-        );
-        assert_eq!(
-            fx.next_milestone().await.phase,
-            TransferPhase::Started {
-                size: Some(SCRIPT.len() as u64)
-            }
-        );
-        assert_eq!(
-            fx.next_milestone().await.phase,
-            TransferPhase::Finished {
-                bytes: SCRIPT.len() as u64
-            }
-        );
+        assert!(reply.header("content-type").is_some_and(|t| t.starts_with("text/plain")));
+        assert_eq!(fx.next_milestone().await.phase, TransferPhase::Started { size: Some(SCRIPT.len() as u64) });
+        assert_eq!(fx.next_milestone().await.phase, TransferPhase::Finished { bytes: SCRIPT.len() as u64 });
     }
     let head = send(fx.addr(), "HEAD", "/boot.ipxe", "").await;
     assert_eq!(head.status, 200);
-    assert_eq!(
-        head.header("content-length"),
-        Some(SCRIPT.len().to_string().as_str())
-    );
+    assert_eq!(head.header("content-length"), Some(SCRIPT.len().to_string().as_str()));
     assert!(head.body.is_empty());
 }
 
@@ -390,10 +316,7 @@ async fn a_complete_get_reports_started_then_finished_with_all_bytes() {
     let mut fx = Fixture::new().await;
     let mut stream = TcpStream::connect(fx.addr()).await.expect("connect");
     let client = stream.local_addr().expect("local addr");
-    stream
-        .write_all(request_text("GET", "/small.bin", "").as_bytes())
-        .await
-        .expect("send");
+    stream.write_all(request_text("GET", "/small.bin", "").as_bytes()).await.expect("send");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.expect("receive");
     assert_eq!(parse_reply(&raw).body.len(), SMALL_LEN);
@@ -402,30 +325,14 @@ async fn a_complete_get_reports_started_then_finished_with_all_bytes() {
     assert_eq!(started.protocol, Protocol::Http);
     assert_eq!(started.client, client);
     assert_eq!(started.file, "/small.bin");
-    assert_eq!(
-        started.phase,
-        TransferPhase::Started {
-            size: Some(SMALL_LEN as u64)
-        }
-    );
+    assert_eq!(started.phase, TransferPhase::Started { size: Some(SMALL_LEN as u64) });
     let finished = fx.next_milestone().await;
-    assert_eq!(
-        finished.phase,
-        TransferPhase::Finished {
-            bytes: SMALL_LEN as u64
-        }
-    );
+    assert_eq!(finished.phase, TransferPhase::Finished { bytes: SMALL_LEN as u64 });
 
     // A range transfer counts the range.
     send(fx.addr(), "GET", "/small.bin", "Range: bytes=10-19\r\n").await;
-    assert_eq!(
-        fx.next_milestone().await.phase,
-        TransferPhase::Started { size: Some(10) }
-    );
-    assert_eq!(
-        fx.next_milestone().await.phase,
-        TransferPhase::Finished { bytes: 10 }
-    );
+    assert_eq!(fx.next_milestone().await.phase, TransferPhase::Started { size: Some(10) });
+    assert_eq!(fx.next_milestone().await.phase, TransferPhase::Finished { bytes: 10 });
 }
 
 #[tokio::test]
@@ -436,10 +343,7 @@ async fn a_slow_large_download_reports_progress() {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(64 << 10).expect("SO_RCVBUF");
     let mut stream = socket.connect(fx.addr()).await.expect("connect");
-    stream
-        .write_all(request_text("GET", "/big.iso", "").as_bytes())
-        .await
-        .expect("send");
+    stream.write_all(request_text("GET", "/big.iso", "").as_bytes()).await.expect("send");
     let mut buf = vec![0u8; 64 << 10];
     let mut total = 0;
     loop {
@@ -453,10 +357,7 @@ async fn a_slow_large_download_reports_progress() {
     assert!(total > BIG_LEN);
 
     let size = Some(BIG_LEN as u64);
-    assert_eq!(
-        fx.next_transfer().await.phase,
-        TransferPhase::Started { size }
-    );
+    assert_eq!(fx.next_transfer().await.phase, TransferPhase::Started { size });
     let mut progress = Vec::new();
     let end = loop {
         match fx.next_transfer().await.phase {
@@ -467,16 +368,8 @@ async fn a_slow_large_download_reports_progress() {
             other => break other,
         }
     };
-    assert_eq!(
-        end,
-        TransferPhase::Finished {
-            bytes: BIG_LEN as u64
-        }
-    );
-    assert!(
-        !progress.is_empty(),
-        "no Progress event in a slow 8 MiB download"
-    );
+    assert_eq!(end, TransferPhase::Finished { bytes: BIG_LEN as u64 });
+    assert!(!progress.is_empty(), "no Progress event in a slow 8 MiB download");
     assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
     assert!(progress.iter().all(|&b| b <= BIG_LEN as u64));
 }
@@ -485,18 +378,12 @@ async fn a_slow_large_download_reports_progress() {
 async fn a_client_leaving_mid_body_reports_failed() {
     let mut fx = Fixture::new().await;
     let mut stream = TcpStream::connect(fx.addr()).await.expect("connect");
-    stream
-        .write_all(request_text("GET", "/big.iso", "").as_bytes())
-        .await
-        .expect("send");
+    stream.write_all(request_text("GET", "/big.iso", "").as_bytes()).await.expect("send");
     let mut buf = vec![0u8; 64 << 10];
     stream.read_exact(&mut buf).await.expect("the first bytes");
     drop(stream);
 
-    assert!(matches!(
-        fx.next_milestone().await.phase,
-        TransferPhase::Started { .. }
-    ));
+    assert!(matches!(fx.next_milestone().await.phase, TransferPhase::Started { .. }));
     match fx.next_milestone().await.phase {
         TransferPhase::Failed { bytes, reason } => {
             assert!(bytes < BIG_LEN as u64, "{bytes}");
@@ -512,23 +399,11 @@ async fn stop_cuts_a_stalled_transfer_and_frees_the_port() {
     let addr = fx.addr();
     // A client that asks for a large file and never reads it.
     let mut stalled = TcpStream::connect(addr).await.expect("connect");
-    stalled
-        .write_all(request_text("GET", "/big.iso", "").as_bytes())
-        .await
-        .expect("send");
-    assert!(matches!(
-        fx.next_milestone().await.phase,
-        TransferPhase::Started { .. }
-    ));
+    stalled.write_all(request_text("GET", "/big.iso", "").as_bytes()).await.expect("send");
+    assert!(matches!(fx.next_milestone().await.phase, TransferPhase::Started { .. }));
 
-    let Fixture {
-        _tmp,
-        service,
-        mut events,
-    } = fx;
-    timeout(WAIT, service.stop())
-        .await
-        .expect("stop() returns despite the stalled client");
+    let Fixture { _tmp, service, mut events } = fx;
+    timeout(WAIT, service.stop()).await.expect("stop() returns despite the stalled client");
     let failed = timeout(WAIT, async {
         loop {
             if let Ok(EngineEvent::Transfer(event)) = events.recv().await
@@ -542,13 +417,8 @@ async fn stop_cuts_a_stalled_transfer_and_frees_the_port() {
     .expect("an end event");
     assert!(matches!(failed, TransferPhase::Failed { .. }), "{failed:?}");
 
-    let again = HttpSettings {
-        bind: addr,
-        root: _tmp.path().join("root"),
-    };
-    let service = start(again, GeneratedFiles::default(), EventSink::new())
-        .await
-        .expect("rebind");
+    let again = HttpSettings { bind: addr, root: _tmp.path().join("root") };
+    let service = start(again, GeneratedFiles::default(), EventSink::new()).await.expect("rebind");
     assert_eq!(get(service.local_addr(), "/small.bin").await.status, 200);
     service.stop().await;
 }
@@ -573,18 +443,9 @@ async fn a_port_in_use_is_a_clear_error() {
     let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = holder.local_addr().expect("addr");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let settings = HttpSettings {
-        bind: addr,
-        root: tmp.path().to_path_buf(),
-    };
-    let error = start(settings, GeneratedFiles::default(), EventSink::new())
-        .await
-        .err()
-        .expect("the port is taken");
-    assert!(
-        matches!(error, HttpStartError::AddressInUse { .. }),
-        "{error:?}"
-    );
+    let settings = HttpSettings { bind: addr, root: tmp.path().to_path_buf() };
+    let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.err().expect("the port is taken");
+    assert!(matches!(error, HttpStartError::AddressInUse { .. }), "{error:?}");
     let message = error.to_string();
     assert!(message.contains(&addr.to_string()), "{message}");
     assert!(message.contains("another web server holds port") && message.contains("--http-port"));
@@ -594,30 +455,16 @@ async fn a_port_in_use_is_a_clear_error() {
 async fn a_missing_root_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let missing = tmp.path().join("no-such-folder");
-    let settings = HttpSettings {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        root: missing.clone(),
-    };
-    let error = start(settings, GeneratedFiles::default(), EventSink::new())
-        .await
-        .err()
-        .expect("no root");
+    let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: missing.clone() };
+    let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.err().expect("no root");
     assert!(matches!(error, HttpStartError::Root { .. }), "{error:?}");
     assert!(error.to_string().contains(&missing.display().to_string()));
 
     let file = tmp.path().join("file");
     std::fs::write(&file, "x").expect("write");
-    let settings = HttpSettings {
-        bind: "127.0.0.1:0".parse().expect("addr"),
-        root: file,
-    };
-    let error = start(settings, GeneratedFiles::default(), EventSink::new())
-        .await
-        .err();
-    assert!(
-        matches!(error, Some(HttpStartError::Root { .. })),
-        "{error:?}"
-    );
+    let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: file };
+    let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.err();
+    assert!(matches!(error, Some(HttpStartError::Root { .. })), "{error:?}");
 }
 
 #[test]
@@ -626,25 +473,14 @@ fn bind_errors_say_what_to_do() {
     let low: SocketAddr = "0.0.0.0:80".parse().expect("addr");
     let error = HttpStartError::from_bind(low, Error::from(ErrorKind::PermissionDenied));
     let message = error.to_string();
-    assert!(
-        message.contains("0.0.0.0:80") && message.contains("CAP_NET_BIND_SERVICE"),
-        "{message}"
-    );
+    assert!(message.contains("0.0.0.0:80") && message.contains("CAP_NET_BIND_SERVICE"), "{message}");
 
     let error = HttpStartError::from_bind(low, Error::from(ErrorKind::AddrInUse));
-    assert!(
-        error
-            .to_string()
-            .contains("another web server holds port 80; stop it or choose --http-port")
-    );
+    assert!(error.to_string().contains("another web server holds port 80; stop it or choose --http-port"));
 
     let foreign: SocketAddr = "192.0.2.1:8080".parse().expect("addr");
     let error = HttpStartError::from_bind(foreign, Error::from(ErrorKind::AddrNotAvailable));
-    assert!(
-        error
-            .to_string()
-            .contains("192.0.2.1 is not an address of this machine")
-    );
+    assert!(error.to_string().contains("192.0.2.1 is not an address of this machine"));
 }
 
 #[test]

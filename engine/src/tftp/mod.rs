@@ -28,6 +28,6 @@ mod tests;
 pub use handler::{PROGRESS_INTERVAL, READ_ONLY_MESSAGE, TftpHandler, TransferReader, tftp_error};
 pub use paths::{PathError, RelativePath, ResolvedPath, normalise, resolve_request};
 pub use service::{
-    DEFAULT_MAX_SEND_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WINDOW_SIZE_LIMIT, MAX_BLOCK_SIZE, TftpService,
-    TftpSettings, TftpStartError, bind_error, start,
+    DEFAULT_MAX_SEND_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WINDOW_SIZE_LIMIT, MAX_BLOCK_SIZE, TftpService, TftpSettings,
+    TftpStartError, bind_error, start,
 };

@@ -211,9 +211,8 @@ pub fn normalise(requested: &str) -> Result<RelativePath, PathError> {
         }
         if component.contains(':') {
             let mut chars = component.chars();
-            let is_drive = parts.is_empty()
-                && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-                && chars.next() == Some(':');
+            let is_drive =
+                parts.is_empty() && chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.next() == Some(':');
             return Err(if is_drive {
                 PathError::DriveLetter { requested: requested.to_owned() }
             } else {
@@ -243,19 +242,14 @@ pub fn resolve_request(root: &Path, requested: &str) -> Result<ResolvedPath, Pat
 
 /// [`resolve_request`] for a name that is already normalised.
 pub fn resolve_normalised(root: &Path, relative: RelativePath) -> Result<ResolvedPath, PathError> {
-    let canonical_root = root
-        .canonicalize()
-        .map_err(|source| PathError::RootUnavailable { root: root.to_path_buf(), source })?;
+    let canonical_root =
+        root.canonicalize().map_err(|source| PathError::RootUnavailable { root: root.to_path_buf(), source })?;
 
     let joined = relative.under(&canonical_root);
     let path = joined.canonicalize().map_err(|source| open_error(&relative, root, source))?;
 
     if !path.starts_with(&canonical_root) {
-        return Err(PathError::OutsideRoot {
-            relative: relative.0,
-            root: root.to_path_buf(),
-            target: path,
-        });
+        return Err(PathError::OutsideRoot { relative: relative.0, root: root.to_path_buf(), target: path });
     }
 
     let metadata = std::fs::metadata(&path).map_err(|source| open_error(&relative, root, source))?;

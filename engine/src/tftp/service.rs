@@ -239,10 +239,7 @@ pub async fn start(
     if let Some(limit) = settings.window_size_limit {
         builder = builder.window_size_limit(limit);
     }
-    let server = builder
-        .build()
-        .await
-        .map_err(|source| TftpStartError::Server { addr: local_addr, source })?;
+    let server = builder.build().await.map_err(|source| TftpStartError::Server { addr: local_addr, source })?;
 
     let task_events = events.clone();
     let task = tokio::spawn(async move {
@@ -252,11 +249,7 @@ pub async fn start(
             Err(e) => format!("TFTP on {local_addr} stopped: {e}"),
         };
         tracing::error!("{message}");
-        task_events.emit(EngineEvent::Service(ServiceEvent {
-            service: SERVICE_NAME.to_owned(),
-            message,
-            ok: false,
-        }));
+        task_events.emit(EngineEvent::Service(ServiceEvent { service: SERVICE_NAME.to_owned(), message, ok: false }));
     });
 
     tracing::info!(addr = %local_addr, root = %settings.root.display(), "TFTP serving");

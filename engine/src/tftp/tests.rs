@@ -55,20 +55,16 @@ enum Reply {
 fn parse(packet: &[u8]) -> Reply {
     let field = |at: usize| u16::from_be_bytes([packet[at], packet[at + 1]]);
     let strings = |bytes: &[u8]| -> Vec<String> {
-        bytes
-            .split(|b| *b == 0)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect::<Vec<_>>()
+        bytes.split(|b| *b == 0).map(|s| String::from_utf8_lossy(s).into_owned()).collect::<Vec<_>>()
     };
     if packet.len() < 4 {
         return Reply::Other(packet.to_vec());
     }
     match field(0) {
         OP_DATA => Reply::Data { block: field(2), data: packet[4..].to_vec() },
-        OP_ERROR => Reply::Error {
-            code: field(2),
-            message: strings(&packet[4..]).into_iter().next().unwrap_or_default(),
-        },
+        OP_ERROR => {
+            Reply::Error { code: field(2), message: strings(&packet[4..]).into_iter().next().unwrap_or_default() }
+        }
         OP_OACK => {
             let mut parts = strings(&packet[2..]);
             parts.pop(); // after the final NUL
@@ -189,10 +185,7 @@ async fn phases_until(
 }
 
 fn is_final(phase: &TransferPhase) -> bool {
-    matches!(
-        phase,
-        TransferPhase::Finished { .. } | TransferPhase::Failed { .. } | TransferPhase::Refused { .. }
-    )
+    matches!(phase, TransferPhase::Finished { .. } | TransferPhase::Failed { .. } | TransferPhase::Refused { .. })
 }
 
 /// Bytes that differ block to block, so a misplaced block shows.
@@ -346,6 +339,20 @@ async fn symlink_out_of_the_root_gets_an_error() {
     assert_eq!(fetch(lab.addr(), "alias", &[]).await.unwrap().data, lab.read("pxelinux.0"));
 }
 
+/// async-tftp drops a request whose name is not UTF-8 before the handler sees
+/// it: no reply, no event. Recorded here so a change in that shows up.
+#[tokio::test]
+async fn non_utf8_names_are_dropped_silently() {
+    let mut lab = Lab::start().await;
+    let socket = client().await;
+    socket.send_to(&request(OP_RRQ, b"boot\xff.efi", &[]), lab.addr()).await.unwrap();
+    let mut buf = [0u8; 2048];
+    assert!(timeout(QUIET_PERIOD, socket.recv_from(&mut buf)).await.is_err(), "expected no reply");
+    while let Ok(event) = lab.rx.try_recv() {
+        assert!(!matches!(event, EngineEvent::Transfer(_)), "unexpected {event:?}");
+    }
+}
+
 #[tokio::test]
 async fn missing_file_is_not_found() {
     let mut lab = Lab::start().await;
@@ -448,9 +455,8 @@ async fn start_reports_a_taken_port() {
     let squatter = StdUdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = squatter.local_addr().unwrap();
     let root = tempfile::tempdir().unwrap();
-    let err = start(TftpSettings::new(addr, root.path()), GeneratedFiles::default(), EventSink::new())
-        .await
-        .unwrap_err();
+    let err =
+        start(TftpSettings::new(addr, root.path()), GeneratedFiles::default(), EventSink::new()).await.unwrap_err();
     assert!(matches!(err, TftpStartError::AddressInUse { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains(&addr.to_string()) && message.contains("tftpd-hpa"), "{message}");
@@ -462,16 +468,12 @@ async fn start_reports_a_bad_root_and_bad_settings() {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
 
     let missing = root.path().join("missing");
-    let err = start(TftpSettings::new(addr, &missing), GeneratedFiles::default(), EventSink::new())
-        .await
-        .unwrap_err();
+    let err = start(TftpSettings::new(addr, &missing), GeneratedFiles::default(), EventSink::new()).await.unwrap_err();
     assert!(matches!(err, TftpStartError::Root { .. }) && err.to_string().contains("does not exist"), "{err}");
 
     let file = root.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    let err = start(TftpSettings::new(addr, &file), GeneratedFiles::default(), EventSink::new())
-        .await
-        .unwrap_err();
+    let err = start(TftpSettings::new(addr, &file), GeneratedFiles::default(), EventSink::new()).await.unwrap_err();
     assert!(matches!(err, TftpStartError::Root { .. }), "{err}");
 
     for tune in [
