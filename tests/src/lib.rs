@@ -13,6 +13,7 @@
 //! | [`binary`] | building / locating the `portapxe` binary |
 //! | [`server`] | running `portapxe serve`, readiness, SIGTERM, log + events on failure |
 //! | [`events`] | the `--events` JSON lines, typed |
+//! | [`expect`] | assertions over events that print the evidence when they fail |
 //! | [`guest`] | guest kernel, busybox initramfs with a per-run marker, iPXE binaries |
 //! | [`qemu`] | QEMU command lines, bounded wait for the marker, boot time |
 //! | [`clients`] | udhcpc, dhclient, tftp-hpa drivers |
@@ -25,6 +26,7 @@
 pub mod binary;
 pub mod clients;
 pub mod events;
+pub mod expect;
 pub mod guest;
 pub mod netns;
 pub mod process;
@@ -46,4 +48,20 @@ pub fn mac_bytes(mac: &str) -> [u8; 6] {
         *byte = u8::from_str_radix(part, 16).unwrap_or_else(|_| panic!("bad MAC {mac}"));
     }
     bytes
+}
+
+/// The lab pool of `lab` as a range (the default [`ServerSpec`] pool).
+pub fn pool(lab: &Lab) -> std::ops::RangeInclusive<std::net::Ipv4Addr> {
+    lab.ip(100)..=lab.ip(150)
+}
+
+/// A server root with Debian's iPXE loaders and a guest (kernel + marker initrd),
+/// and the spec that serves them with the generated script.
+pub fn boot_setup(lab: &Lab) -> (ServerSpec, guest::Guest) {
+    let spec = ServerSpec::new(lab).expect("server root");
+    guest::install_ipxe_binaries(&spec.root).expect("iPXE loaders");
+    let guest = guest::Guest::install(&spec.root).expect("guest files");
+    let mut spec = spec;
+    spec.extra.extend(guest.server_args());
+    (spec, guest)
 }

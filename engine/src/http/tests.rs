@@ -444,7 +444,7 @@ async fn a_port_in_use_is_a_clear_error() {
     let addr = holder.local_addr().expect("addr");
     let tmp = tempfile::tempdir().expect("tempdir");
     let settings = HttpSettings { bind: addr, root: tmp.path().to_path_buf() };
-    let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.err().expect("the port is taken");
+    let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.expect_err("the port is taken");
     assert!(matches!(error, HttpStartError::AddressInUse { .. }), "{error:?}");
     let message = error.to_string();
     assert!(message.contains(&addr.to_string()), "{message}");
@@ -456,7 +456,7 @@ async fn a_missing_root_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let missing = tmp.path().join("no-such-folder");
     let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: missing.clone() };
-    let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.err().expect("no root");
+    let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.expect_err("no root");
     assert!(matches!(error, HttpStartError::Root { .. }), "{error:?}");
     assert!(error.to_string().contains(&missing.display().to_string()));
 

@@ -229,7 +229,7 @@ impl Lab {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_a_real_file_with_blksize_and_tsize() {
     let mut lab = Lab::start().await;
     let fetched = fetch(lab.addr(), "pxelinux.0", &[("blksize", "1468"), ("tsize", "0")]).await.unwrap();
@@ -375,7 +375,7 @@ async fn write_requests_are_refused() {
     assert!(!lab.root.path().join("upload.bin").exists());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_transfers_both_complete() {
     let lab = Lab::start().await;
     let (a, b) = tokio::join!(
@@ -411,11 +411,39 @@ async fn a_client_that_goes_silent_is_a_failed_transfer() {
     }
 }
 
+/// async-tftp's issue #18: a client's ERROR packet does not end the transfer;
+/// the server keeps resending until `max_send_retries` runs out (hence the low
+/// default). Recorded here so a fix upstream shows up.
+#[tokio::test]
+async fn a_client_error_is_ignored_until_retries_run_out() {
+    let mut lab = Lab::start_with(
+        |s| {
+            s.timeout = Duration::from_millis(50);
+            s.max_send_retries = 3;
+        },
+        GeneratedFiles::default(),
+    )
+    .await;
+    let socket = client().await;
+    socket.send_to(&request(OP_RRQ, b"pxelinux.0", &[]), lab.addr()).await.unwrap();
+    let (first, peer) = recv(&socket).await;
+    assert!(matches!(first, Reply::Data { block: 1, .. }));
+    let mut error = OP_ERROR.to_be_bytes().to_vec();
+    error.extend_from_slice(&0u16.to_be_bytes());
+    error.extend_from_slice(b"client gave up\0");
+    socket.send_to(&error, peer).await.unwrap();
+
+    let (again, _) = recv(&socket).await;
+    assert!(matches!(again, Reply::Data { block: 1, .. }), "resent despite the ERROR: {again:?}");
+    let phases = phases_until(&mut lab.rx, "pxelinux.0", is_final).await;
+    assert!(matches!(phases.last(), Some(TransferPhase::Failed { .. })), "{phases:?}");
+}
+
 fn can_bind(addr: SocketAddr) -> bool {
     StdUdpSocket::bind(addr).is_ok()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_cuts_transfers_and_frees_the_port() {
     let lab = Lab::start().await;
     let addr = lab.addr();
