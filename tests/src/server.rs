@@ -90,7 +90,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Start the server and wait until DHCP, TFTP and HTTP report that they run.
+    /// Start the server and wait until DHCP and TFTP report that they run and HTTP accepts connections.
     /// Each start in a lab gets its own log and events file (`server-N.log`, `events-N.jsonl`).
     pub fn start(lab: &Lab, spec: &ServerSpec) -> Result<Self> {
         let binary = binary::portapxe();
@@ -102,6 +102,7 @@ impl Server {
         command
             .args(&args)
             .env("RUST_BACKTRACE", "1")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         // stdout and stderr share one file; append mode keeps their lines whole.
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
@@ -131,7 +132,8 @@ impl Server {
             if let Some(failed) = events.services().into_iter().find(|s| !s.ok) {
                 bail!("service {} failed to start: {}", failed.service, failed.message);
             }
-            let missing: Vec<&str> = ["dhcp", "tftp", "http"]
+            // HTTP is checked by connecting (the server reports no HTTP service event).
+            let missing: Vec<&str> = ["dhcp", "tftp"]
                 .into_iter()
                 .filter(|name| !events.services().iter().any(|s| s.ok && s.service.to_lowercase().contains(name)))
                 .collect();

@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 
 use super::leases::{ClientKey, Lease, LeaseState, LeaseTable, OFFER_HOLD_SECS, Timestamp};
 use crate::events::DhcpEvent;
-use crate::pxe::{BootPlan, BootSettings, PxeRequest, choose_boot, pxe_vendor_options};
+use crate::pxe::{BootPlan, BootSettings, PxeRequest, choose_boot, write_boot_fields};
 
 /// Some ROMs drop BOOTP replies shorter than the RFC 951 minimum.
 pub const MIN_BOOTP_LEN: usize = 300;
@@ -239,7 +239,7 @@ fn destination(request: &PxeRequest, is_nak: bool) -> Destination {
     }
 }
 
-fn reply_skeleton(request: &Message, kind: MessageType, server_ip: Ipv4Addr) -> Message {
+pub(crate) fn reply_skeleton(request: &Message, kind: MessageType, server_ip: Ipv4Addr) -> Message {
     let mut reply = Message::default();
     reply
         .set_opcode(Opcode::BootReply)
@@ -289,28 +289,11 @@ fn build_reply(
     if !settings.dns.is_empty() {
         opts.insert(DhcpOption::DomainNameServer(settings.dns.clone()));
     }
-    if let Some(file) = plan.boot_file() {
-        // Some firmware reads only the BOOTP fields, some only options 66/67: set both.
-        reply.set_siaddr(settings.boot.server_ip);
-        reply.set_fname_str(file);
-        let opts = reply.opts_mut();
-        opts.insert(DhcpOption::TFTPServerName(settings.boot.server_ip.to_string().into_bytes()));
-        opts.insert(DhcpOption::BootfileName(file.as_bytes().to_vec()));
-        let (class, vendor_options) = pxe_vendor_options(request, plan);
-        if let Some(class) = class {
-            opts.insert(DhcpOption::ClassIdentifier(class.as_bytes().to_vec()));
-        }
-        if let Some(vendor_options) = vendor_options {
-            opts.insert(DhcpOption::VendorExtensions(vendor_options));
-        }
-        if let Some(guid) = &request.guid {
-            opts.insert(DhcpOption::ClientMachineIdentifier(guid.clone()));
-        }
-    }
+    write_boot_fields(&mut reply, request, plan, settings.boot.server_ip);
     reply
 }
 
-fn type_name(kind: MessageType) -> String {
+pub(crate) fn type_name(kind: MessageType) -> String {
     format!("{kind:?}").to_uppercase()
 }
 

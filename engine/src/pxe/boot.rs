@@ -1,5 +1,7 @@
 use std::net::Ipv4Addr;
 
+use dhcproto::v4::{DhcpOption, Message};
+
 use super::{ClientArch, ClientKind, PxeRequest};
 
 /// PXE discovery control (option 43 sub-option 6) bit 3: "boot the file named in
@@ -106,6 +108,28 @@ pub fn pxe_vendor_options(request: &PxeRequest, plan: &BootPlan) -> (Option<&'st
             Some(vec![PXE_DISCOVERY_CONTROL, 1, DISCOVERY_USE_BOOT_FILE, END]),
         ),
         _ => (None, None),
+    }
+}
+
+/// Puts the boot plan into a reply. Some firmware reads only the BOOTP `siaddr`/`file`
+/// fields, some only options 66/67: both are set.
+pub fn write_boot_fields(reply: &mut Message, request: &PxeRequest, plan: &BootPlan, server_ip: Ipv4Addr) {
+    let Some(file) = plan.boot_file() else { return };
+    reply.set_siaddr(server_ip);
+    reply.set_fname_str(file);
+    let opts = reply.opts_mut();
+    opts.insert(DhcpOption::TFTPServerName(server_ip.to_string().into_bytes()));
+    opts.insert(DhcpOption::BootfileName(file.as_bytes().to_vec()));
+    let (class, vendor_options) = pxe_vendor_options(request, plan);
+    if let Some(class) = class {
+        opts.insert(DhcpOption::ClassIdentifier(class.as_bytes().to_vec()));
+    }
+    if let Some(vendor_options) = vendor_options {
+        opts.insert(DhcpOption::VendorExtensions(vendor_options));
+    }
+    // PXE clients match replies by their machine GUID.
+    if let Some(guid) = &request.guid {
+        opts.insert(DhcpOption::ClientMachineIdentifier(guid.clone()));
     }
 }
 

@@ -10,5 +10,5 @@ mod boot;
 mod request;
 
 pub use arch::ClientArch;
-pub use boot::{BootPlan, BootSettings, choose_boot, pxe_vendor_options};
+pub use boot::{BootPlan, BootSettings, choose_boot, pxe_vendor_options, write_boot_fields};
 pub use request::{ClientKind, ParseError, PxeRequest};
