@@ -16,6 +16,7 @@ use crate::generated::GeneratedFiles;
 use crate::http::{HttpService, HttpSettings, HttpStartError};
 use crate::ipxe::{SCRIPT_PATH, generate_script};
 use crate::net::{InterfaceLookupError, find_interface};
+use crate::proxy::{ProxyService, ProxyServiceSettings, ProxySettings};
 use crate::pxe::BootSettings;
 use crate::tftp::{TftpService, TftpSettings, TftpStartError};
 
@@ -48,7 +49,10 @@ pub struct EngineStatus {
     pub server_ip: Ipv4Addr,
     pub mode: Mode,
     pub pool: Option<PoolRange>,
+    /// The DHCP port (full mode) or proxyDHCP port 67 (proxy mode).
     pub dhcp: Option<SocketAddr>,
+    /// proxyDHCP's PXE boot server port (4011).
+    pub boot_server: Option<SocketAddr>,
     pub tftp: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     /// Where iPXE clients are sent.
@@ -58,6 +62,7 @@ pub struct EngineStatus {
 
 pub struct Engine {
     dhcp: Option<DhcpService>,
+    proxy: Option<ProxyService>,
     tftp: Option<TftpService>,
     http: Option<HttpService>,
     events: EventSink,
@@ -77,6 +82,7 @@ impl Engine {
         let server_ip = facts.address;
         let mut engine = Self {
             dhcp: None,
+            proxy: None,
             tftp: None,
             http: None,
             events: events.clone(),
@@ -86,6 +92,7 @@ impl Engine {
                 mode: config.mode,
                 pool: None,
                 dhcp: None,
+                boot_server: None,
                 tftp: None,
                 http: None,
                 ipxe_script: String::new(),
@@ -146,6 +153,22 @@ impl Engine {
             let http = crate::http::start(settings, generated.clone(), self.events.clone()).await?;
             self.status.http = Some(http.local_addr());
             self.http = Some(http);
+        }
+        if config.mode == Mode::Proxy {
+            let proxy = crate::proxy::start(
+                ProxyServiceSettings {
+                    interface: interface.name.clone(),
+                    interface_index: interface.index,
+                    dhcp_port: config.dhcp.port,
+                    boot_server_port: config.dhcp.boot_server_port,
+                    decision: ProxySettings { server_ip, boot: boot.clone() },
+                },
+                self.events.clone(),
+            )
+            .await?;
+            self.status.dhcp = Some(proxy.dhcp_addr());
+            self.status.boot_server = Some(proxy.boot_server_addr());
+            self.proxy = Some(proxy);
         }
         if config.mode == Mode::Dhcp {
             let subnet = Ipv4Net::new(server_ip, prefix).map(|net| net.trunc()).unwrap_or_default();
@@ -211,6 +234,9 @@ impl Engine {
     async fn stop_services(&mut self) {
         if let Some(dhcp) = self.dhcp.take() {
             dhcp.stop().await;
+        }
+        if let Some(proxy) = self.proxy.take() {
+            proxy.stop().await;
         }
         if let Some(tftp) = self.tftp.take() {
             tftp.stop().await;

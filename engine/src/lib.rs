@@ -8,6 +8,7 @@ pub mod generated;
 pub mod http;
 pub mod ipxe;
 pub mod net;
+pub mod proxy;
 pub mod pxe;
 pub mod tftp;
 

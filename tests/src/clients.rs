@@ -145,6 +145,8 @@ pub fn dhclient(client: &ClientNs, who: &PxeIdentity, work: &Path) -> Result<Lea
     let leases = work.join(format!("{tag}.leases"));
     let pidfile = work.join(format!("{tag}.pid"));
     let log = work.join(format!("{tag}.log"));
+    // A fresh client every run: with no remembered lease it starts with DISCOVER.
+    let _ = std::fs::remove_file(&leases);
     write_script(
         &hook,
         &format!("#!/bin/sh\ncase \"$reason\" in BOUND|RENEW|REBIND|REBOOT) env > {0}.tmp && mv {0}.tmp {0};; esac\nexit 0\n", out.display()),

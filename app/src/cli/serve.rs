@@ -18,7 +18,8 @@ pub struct ServeArgs {
     /// Folder served over TFTP and HTTP; every file named below is relative to it.
     #[arg(long)]
     root: Option<PathBuf>,
-    /// `dhcp`: full DHCP server with a pool; `off`: TFTP/HTTP only (another DHCP server points here).
+    /// `dhcp`: full DHCP server with a pool; `proxy`: proxyDHCP beside the network's DHCP server
+    /// (boot info only, ports 67 + 4011); `off`: TFTP/HTTP only (another DHCP server points here).
     #[arg(long)]
     mode: Option<Mode>,
     /// Addresses to hand out, e.g. 192.168.50.100-192.168.50.199 (default: upper half of the subnet).
@@ -148,13 +149,21 @@ async fn serve(config: Config, events_out: Option<BufWriter<File>>) -> anyhow::R
         }
     };
     let status = engine.status().clone();
+    let off = || "off".to_string();
+    let dhcp = match (status.mode, status.dhcp, status.pool) {
+        (Mode::Dhcp, Some(addr), Some(pool)) => format!("full DHCP on {addr}, pool {pool}"),
+        (Mode::Proxy, Some(addr), _) => format!(
+            "proxyDHCP on {addr} and {}",
+            status.boot_server.map_or_else(off, |a| a.to_string())
+        ),
+        _ => off(),
+    };
     tracing::info!(
-        "serving on {} ({}): DHCP {}, TFTP {}, HTTP {}; iPXE clients get {}",
+        "serving on {} ({}): {dhcp}; TFTP {}; HTTP {}; iPXE clients get {}",
         status.interface,
         status.server_ip,
-        status.dhcp.map_or("off".to_string(), |a| format!("{a} pool {}", status.pool.map(|p| p.to_string()).unwrap_or_default())),
-        status.tftp.map_or("off".to_string(), |a| a.to_string()),
-        status.http.map_or("off".to_string(), |a| a.to_string()),
+        status.tftp.map_or_else(off, |a| a.to_string()),
+        status.http.map_or_else(off, |a| a.to_string()),
         status.ipxe_script,
     );
     wait_for_shutdown().await;

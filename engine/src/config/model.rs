@@ -12,6 +12,9 @@ pub enum Mode {
     /// Full DHCP server: hands out addresses from the pool and boot information.
     #[default]
     Dhcp,
+    /// proxyDHCP beside the network's own DHCP server: boot information for PXE
+    /// clients only (ports 67 and 4011), never an address.
+    Proxy,
     /// No DHCP at all: only TFTP and HTTP serve boot files (another server points at us).
     Off,
 }
@@ -22,8 +25,12 @@ impl FromStr for Mode {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "dhcp" => Ok(Self::Dhcp),
+            "proxy" => Ok(Self::Proxy),
             "off" => Ok(Self::Off),
-            other => Err(format!("unknown mode `{other}`: use `dhcp` (full DHCP server) or `off` (TFTP/HTTP only)")),
+            other => Err(format!(
+                "unknown mode `{other}`: use `dhcp` (full DHCP server), `proxy` (beside an existing DHCP server) \
+                 or `off` (TFTP/HTTP only)"
+            )),
         }
     }
 }
@@ -78,11 +85,13 @@ pub struct DhcpConfig {
     pub router: Option<Ipv4Addr>,
     pub dns: Vec<Ipv4Addr>,
     pub port: u16,
+    /// PXE boot server port answered in proxy mode.
+    pub boot_server_port: u16,
 }
 
 impl Default for DhcpConfig {
     fn default() -> Self {
-        Self { pool: None, lease_time_secs: 3600, router: None, dns: Vec::new(), port: 67 }
+        Self { pool: None, lease_time_secs: 3600, router: None, dns: Vec::new(), port: 67, boot_server_port: 4011 }
     }
 }
 

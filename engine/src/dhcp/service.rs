@@ -78,7 +78,12 @@ impl Drop for DhcpService {
 
 pub async fn start(settings: DhcpServiceSettings, events: EventSink) -> Result<DhcpService, DhcpStartError> {
     let leases = load_leases(&settings, &events).await?;
-    let socket = open_socket(&settings)?;
+    let socket = open_socket(&InterfacePort {
+        interface: settings.interface.clone(),
+        index: settings.interface_index,
+        address: settings.decision.server_ip,
+        port: settings.port,
+    })?;
     let local_addr = socket.local_addr().map_err(|source| DhcpStartError::Socket {
         interface: settings.interface.clone(),
         source,
@@ -125,43 +130,53 @@ async fn load_leases(settings: &DhcpServiceSettings, events: &EventSink) -> Resu
     }
 }
 
-/// One socket on 0.0.0.0:67 tied to the chosen interface, so broadcasts are
+/// Where a DHCP-style socket listens: a port on one interface.
+#[derive(Debug, Clone)]
+pub(crate) struct InterfacePort {
+    pub interface: String,
+    /// Used to bind on macOS.
+    #[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+    pub index: u32,
+    /// Used to bind on Windows.
+    #[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+    pub address: Ipv4Addr,
+    pub port: u16,
+}
+
+/// One socket on 0.0.0.0:PORT tied to the chosen interface, so broadcasts are
 /// received from and sent out of that interface only.
-fn open_socket(settings: &DhcpServiceSettings) -> Result<UdpSocket, DhcpStartError> {
-    let interface = settings.interface.clone();
-    let socket_error = |source: io::Error| DhcpStartError::Socket { interface: interface.clone(), source };
+pub(crate) fn open_socket(at: &InterfacePort) -> Result<UdpSocket, DhcpStartError> {
+    let socket_error = |source: io::Error| DhcpStartError::Socket { interface: at.interface.clone(), source };
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(socket_error)?;
     socket.set_broadcast(true).map_err(socket_error)?;
     socket.set_nonblocking(true).map_err(socket_error)?;
-    let bind_ip = bind_to_interface(&socket, settings).map_err(socket_error)?;
-    let address = SocketAddrV4::new(bind_ip, settings.port);
+    let bind_ip = bind_to_interface(&socket, at).map_err(socket_error)?;
+    let address = SocketAddrV4::new(bind_ip, at.port);
     socket.bind(&address.into()).map_err(|source| match source.kind() {
-        io::ErrorKind::AddrInUse => DhcpStartError::PortInUse { port: settings.port, interface: interface.clone() },
-        io::ErrorKind::PermissionDenied => {
-            DhcpStartError::Permission { port: settings.port, interface: interface.clone() }
-        }
+        io::ErrorKind::AddrInUse => DhcpStartError::PortInUse { port: at.port, interface: at.interface.clone() },
+        io::ErrorKind::PermissionDenied => DhcpStartError::Permission { port: at.port, interface: at.interface.clone() },
         _ => socket_error(source),
     })?;
     UdpSocket::from_std(socket.into()).map_err(socket_error)
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn bind_to_interface(socket: &Socket, settings: &DhcpServiceSettings) -> io::Result<Ipv4Addr> {
-    socket.bind_device(Some(settings.interface.as_bytes()))?;
+fn bind_to_interface(socket: &Socket, at: &InterfacePort) -> io::Result<Ipv4Addr> {
+    socket.bind_device(Some(at.interface.as_bytes()))?;
     Ok(Ipv4Addr::UNSPECIFIED)
 }
 
 #[cfg(any(target_os = "macos", target_os = "ios"))]
-fn bind_to_interface(socket: &Socket, settings: &DhcpServiceSettings) -> io::Result<Ipv4Addr> {
-    socket.bind_device_by_index_v4(std::num::NonZeroU32::new(settings.interface_index))?;
+fn bind_to_interface(socket: &Socket, at: &InterfacePort) -> io::Result<Ipv4Addr> {
+    socket.bind_device_by_index_v4(std::num::NonZeroU32::new(at.index))?;
     Ok(Ipv4Addr::UNSPECIFIED)
 }
 
 /// Windows delivers broadcasts to a socket bound to the interface's address and
 /// sends from that interface.
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios")))]
-fn bind_to_interface(_socket: &Socket, settings: &DhcpServiceSettings) -> io::Result<Ipv4Addr> {
-    Ok(settings.decision.server_ip)
+fn bind_to_interface(_socket: &Socket, at: &InterfacePort) -> io::Result<Ipv4Addr> {
+    Ok(at.address)
 }
 
 async fn serve(

@@ -163,6 +163,7 @@ mod tests {
             is_ipxe,
             guid: None,
             nic_interface: None,
+            boot_item: None,
             requested_ip: None,
             server_id: None,
             hostname: None,

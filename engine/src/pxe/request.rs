@@ -38,6 +38,8 @@ pub struct PxeRequest {
     pub guid: Option<Vec<u8>>,
     /// Option 94 (UNDI version) as (type, major, minor).
     pub nic_interface: Option<(u8, u8, u8)>,
+    /// PXE boot item (option 43 sub-option 71) a client names when it asks a boot server on 4011.
+    pub boot_item: Option<Vec<u8>>,
     pub requested_ip: Option<Ipv4Addr>,
     pub server_id: Option<Ipv4Addr>,
     pub hostname: Option<String>,
@@ -124,6 +126,10 @@ impl PxeRequest {
                 Some(DhcpOption::ClientNetworkInterface(t, major, minor)) => Some((*t, *major, *minor)),
                 _ => None,
             },
+            boot_item: match opts.get(OptionCode::VendorExtensions) {
+                Some(DhcpOption::VendorExtensions(bytes)) => pxe_sub_option(bytes, PXE_BOOT_ITEM).map(<[u8]>::to_vec),
+                _ => None,
+            },
             requested_ip: match opts.get(OptionCode::RequestedIpAddress) {
                 Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
                 _ => None,
@@ -145,6 +151,28 @@ impl PxeRequest {
     /// Whether this client wants to network-boot at all (as opposed to just an address).
     pub fn is_boot_client(&self) -> bool {
         self.kind != ClientKind::Plain || self.is_ipxe
+    }
+}
+
+/// PXE spec sub-option of option 43: the boot server type and layer asked for.
+pub const PXE_BOOT_ITEM: u8 = 71;
+
+/// Walks option 43's sub-options (code, length, value…) for one code.
+fn pxe_sub_option(bytes: &[u8], wanted: u8) -> Option<&[u8]> {
+    let mut rest = bytes;
+    loop {
+        match rest {
+            [] | [255, ..] => return None,
+            [0, tail @ ..] => rest = tail,
+            [code, len, tail @ ..] => {
+                let value = tail.get(..usize::from(*len))?;
+                if *code == wanted {
+                    return Some(value);
+                }
+                rest = &tail[usize::from(*len)..];
+            }
+            [_] => return None,
+        }
     }
 }
 
@@ -234,6 +262,16 @@ mod tests {
         assert!(!req.is_ipxe);
         assert_eq!(req.nic_interface, Some((1, 3, 0)));
         assert_eq!(req.guid.as_deref(), Some(&[0u8; 17][..]));
+    }
+
+    #[test]
+    fn boot_item_is_read_from_option_43() {
+        let req = parse(vec![DhcpOption::VendorExtensions(vec![0, 71, 4, 0x80, 0x00, 0, 0, 255])]);
+        assert_eq!(req.boot_item, Some(vec![0x80, 0, 0, 0]));
+        let cut = parse(vec![DhcpOption::VendorExtensions(vec![71, 9, 1])]);
+        assert_eq!(cut.boot_item, None);
+        let other = parse(vec![DhcpOption::VendorExtensions(vec![6, 1, 8, 255])]);
+        assert_eq!(other.boot_item, None);
     }
 
     #[test]
