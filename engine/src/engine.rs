@@ -152,6 +152,11 @@ impl Engine {
             let settings = HttpSettings { bind: SocketAddr::new(bind_ip, config.http.port), root: config.root.clone() };
             let http = crate::http::start(settings, generated.clone(), self.events.clone()).await?;
             self.status.http = Some(http.local_addr());
+            self.events.emit(EngineEvent::Service(ServiceEvent {
+                service: "http".into(),
+                message: format!("HTTP serving {} on {}", config.root.display(), http.local_addr()),
+                ok: true,
+            }));
             self.http = Some(http);
         }
         if config.mode == Mode::Proxy {

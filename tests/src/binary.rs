@@ -43,16 +43,20 @@ fn locate() -> Result<PathBuf> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
-    command
-        .current_dir(workspace_root())
-        .args(["build", "-p", "portapxe", "--bin", "portapxe", "--message-format=json-render-diagnostics"]);
+    command.current_dir(workspace_root()).args([
+        "build",
+        "-p",
+        "portapxe",
+        "--bin",
+        "portapxe",
+        "--message-format=json-render-diagnostics",
+    ]);
     eprintln!("[lab] building portapxe: {command:?}");
     let built = run_bounded("cargo build -p portapxe", &mut command, BUILD_TIMEOUT)?;
     if !built.success() {
         bail!("`cargo build -p portapxe --bin portapxe` failed:\n{}", built.stderr);
     }
-    executable_from_messages(&built.stdout)
-        .context("cargo build succeeded but reported no `portapxe` executable")
+    executable_from_messages(&built.stdout).context("cargo build succeeded but reported no `portapxe` executable")
 }
 
 /// The `executable` of the `portapxe` bin target in cargo's JSON messages.

@@ -145,11 +145,16 @@ pub fn dhclient(client: &ClientNs, who: &PxeIdentity, work: &Path) -> Result<Lea
     let leases = work.join(format!("{tag}.leases"));
     let pidfile = work.join(format!("{tag}.pid"));
     let log = work.join(format!("{tag}.log"));
-    // A fresh client every run: with no remembered lease it starts with DISCOVER.
+    // A fresh client every run: with no remembered lease it starts with DISCOVER; and
+    // no stale pid file, whose PID could by now belong to someone else.
     let _ = std::fs::remove_file(&leases);
+    let _ = std::fs::remove_file(&pidfile);
     write_script(
         &hook,
-        &format!("#!/bin/sh\ncase \"$reason\" in BOUND|RENEW|REBIND|REBOOT) env > {0}.tmp && mv {0}.tmp {0};; esac\nexit 0\n", out.display()),
+        &format!(
+            "#!/bin/sh\ncase \"$reason\" in BOUND|RENEW|REBIND|REBOOT) env > {0}.tmp && mv {0}.tmp {0};; esac\nexit 0\n",
+            out.display()
+        ),
     )?;
     let mut config = format!(
         "timeout 20;\ninitial-interval 1;\n\
@@ -172,31 +177,29 @@ pub fn dhclient(client: &ClientNs, who: &PxeIdentity, work: &Path) -> Result<Lea
     let mut child = crate::process::Guarded::spawn("dhclient", &mut command)?;
     let status = child.wait_timeout(Duration::from_secs(40));
     drop(child);
-    let daemon = stop_dhclient_daemon(&pidfile);
+    stop_dhclient_daemon(&pidfile);
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     match status {
         Some(status) if status.success() && out.exists() => {}
         other => bail!("dhclient ({who:?}, MAC {}) got no lease (exit {other:?}):\n{log_text}", client.mac),
     }
-    daemon?;
-    let mut raw = read_env(&out)?;
-    raw.insert("leases-file".into(), std::fs::read_to_string(&leases).unwrap_or_default());
+    let raw = read_env(&out)?;
     // dhclient hands siaddr to its script as `new_next_server`, the file field as `new_filename`.
     lease_from(raw, "new_ip_address", "new_next_server", "new_filename", "new_bootfile_name")
 }
 
-fn stop_dhclient_daemon(pidfile: &Path) -> Result<()> {
+/// dhclient forks a daemon after a lease and writes its PID to `pidfile`: stop that one.
+fn stop_dhclient_daemon(pidfile: &Path) {
     let Some(pid) = wait_until(Duration::from_secs(3), || {
         std::fs::read_to_string(pidfile).ok().and_then(|text| text.trim().parse::<u32>().ok())
     }) else {
-        return Ok(()); // no daemon (no lease)
+        return; // no daemon (no lease)
     };
     signal_pid(pid, nix::sys::signal::Signal::SIGTERM);
     let gone = wait_until(Duration::from_secs(5), || (!process_alive(pid)).then_some(()));
     if gone.is_none() {
         signal_pid(pid, nix::sys::signal::Signal::SIGKILL);
     }
-    Ok(())
 }
 
 /// Fetch `file` from `server` with tftp-hpa inside the client namespace (binary mode).
@@ -207,7 +210,7 @@ pub fn tftp_get(client: &ClientNs, server: Ipv4Addr, file: &str, work: &Path) ->
     command.args(["-m", "binary", &server.to_string(), "-c", "get", file]).arg(&local);
     let finished = run_bounded("tftp", &mut command, Duration::from_secs(30))?;
     let bytes = std::fs::read(&local).unwrap_or_default();
-    if !finished.success() || bytes.is_empty() || !finished.stderr.is_empty() && finished.stderr.contains("Error") {
+    if !finished.success() || bytes.is_empty() || finished.stderr.contains("Error") {
         bail!("tftp-hpa get {file} from {server} failed: {finished}");
     }
     Ok(bytes)

@@ -38,7 +38,13 @@ pub fn acks<'a>(events: &'a [Event], mac: &str) -> Vec<&'a DhcpEvent> {
 }
 
 /// The last ACK to `mac` as an iPXE client, which must carry the script URL; returns its address.
-pub fn acked_script(events: &[Event], mac: &str, server: Ipv4Addr, http_port: u16, pool: &RangeInclusive<Ipv4Addr>) -> Ipv4Addr {
+pub fn acked_script(
+    events: &[Event],
+    mac: &str,
+    server: Ipv4Addr,
+    http_port: u16,
+    pool: &RangeInclusive<Ipv4Addr>,
+) -> Ipv4Addr {
     let ack = acks(events, mac).into_iter().rev().find(|d| d.is_ipxe).unwrap_or_else(|| {
         panic!("no DHCP ACK to {mac} as an iPXE client; its DHCP events:\n{}", dhcp_story(events, mac))
     });
@@ -48,13 +54,19 @@ pub fn acked_script(events: &[Event], mac: &str, server: Ipv4Addr, http_port: u1
         "iPXE client {mac} was given {boot:?}, expected http://{server}:{http_port}/boot.ipxe; DHCP events:\n{}",
         dhcp_story(events, mac)
     );
-    let address = ack.address.unwrap_or_else(|| panic!("ACK to {mac} without an address:\n{}", dhcp_story(events, mac)));
+    let address =
+        ack.address.unwrap_or_else(|| panic!("ACK to {mac} without an address:\n{}", dhcp_story(events, mac)));
     assert!(pool.contains(&address), "{mac} got {address}, outside the pool {pool:?}");
     address
 }
 
 /// Transfers of `file` (leading `/` ignored) over `protocol` to `client_ip`.
-pub fn transfers_of<'a>(events: &'a [Event], protocol: &str, file: &str, client_ip: Ipv4Addr) -> Vec<&'a TransferEvent> {
+pub fn transfers_of<'a>(
+    events: &'a [Event],
+    protocol: &str,
+    file: &str,
+    client_ip: Ipv4Addr,
+) -> Vec<&'a TransferEvent> {
     events
         .transfers()
         .into_iter()

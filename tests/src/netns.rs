@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use nix::sched::{CloneFlags, setns};
 
 use crate::process::run_ok;
@@ -33,8 +33,7 @@ pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
     thread::scope(|scope| {
         scope
             .spawn(move || -> Result<T> {
-                setns(&handle, CloneFlags::CLONE_NEWNET)
-                    .with_context(|| format!("setns into {}", path.display()))?;
+                setns(&handle, CloneFlags::CLONE_NEWNET).with_context(|| format!("setns into {}", path.display()))?;
                 Ok(f())
             })
             .join()
@@ -128,7 +127,21 @@ impl Lab {
         run_ok("ip", &["-n", ns, "link", "set", "lo", "up"])?;
         run_ok(
             "ip",
-            &["-n", ns, "link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0"],
+            &[
+                "-n",
+                ns,
+                "link",
+                "add",
+                BRIDGE,
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+                "forward_delay",
+                "0",
+                "mcast_snooping",
+                "0",
+            ],
         )?;
         run_ok("ip", &["-n", ns, "addr", "add", &format!("{}/24", self.server_ip()), "dev", BRIDGE])?;
         run_ok("ip", &["-n", ns, "link", "set", BRIDGE, "up"])?;
@@ -196,10 +209,13 @@ impl Drop for Lab {
     fn drop(&mut self) {
         drop(self.ra.take());
         if std::env::var_os("PORTAPXE_LAB_KEEP").is_some() {
-            let dir = std::mem::replace(&mut self.dir, match tempfile::tempdir() {
-                Ok(dir) => dir,
-                Err(_) => return,
-            });
+            let dir = std::mem::replace(
+                &mut self.dir,
+                match tempfile::tempdir() {
+                    Ok(dir) => dir,
+                    Err(_) => return,
+                },
+            );
             eprintln!("[lab] PORTAPXE_LAB_KEEP: kept {}", dir.keep().display());
         }
         let mut namespaces = self.clients.clone();
@@ -230,25 +246,4 @@ fn kill_leftovers(ns: &str) {
     for pid in listed.stdout.split_whitespace().filter_map(|p| p.parse().ok()) {
         crate::process::signal_pid(pid, nix::sys::signal::Signal::SIGKILL);
     }
-}
-
-/// Fail when a namespace set-up precondition is missing (used by tests' sanity checks).
-pub fn require_tools(tools: &[&str]) -> Result<()> {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|tool| {
-            !std::env::var_os("PATH")
-                .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
-                .unwrap_or(false)
-        })
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "missing lab tools: {}; install: apt-get install qemu-system-x86 ipxe-qemu ipxe ovmf \
-             busybox-static udhcpc isc-dhcp-client tftp-hpa",
-            missing.join(", ")
-        );
-    }
-    Ok(())
 }

@@ -48,9 +48,7 @@ pub struct Guarded {
 impl Guarded {
     pub fn spawn(name: impl Into<String>, command: &mut Command) -> Result<Self> {
         let name = name.into();
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {name} ({command:?}); is it installed?"))?;
+        let child = command.spawn().with_context(|| format!("cannot start {name} ({command:?}); is it installed?"))?;
         Ok(Self { name, child, status: None })
     }
 
@@ -148,7 +146,8 @@ pub fn run_bounded(name: &str, command: &mut Command, timeout: Duration) -> Resu
 pub fn run_ok<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<Finished> {
     let mut command = Command::new(program);
     command.args(args);
-    let shown = format!("{program} {}", args.iter().map(|a| a.as_ref().to_string_lossy()).collect::<Vec<_>>().join(" "));
+    let shown =
+        format!("{program} {}", args.iter().map(|a| a.as_ref().to_string_lossy()).collect::<Vec<_>>().join(" "));
     let finished = run_bounded(&shown, &mut command, Duration::from_secs(30))?;
     if !finished.success() {
         bail!("`{shown}` failed: {finished}");

@@ -3,7 +3,7 @@
 //! Owns: the QEMU command line per firmware, the per-run OVMF variable store, the
 //! serial log, and the bounded wait for the guest's marker.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -135,9 +135,4 @@ impl Timeline {
 
 fn read_lossy(path: &Path) -> String {
     std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
-}
-
-/// Where a guest's serial log lives (for tests that want to print it).
-pub fn serial_path(lab: &Lab, tap: &str) -> PathBuf {
-    lab.dir().join(format!("serial-{tap}.log"))
 }

@@ -40,13 +40,7 @@ impl ServerSpec {
         let state_dir = lab.dir().join("state");
         std::fs::create_dir_all(&root)?;
         std::fs::create_dir_all(&state_dir)?;
-        Ok(Self {
-            root,
-            state_dir,
-            pool: format!("{}-{}", lab.ip(100), lab.ip(150)),
-            http_port: 80,
-            extra: Vec::new(),
-        })
+        Ok(Self { root, state_dir, pool: format!("{}-{}", lab.ip(100), lab.ip(150)), http_port: 80, extra: Vec::new() })
     }
 
     pub fn arg(mut self, flag: &str, value: impl Into<String>) -> Self {
@@ -99,11 +93,7 @@ impl Server {
         let events_path = lab.dir().join(format!("events-{n}.jsonl"));
         let args = spec.args(&events_path);
         let mut command = lab.server_command(&binary.display().to_string());
-        command
-            .args(&args)
-            .env("RUST_BACKTRACE", "1")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
+        command.args(&args).env("RUST_BACKTRACE", "1").env("NO_COLOR", "1").stdin(Stdio::null());
         // stdout and stderr share one file; append mode keeps their lines whole.
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         command.stdout(log_file.try_clone()?).stderr(log_file);

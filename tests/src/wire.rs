@@ -110,7 +110,10 @@ pub fn hostile_dhcp(mac: [u8; 6], rng: &mut Rng) -> Vec<(String, Vec<u8>)> {
         ("option length 255 as last byte".into(), with(17, &[53, 1, 1, 77, 255])),
         ("option code as last byte".into(), with(18, &[53, 1, 1, 60])),
         ("option 77 with length 0".into(), with(19, &[53, 1, 1, 77, 0, 255])),
-        ("option 77 RFC 3004 entry longer than the option".into(), with(20, &[53, 1, 1, 77, 5, 16, b'i', b'P', b'X', b'E', 255])),
+        (
+            "option 77 RFC 3004 entry longer than the option".into(),
+            with(20, &[53, 1, 1, 77, 5, 16, b'i', b'P', b'X', b'E', 255]),
+        ),
         ("option 77 RFC 3004 zero-length entry".into(), with(21, &[53, 1, 1, 77, 2, 0, 0, 255])),
         ("option 43 with sub-option past its end".into(), with(22, &[53, 1, 1, 43, 4, 6, 10, 0, 0, 255])),
         ("option 43 length 1".into(), with(23, &[53, 1, 1, 43, 1, 6, 255])),
@@ -199,8 +202,9 @@ pub fn probe_offer(socket: &UdpSocket, to: SocketAddr, mac: [u8; 6], xid: u32, t
         socket.set_read_timeout(Some(left))?;
         let Ok((n, _)) = socket.recv_from(&mut buf) else { continue };
         let Ok(message) = Message::decode(&mut dhcproto::Decoder::new(&buf[..n])) else { continue };
-        if message.xid() == xid && message.opts().get(dhcproto::v4::OptionCode::MessageType)
-            == Some(&DhcpOption::MessageType(MessageType::Offer))
+        if message.xid() == xid
+            && message.opts().get(dhcproto::v4::OptionCode::MessageType)
+                == Some(&DhcpOption::MessageType(MessageType::Offer))
         {
             return Ok(message);
         }

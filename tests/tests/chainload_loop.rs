@@ -72,7 +72,12 @@ fn user_class_ipxe_gets_the_script_in_both_encodings() {
     client.add_address(pxe.address).unwrap();
     let fetched = clients::tftp_get(&client, server.ip, BIOS_FILE, &work).unwrap();
     let original = std::fs::read(std::path::Path::new(IPXE_DIR).join(BIOS_FILE)).unwrap();
-    assert!(fetched == original, "TFTP {BIOS_FILE}: {} bytes, differs from Debian's {} bytes", fetched.len(), original.len());
+    assert!(
+        fetched == original,
+        "TFTP {BIOS_FILE}: {} bytes, differs from Debian's {} bytes",
+        fetched.len(),
+        original.len()
+    );
     client.flush_addresses().unwrap();
 
     for (encoding, who) in

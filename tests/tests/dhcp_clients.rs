@@ -40,10 +40,22 @@ fn pxe_clients_get_pool_address_boot_file_and_next_server() {
     for (kind, who, mac, expected_file) in cases {
         let client = lab.add_client(mac).unwrap();
         let got = lease(kind, &client, &who, &lab);
-        eprintln!("{kind:?} arch {}: {} boot {:?} next-server {:?}", who.arch, got.address, got.boot_file(), got.next_server);
+        eprintln!(
+            "{kind:?} arch {}: {} boot {:?} next-server {:?}",
+            who.arch,
+            got.address,
+            got.boot_file(),
+            got.next_server
+        );
         let story = || expect::dhcp_story(&server.events(), mac);
         assert!(pool(&lab).contains(&got.address), "{kind:?} {mac}: {} outside the pool\n{}", got.address, story());
-        assert_eq!(got.boot_file(), expected_file, "{kind:?} arch {}: wrong boot file; lease {got:?}\n{}", who.arch, story());
+        assert_eq!(
+            got.boot_file(),
+            expected_file,
+            "{kind:?} arch {}: wrong boot file; lease {got:?}\n{}",
+            who.arch,
+            story()
+        );
         assert_eq!(got.next_server, Some(server.ip), "{kind:?} arch {}: next-server; lease {got:?}", who.arch);
         assert!(!addresses.contains(&got.address), "{} handed out twice ({addresses:?})", got.address);
         addresses.push(got.address);

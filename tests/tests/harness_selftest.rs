@@ -69,7 +69,9 @@ fn dhcp_and_tftp_clients() {
     assert_eq!(fetched, std::fs::read(root.join("undionly.kpxe")).unwrap());
 
     let server = SocketAddr::from((lab.server_ip(), 69));
-    let raw = netns::in_netns(&bios.ns, || wire::tftp_read(server, "undionly.kpxe", Duration::from_secs(20))).unwrap().unwrap();
+    let raw = netns::in_netns(&bios.ns, || wire::tftp_read(server, "undionly.kpxe", Duration::from_secs(20)))
+        .unwrap()
+        .unwrap();
     assert_eq!(raw, fetched);
     let missing = netns::in_netns(&bios.ns, || {
         wire::tftp_replies(server, &wire::tftp_request(1, b"does-not-exist"), Duration::from_secs(2))
@@ -80,7 +82,13 @@ fn dhcp_and_tftp_clients() {
 
     let probe = netns::in_netns(&bios.ns, || {
         let socket = wire::dhcp_client_socket("eth0")?;
-        wire::probe_offer(&socket, SocketAddr::from(([255, 255, 255, 255], 67)), [2, 0, 0, 0, 0, 9], 0x1234, Duration::from_secs(5))
+        wire::probe_offer(
+            &socket,
+            SocketAddr::from(([255, 255, 255, 255], 67)),
+            [2, 0, 0, 0, 0, 9],
+            0x1234,
+            Duration::from_secs(5),
+        )
     })
     .unwrap()
     .unwrap();

@@ -36,8 +36,12 @@ pub enum ClientKey {
 }
 
 impl ClientKey {
+    /// A client-id that is just "Ethernet" + the MAC (what iPXE and udhcpc send) is the
+    /// same client as the bare MAC (what PXE firmware sends), so one machine keeps one
+    /// address across the firmware → iPXE handover.
     pub fn new(mac: MacAddr, client_id: Option<&[u8]>) -> Self {
         match client_id {
+            Some([1, rest @ ..]) if rest == mac.0 => Self::Mac(mac),
             Some(id) => Self::ClientId(id.iter().map(|b| format!("{b:02x}")).collect()),
             None => Self::Mac(mac),
         }
@@ -348,5 +352,6 @@ mod tests {
         let mac = MacAddr([2, 0, 0, 0, 0, 1]);
         assert_ne!(ClientKey::new(mac, Some(&[1, 2])), ClientKey::new(mac, None));
         assert_eq!(ClientKey::new(mac, Some(&[1, 0xab])), ClientKey::ClientId("01ab".into()));
+        assert_eq!(ClientKey::new(mac, Some(&[1, 2, 0, 0, 0, 0, 1])), ClientKey::Mac(mac));
     }
 }

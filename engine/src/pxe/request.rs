@@ -61,29 +61,31 @@ pub enum ParseError {
 }
 
 impl PxeRequest {
-    /// Decodes hostile bytes. Never panics: dhcproto has a `debug_assert` on
-    /// option 94's length, so a decode panic is caught and reported as malformed.
+    /// Decodes hostile bytes without panicking. dhcproto asserts option 94's length
+    /// and slices `chaddr` by the wire's `hlen`, so both are checked here first.
     pub fn decode(bytes: &[u8]) -> Result<(Message, PxeRequest), ParseError> {
-        let decoded = std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(bytes)));
-        let message = match decoded {
-            Ok(Ok(message)) => message,
-            Ok(Err(err)) => return Err(ParseError::Malformed(err.to_string())),
-            Err(_) => return Err(ParseError::Malformed("decoder rejected an option".into())),
-        };
-        let request = Self::from_message(&message)?;
-        Ok((message, request))
+        if let Some(problem) = precheck(bytes) {
+            return Err(ParseError::Malformed(problem.into()));
+        }
+        // Backstop for any decoder panic not yet known: one bad packet must not stop the service.
+        std::panic::catch_unwind(|| {
+            let message =
+                Message::decode(&mut Decoder::new(bytes)).map_err(|err| ParseError::Malformed(err.to_string()))?;
+            let request = Self::from_message(&message)?;
+            Ok((message, request))
+        })
+        .unwrap_or_else(|_| Err(ParseError::Malformed("the DHCP decoder rejected this packet".into())))
     }
 
     pub fn from_message(message: &Message) -> Result<Self, ParseError> {
         if message.opcode() != Opcode::BootRequest {
             return Err(ParseError::NotARequest);
         }
-        let mac: [u8; 6] = message
-            .chaddr()
-            .get(..6)
-            .filter(|_| message.hlen() == 6)
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or(ParseError::NotEthernet)?;
+        if message.hlen() != 6 {
+            return Err(ParseError::NotEthernet);
+        }
+        let mac: [u8; 6] =
+            message.chaddr().get(..6).and_then(|bytes| bytes.try_into().ok()).ok_or(ParseError::NotEthernet)?;
         let opts = message.opts();
         let message_type = opts.msg_type().ok_or(ParseError::NoMessageType)?;
 
@@ -151,6 +153,32 @@ impl PxeRequest {
     /// Whether this client wants to network-boot at all (as opposed to just an address).
     pub fn is_boot_client(&self) -> bool {
         self.kind != ClientKind::Plain || self.is_ipxe
+    }
+}
+
+/// Offset of `hlen` in the BOOTP header, and of the first option after the magic cookie.
+const HLEN_OFFSET: usize = 2;
+const OPTIONS_OFFSET: usize = 240;
+const CLIENT_NETWORK_INTERFACE: u8 = 94;
+
+/// The checks dhcproto would otherwise turn into a panic.
+fn precheck(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.get(HLEN_OFFSET).is_some_and(|&hlen| usize::from(hlen) > 16) {
+        return Some("hardware address length over 16");
+    }
+    let mut rest = bytes.get(OPTIONS_OFFSET..)?;
+    loop {
+        match rest {
+            [] | [255, ..] => return None,
+            [0, tail @ ..] => rest = tail,
+            [code, len, tail @ ..] => {
+                if *code == CLIENT_NETWORK_INTERFACE && *len != 3 {
+                    return Some("option 94 must be 3 bytes long");
+                }
+                rest = tail.get(usize::from(*len)..)?;
+            }
+            [_] => return None,
+        }
     }
 }
 
@@ -317,8 +345,13 @@ mod tests {
         // Option 94 with a bad length trips a debug_assert inside dhcproto.
         let mut bad94 = good[..240].to_vec();
         bad94.extend_from_slice(&[53, 1, 1, 94, 1, 1, 255]);
-        let bad94_result = PxeRequest::decode(&bad94);
-        assert!(!matches!(bad94_result, Ok((_, ref req)) if req.nic_interface.is_some()));
+        assert!(matches!(PxeRequest::decode(&bad94), Err(ParseError::Malformed(_))));
+        // chaddr is sliced by hlen inside dhcproto.
+        for hlen in [0u8, 5, 7, 16, 17, 255] {
+            let mut bytes = good.clone();
+            bytes[2] = hlen;
+            assert!(PxeRequest::decode(&bytes).is_err(), "hlen {hlen}");
+        }
         // Option lengths that run past the end, and 93 with one byte.
         for tail in [&[53u8, 1, 1, 60, 200, b'P'][..], &[53, 1, 1, 93, 1, 0], &[53, 1, 1, 255, 255, 255]] {
             let mut bytes = good[..240].to_vec();
