@@ -107,12 +107,24 @@ pub struct TransferEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum TransferPhase {
-    Started { size: Option<u64> },
-    Progress { bytes: u64, size: Option<u64> },
-    Finished { bytes: u64 },
-    Failed { bytes: u64, reason: String },
+    Started {
+        size: Option<u64>,
+    },
+    Progress {
+        bytes: u64,
+        size: Option<u64>,
+    },
+    Finished {
+        bytes: u64,
+    },
+    Failed {
+        bytes: u64,
+        reason: String,
+    },
     /// Refused before a byte was sent: bad path, not found, write request, ….
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
 }
 
 /// A service started, stopped or failed.

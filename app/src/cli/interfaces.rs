@@ -16,7 +16,8 @@ pub fn run(args: InterfacesArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Real adapters first: that is where a technician's bench switch is.
-    interfaces.sort_by_key(|i| (i.kind == portapxe_engine::net::InterfaceKind::Loopback, i.kind.to_string() == "virtual"));
+    interfaces
+        .sort_by_key(|i| (i.kind == portapxe_engine::net::InterfaceKind::Loopback, i.kind.to_string() == "virtual"));
     println!("{:<16} {:<9} {:<5} {:<17} IPv4", "NAME", "KIND", "STATE", "MAC");
     for interface in interfaces {
         let ipv4: Vec<String> = interface.ipv4.iter().map(|(ip, prefix)| format!("{ip}/{prefix}")).collect();

@@ -103,7 +103,8 @@ impl ServeArgs {
         }
         if let Some(kernel) = self.kernel {
             boot.ipxe_script = None;
-            boot.entries = vec![BootEntry::Linux { name: "Linux".into(), kernel, initrd: self.initrd, cmdline: self.cmdline }];
+            boot.entries =
+                vec![BootEntry::Linux { name: "Linux".into(), kernel, initrd: self.initrd, cmdline: self.cmdline }];
         }
         if let Some(port) = self.http_port {
             config.http.port = port;
@@ -125,7 +126,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (config, events_file) = args.into_config()?;
     let events_out = match events_file {
         Some(path) => Some(BufWriter::new(
-            File::options().create(true).append(true).open(&path).with_context(|| format!("cannot open {}", path.display()))?,
+            File::options()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?,
         )),
         None => None,
     };
@@ -152,10 +157,9 @@ async fn serve(config: Config, events_out: Option<BufWriter<File>>) -> anyhow::R
     let off = || "off".to_string();
     let dhcp = match (status.mode, status.dhcp, status.pool) {
         (Mode::Dhcp, Some(addr), Some(pool)) => format!("full DHCP on {addr}, pool {pool}"),
-        (Mode::Proxy, Some(addr), _) => format!(
-            "proxyDHCP on {addr} and {}",
-            status.boot_server.map_or_else(off, |a| a.to_string())
-        ),
+        (Mode::Proxy, Some(addr), _) => {
+            format!("proxyDHCP on {addr} and {}", status.boot_server.map_or_else(off, |a| a.to_string()))
+        }
         _ => off(),
     };
     tracing::info!(
@@ -196,10 +200,7 @@ async fn wait_for_shutdown() {
     }
 }
 
-async fn log_events(
-    mut events: tokio::sync::broadcast::Receiver<EngineEvent>,
-    mut out: Option<BufWriter<File>>,
-) {
+async fn log_events(mut events: tokio::sync::broadcast::Receiver<EngineEvent>, mut out: Option<BufWriter<File>>) {
     loop {
         let event = match events.recv().await {
             Ok(event) => event,

@@ -66,9 +66,8 @@ impl FromStr for PoolRange {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (start, end) = s
-            .split_once('-')
-            .ok_or_else(|| format!("pool `{s}` must look like 10.0.0.100-10.0.0.199"))?;
+        let (start, end) =
+            s.split_once('-').ok_or_else(|| format!("pool `{s}` must look like 10.0.0.100-10.0.0.199"))?;
         let parse = |part: &str| {
             part.trim().parse::<Ipv4Addr>().map_err(|_| format!("`{part}` in pool `{s}` is not an IPv4 address"))
         };

@@ -64,10 +64,8 @@ pub fn load_file(path: &Path) -> Result<Config, StoreError> {
 }
 
 pub fn save_file(path: &Path, config: &Config) -> Result<(), StoreError> {
-    let text = toml::to_string_pretty(config).map_err(|err| StoreError::Write {
-        path: path.into(),
-        source: std::io::Error::other(err),
-    })?;
+    let text = toml::to_string_pretty(config)
+        .map_err(|err| StoreError::Write { path: path.into(), source: std::io::Error::other(err) })?;
     write_atomically(path, text.as_bytes()).map_err(|source| StoreError::Write { path: path.into(), source })
 }
 

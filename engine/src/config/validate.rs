@@ -63,10 +63,8 @@ pub fn validate(config: &Config, interface: Option<&InterfaceFacts>) -> Vec<Conf
         errors.push(error("interface", "no interface chosen: pick one from `portapxe interfaces`"));
     }
     if !config.root.is_dir() {
-        errors.push(error(
-            "root",
-            format!("boot folder `{}` does not exist or is not a folder", config.root.display()),
-        ));
+        errors
+            .push(error("root", format!("boot folder `{}` does not exist or is not a folder", config.root.display())));
     }
     if config.mode == Mode::Dhcp {
         check_dhcp(config, interface, &mut errors);
@@ -171,7 +169,8 @@ fn check_script_text(field: &str, text: &str, errors: &mut Vec<ConfigError>) {
 
 fn check_relative(field: &str, file: &str, errors: &mut Vec<ConfigError>) {
     let path = Path::new(file);
-    if file.is_empty() || path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+    if file.is_empty() || path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir))
+    {
         errors.push(error(field, format!("`{file}` must be a path inside the boot folder (no `..`, not absolute)")));
     }
     check_script_text(field, file, errors);

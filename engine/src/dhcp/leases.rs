@@ -95,13 +95,7 @@ pub struct LeaseTable {
 
 impl LeaseTable {
     pub fn new(pool: PoolRange, reserved: Ipv4Addr) -> Self {
-        Self {
-            pool,
-            reserved,
-            by_ip: BTreeMap::new(),
-            by_client: HashMap::new(),
-            next_unused: u32::from(pool.start),
-        }
+        Self { pool, reserved, by_ip: BTreeMap::new(), by_client: HashMap::new(), next_unused: u32::from(pool.start) }
     }
 
     pub fn pool(&self) -> PoolRange {
@@ -122,7 +116,12 @@ impl LeaseTable {
 
     /// The address to offer: the client's own (even expired), the one it asks
     /// for if free, a never-used one, then the longest-expired one.
-    pub fn choose(&self, client: &ClientKey, requested: Option<Ipv4Addr>, now: Timestamp) -> Result<Ipv4Addr, LeaseError> {
+    pub fn choose(
+        &self,
+        client: &ClientKey,
+        requested: Option<Ipv4Addr>,
+        now: Timestamp,
+    ) -> Result<Ipv4Addr, LeaseError> {
         if let Some(lease) = self.lease_of(client)
             && lease.state != LeaseState::Declined
             && self.pool.contains(lease.ip)
@@ -135,7 +134,9 @@ impl LeaseTable {
         if let Some(ip) = self.find_unused() {
             return Ok(ip);
         }
-        if let Some(expired) = self.by_ip.values().filter(|lease| !lease.is_active(now)).min_by_key(|lease| lease.expires) {
+        if let Some(expired) =
+            self.by_ip.values().filter(|lease| !lease.is_active(now)).min_by_key(|lease| lease.expires)
+        {
             return Ok(expired.ip);
         }
         // Under a flood of DISCOVERs, an offer nobody took is worth less than a real client.
@@ -288,7 +289,8 @@ mod tests {
         t.release(&key(1).0, Ipv4Addr::new(10, 0, 0, 10), NOW);
         t.assign(lease(key(5).0, key(5).1, Ipv4Addr::new(10, 0, 0, 10), LeaseState::Offered, NOW + 60), NOW).unwrap();
         assert_eq!(t.choose(&client, None, NOW + 1).unwrap(), Ipv4Addr::new(10, 0, 0, 10));
-        t.assign(lease(client.clone(), mac, Ipv4Addr::new(10, 0, 0, 10), LeaseState::Offered, NOW + 61), NOW + 1).unwrap();
+        t.assign(lease(client.clone(), mac, Ipv4Addr::new(10, 0, 0, 10), LeaseState::Offered, NOW + 61), NOW + 1)
+            .unwrap();
         assert!(t.lease_of(&key(5).0).is_none());
         // After expiry, the longest-expired address is reused.
         assert_eq!(t.choose(&client, None, NOW + 4000).unwrap(), Ipv4Addr::new(10, 0, 0, 10));

@@ -8,7 +8,6 @@ pub mod leases;
 pub mod server;
 pub mod service;
 
-
 pub use leases::{LeaseTable, Timestamp};
 pub use server::{Destination, DhcpSettings, Outcome, handle};
 pub use service::{DhcpService, DhcpStartError, start};

@@ -81,7 +81,8 @@ pub fn handle(
         MessageType::Discover => discover(request, &client, leases, now),
         MessageType::Request => request_(request, &client, settings, leases, now),
         MessageType::Release => {
-            let released = request.server_id == Some(settings.server_ip) && leases.release(&client, request.ciaddr, now);
+            let released =
+                request.server_id == Some(settings.server_ip) && leases.release(&client, request.ciaddr, now);
             let note = if released { "address released" } else { "release for an address we did not lease" };
             Answer::Silent { note: note.into(), persist: released }
         }
@@ -107,9 +108,7 @@ pub fn handle(
             let reply = Reply { message: nak(message, settings), destination: destination(request, true) };
             Outcome { reply: Some(reply), persist: false, event }
         }
-        Answer::Offer { ip, note } => {
-            finish(message, request, settings, MessageType::Offer, Some(ip), note, event)
-        }
+        Answer::Offer { ip, note } => finish(message, request, settings, MessageType::Offer, Some(ip), note, event),
         Answer::Ack { ip, note } => {
             // Only a real lease (not an INFORM) must reach the disk before the ACK.
             let mut outcome = finish(message, request, settings, MessageType::Ack, ip, note, event);
@@ -120,11 +119,22 @@ pub fn handle(
 }
 
 enum Answer {
-    Silent { note: String, persist: bool },
-    Offer { ip: Ipv4Addr, note: String },
+    Silent {
+        note: String,
+        persist: bool,
+    },
+    Offer {
+        ip: Ipv4Addr,
+        note: String,
+    },
     /// `ip` is `None` for INFORM: options only, no lease.
-    Ack { ip: Option<Ipv4Addr>, note: String },
-    Nak { note: String },
+    Ack {
+        ip: Option<Ipv4Addr>,
+        note: String,
+    },
+    Nak {
+        note: String,
+    },
 }
 
 fn discover(request: &PxeRequest, client: &ClientKey, leases: &mut LeaseTable, now: Timestamp) -> Answer {
@@ -143,14 +153,21 @@ fn discover(request: &PxeRequest, client: &ClientKey, leases: &mut LeaseTable, n
         LeaseState::Bound => leases.get(ip).map_or(now, |lease| lease.expires),
         _ => now + OFFER_HOLD_SECS,
     };
-    let lease = Lease { ip, client: client.clone(), mac: request.mac, state, expires, hostname: request.hostname.clone() };
+    let lease =
+        Lease { ip, client: client.clone(), mac: request.mac, state, expires, hostname: request.hostname.clone() };
     match leases.assign(lease, now) {
         Ok(()) => Answer::Offer { ip, note: String::new() },
         Err(err) => Answer::Silent { note: err.to_string(), persist: false },
     }
 }
 
-fn request_(request: &PxeRequest, client: &ClientKey, settings: &DhcpSettings, leases: &mut LeaseTable, now: Timestamp) -> Answer {
+fn request_(
+    request: &PxeRequest,
+    client: &ClientKey,
+    settings: &DhcpSettings,
+    leases: &mut LeaseTable,
+    now: Timestamp,
+) -> Answer {
     let ours = settings.server_ip;
     let wanted = match (request.server_id, request.ciaddr.is_unspecified(), request.requested_ip) {
         // SELECTING: the client names the server whose offer it took.
@@ -167,8 +184,15 @@ fn request_(request: &PxeRequest, client: &ClientKey, settings: &DhcpSettings, l
             }
             match leases.lease_of(client) {
                 Some(lease) if lease.ip == ip => ip,
-                Some(lease) => return Answer::Nak { note: format!("{ip} is not this client's address ({})", lease.ip) },
-                None => return Answer::Silent { note: format!("no record of this client asking for {ip}"), persist: false },
+                Some(lease) => {
+                    return Answer::Nak { note: format!("{ip} is not this client's address ({})", lease.ip) };
+                }
+                None => {
+                    return Answer::Silent {
+                        note: format!("no record of this client asking for {ip}"),
+                        persist: false,
+                    };
+                }
             }
         }
         // RENEWING / REBINDING.
@@ -405,8 +429,14 @@ mod tests {
         assert_eq!(offer_msg.yiaddr(), Ipv4Addr::new(10, 77, 0, 100));
         assert_eq!(offer_msg.siaddr(), SERVER);
         assert_eq!(offer_msg.fname_str().unwrap().unwrap(), "undionly.kpxe");
-        assert_eq!(option(offer_msg, OptionCode::BootfileName), Some(&DhcpOption::BootfileName(b"undionly.kpxe".to_vec())));
-        assert_eq!(option(offer_msg, OptionCode::ClassIdentifier), Some(&DhcpOption::ClassIdentifier(b"PXEClient".to_vec())));
+        assert_eq!(
+            option(offer_msg, OptionCode::BootfileName),
+            Some(&DhcpOption::BootfileName(b"undionly.kpxe".to_vec()))
+        );
+        assert_eq!(
+            option(offer_msg, OptionCode::ClassIdentifier),
+            Some(&DhcpOption::ClassIdentifier(b"PXEClient".to_vec()))
+        );
         assert!(option(offer_msg, OptionCode::VendorExtensions).is_some());
         assert!(option(offer_msg, OptionCode::ClientMachineIdentifier).is_some());
         assert!(!offer.persist);
@@ -468,7 +498,10 @@ mod tests {
         let other = run(
             client.message(
                 MessageType::Request,
-                &[DhcpOption::ServerIdentifier([10, 77, 0, 2].into()), DhcpOption::RequestedIpAddress([10, 77, 0, 50].into())],
+                &[
+                    DhcpOption::ServerIdentifier([10, 77, 0, 2].into()),
+                    DhcpOption::RequestedIpAddress([10, 77, 0, 50].into()),
+                ],
             ),
             &mut leases,
             NOW,
@@ -484,7 +517,8 @@ mod tests {
         let (_, ack) = dora(&client, &mut leases, NOW);
         let ip = ack.reply.unwrap().message.yiaddr();
         let mut restarted = LeaseTable::from_bytes(leases.pool(), SERVER, &leases.to_bytes()).unwrap();
-        let reboot = run(client.message(MessageType::Request, &[DhcpOption::RequestedIpAddress(ip)]), &mut restarted, NOW + 100);
+        let reboot =
+            run(client.message(MessageType::Request, &[DhcpOption::RequestedIpAddress(ip)]), &mut restarted, NOW + 100);
         assert_eq!(reboot.reply.unwrap().message.opts().msg_type(), Some(MessageType::Ack));
         let offer = run(client.message(MessageType::Discover, &[]), &mut restarted, NOW + 100);
         assert_eq!(offer.reply.unwrap().message.yiaddr(), ip);
@@ -539,7 +573,8 @@ mod tests {
 
         let (_, ack) = dora(&client, &mut leases, NOW + 20);
         let ip = ack.reply.unwrap().message.yiaddr();
-        let declined = run(client.message(MessageType::Decline, &[DhcpOption::RequestedIpAddress(ip)]), &mut leases, NOW + 30);
+        let declined =
+            run(client.message(MessageType::Decline, &[DhcpOption::RequestedIpAddress(ip)]), &mut leases, NOW + 30);
         assert!(declined.persist);
         assert_eq!(leases.get(ip).unwrap().state, LeaseState::Declined);
 

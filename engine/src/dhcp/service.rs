@@ -84,17 +84,13 @@ pub async fn start(settings: DhcpServiceSettings, events: EventSink) -> Result<D
         address: settings.decision.server_ip,
         port: settings.port,
     })?;
-    let local_addr = socket.local_addr().map_err(|source| DhcpStartError::Socket {
-        interface: settings.interface.clone(),
-        source,
-    })?;
+    let local_addr = socket
+        .local_addr()
+        .map_err(|source| DhcpStartError::Socket { interface: settings.interface.clone(), source })?;
     let (stop_tx, stop_rx) = oneshot::channel();
     events.emit(EngineEvent::Service(ServiceEvent {
         service: "dhcp".into(),
-        message: format!(
-            "DHCP serving pool {} on {} (port {})",
-            settings.pool, settings.interface, local_addr.port()
-        ),
+        message: format!("DHCP serving pool {} on {} (port {})", settings.pool, settings.interface, local_addr.port()),
         ok: true,
     }));
     let task = tokio::spawn(serve(socket, settings, leases, events, stop_rx));
@@ -154,7 +150,9 @@ pub(crate) fn open_socket(at: &InterfacePort) -> Result<UdpSocket, DhcpStartErro
     let address = SocketAddrV4::new(bind_ip, at.port);
     socket.bind(&address.into()).map_err(|source| match source.kind() {
         io::ErrorKind::AddrInUse => DhcpStartError::PortInUse { port: at.port, interface: at.interface.clone() },
-        io::ErrorKind::PermissionDenied => DhcpStartError::Permission { port: at.port, interface: at.interface.clone() },
+        io::ErrorKind::PermissionDenied => {
+            DhcpStartError::Permission { port: at.port, interface: at.interface.clone() }
+        }
         _ => socket_error(source),
     })?;
     UdpSocket::from_std(socket.into()).map_err(socket_error)

@@ -110,7 +110,9 @@ fn looks_virtual(interface: &netdev::Interface) -> bool {
     let name = interface.name.to_lowercase();
     let description = interface.description.as_deref().unwrap_or_default().to_lowercase();
     VIRTUAL_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
-        || ["virtual", "hyper-v", "vmware", "virtualbox", "tap-windows", "wintun"].iter().any(|w| description.contains(w))
+        || ["virtual", "hyper-v", "vmware", "virtualbox", "tap-windows", "wintun"]
+            .iter()
+            .any(|w| description.contains(w))
 }
 
 #[cfg(test)]

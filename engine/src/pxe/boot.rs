@@ -72,8 +72,7 @@ impl BootPlan {
 /// The PXE decision table: who gets which boot program.
 pub fn choose_boot(request: &PxeRequest, settings: &BootSettings) -> BootPlan {
     if request.is_ipxe {
-        let location =
-            settings.http_url(&settings.ipxe_script).unwrap_or_else(|| settings.ipxe_script.clone());
+        let location = settings.http_url(&settings.ipxe_script).unwrap_or_else(|| settings.ipxe_script.clone());
         return BootPlan::IpxeScript { location };
     }
     if !request.is_boot_client() {
@@ -103,10 +102,9 @@ pub fn pxe_vendor_options(request: &PxeRequest, plan: &BootPlan) -> (Option<&'st
     match plan {
         BootPlan::HttpBoot { .. } => (Some("HTTPClient"), None),
         BootPlan::IpxeScript { .. } => (Some("PXEClient"), None),
-        BootPlan::Tftp { .. } if request.kind == ClientKind::Pxe => (
-            Some("PXEClient"),
-            Some(vec![PXE_DISCOVERY_CONTROL, 1, DISCOVERY_USE_BOOT_FILE, END]),
-        ),
+        BootPlan::Tftp { .. } if request.kind == ClientKind::Pxe => {
+            (Some("PXEClient"), Some(vec![PXE_DISCOVERY_CONTROL, 1, DISCOVERY_USE_BOOT_FILE, END]))
+        }
         _ => (None, None),
     }
 }
