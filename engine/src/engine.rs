@@ -17,7 +17,7 @@ use crate::http::{HttpService, HttpSettings, HttpStartError};
 use crate::ipxe::{SCRIPT_PATH, generate_script};
 use crate::net::{InterfaceLookupError, find_interface};
 use crate::proxy::{ProxyService, ProxyServiceSettings, ProxySettings};
-use crate::pxe::BootSettings;
+use crate::pxe::{BootSettings, rule_script_path};
 use crate::tftp::{TftpService, TftpSettings, TftpStartError};
 
 const LEASE_FILE: &str = "leases.json";
@@ -111,7 +111,16 @@ impl Engine {
                 None => format!("tftp://{server_ip}"),
             };
             let script = generate_script(&config.boot.entries, &base, config.boot.menu_timeout_secs);
-            GeneratedFiles::new([(SCRIPT_PATH.to_owned(), Bytes::from(script))])
+            let mut files = vec![(SCRIPT_PATH.to_owned(), Bytes::from(script))];
+            // A rule that pins a client to one entry gets a script with just that entry.
+            for (index, rule) in config.rules.clients.iter().enumerate() {
+                let entry = rule.entry.as_ref().and_then(|name| config.boot.entries.iter().find(|e| e.name() == name));
+                if let Some(entry) = entry {
+                    let script = generate_script(std::slice::from_ref(entry), &base, config.boot.menu_timeout_secs);
+                    files.push((rule_script_path(index), Bytes::from(script)));
+                }
+            }
+            GeneratedFiles::new(files)
         };
         let boot = BootSettings {
             server_ip,
@@ -166,7 +175,7 @@ impl Engine {
                     interface_index: interface.index,
                     dhcp_port: config.dhcp.port,
                     boot_server_port: config.dhcp.boot_server_port,
-                    decision: ProxySettings { server_ip, boot: boot.clone() },
+                    decision: ProxySettings { server_ip, boot: boot.clone(), rules: config.rules.clone() },
                 },
                 self.events.clone(),
             )
@@ -202,6 +211,7 @@ impl Engine {
                     router: config.dhcp.router,
                     dns: config.dhcp.dns.clone(),
                     boot,
+                    rules: config.rules.clone(),
                 },
             };
             let dhcp = crate::dhcp::start(settings, self.events.clone()).await?;

@@ -10,6 +10,7 @@ pub mod ipxe;
 pub mod net;
 pub mod proxy;
 pub mod pxe;
+pub mod rules;
 pub mod tftp;
 
 pub use engine::{Engine, EngineError, EngineStatus};

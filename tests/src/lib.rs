@@ -18,7 +18,7 @@
 //! | [`qemu`] | QEMU command lines, bounded wait for the marker, boot time |
 //! | [`clients`] | udhcpc, dhclient, tftp-hpa drivers |
 //! | [`wire`] | hand-built DHCP (valid and hostile) and a raw TFTP client |
-//! | [`standin`] | dnsmasq as a stand-in server, only for the harness self-test |
+//! | [`standin`] | dnsmasq: stand-in server for the harness self-test; address-only "network DHCP" for proxy mode |
 //!
 //! Prerequisites: root; `apt-get install qemu-system-x86 ipxe-qemu ipxe ovmf
 //! busybox-static udhcpc isc-dhcp-client tftp-hpa`; `tests/lab/prepare-guest.sh target/lab`.

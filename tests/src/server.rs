@@ -26,7 +26,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServerSpec {
     pub root: PathBuf,
     pub state_dir: PathBuf,
-    /// `START-END`, passed as `--pool`.
+    /// `--mode`: `dhcp` (the default here) or `proxy` (see [`ServerSpec::proxy`]).
+    pub mode: String,
+    /// `START-END`, passed as `--pool` (in `dhcp` mode only).
     pub pool: String,
     pub http_port: u16,
     /// Further flags (`--kernel vmlinuz`, …).
@@ -40,7 +42,20 @@ impl ServerSpec {
         let state_dir = lab.dir().join("state");
         std::fs::create_dir_all(&root)?;
         std::fs::create_dir_all(&state_dir)?;
-        Ok(Self { root, state_dir, pool: format!("{}-{}", lab.ip(100), lab.ip(150)), http_port: 80, extra: Vec::new() })
+        Ok(Self {
+            root,
+            state_dir,
+            mode: "dhcp".into(),
+            pool: format!("{}-{}", lab.ip(100), lab.ip(150)),
+            http_port: 80,
+            extra: Vec::new(),
+        })
+    }
+
+    /// `--mode proxy`: proxyDHCP beside the network's DHCP server; no `--pool` is passed.
+    pub fn proxy(mut self) -> Self {
+        self.mode = "proxy".into();
+        self
     }
 
     pub fn arg(mut self, flag: &str, value: impl Into<String>) -> Self {
@@ -57,14 +72,15 @@ impl ServerSpec {
             "--root".into(),
             self.root.display().to_string(),
             "--mode".into(),
-            "dhcp".into(),
-            "--pool".into(),
-            self.pool.clone(),
+            self.mode.clone(),
             "--state-dir".into(),
             self.state_dir.display().to_string(),
             "--events".into(),
             events.display().to_string(),
         ];
+        if self.mode == "dhcp" {
+            args.extend(["--pool".into(), self.pool.clone()]);
+        }
         if self.http_port != 80 {
             args.extend(["--http-port".into(), self.http_port.to_string()]);
         }

@@ -1,17 +1,23 @@
-//! dnsmasq as a stand-in PXE server, used only by the harness self-test
-//! (`tests/harness_selftest.rs`, ignored by default) to prove the lab's wiring,
-//! QEMU runner and client drivers independently of `portapxe`.
+//! dnsmasq in two roles, never in the root namespace:
 //!
-//! It runs inside the lab's server namespace, bound to the bridge, never elsewhere.
-//! iPXE clients get `boot.ipxe` over TFTP (dnsmasq has no HTTP).
+//! - [`Dnsmasq`]: a stand-in PXE server, used only by the harness self-test
+//!   (`tests/harness_selftest.rs`, ignored by default) to prove the lab's wiring,
+//!   QEMU runner and client drivers independently of `portapxe`. It runs inside the
+//!   lab's server namespace, bound to the bridge. iPXE clients get `boot.ipxe` over
+//!   TFTP (dnsmasq has no HTTP).
+//! - [`NetworkDhcp`]: "the network's existing DHCP server" for the proxyDHCP tests:
+//!   addresses only (no PXE, no boot options, no TFTP, no DNS), in a second
+//!   namespace joined to the lab bridge by a veth.
 
-use std::path::Path;
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::netns::{BRIDGE, Lab};
+use crate::netns::{BRIDGE, ClientNs, Lab};
 use crate::process::Guarded;
 
 pub struct Dnsmasq {
@@ -70,6 +76,113 @@ impl Drop for Dnsmasq {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("===== dnsmasq log =====\n{}", self.log());
+        }
+        self.process.terminate(Duration::from_secs(3));
+    }
+}
+
+/// dnsmasq as the network's own DHCP server, addresses only: `--port=0` (no DNS), no
+/// `--enable-tftp`, no `--dhcp-boot`/`--pxe-service`, `--no-ping` (a ping costs 3 s per
+/// new client). It runs in its own namespace (a veth port on the lab bridge) with a
+/// static address, in the foreground, and is stopped by PID on drop.
+pub struct NetworkDhcp {
+    process: Guarded,
+    /// The namespace dnsmasq runs in (kept so it outlives nothing it should not).
+    pub host: ClientNs,
+    /// dnsmasq's own address on the lab segment.
+    pub ip: Ipv4Addr,
+    pub range: RangeInclusive<Ipv4Addr>,
+    pub lease_file: PathBuf,
+    pub pid_file: PathBuf,
+    log: PathBuf,
+}
+
+/// One line of dnsmasq's lease file: `EXPIRY MAC IP HOSTNAME CLIENT-ID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsmasqLease {
+    pub mac: String,
+    pub ip: Ipv4Addr,
+}
+
+impl NetworkDhcp {
+    /// A namespace with MAC `mac` and address 10.77.N.`host`/24 on the lab bridge, and
+    /// dnsmasq in it handing out `range` (which must lie in the lab subnet).
+    pub fn start(lab: &mut Lab, mac: &str, host: u8, range: RangeInclusive<Ipv4Addr>) -> Result<Self> {
+        let ns = lab.add_client(mac)?;
+        let ip = lab.ip(host);
+        ns.add_address(ip)?;
+        let log = lab.dir().join("network-dhcp.log");
+        let lease_file = lab.dir().join("network-dhcp.leases");
+        let pid_file = lab.dir().join("network-dhcp.pid");
+        let mut command = ns.command("dnsmasq");
+        command.args([
+            "--keep-in-foreground",
+            "--log-facility=-",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--port=0",
+            "--bind-interfaces",
+            "--no-ping",
+            "--log-dhcp",
+        ]);
+        command.arg(format!("--interface={}", ns.interface()));
+        command.arg(format!("--dhcp-range={},{},255.255.255.0,1h", range.start(), range.end()));
+        command.arg(format!("--dhcp-leasefile={}", lease_file.display()));
+        command.arg(format!("--pid-file={}", pid_file.display()));
+        let log_file = std::fs::File::create(&log)?;
+        command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+        eprintln!("[lab] starting the network's DHCP server (address only) in {}: {command:?}", ns.ns);
+        let mut process =
+            Guarded::spawn("dnsmasq (network DHCP)", &mut command).context("apt-get install dnsmasq-base")?;
+        // Ready once it has written its pid file; `ip netns exec` execs, so it names our child.
+        let written = crate::process::wait_until(Duration::from_secs(5), || {
+            std::fs::read_to_string(&pid_file).ok().and_then(|pid| pid.trim().parse::<u32>().ok())
+        });
+        if let Some(status) = process.try_status() {
+            bail!("dnsmasq exited at once ({status}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        match written {
+            Some(pid) if pid == process.pid() => {}
+            Some(pid) => bail!("dnsmasq's pid file names {pid}, but the process started is {}", process.pid()),
+            None => {
+                bail!("dnsmasq wrote no pid file within 5 s:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
+            }
+        }
+        Ok(Self { process, host: ns, ip, range, lease_file, pid_file, log })
+    }
+
+    /// The leases dnsmasq has written so far (an absent file is none).
+    pub fn leases(&self) -> Vec<DnsmasqLease> {
+        let text = std::fs::read_to_string(&self.lease_file).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace().skip(1);
+                let mac = fields.next()?.to_ascii_lowercase();
+                let ip = fields.next()?.parse().ok()?;
+                Some(DnsmasqLease { mac, ip })
+            })
+            .collect()
+    }
+
+    /// Addresses leased to `mac`.
+    pub fn leased_to(&self, mac: &str) -> Vec<Ipv4Addr> {
+        self.leases().into_iter().filter(|l| l.mac.eq_ignore_ascii_case(mac)).map(|l| l.ip).collect()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NetworkDhcp {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "===== network DHCP (dnsmasq) log =====\n{}\n===== its lease file =====\n{}",
+                self.log(),
+                std::fs::read_to_string(&self.lease_file).unwrap_or_default()
+            );
         }
         self.process.terminate(Duration::from_secs(3));
     }

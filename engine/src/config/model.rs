@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::ClientRules;
+
 /// How PortaPXE takes part in DHCP on the chosen interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -201,4 +203,6 @@ pub struct Config {
     pub tftp: TftpConfig,
     pub http: HttpConfig,
     pub boot: BootConfig,
+    /// Which machines are answered and what each boots.
+    pub rules: ClientRules,
 }

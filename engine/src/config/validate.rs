@@ -80,7 +80,29 @@ pub fn validate(config: &Config, interface: Option<&InterfaceFacts>) -> Vec<Conf
         errors.push(error("tftp.enabled", "TFTP and HTTP are both off: nothing would serve boot files"));
     }
     check_boot(config, &mut errors);
+    check_rules(config, &mut errors);
     errors
+}
+
+fn check_rules(config: &Config, errors: &mut Vec<ConfigError>) {
+    for (index, rule) in config.rules.clients.iter().enumerate() {
+        let field = format!("rules.client[{index}]");
+        if !rule.ignore && rule.boot_file.is_none() && rule.entry.is_none() {
+            errors.push(error(&field, "says nothing to do: set `ignore = true`, `boot_file` or `entry`"));
+        }
+        if rule.ignore && (rule.boot_file.is_some() || rule.entry.is_some()) {
+            errors.push(error(&field, "`ignore` cannot be combined with `boot_file` or `entry`"));
+        }
+        if let Some(file) = &rule.boot_file {
+            check_relative(&field, file, errors);
+        }
+        if let Some(entry) = &rule.entry
+            && !config.boot.entries.iter().any(|e| e.name() == entry)
+        {
+            let names: Vec<&str> = config.boot.entries.iter().map(BootEntry::name).collect();
+            errors.push(error(&field, format!("no boot entry is named `{entry}` (entries: {})", names.join(", "))));
+        }
+    }
 }
 
 fn check_dhcp(config: &Config, interface: Option<&InterfaceFacts>, errors: &mut Vec<ConfigError>) {
@@ -246,6 +268,23 @@ mod tests {
         let errors = validate(&config, Some(&facts([10, 77, 0, 1], 24)));
         assert!(errors.iter().any(|e| e.field == "root"));
         assert!(errors.iter().any(|e| e.message.contains("ends before it starts")));
+    }
+
+    #[test]
+    fn client_rules_must_do_something_and_name_real_entries() {
+        use crate::rules::ClientRule;
+        let root = tempfile::tempdir().unwrap();
+        let mut config = config_in(root.path());
+        config.rules.clients = vec![
+            ClientRule::default(),
+            ClientRule { entry: Some("Nope".into()), ..ClientRule::default() },
+            ClientRule { ignore: true, boot_file: Some("x.efi".into()), ..ClientRule::default() },
+            ClientRule { boot_file: Some("snponly.efi".into()), ..ClientRule::default() },
+        ];
+        let errors = validate(&config, Some(&facts([10, 77, 0, 1], 24)));
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["rules.client[0]", "rules.client[1]", "rules.client[2]"], "{errors:?}");
+        assert!(errors[1].message.contains("no boot entry is named `Nope`"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use ipnet::Ipv4Net;
 use super::leases::{ClientKey, Lease, LeaseState, LeaseTable, OFFER_HOLD_SECS, Timestamp};
 use crate::events::DhcpEvent;
 use crate::pxe::{BootPlan, BootSettings, PxeRequest, choose_boot, write_boot_fields};
+use crate::rules::{ClientRule, ClientRules, Verdict};
 
 /// Some ROMs drop BOOTP replies shorter than the RFC 951 minimum.
 pub const MIN_BOOTP_LEN: usize = 300;
@@ -21,6 +22,7 @@ pub struct DhcpSettings {
     pub router: Option<Ipv4Addr>,
     pub dns: Vec<Ipv4Addr>,
     pub boot: BootSettings,
+    pub rules: ClientRules,
 }
 
 /// Where a reply goes (RFC 2131 §4.1); the driver adds the ports.
@@ -72,6 +74,10 @@ pub fn handle(
         event.note = note;
         Outcome { reply: None, persist: false, event }
     };
+    let rule = match settings.rules.evaluate(request) {
+        Verdict::Ignore(reason) => return silent(event, reason),
+        Verdict::Serve { rule } => rule,
+    };
     if !request.giaddr.is_unspecified() && !settings.subnet.contains(&request.giaddr) {
         let note = format!("relayed from {}, a subnet we have no pool for", request.giaddr);
         return silent(event, note);
@@ -108,10 +114,13 @@ pub fn handle(
             let reply = Reply { message: nak(message, settings), destination: destination(request, true) };
             Outcome { reply: Some(reply), persist: false, event }
         }
-        Answer::Offer { ip, note } => finish(message, request, settings, MessageType::Offer, Some(ip), note, event),
+        Answer::Offer { ip, note } => {
+            finish(ReplyContext { message, request, settings, rule }, MessageType::Offer, Some(ip), note, event)
+        }
         Answer::Ack { ip, note } => {
             // Only a real lease (not an INFORM) must reach the disk before the ACK.
-            let mut outcome = finish(message, request, settings, MessageType::Ack, ip, note, event);
+            let mut outcome =
+                finish(ReplyContext { message, request, settings, rule }, MessageType::Ack, ip, note, event);
             outcome.persist = ip.is_some();
             outcome
         }
@@ -224,16 +233,23 @@ fn request_(
     }
 }
 
+/// What a reply is built from.
+struct ReplyContext<'a> {
+    message: &'a Message,
+    request: &'a PxeRequest,
+    settings: &'a DhcpSettings,
+    rule: Option<(usize, &'a ClientRule)>,
+}
+
 fn finish(
-    message: &Message,
-    request: &PxeRequest,
-    settings: &DhcpSettings,
+    context: ReplyContext<'_>,
     kind: MessageType,
     ip: Option<Ipv4Addr>,
     note: String,
     mut event: DhcpEvent,
 ) -> Outcome {
-    let plan = choose_boot(request, &settings.boot);
+    let ReplyContext { message, request, settings, rule } = context;
+    let plan = choose_boot(request, &settings.boot, rule);
     let reply_message = build_reply(message, request, settings, kind, ip, &plan);
     event.answered = Some(type_name(kind));
     event.address = ip;
@@ -356,6 +372,7 @@ mod tests {
                 http_port: Some(80),
                 ipxe_script: "boot.ipxe".into(),
             },
+            rules: ClientRules::default(),
         }
     }
 
@@ -599,6 +616,22 @@ mod tests {
         let mut foreign = Client::firmware(2, 0).message(MessageType::Discover, &[]);
         foreign.set_giaddr(Ipv4Addr::new(172, 16, 0, 1));
         assert!(run(foreign, &mut leases, NOW).reply.is_none());
+    }
+
+    #[test]
+    fn clients_outside_the_rules_get_no_reply_at_all() {
+        let mut leases = table();
+        let mut rules_settings = settings();
+        rules_settings.rules.allow = vec!["52:54:00:00:00:01".parse().unwrap()];
+        let denied = Client::firmware(2, 0).message(MessageType::Discover, &[]);
+        let request = PxeRequest::from_message(&denied).unwrap();
+        let outcome = handle(&denied, &request, &rules_settings, &mut leases, NOW);
+        assert!(outcome.reply.is_none());
+        assert_eq!(outcome.event.note, "ignored: 52:54:00:00:00:02 is not in the allowlist");
+        assert_eq!(leases.leases().count(), 0, "a denied client reserves nothing");
+        let allowed = Client::firmware(1, 0).message(MessageType::Discover, &[]);
+        let request = PxeRequest::from_message(&allowed).unwrap();
+        assert!(handle(&allowed, &request, &rules_settings, &mut leases, NOW).reply.is_some());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use crate::dhcp::server::{reply_skeleton, type_name};
 use crate::events::DhcpEvent;
 use crate::pxe::{BootPlan, BootSettings, PXE_BOOT_ITEM, PxeRequest, choose_boot, write_boot_fields};
+use crate::rules::{ClientRules, Verdict};
 
 /// Which of the two proxyDHCP sockets a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,7 @@ pub enum ProxyPort {
 pub struct ProxySettings {
     pub server_ip: Ipv4Addr,
     pub boot: BootSettings,
+    pub rules: ClientRules,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,10 @@ pub fn decide(message: &Message, request: &PxeRequest, settings: &ProxySettings,
     if !request.is_boot_client() {
         return silent(event, "not a PXE client: its address comes from the network's DHCP server");
     }
+    let rule = match settings.rules.evaluate(request) {
+        Verdict::Ignore(reason) => return silent(event, &reason),
+        Verdict::Serve { rule } => rule,
+    };
     let reply_type = match (port, request.message_type) {
         (ProxyPort::Dhcp, MessageType::Discover) => MessageType::Offer,
         (ProxyPort::BootServer, MessageType::Request | MessageType::Inform) => MessageType::Ack,
@@ -68,7 +74,7 @@ pub fn decide(message: &Message, request: &PxeRequest, settings: &ProxySettings,
         }
         (ProxyPort::BootServer, _) => return silent(event, "only REQUEST and INFORM are answered on port 4011"),
     };
-    let plan = choose_boot(request, &settings.boot);
+    let plan = choose_boot(request, &settings.boot, rule);
     match &plan {
         BootPlan::AddressOnly => return silent(event, "nothing to boot for this client"),
         BootPlan::NoBootFile { reason } => return silent(event, reason),
@@ -135,6 +141,7 @@ mod tests {
                 http_port: Some(80),
                 ipxe_script: "boot.ipxe".into(),
             },
+            rules: ClientRules::default(),
         }
     }
 

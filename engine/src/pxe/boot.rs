@@ -3,6 +3,7 @@ use std::net::Ipv4Addr;
 use dhcproto::v4::{DhcpOption, Message};
 
 use super::{ClientArch, ClientKind, PxeRequest};
+use crate::rules::ClientRule;
 
 /// PXE discovery control (option 43 sub-option 6) bit 3: "boot the file named in
 /// this offer, no boot-server discovery, no menu".
@@ -69,10 +70,20 @@ impl BootPlan {
     }
 }
 
-/// The PXE decision table: who gets which boot program.
-pub fn choose_boot(request: &PxeRequest, settings: &BootSettings) -> BootPlan {
+/// Where the generated script for client rule `index` (one with an `entry`) is served.
+pub fn rule_script_path(index: usize) -> String {
+    format!("rules/{index}.ipxe")
+}
+
+/// The PXE decision table: who gets which boot program. `rule` is the client rule
+/// that matched this client (see `rules`), which may override the loader or the entry.
+pub fn choose_boot(request: &PxeRequest, settings: &BootSettings, rule: Option<(usize, &ClientRule)>) -> BootPlan {
     if request.is_ipxe {
-        let location = settings.http_url(&settings.ipxe_script).unwrap_or_else(|| settings.ipxe_script.clone());
+        let script = match rule {
+            Some((index, ClientRule { entry: Some(_), .. })) => rule_script_path(index),
+            _ => settings.ipxe_script.clone(),
+        };
+        let location = settings.http_url(&script).unwrap_or(script);
         return BootPlan::IpxeScript { location };
     }
     if !request.is_boot_client() {
@@ -82,7 +93,8 @@ pub fn choose_boot(request: &PxeRequest, settings: &BootSettings) -> BootPlan {
         return BootPlan::NoBootFile { reason: "client sent no architecture (option 93)".into() };
     };
     let wants_http = request.kind == ClientKind::Http || arch.is_http_boot();
-    let Some(file) = settings.file_for(arch) else {
+    let rule_file = rule.and_then(|(_, rule)| rule.boot_file.as_deref());
+    let Some(file) = rule_file.or_else(|| settings.file_for(arch)) else {
         return BootPlan::NoBootFile { reason: format!("no boot file configured for {arch}") };
     };
     if wants_http {
@@ -201,7 +213,7 @@ mod tests {
             (ClientKind::Plain, 7, true, script_80.clone()),
         ];
         for (kind, arch, is_ipxe, expected) in cases {
-            let got = choose_boot(&request(kind, Some(arch), is_ipxe), &settings(Some(80)));
+            let got = choose_boot(&request(kind, Some(arch), is_ipxe), &settings(Some(80)), None);
             assert_eq!(got, expected, "kind {kind:?} arch {arch} ipxe {is_ipxe}");
         }
     }
@@ -210,23 +222,46 @@ mod tests {
     fn http_off_sends_ipxe_to_tftp_script_and_refuses_http_boot() {
         let off = settings(None);
         assert_eq!(
-            choose_boot(&request(ClientKind::Pxe, Some(0), true), &off),
+            choose_boot(&request(ClientKind::Pxe, Some(0), true), &off, None),
             BootPlan::IpxeScript { location: "boot.ipxe".into() }
         );
-        assert!(matches!(choose_boot(&request(ClientKind::Http, Some(16), false), &off), BootPlan::NoBootFile { .. }));
-        assert_eq!(choose_boot(&request(ClientKind::Pxe, Some(7), false), &off), tftp("ipxe.efi"));
+        assert!(matches!(
+            choose_boot(&request(ClientKind::Http, Some(16), false), &off, None),
+            BootPlan::NoBootFile { .. }
+        ));
+        assert_eq!(choose_boot(&request(ClientKind::Pxe, Some(7), false), &off, None), tftp("ipxe.efi"));
     }
 
     #[test]
     fn non_default_http_port_is_in_the_url() {
-        let plan = choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(8080)));
+        let plan = choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(8080)), None);
         assert_eq!(plan, BootPlan::IpxeScript { location: "http://10.77.0.1:8080/boot.ipxe".into() });
     }
 
     #[test]
     fn pxe_client_without_arch_gets_no_file() {
-        let plan = choose_boot(&request(ClientKind::Pxe, None, false), &settings(Some(80)));
+        let plan = choose_boot(&request(ClientKind::Pxe, None, false), &settings(Some(80)), None);
         assert!(matches!(plan, BootPlan::NoBootFile { .. }));
+    }
+
+    #[test]
+    fn a_client_rule_overrides_loader_and_entry() {
+        let rule = ClientRule {
+            boot_file: Some("snponly.efi".into()),
+            entry: Some("Memtest".into()),
+            ..ClientRule::default()
+        };
+        let firmware = choose_boot(&request(ClientKind::Pxe, Some(7), false), &settings(Some(80)), Some((3, &rule)));
+        assert_eq!(firmware, tftp("snponly.efi"));
+        let ipxe = choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(80)), Some((3, &rule)));
+        assert_eq!(ipxe, BootPlan::IpxeScript { location: "http://10.77.0.1/rules/3.ipxe".into() });
+        let loader_only = ClientRule { boot_file: Some("snponly.efi".into()), ..ClientRule::default() };
+        let ipxe = choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(80)), Some((0, &loader_only)));
+        assert_eq!(ipxe, BootPlan::IpxeScript { location: "http://10.77.0.1/boot.ipxe".into() });
+        // A loader override also reaches architectures without a default.
+        let arm32 =
+            choose_boot(&request(ClientKind::Pxe, Some(10), false), &settings(Some(80)), Some((0, &loader_only)));
+        assert_eq!(arm32, tftp("snponly.efi"));
     }
 
     #[test]
