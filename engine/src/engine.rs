@@ -38,6 +38,32 @@ pub enum EngineError {
     Http(#[from] HttpStartError),
 }
 
+/// What the PXE decision needs from a config, for a server at `server_ip`.
+pub fn boot_settings(config: &Config, server_ip: Ipv4Addr) -> BootSettings {
+    BootSettings {
+        server_ip,
+        bios_file: config.boot.bios_file.clone(),
+        uefi_ia32_file: config.boot.uefi_ia32_file.clone(),
+        uefi_x64_file: config.boot.uefi_x64_file.clone(),
+        uefi_arm64_file: config.boot.uefi_arm64_file.clone(),
+        http_port: config.http.enabled.then_some(config.http.port),
+        ipxe_script: config.boot.ipxe_script.clone().unwrap_or_else(|| SCRIPT_PATH.to_owned()),
+    }
+}
+
+/// What another DHCP server must send so its clients boot from a PortaPXE at `server_ip`.
+pub fn export_target(config: &Config, server_ip: Ipv4Addr) -> crate::export::BootTarget {
+    let boot = boot_settings(config, server_ip);
+    crate::export::BootTarget {
+        server_ip,
+        ipxe_script: boot.location(&boot.ipxe_script),
+        bios_file: boot.bios_file,
+        uefi_x64_file: boot.uefi_x64_file,
+        uefi_arm64_file: boot.uefi_arm64_file,
+        rules: config.rules.clone(),
+    }
+}
+
 fn list(errors: &[ConfigError]) -> String {
     errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n")
 }
@@ -122,15 +148,7 @@ impl Engine {
             }
             GeneratedFiles::new(files)
         };
-        let boot = BootSettings {
-            server_ip,
-            bios_file: config.boot.bios_file.clone(),
-            uefi_ia32_file: config.boot.uefi_ia32_file.clone(),
-            uefi_x64_file: config.boot.uefi_x64_file.clone(),
-            uefi_arm64_file: config.boot.uefi_arm64_file.clone(),
-            http_port,
-            ipxe_script: script_path.clone(),
-        };
+        let boot = boot_settings(&config, server_ip);
         engine.status.ipxe_script = script_path;
         if let Err(err) = engine.start_services(&config, &interface, boot, generated, facts.prefix).await {
             engine.stop_services().await;

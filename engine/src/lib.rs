@@ -4,6 +4,7 @@ pub mod config;
 pub mod dhcp;
 mod engine;
 pub mod events;
+pub mod export;
 pub mod generated;
 pub mod http;
 pub mod ipxe;
@@ -13,5 +14,5 @@ pub mod pxe;
 pub mod rules;
 pub mod tftp;
 
-pub use engine::{Engine, EngineError, EngineStatus};
+pub use engine::{Engine, EngineError, EngineStatus, boot_settings, export_target};
 pub use events::{EngineEvent, EventSink};

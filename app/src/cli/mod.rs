@@ -1,6 +1,7 @@
 //! The headless command line: `serve`, `interfaces`. The end-to-end tests drive
 //! the product through these names, so they are a contract.
 
+mod export;
 mod interfaces;
 mod serve;
 
@@ -24,12 +25,15 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// List network interfaces with their addresses and kind.
     Interfaces(interfaces::InterfacesArgs),
+    /// Print the configuration that makes an existing DHCP server send clients to PortaPXE.
+    Export(Box<export::ExportArgs>),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Serve(args)) => serve::run(*args),
         Some(Command::Interfaces(args)) => interfaces::run(args),
+        Some(Command::Export(args)) => export::run(*args),
         None => {
             eprintln!("portapxe: no command given. The desktop window is not part of this build yet;");
             eprintln!("run `portapxe serve --help` to serve from the command line, or `portapxe --help`.");

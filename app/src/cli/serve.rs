@@ -64,7 +64,7 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn into_config(self) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    pub fn into_config(self) -> anyhow::Result<(Config, Option<PathBuf>)> {
         let mut config = match &self.config {
             Some(path) => load_file(path)?,
             None => Config::default(),
@@ -74,12 +74,6 @@ impl ServeArgs {
         }
         if let Some(root) = self.root {
             config.root = root;
-        }
-        if config.interface.is_empty() {
-            anyhow::bail!("--interface is required (see `portapxe interfaces`)");
-        }
-        if config.root.as_os_str().is_empty() {
-            anyhow::bail!("--root is required: the folder with the boot files");
         }
         if let Some(mode) = self.mode {
             config.mode = mode;
@@ -124,6 +118,12 @@ impl ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (config, events_file) = args.into_config()?;
+    if config.interface.is_empty() {
+        anyhow::bail!("--interface is required (see `portapxe interfaces`)");
+    }
+    if config.root.as_os_str().is_empty() {
+        anyhow::bail!("--root is required: the folder with the boot files");
+    }
     let events_out = match events_file {
         Some(path) => Some(BufWriter::new(
             File::options()

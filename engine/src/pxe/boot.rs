@@ -36,6 +36,11 @@ impl BootSettings {
         }
     }
 
+    /// How a client is pointed at `path`: an http:// URL, or the bare TFTP path when HTTP is off.
+    pub fn location(&self, path: &str) -> String {
+        self.http_url(path).unwrap_or_else(|| path.to_owned())
+    }
+
     fn http_url(&self, path: &str) -> Option<String> {
         let port = self.http_port?;
         let host = if port == 80 { self.server_ip.to_string() } else { format!("{}:{port}", self.server_ip) };
@@ -83,8 +88,7 @@ pub fn choose_boot(request: &PxeRequest, settings: &BootSettings, rule: Option<(
             Some((index, ClientRule { entry: Some(_), .. })) => rule_script_path(index),
             _ => settings.ipxe_script.clone(),
         };
-        let location = settings.http_url(&script).unwrap_or(script);
-        return BootPlan::IpxeScript { location };
+        return BootPlan::IpxeScript { location: settings.location(&script) };
     }
     if !request.is_boot_client() {
         return BootPlan::AddressOnly;
