@@ -353,7 +353,7 @@ mod tests {
     use crate::config::PoolRange;
     use dhcproto::v4::{Architecture, Flags};
 
-    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+    use crate::pxe::fixtures::{self, SERVER};
     const NOW: Timestamp = 1_700_000_000;
 
     fn settings() -> DhcpSettings {
@@ -363,15 +363,7 @@ mod tests {
             lease_time_secs: 3600,
             router: Some(Ipv4Addr::new(10, 77, 0, 254)),
             dns: vec![],
-            boot: BootSettings {
-                server_ip: SERVER,
-                bios_file: Some("undionly.kpxe".into()),
-                uefi_ia32_file: None,
-                uefi_x64_file: Some("ipxe.efi".into()),
-                uefi_arm64_file: None,
-                http_port: Some(80),
-                ipxe_script: "boot.ipxe".into(),
-            },
+            boot: BootSettings { uefi_arm64_file: None, ..fixtures::boot_settings() },
             rules: ClientRules::default(),
         }
     }

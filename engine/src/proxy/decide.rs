@@ -127,22 +127,11 @@ mod tests {
     use super::*;
     use dhcproto::v4::{Architecture, Opcode};
 
-    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+    use crate::pxe::fixtures::{self, SERVER};
 
     fn settings() -> ProxySettings {
-        ProxySettings {
-            server_ip: SERVER,
-            boot: BootSettings {
-                server_ip: SERVER,
-                bios_file: Some("undionly.kpxe".into()),
-                uefi_ia32_file: None,
-                uefi_x64_file: Some("ipxe.efi".into()),
-                uefi_arm64_file: None,
-                http_port: Some(80),
-                ipxe_script: "boot.ipxe".into(),
-            },
-            rules: ClientRules::default(),
-        }
+        let boot = BootSettings { uefi_arm64_file: None, ..fixtures::boot_settings() };
+        ProxySettings { server_ip: SERVER, boot, rules: ClientRules::default() }
     }
 
     fn message(kind: MessageType, opts: Vec<DhcpOption>) -> Message {

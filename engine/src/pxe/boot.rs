@@ -150,41 +150,14 @@ pub fn write_boot_fields(reply: &mut Message, request: &PxeRequest, plan: &BootP
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::MacAddr;
-    use dhcproto::v4::MessageType;
+    use crate::pxe::fixtures;
 
     fn settings(http_port: Option<u16>) -> BootSettings {
-        BootSettings {
-            server_ip: Ipv4Addr::new(10, 77, 0, 1),
-            bios_file: Some("undionly.kpxe".into()),
-            uefi_ia32_file: None,
-            uefi_x64_file: Some("ipxe.efi".into()),
-            uefi_arm64_file: Some("arm64/ipxe.efi".into()),
-            http_port,
-            ipxe_script: "boot.ipxe".into(),
-        }
+        BootSettings { http_port, ..fixtures::boot_settings() }
     }
 
     fn request(kind: ClientKind, arch: Option<u16>, is_ipxe: bool) -> PxeRequest {
-        PxeRequest {
-            mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            xid: 1,
-            message_type: MessageType::Discover,
-            client_id: None,
-            kind,
-            vendor_class: None,
-            arch: arch.map(ClientArch::from_code),
-            is_ipxe,
-            guid: None,
-            nic_interface: None,
-            boot_item: None,
-            requested_ip: None,
-            server_id: None,
-            hostname: None,
-            ciaddr: Ipv4Addr::UNSPECIFIED,
-            giaddr: Ipv4Addr::UNSPECIFIED,
-            broadcast: false,
-        }
+        fixtures::request([2, 0, 0, 0, 0, 1], kind, arch, is_ipxe)
     }
 
     fn tftp(file: &str) -> BootPlan {

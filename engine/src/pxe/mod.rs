@@ -7,6 +7,8 @@
 
 mod arch;
 mod boot;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod request;
 
 pub use arch::ClientArch;

@@ -165,31 +165,10 @@ impl ClientRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::MacAddr;
-    use crate::pxe::ClientKind;
-    use dhcproto::v4::MessageType;
-    use std::net::Ipv4Addr;
+    use crate::pxe::{ClientKind, fixtures};
 
     fn request(mac: [u8; 6], arch: u16, class: &str) -> PxeRequest {
-        PxeRequest {
-            mac: MacAddr(mac),
-            xid: 1,
-            message_type: MessageType::Discover,
-            client_id: None,
-            kind: ClientKind::Pxe,
-            vendor_class: Some(class.into()),
-            arch: Some(ClientArch::from_code(arch)),
-            is_ipxe: false,
-            guid: None,
-            nic_interface: None,
-            boot_item: None,
-            requested_ip: None,
-            server_id: None,
-            hostname: None,
-            ciaddr: Ipv4Addr::UNSPECIFIED,
-            giaddr: Ipv4Addr::UNSPECIFIED,
-            broadcast: false,
-        }
+        PxeRequest { vendor_class: Some(class.into()), ..fixtures::request(mac, ClientKind::Pxe, Some(arch), false) }
     }
 
     const QEMU_1: [u8; 6] = [0x52, 0x54, 0x00, 0, 0, 1];
