@@ -259,6 +259,9 @@ fn finish(
         (BootPlan::IpxeScript { .. }, true) => "iPXE is running: handing it the script".into(),
         (_, _) => note,
     };
+    if let Some((index, rule)) = rule {
+        event.note = format!("{} [rule {}: {}]", event.note, index + 1, rule.describe()).trim_start().to_owned();
+    }
     let destination = if ip.is_none() && !request.ciaddr.is_unspecified() && request.giaddr.is_unspecified() {
         Destination::Client(request.ciaddr)
     } else {

@@ -103,6 +103,9 @@ pub fn decide(message: &Message, request: &PxeRequest, settings: &ProxySettings,
         (ProxyPort::Dhcp, false) => "boot file offered; address left to the network's DHCP server".into(),
         (ProxyPort::BootServer, false) => "boot file confirmed on port 4011".into(),
     };
+    if let Some((index, rule)) = rule {
+        event.note = format!("{} [rule {}: {}]", event.note, index + 1, rule.describe());
+    }
     ProxyOutcome { reply: Some((reply, destination)), event }
 }
 

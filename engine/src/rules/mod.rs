@@ -119,7 +119,18 @@ impl ClientRule {
         if conditions.is_empty() {
             conditions.push("every client".into());
         }
-        conditions.join(", ")
+        let mut actions = Vec::new();
+        if let Some(file) = &self.boot_file {
+            actions.push(format!("boot file {file}"));
+        }
+        if let Some(entry) = &self.entry {
+            actions.push(format!("entry {entry}"));
+        }
+        if actions.is_empty() {
+            conditions.join(", ")
+        } else {
+            format!("{} → {}", conditions.join(", "), actions.join(", "))
+        }
     }
 }
 
