@@ -4,11 +4,16 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError, Mode, PoolRange, validate};
+use crate::detect::probe::{ProbeError, ProbeSettings, probe};
+use crate::detect::watch::Conflicts;
+use crate::detect::{ServerRole, ServerSighting};
 use crate::dhcp::service::DhcpServiceSettings;
 use crate::dhcp::{DhcpService, DhcpSettings, DhcpStartError};
 use crate::events::{EngineEvent, EventSink, ServiceEvent};
@@ -32,6 +37,15 @@ pub enum EngineError {
     NoStateDir,
     #[error(transparent)]
     Dhcp(#[from] DhcpStartError),
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error(
+        "another DHCP server already answers on {interface}: {}. Starting a second one would break this network. \
+         Use proxy mode (--mode proxy) to boot machines beside it, or force full DHCP (--force-dhcp) only if you \
+         are sure that server may be overruled.",
+        .servers.iter().map(ServerSighting::describe).collect::<Vec<_>>().join("; ")
+    )]
+    ForeignDhcpServer { interface: String, servers: Vec<ServerSighting> },
     #[error(transparent)]
     Tftp(#[from] TftpStartError),
     #[error(transparent)]
@@ -68,6 +82,21 @@ fn list(errors: &[ConfigError]) -> String {
     errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n")
 }
 
+/// How to start, beyond the config.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// Serve full DHCP even when another DHCP server answers on the interface.
+    pub force_dhcp: bool,
+    /// How long the safety probe listens for other DHCP servers before full DHCP starts.
+    pub probe_time: Duration,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        Self { force_dhcp: false, probe_time: Duration::from_secs(2) }
+    }
+}
+
 /// What is running where: cheap to clone for a UI or a status line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EngineStatus {
@@ -89,6 +118,8 @@ pub struct EngineStatus {
 pub struct Engine {
     dhcp: Option<DhcpService>,
     proxy: Option<ProxyService>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+    conflicts: Option<Conflicts>,
     tftp: Option<TftpService>,
     http: Option<HttpService>,
     events: EventSink,
@@ -99,6 +130,10 @@ impl Engine {
     /// Validates `config` against the real interface and starts every service it asks
     /// for. On any failure the services already started are stopped again.
     pub async fn start(config: Config, events: EventSink) -> Result<Self, EngineError> {
+        Self::start_with(config, events, StartOptions::default()).await
+    }
+
+    pub async fn start_with(config: Config, events: EventSink, options: StartOptions) -> Result<Self, EngineError> {
         let interface = find_interface(&config.interface)?;
         let facts = interface.facts().ok_or_else(|| InterfaceLookupError::NoIpv4(config.interface.clone()))?;
         let errors = validate(&config, Some(&facts));
@@ -109,6 +144,8 @@ impl Engine {
         let mut engine = Self {
             dhcp: None,
             proxy: None,
+            watcher: None,
+            conflicts: None,
             tftp: None,
             http: None,
             events: events.clone(),
@@ -150,7 +187,7 @@ impl Engine {
         };
         let boot = boot_settings(&config, server_ip);
         engine.status.ipxe_script = script_path;
-        if let Err(err) = engine.start_services(&config, &interface, boot, generated, facts.prefix).await {
+        if let Err(err) = engine.start_services(&config, &interface, boot, generated, facts.prefix, &options).await {
             engine.stop_services().await;
             return Err(err);
         }
@@ -164,8 +201,33 @@ impl Engine {
         boot: BootSettings,
         generated: GeneratedFiles,
         prefix: u8,
+        options: &StartOptions,
     ) -> Result<(), EngineError> {
         let server_ip = boot.server_ip;
+        let conflicts = Conflicts::new(vec![server_ip], config.mode != Mode::Dhcp, self.events.clone());
+        if config.mode == Mode::Dhcp {
+            // Never become the rogue server: look before answering.
+            let found = probe(&ProbeSettings {
+                interface: interface.name.clone(),
+                address: Some(server_ip),
+                listen: options.probe_time,
+                server_port: config.dhcp.port,
+                boot_server_port: config.dhcp.boot_server_port,
+                ours: vec![server_ip],
+            })
+            .await?;
+            let address_servers: Vec<ServerSighting> =
+                found.iter().filter(|s| s.role == ServerRole::AddressServer).cloned().collect();
+            for sighting in found {
+                conflicts.observe(sighting);
+            }
+            if !address_servers.is_empty() && !options.force_dhcp {
+                return Err(EngineError::ForeignDhcpServer {
+                    interface: interface.name.clone(),
+                    servers: address_servers,
+                });
+            }
+        }
         let bind_ip = IpAddr::V4(server_ip);
         if config.tftp.enabled {
             let mut settings = TftpSettings::new(SocketAddr::new(bind_ip, config.tftp.port), &config.root);
@@ -232,12 +294,21 @@ impl Engine {
                     rules: config.rules.clone(),
                 },
             };
-            let dhcp = crate::dhcp::start(settings, self.events.clone()).await?;
+            let dhcp = crate::dhcp::start(settings, self.events.clone(), conflicts.clone()).await?;
             self.status.dhcp = Some(dhcp.local_addr());
             self.status.pool = Some(pool);
             self.status.lease_file = Some(lease_file);
             self.dhcp = Some(dhcp);
         }
+        match crate::detect::watch::start(&interface.name, config.dhcp.port.wrapping_add(1), conflicts.clone()) {
+            Ok(task) => self.watcher = Some(task),
+            Err(err) => self.events.emit(EngineEvent::Service(ServiceEvent {
+                service: "detect".into(),
+                message: format!("cannot watch for other DHCP servers on {}: {err}", interface.name),
+                ok: false,
+            })),
+        }
+        self.conflicts = Some(conflicts);
         self.events.emit(EngineEvent::Service(ServiceEvent {
             service: "engine".into(),
             message: format!("ready on {} ({server_ip})", interface.name),
@@ -264,7 +335,16 @@ impl Engine {
         }));
     }
 
+    /// Other DHCP/proxyDHCP servers seen since start.
+    pub fn conflicts(&self) -> Vec<ServerSighting> {
+        self.conflicts.as_ref().map(Conflicts::servers).unwrap_or_default()
+    }
+
     async fn stop_services(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+            let _ = watcher.await;
+        }
         if let Some(dhcp) = self.dhcp.take() {
             dhcp.stop().await;
         }

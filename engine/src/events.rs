@@ -67,6 +67,17 @@ pub enum EngineEvent {
     Dhcp(DhcpEvent),
     Transfer(TransferEvent),
     Service(ServiceEvent),
+    Conflict(ConflictEvent),
+}
+
+/// Another DHCP or proxyDHCP server showed up on the segment.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConflictEvent {
+    pub server: crate::detect::ServerSighting,
+    /// What it means and what to do, in plain words.
+    pub summary: String,
+    /// The network's own DHCP server in proxy or boot-files-only mode: expected, not a fault.
+    pub expected: bool,
 }
 
 /// What the DHCP service did with one client message.

@@ -1,6 +1,7 @@
 //! PortaPXE engine: everything that answers a booting machine, with no GUI in it.
 
 pub mod config;
+pub mod detect;
 pub mod dhcp;
 mod engine;
 pub mod events;
@@ -14,5 +15,5 @@ pub mod pxe;
 pub mod rules;
 pub mod tftp;
 
-pub use engine::{Engine, EngineError, EngineStatus, boot_settings, export_target};
+pub use engine::{Engine, EngineError, EngineStatus, StartOptions, boot_settings, export_target};
 pub use events::{EngineEvent, EventSink};

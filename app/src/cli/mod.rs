@@ -3,6 +3,7 @@
 
 mod export;
 mod interfaces;
+mod scan;
 mod serve;
 
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// List network interfaces with their addresses and kind.
     Interfaces(interfaces::InterfacesArgs),
+    /// Look for DHCP and proxyDHCP servers on a network (exit 0: none, 1: found, 2: error).
+    Scan(scan::ScanArgs),
     /// Print the configuration that makes an existing DHCP server send clients to PortaPXE.
     Export(Box<export::ExportArgs>),
 }
@@ -33,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Serve(args)) => serve::run(*args),
         Some(Command::Interfaces(args)) => interfaces::run(args),
+        Some(Command::Scan(args)) => scan::run(args),
         Some(Command::Export(args)) => export::run(*args),
         None => {
             eprintln!("portapxe: no command given. The desktop window is not part of this build yet;");

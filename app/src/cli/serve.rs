@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use portapxe_engine::config::{BootEntry, Config, Mode, PoolRange, load_file};
 use portapxe_engine::events::{DhcpEvent, Protocol, TransferEvent, TransferPhase};
-use portapxe_engine::{Engine, EngineEvent, EventSink};
+use portapxe_engine::{Engine, EngineEvent, EventSink, StartOptions};
 use tokio::sync::broadcast::error::RecvError;
 
 #[derive(Debug, clap::Args)]
@@ -61,10 +61,18 @@ pub struct ServeArgs {
     /// Append every engine event as one JSON line to this file.
     #[arg(long)]
     events: Option<PathBuf>,
+    /// Serve full DHCP even if another DHCP server answers on the interface (it is refused otherwise).
+    #[arg(long)]
+    force_dhcp: bool,
 }
 
 impl ServeArgs {
     pub fn into_config(self) -> anyhow::Result<(Config, Option<PathBuf>)> {
+        self.into_parts().map(|(config, events, _)| (config, events))
+    }
+
+    fn into_parts(self) -> anyhow::Result<(Config, Option<PathBuf>, StartOptions)> {
+        let options = StartOptions { force_dhcp: self.force_dhcp, ..StartOptions::default() };
         let mut config = match &self.config {
             Some(path) => load_file(path)?,
             None => Config::default(),
@@ -112,12 +120,12 @@ impl ServeArgs {
         if let Some(dir) = self.state_dir {
             config.state_dir = Some(dir);
         }
-        Ok((config, self.events))
+        Ok((config, self.events, options))
     }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (config, events_file) = args.into_config()?;
+    let (config, events_file, options) = args.into_parts()?;
     if config.interface.is_empty() {
         anyhow::bail!("--interface is required (see `portapxe interfaces`)");
     }
@@ -139,13 +147,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, events_out))
+    runtime.block_on(serve(config, options, events_out))
 }
 
-async fn serve(config: Config, events_out: Option<BufWriter<File>>) -> anyhow::Result<ExitCode> {
+async fn serve(config: Config, options: StartOptions, events_out: Option<BufWriter<File>>) -> anyhow::Result<ExitCode> {
     let sink = EventSink::new();
     let logger = tokio::spawn(log_events(sink.subscribe(), events_out));
-    let engine = match Engine::start(config, sink.clone()).await {
+    let engine = match Engine::start_with(config, sink.clone(), options).await {
         Ok(engine) => engine,
         Err(err) => {
             drop(sink);
@@ -230,6 +238,8 @@ fn log_event(event: &EngineEvent) {
         EngineEvent::Transfer(transfer) => log_transfer(transfer),
         EngineEvent::Service(service) if service.ok => tracing::info!("{}: {}", service.service, service.message),
         EngineEvent::Service(service) => tracing::warn!("{}: {}", service.service, service.message),
+        EngineEvent::Conflict(conflict) if conflict.expected => tracing::info!("{}", conflict.summary),
+        EngineEvent::Conflict(conflict) => tracing::warn!("CONFLICT: {}", conflict.summary),
     }
 }
 

@@ -12,7 +12,10 @@ use tokio::task::JoinHandle;
 
 use super::leases::{LeaseTable, Timestamp};
 use super::server::{Destination, DhcpSettings, encode_reply, handle};
+use dhcproto::v4::MessageType;
+
 use crate::config::{PoolRange, write_atomically};
+use crate::detect::watch::Conflicts;
 use crate::events::{EngineEvent, EventSink, ServiceEvent};
 use crate::pxe::PxeRequest;
 
@@ -76,7 +79,12 @@ impl Drop for DhcpService {
     }
 }
 
-pub async fn start(settings: DhcpServiceSettings, events: EventSink) -> Result<DhcpService, DhcpStartError> {
+/// `conflicts` hears of every client that accepts another server's offer.
+pub async fn start(
+    settings: DhcpServiceSettings,
+    events: EventSink,
+    conflicts: Conflicts,
+) -> Result<DhcpService, DhcpStartError> {
     let leases = load_leases(&settings, &events).await?;
     let socket = open_socket(&InterfacePort {
         interface: settings.interface.clone(),
@@ -93,7 +101,7 @@ pub async fn start(settings: DhcpServiceSettings, events: EventSink) -> Result<D
         message: format!("DHCP serving pool {} on {} (port {})", settings.pool, settings.interface, local_addr.port()),
         ok: true,
     }));
-    let task = tokio::spawn(serve(socket, settings, leases, events, stop_rx));
+    let task = tokio::spawn(serve(socket, settings, leases, events, conflicts, stop_rx));
     Ok(DhcpService { stop: Some(stop_tx), task: Some(task), local_addr })
 }
 
@@ -182,6 +190,7 @@ async fn serve(
     settings: DhcpServiceSettings,
     mut leases: LeaseTable,
     events: EventSink,
+    conflicts: Conflicts,
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut buf = vec![0u8; 4096];
@@ -204,6 +213,11 @@ async fn serve(
                 continue;
             }
         };
+        if request.message_type == MessageType::Request
+            && let Some(server) = request.server_id.filter(|id| *id != settings.decision.server_ip)
+        {
+            conflicts.client_chose(server);
+        }
         let outcome = handle(&message, &request, &settings.decision, &mut leases, now());
         if outcome.persist {
             let bytes = leases.to_bytes();

@@ -14,4 +14,4 @@ mod request;
 pub use arch::ClientArch;
 pub use boot::{BootPlan, BootSettings, choose_boot, pxe_vendor_options, rule_script_path, write_boot_fields};
 pub use request::PXE_BOOT_ITEM;
-pub use request::{ClientKind, ParseError, PxeRequest};
+pub use request::{ClientKind, ParseError, PxeRequest, decode_message};

@@ -64,17 +64,9 @@ impl PxeRequest {
     /// Decodes hostile bytes without panicking. dhcproto asserts option 94's length
     /// and slices `chaddr` by the wire's `hlen`, so both are checked here first.
     pub fn decode(bytes: &[u8]) -> Result<(Message, PxeRequest), ParseError> {
-        if let Some(problem) = precheck(bytes) {
-            return Err(ParseError::Malformed(problem.into()));
-        }
-        // Backstop for any decoder panic not yet known: one bad packet must not stop the service.
-        std::panic::catch_unwind(|| {
-            let message =
-                Message::decode(&mut Decoder::new(bytes)).map_err(|err| ParseError::Malformed(err.to_string()))?;
-            let request = Self::from_message(&message)?;
-            Ok((message, request))
-        })
-        .unwrap_or_else(|_| Err(ParseError::Malformed("the DHCP decoder rejected this packet".into())))
+        let message = decode_message(bytes)?;
+        let request = Self::from_message(&message)?;
+        Ok((message, request))
     }
 
     pub fn from_message(message: &Message) -> Result<Self, ParseError> {
@@ -180,6 +172,24 @@ fn precheck(bytes: &[u8]) -> Option<&'static str> {
             [_] => return None,
         }
     }
+}
+
+/// Decodes any DHCP message (request or reply) from hostile bytes without panicking.
+pub fn decode_message(bytes: &[u8]) -> Result<Message, ParseError> {
+    if let Some(problem) = precheck(bytes) {
+        return Err(ParseError::Malformed(problem.into()));
+    }
+    // Backstop for any decoder panic not yet known: one bad packet must not stop a service.
+    std::panic::catch_unwind(|| {
+        let message =
+            Message::decode(&mut Decoder::new(bytes)).map_err(|err| ParseError::Malformed(err.to_string()))?;
+        // dhcproto slices chaddr by hlen when asked for it.
+        if message.hlen() > 16 {
+            return Err(ParseError::NotEthernet);
+        }
+        Ok(message)
+    })
+    .unwrap_or_else(|_| Err(ParseError::Malformed("the DHCP decoder rejected this packet".into())))
 }
 
 /// PXE spec sub-option of option 43: the boot server type and layer asked for.

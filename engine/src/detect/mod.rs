@@ -1,0 +1,13 @@
+//! The conflict detector: other DHCP and proxyDHCP servers on the segment.
+//!
+//! Owns: classifying an observed server reply ([`classify`]), remembering which
+//! foreign servers were already reported ([`ConflictDetector`]), the active probe
+//! behind `portapxe scan` and the full-DHCP safety gate ([`probe`]), and the passive
+//! watcher that listens while PortaPXE serves ([`watch`]). The classifier is pure;
+//! the probe and watcher are thin drivers. Must not answer clients.
+
+mod classify;
+pub mod probe;
+pub mod watch;
+
+pub use classify::{ConflictDetector, ServerRole, ServerSighting, classify};

@@ -1,0 +1,177 @@
+//! The active probe: ask the segment who answers DHCP, as a client would.
+//!
+//! Two DISCOVERs with random client MACs (one plain, one like PXE firmware) go out
+//! as broadcasts with the broadcast flag set, so every server's answer is a
+//! broadcast we can hear; proxies that answered are then asked on port 4011.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use dhcproto::Encodable;
+use dhcproto::v4::{Architecture, DhcpOption, Flags, Message, MessageType, Opcode};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::time::{Instant, timeout_at};
+
+use super::classify::{ConflictDetector, ServerRole, ServerSighting, classify};
+use crate::pxe::decode_message;
+
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    pub interface: String,
+    /// Our address on the interface, if it has one: the source of the 4011 probe.
+    pub address: Option<Ipv4Addr>,
+    /// How long to collect answers.
+    pub listen: Duration,
+    /// 67 normally; the probe listens on `server_port + 1`.
+    pub server_port: u16,
+    pub boot_server_port: u16,
+    /// Servers not to report (our own addresses).
+    pub ours: Vec<Ipv4Addr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(
+        "cannot listen for DHCP answers on port {port} of {interface}: permission denied. The probe needs \
+         root/Administrator, or on Linux: sudo setcap cap_net_bind_service,cap_net_raw+ep $(which portapxe)"
+    )]
+    Permission { port: u16, interface: String },
+    #[error("cannot probe on {interface}: {source}")]
+    Socket { interface: String, source: io::Error },
+}
+
+/// Every foreign server that answered within `settings.listen`, address servers first.
+pub async fn probe(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, ProbeError> {
+    let socket_error = |source: io::Error| ProbeError::Socket { interface: settings.interface.clone(), source };
+    let client_port = settings.server_port.wrapping_add(1);
+    let socket = client_socket(&settings.interface, client_port).map_err(|source| match source.kind() {
+        io::ErrorKind::PermissionDenied => {
+            ProbeError::Permission { port: client_port, interface: settings.interface.clone() }
+        }
+        _ => socket_error(source),
+    })?;
+    let plain = discover(random_mac(), false);
+    let pxe = discover(random_mac(), true);
+    let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, settings.server_port);
+    for message in [&plain, &pxe] {
+        let bytes = message.to_vec().map_err(|err| socket_error(io::Error::other(err)))?;
+        socket.send_to(&bytes, broadcast).await.map_err(socket_error)?;
+    }
+    let mut detector = ConflictDetector::new(settings.ours.clone());
+    collect(&socket, &[plain.xid(), pxe.xid()], Instant::now() + settings.listen, &mut detector).await;
+
+    // A proxy may give its boot file only on 4011; ask each one that answered.
+    if let Some(address) = settings.address {
+        let proxies: Vec<Ipv4Addr> = detector
+            .servers()
+            .iter()
+            .filter(|server| server.role == ServerRole::ProxyDhcp)
+            .map(|server| server.server_id)
+            .collect();
+        if !proxies.is_empty() {
+            let asker = UdpSocket::bind((address, 0)).await.map_err(socket_error)?;
+            let request = boot_server_request(&pxe, address);
+            let bytes = request.to_vec().map_err(|err| socket_error(io::Error::other(err)))?;
+            for proxy in proxies {
+                let _ = asker.send_to(&bytes, SocketAddrV4::new(proxy, settings.boot_server_port)).await;
+            }
+            collect(&asker, &[request.xid()], Instant::now() + Duration::from_secs(1), &mut detector).await;
+        }
+    }
+    Ok(detector.servers())
+}
+
+async fn collect(socket: &UdpSocket, xids: &[u32], deadline: Instant, detector: &mut ConflictDetector) {
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Ok((len, peer))) = timeout_at(deadline, socket.recv_from(&mut buf)).await {
+        let (Ok(message), std::net::SocketAddr::V4(peer)) = (decode_message(&buf[..len]), peer) else { continue };
+        if !xids.contains(&message.xid()) {
+            continue;
+        }
+        if let Some(sighting) = classify(&message, *peer.ip(), None) {
+            detector.observe(sighting);
+        }
+    }
+}
+
+/// Port 68 on the interface, shared with any DHCP client already running there.
+pub(super) fn client_socket(interface: &str, port: u16) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_broadcast(true)?;
+    socket.set_nonblocking(true)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    socket.bind_device(Some(interface.as_bytes()))?;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = interface;
+    socket.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// A locally administered unicast MAC, so the probe never poses as a real machine.
+fn random_mac() -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    mac.iter_mut().for_each(|byte| *byte = fastrand::u8(..));
+    mac[0] = (mac[0] & 0xfc) | 0x02;
+    mac
+}
+
+fn discover(mac: [u8; 6], pxe: bool) -> Message {
+    let mut message = Message::default();
+    message
+        .set_opcode(Opcode::BootRequest)
+        .set_xid(fastrand::u32(..))
+        .set_chaddr(&mac)
+        .set_flags(Flags::default().set_broadcast());
+    let opts = message.opts_mut();
+    opts.insert(DhcpOption::MessageType(MessageType::Discover));
+    opts.insert(DhcpOption::ParameterRequestList(vec![
+        dhcproto::v4::OptionCode::SubnetMask,
+        dhcproto::v4::OptionCode::Router,
+        dhcproto::v4::OptionCode::TFTPServerName,
+        dhcproto::v4::OptionCode::BootfileName,
+        dhcproto::v4::OptionCode::VendorExtensions,
+        dhcproto::v4::OptionCode::ClassIdentifier,
+    ]));
+    if pxe {
+        opts.insert(DhcpOption::ClassIdentifier(b"PXEClient:Arch:00000:UNDI:002001".to_vec()));
+        opts.insert(DhcpOption::ClientSystemArchitecture(Architecture::from(0)));
+        opts.insert(DhcpOption::ClientNetworkInterface(1, 2, 1));
+        let mut guid = vec![0u8];
+        guid.extend_from_slice(&fastrand::u128(..).to_be_bytes());
+        opts.insert(DhcpOption::ClientMachineIdentifier(guid));
+    }
+    message
+}
+
+/// What a PXE client asks a boot server on 4011 once it has an address.
+fn boot_server_request(discover: &Message, address: Ipv4Addr) -> Message {
+    let mut request = discover.clone();
+    request.set_xid(fastrand::u32(..)).set_ciaddr(address).set_flags(Flags::default());
+    request.opts_mut().insert(DhcpOption::MessageType(MessageType::Request));
+    request
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pxe::PxeRequest;
+
+    #[test]
+    fn probe_messages_look_like_clients_with_random_local_macs() {
+        let mac = random_mac();
+        assert_eq!(mac[0] & 0x03, 0x02, "locally administered, unicast");
+        let pxe = discover(mac, true);
+        let request = PxeRequest::decode(&pxe.to_vec().unwrap()).unwrap().1;
+        assert!(request.broadcast);
+        assert_eq!(request.vendor_class.as_deref(), Some("PXEClient:Arch:00000:UNDI:002001"));
+        let plain = PxeRequest::decode(&discover(mac, false).to_vec().unwrap()).unwrap().1;
+        assert!(!plain.is_boot_client());
+        let asked = boot_server_request(&pxe, Ipv4Addr::new(10, 0, 0, 9));
+        let asked = PxeRequest::decode(&asked.to_vec().unwrap()).unwrap().1;
+        assert_eq!(asked.message_type, MessageType::Request);
+        assert_eq!(asked.ciaddr, Ipv4Addr::new(10, 0, 0, 9));
+    }
+}
