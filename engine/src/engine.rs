@@ -4,12 +4,15 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use ipnet::Ipv4Net;
 use serde::Serialize;
+use tokio::sync::broadcast;
 
+use crate::clients::{ClientRecord, ClientRegistry};
 use crate::config::{Config, ConfigError, Mode, PoolRange, validate};
 use crate::detect::probe::{ProbeError, ProbeSettings, probe};
 use crate::detect::watch::Conflicts;
@@ -50,6 +53,26 @@ pub enum EngineError {
     Tftp(#[from] TftpStartError),
     #[error(transparent)]
     Http(#[from] HttpStartError),
+}
+
+/// Applies every engine event to the registry, stamped with the time it arrived.
+async fn feed_registry(mut events: broadcast::Receiver<EngineEvent>, registry: Arc<RwLock<ClientRegistry>>) {
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => break,
+        };
+        let now = now_ms();
+        match registry.write() {
+            Ok(mut registry) => registry.apply(&event, now),
+            Err(poisoned) => poisoned.into_inner().apply(&event, now),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// What the PXE decision needs from a config, for a server at `server_ip`.
@@ -120,6 +143,8 @@ pub struct Engine {
     proxy: Option<ProxyService>,
     watcher: Option<tokio::task::JoinHandle<()>>,
     conflicts: Option<Conflicts>,
+    registry: Arc<RwLock<ClientRegistry>>,
+    registry_feed: Option<tokio::task::JoinHandle<()>>,
     tftp: Option<TftpService>,
     http: Option<HttpService>,
     events: EventSink,
@@ -146,6 +171,8 @@ impl Engine {
             proxy: None,
             watcher: None,
             conflicts: None,
+            registry: Arc::default(),
+            registry_feed: None,
             tftp: None,
             http: None,
             events: events.clone(),
@@ -204,6 +231,7 @@ impl Engine {
         options: &StartOptions,
     ) -> Result<(), EngineError> {
         let server_ip = boot.server_ip;
+        self.registry_feed = Some(tokio::spawn(feed_registry(self.events.subscribe(), Arc::clone(&self.registry))));
         let conflicts = Conflicts::new(vec![server_ip], config.mode != Mode::Dhcp, self.events.clone());
         if config.mode == Mode::Dhcp {
             // Never become the rogue server: look before answering.
@@ -335,15 +363,24 @@ impl Engine {
         }));
     }
 
+    /// Every client seen recently, most recent first.
+    pub fn clients(&self) -> Vec<ClientRecord> {
+        let now = now_ms();
+        match self.registry.read() {
+            Ok(registry) => registry.snapshot(now),
+            Err(poisoned) => poisoned.into_inner().snapshot(now),
+        }
+    }
+
     /// Other DHCP/proxyDHCP servers seen since start.
     pub fn conflicts(&self) -> Vec<ServerSighting> {
         self.conflicts.as_ref().map(Conflicts::servers).unwrap_or_default()
     }
 
     async fn stop_services(&mut self) {
-        if let Some(watcher) = self.watcher.take() {
-            watcher.abort();
-            let _ = watcher.await;
+        for task in [self.watcher.take(), self.registry_feed.take()].into_iter().flatten() {
+            task.abort();
+            let _ = task.await;
         }
         if let Some(dhcp) = self.dhcp.take() {
             dhcp.stop().await;

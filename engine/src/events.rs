@@ -91,6 +91,8 @@ pub struct DhcpEvent {
     pub address: Option<Ipv4Addr>,
     /// Client architecture as a human label ("BIOS", "UEFI x64", …), when the client sent one.
     pub arch: Option<String>,
+    /// Option 60 as the client sent it.
+    pub vendor_class: Option<String>,
     pub is_ipxe: bool,
     /// The boot file or URL we handed out, if any.
     pub boot: Option<String>,

@@ -21,7 +21,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let (config, _) = args.serve.into_config()?;
+    let config = args.serve.into_config()?;
     let server_ip = match args.server_ip {
         Some(ip) => ip,
         None if config.interface.is_empty() => {

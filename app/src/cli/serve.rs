@@ -1,11 +1,11 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use portapxe_engine::config::{BootEntry, Config, Mode, PoolRange, load_file};
+use portapxe_engine::config::{BootEntry, Config, Mode, PoolRange, load_file, write_atomically};
 use portapxe_engine::events::{DhcpEvent, Protocol, TransferEvent, TransferPhase};
 use portapxe_engine::{Engine, EngineEvent, EventSink, StartOptions};
 use tokio::sync::broadcast::error::RecvError;
@@ -64,15 +64,19 @@ pub struct ServeArgs {
     /// Serve full DHCP even if another DHCP server answers on the interface (it is refused otherwise).
     #[arg(long)]
     force_dhcp: bool,
+    /// Rewrite this file every second with a JSON snapshot: services, clients, other servers seen.
+    #[arg(long)]
+    status: Option<PathBuf>,
 }
 
 impl ServeArgs {
-    pub fn into_config(self) -> anyhow::Result<(Config, Option<PathBuf>)> {
-        self.into_parts().map(|(config, events, _)| (config, events))
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        self.into_plan().map(|plan| plan.config)
     }
 
-    fn into_parts(self) -> anyhow::Result<(Config, Option<PathBuf>, StartOptions)> {
+    fn into_plan(self) -> anyhow::Result<ServePlan> {
         let options = StartOptions { force_dhcp: self.force_dhcp, ..StartOptions::default() };
+        let (events, status) = (self.events.clone(), self.status.clone());
         let mut config = match &self.config {
             Some(path) => load_file(path)?,
             None => Config::default(),
@@ -120,12 +124,20 @@ impl ServeArgs {
         if let Some(dir) = self.state_dir {
             config.state_dir = Some(dir);
         }
-        Ok((config, self.events, options))
+        Ok(ServePlan { config, options, events, status })
     }
 }
 
+/// Everything `serve` was asked to do.
+struct ServePlan {
+    config: Config,
+    options: StartOptions,
+    events: Option<PathBuf>,
+    status: Option<PathBuf>,
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (config, events_file, options) = args.into_parts()?;
+    let ServePlan { config, options, events: events_file, status } = args.into_plan()?;
     if config.interface.is_empty() {
         anyhow::bail!("--interface is required (see `portapxe interfaces`)");
     }
@@ -147,10 +159,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, options, events_out))
+    runtime.block_on(serve(config, options, events_out, status))
 }
 
-async fn serve(config: Config, options: StartOptions, events_out: Option<BufWriter<File>>) -> anyhow::Result<ExitCode> {
+async fn serve(
+    config: Config,
+    options: StartOptions,
+    events_out: Option<BufWriter<File>>,
+    status_file: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let sink = EventSink::new();
     let logger = tokio::spawn(log_events(sink.subscribe(), events_out));
     let engine = match Engine::start_with(config, sink.clone(), options).await {
@@ -178,12 +195,39 @@ async fn serve(config: Config, options: StartOptions, events_out: Option<BufWrit
         status.http.map_or_else(off, |a| a.to_string()),
         status.ipxe_script,
     );
-    wait_for_shutdown().await;
+    let shutdown = wait_for_shutdown();
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => {
+                if let Some(path) = &status_file {
+                    write_status(path, &engine);
+                }
+            }
+        }
+    }
     tracing::info!("stopping");
     engine.stop().await;
     drop(sink);
     let _ = tokio::time::timeout(Duration::from_secs(2), logger).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The status file a script or test polls: services, clients, other servers seen.
+fn write_status(path: &Path, engine: &Engine) {
+    let snapshot = serde_json::json!({
+        "status": engine.status(),
+        "clients": engine.clients(),
+        "conflicts": engine.conflicts(),
+    });
+    let written = serde_json::to_vec_pretty(&snapshot)
+        .map_err(std::io::Error::from)
+        .and_then(|bytes| write_atomically(path, &bytes));
+    if let Err(err) = written {
+        tracing::warn!(%err, "cannot write the status file {}", path.display());
+    }
 }
 
 async fn wait_for_shutdown() {

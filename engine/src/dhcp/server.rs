@@ -66,6 +66,7 @@ pub fn handle(
         answered: None,
         address: None,
         arch: request.arch.map(|arch| arch.to_string()),
+        vendor_class: request.vendor_class.clone(),
         is_ipxe: request.is_ipxe,
         boot: None,
         note: String::new(),

@@ -1,0 +1,10 @@
+//! The live client registry: one record per booting machine, merged from our own
+//! DHCP, TFTP and HTTP events (and, where capture runs, from the wire).
+//!
+//! Owns: the pure [`ClientRegistry`] (apply an event at a time `now`, read a
+//! snapshot), the plain-words diagnosis of why a boot stopped, and the bounds that
+//! keep its memory flat. Must not open sockets; the engine feeds it.
+
+mod registry;
+
+pub use registry::{AddressSource, ClientPhase, ClientRecord, ClientRegistry, TimelineEntry, TransferProgress};
