@@ -12,6 +12,8 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::capture::live::{CaptureSinks, LiveCapture};
+use crate::capture::pcapng::PcapNgRecorder;
 use crate::clients::{ClientRecord, ClientRegistry};
 use crate::config::{Config, ConfigError, Mode, PoolRange, validate};
 use crate::detect::probe::{ProbeError, ProbeSettings, probe};
@@ -112,11 +114,13 @@ pub struct StartOptions {
     pub force_dhcp: bool,
     /// How long the safety probe listens for other DHCP servers before full DHCP starts.
     pub probe_time: Duration,
+    /// Record captured DHCP traffic to this pcapng file.
+    pub capture_file: Option<PathBuf>,
 }
 
 impl Default for StartOptions {
     fn default() -> Self {
-        Self { force_dhcp: false, probe_time: Duration::from_secs(2) }
+        Self { force_dhcp: false, probe_time: Duration::from_secs(2), capture_file: None }
     }
 }
 
@@ -136,6 +140,8 @@ pub struct EngineStatus {
     /// Where iPXE clients are sent.
     pub ipxe_script: String,
     pub lease_file: Option<PathBuf>,
+    /// "running", or why packet capture is unavailable and what to do.
+    pub capture: String,
 }
 
 pub struct Engine {
@@ -145,6 +151,7 @@ pub struct Engine {
     conflicts: Option<Conflicts>,
     registry: Arc<RwLock<ClientRegistry>>,
     registry_feed: Option<tokio::task::JoinHandle<()>>,
+    capture: Option<LiveCapture>,
     tftp: Option<TftpService>,
     http: Option<HttpService>,
     events: EventSink,
@@ -173,6 +180,7 @@ impl Engine {
             conflicts: None,
             registry: Arc::default(),
             registry_feed: None,
+            capture: None,
             tftp: None,
             http: None,
             events: events.clone(),
@@ -187,6 +195,7 @@ impl Engine {
                 http: None,
                 ipxe_script: String::new(),
                 lease_file: None,
+                capture: "off".into(),
             },
         };
 
@@ -336,6 +345,7 @@ impl Engine {
                 ok: false,
             })),
         }
+        self.start_capture(&interface.name, server_ip, &conflicts, options);
         self.conflicts = Some(conflicts);
         self.events.emit(EngineEvent::Service(ServiceEvent {
             service: "engine".into(),
@@ -363,6 +373,37 @@ impl Engine {
         }));
     }
 
+    /// Capture is a help, never a requirement: when it cannot run, say why and go on.
+    fn start_capture(&mut self, interface: &str, server_ip: Ipv4Addr, conflicts: &Conflicts, options: &StartOptions) {
+        let recorder = match &options.capture_file {
+            Some(path) => match PcapNgRecorder::create(path, interface) {
+                Ok(recorder) => Some(recorder),
+                Err(err) => {
+                    self.report("capture", format!("cannot write {}: {err}; not recording", path.display()), false);
+                    None
+                }
+            },
+            None => None,
+        };
+        let sinks =
+            CaptureSinks { ours: server_ip, conflicts: conflicts.clone(), events: self.events.clone(), recorder };
+        match crate::capture::live::start(interface, sinks) {
+            Ok(capture) => {
+                self.status.capture = "running".into();
+                self.capture = Some(capture);
+                self.report("capture", format!("capturing DHCP traffic on {interface}"), true);
+            }
+            Err(unavailable) => {
+                self.status.capture = format!("unavailable: {unavailable}");
+                self.report("capture", unavailable.to_string(), false);
+            }
+        }
+    }
+
+    fn report(&self, service: &str, message: String, ok: bool) {
+        self.events.emit(EngineEvent::Service(ServiceEvent { service: service.into(), message, ok }));
+    }
+
     /// Every client seen recently, most recent first.
     pub fn clients(&self) -> Vec<ClientRecord> {
         let now = now_ms();
@@ -378,6 +419,10 @@ impl Engine {
     }
 
     async fn stop_services(&mut self) {
+        // Joins the capture thread (it wakes every 200 ms to look at its stop flag).
+        if let Some(capture) = self.capture.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(capture)).await;
+        }
         for task in [self.watcher.take(), self.registry_feed.take()].into_iter().flatten() {
             task.abort();
             let _ = task.await;

@@ -68,6 +68,18 @@ pub enum EngineEvent {
     Transfer(TransferEvent),
     Service(ServiceEvent),
     Conflict(ConflictEvent),
+    /// Another server's reply to a client, seen by packet capture.
+    Wire(WireDhcp),
+}
+
+/// A DHCP reply from another server, as captured.
+#[derive(Debug, Clone, Serialize)]
+pub struct WireDhcp {
+    pub client: MacAddr,
+    pub server: Ipv4Addr,
+    pub server_mac: MacAddr,
+    pub message: String,
+    pub address: Option<Ipv4Addr>,
 }
 
 /// Another DHCP or proxyDHCP server showed up on the segment.

@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// Rewrite this file every second with a JSON snapshot: services, clients, other servers seen.
     #[arg(long)]
     status: Option<PathBuf>,
+    /// Record the DHCP traffic on the interface (UDP 67/68/4011) to this pcapng file (opens in Wireshark).
+    #[arg(long)]
+    capture: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -75,7 +78,8 @@ impl ServeArgs {
     }
 
     fn into_plan(self) -> anyhow::Result<ServePlan> {
-        let options = StartOptions { force_dhcp: self.force_dhcp, ..StartOptions::default() };
+        let options =
+            StartOptions { force_dhcp: self.force_dhcp, capture_file: self.capture.clone(), ..StartOptions::default() };
         let (events, status) = (self.events.clone(), self.status.clone());
         let mut config = match &self.config {
             Some(path) => load_file(path)?,
@@ -284,6 +288,13 @@ fn log_event(event: &EngineEvent) {
         EngineEvent::Service(service) => tracing::warn!("{}: {}", service.service, service.message),
         EngineEvent::Conflict(conflict) if conflict.expected => tracing::info!("{}", conflict.summary),
         EngineEvent::Conflict(conflict) => tracing::warn!("CONFLICT: {}", conflict.summary),
+        EngineEvent::Wire(wire) => tracing::debug!(
+            "seen: {} from server {} to {}{}",
+            wire.message,
+            wire.server,
+            wire.client,
+            wire.address.map(|a| format!(" ({a})")).unwrap_or_default()
+        ),
     }
 }
 

@@ -3,7 +3,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use crate::events::{DhcpEvent, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase};
+use crate::events::{DhcpEvent, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase, WireDhcp};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = u64;
@@ -127,6 +127,7 @@ impl ClientRegistry {
         match event {
             EngineEvent::Dhcp(dhcp) => self.apply_dhcp(dhcp, now),
             EngineEvent::Transfer(transfer) => self.apply_transfer(transfer, now),
+            EngineEvent::Wire(wire) => self.apply_wire(wire, now),
             EngineEvent::Service(_) | EngineEvent::Conflict(_) => {}
         }
         self.forget_idle(now);
@@ -193,6 +194,27 @@ impl ClientRegistry {
         }
         if let Some(address) = record.address {
             self.by_address.insert(address, event.mac);
+        }
+    }
+
+    /// Another server answered a client (seen by capture).
+    fn apply_wire(&mut self, wire: &WireDhcp, now: Millis) {
+        let record = self.clients.entry(wire.client).or_insert_with(|| ClientRecord::new(wire.client, now));
+        let mut line = format!("{} from server {} ({})", wire.message, wire.server, wire.server_mac);
+        if let Some(address) = wire.address {
+            line.push_str(&format!(" → {address}"));
+        }
+        record.log(now, line);
+        if wire.message == "ACK"
+            && let Some(address) = wire.address
+        {
+            record.address = Some(address);
+            record.address_from = Some(AddressSource::Other(wire.server));
+            self.by_address.insert(address, wire.client);
+            // Beside a proxy offer of ours this is how it should be; otherwise the client went elsewhere.
+            if record.proxy_offer_ms.is_none() && record.phase < ClientPhase::Ack {
+                record.diagnosis = Some(format!("took an offer from another DHCP server ({})", wire.server));
+            }
         }
     }
 
@@ -451,6 +473,23 @@ mod tests {
         assert_eq!(record.address, Some([10, 77, 0, 100].into()));
         assert_eq!(record.phase, ClientPhase::BootFile);
         assert!(record.diagnosis.is_none());
+    }
+
+    #[test]
+    fn a_captured_foreign_ack_names_the_other_server() {
+        let mut registry = ClientRegistry::default();
+        registry.apply(&dhcp("DISCOVER", Some("OFFER"), Some([10, 77, 0, 100]), ""), 0);
+        let wire = WireDhcp {
+            client: MAC,
+            server: [10, 77, 0, 2].into(),
+            server_mac: MacAddr([0xaa, 0, 0, 0, 0, 2]),
+            message: "ACK".into(),
+            address: Some([10, 77, 0, 60].into()),
+        };
+        registry.apply(&EngineEvent::Wire(wire), 10);
+        let record = &registry.snapshot(10)[0];
+        assert_eq!(record.address_from, Some(AddressSource::Other([10, 77, 0, 2].into())));
+        assert_eq!(record.diagnosis.as_deref(), Some("took an offer from another DHCP server (10.77.0.2)"));
     }
 
     #[test]

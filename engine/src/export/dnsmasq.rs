@@ -15,6 +15,8 @@ pub(super) fn render(target: &BootTarget) -> String {
     }
     let ip = target.server_ip;
     let _ = writeln!(out, "dhcp-boot=tag:portapxe-ipxe,{}", target.ipxe_script);
+    // iPXE stops waiting for a proxyDHCP offer when it sees PXEClient (2 s saved per boot).
+    out.push_str("dhcp-option-force=tag:portapxe-ipxe,option:vendor-class,PXEClient\n");
     for (name, _, file) in &files {
         let _ = writeln!(out, "dhcp-boot=tag:!portapxe-ipxe,tag:portapxe-{name},{file},,{ip}");
     }
@@ -55,6 +57,7 @@ mod tests {
             "dhcp-match=set:portapxe-efi-x64,option:client-arch,9",
             "dhcp-match=set:portapxe-bios,option:client-arch,0",
             "dhcp-boot=tag:portapxe-ipxe,http://10.77.0.1/boot.ipxe",
+            "dhcp-option-force=tag:portapxe-ipxe,option:vendor-class,PXEClient",
             "dhcp-boot=tag:!portapxe-ipxe,tag:portapxe-efi-x64,ipxe.efi,,10.77.0.1",
             "dhcp-boot=tag:!portapxe-ipxe,tag:portapxe-bios,undionly.kpxe,,10.77.0.1",
             "dhcp-host=52:54:00:00:00:66,ignore",

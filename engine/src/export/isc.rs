@@ -10,6 +10,8 @@ pub(super) fn render(target: &BootTarget) -> String {
     // iPXE first, so the loader it runs is never handed out again (the chainload loop).
     let _ = writeln!(out, "if exists user-class and option user-class = \"iPXE\" {{");
     let _ = writeln!(out, "    filename \"{}\";", target.ipxe_script);
+    // iPXE stops waiting for a proxyDHCP offer when it sees PXEClient (2 s saved per boot).
+    out.push_str("    option vendor-class-identifier \"PXEClient\";\n");
     for (_, codes, file) in arch_files(target) {
         let test: Vec<String> = codes
             .iter()
@@ -68,6 +70,7 @@ mod tests {
         let bios = text.find("option portapxe-client-arch = 00:00").unwrap();
         assert!(ipxe < efi && efi < bios, "{text}");
         assert!(text.contains("next-server 10.77.0.1;"));
+        assert!(text.contains("    option vendor-class-identifier \"PXEClient\";\n} elsif"), "{text}");
         assert!(text.contains("filename \"http://10.77.0.1/boot.ipxe\";"));
         assert!(text.contains("filename \"arm64/ipxe.efi\";"));
         assert!(text.contains("host portapxe-deny-0 { hardware ethernet 52:54:00:00:00:66; deny booting; }"));

