@@ -419,7 +419,7 @@ impl Engine {
     }
 
     async fn stop_services(&mut self) {
-        // Joins the capture thread (it wakes every 200 ms to look at its stop flag).
+        // Joins the capture thread (it looks at its stop flag every 50 ms when idle).
         if let Some(capture) = self.capture.take() {
             let _ = tokio::task::spawn_blocking(move || drop(capture)).await;
         }

@@ -10,7 +10,8 @@ use super::serve::ServeArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
-    /// The DHCP server to configure: isc-dhcpd, kea or dnsmasq.
+    /// The DHCP server to configure: isc-dhcpd, kea, dnsmasq, windows (PowerShell for Windows
+    /// Server DHCP) or mikrotik (RouterOS v7 script).
     #[arg(long = "for", value_name = "SERVER")]
     server: DhcpServerKind,
     /// PortaPXE's address as clients reach it (default: the first IPv4 address of --interface).

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use portapxe_engine::detect::probe::{ProbeSettings, probe};
 use portapxe_engine::detect::{ServerRole, ServerSighting};
-use portapxe_engine::net::find_interface;
+use portapxe_engine::net::find_up_interface;
 
 /// Exit status when another server answered (0: none).
 const FOUND: u8 = 1;
@@ -31,7 +31,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
-    let interface = find_interface(&args.interface)?;
+    let interface = find_up_interface(&args.interface)?;
     let listen = Duration::try_from_secs_f64(args.timeout)
         .ok()
         .filter(|d| !d.is_zero())

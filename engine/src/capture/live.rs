@@ -22,6 +22,10 @@ pub struct CaptureUnavailable {
     pub hint: String,
 }
 
+/// How long the capture thread sleeps when nothing is queued.
+#[cfg(feature = "capture")]
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
 /// A running capture; stops (and joins its thread) when dropped.
 pub struct LiveCapture {
     stop: Arc<AtomicBool>,
@@ -59,10 +63,12 @@ fn permission_hint() -> String {
 pub fn start(interface: &str, sinks: CaptureSinks) -> Result<LiveCapture, CaptureUnavailable> {
     let unavailable =
         |reason: String| CaptureUnavailable { interface: interface.to_owned(), reason, hint: permission_hint() };
-    let capture = pcap::Capture::from_device(interface)
-        .and_then(|c| c.promisc(false).snaplen(super::pcapng::SNAPLEN as i32).timeout(200).immediate_mode(true).open())
+    // Non-blocking, polled: a blocking read in immediate mode never returns on a quiet
+    // interface, and the thread must notice its stop flag.
+    let mut capture = pcap::Capture::from_device(interface)
+        .and_then(|c| c.promisc(false).snaplen(super::pcapng::SNAPLEN as i32).immediate_mode(true).open())
+        .and_then(|c| c.setnonblock())
         .map_err(|err| unavailable(err.to_string()))?;
-    let mut capture = capture;
     capture.filter("udp and (port 67 or port 68 or port 4011)", true).map_err(|err| unavailable(err.to_string()))?;
     if capture.get_datalink() != pcap::Linktype::ETHERNET {
         return Err(unavailable(format!("{} is not an Ethernet interface", interface)));
@@ -82,7 +88,7 @@ pub fn start(interface: &str, sinks: CaptureSinks) -> Result<LiveCapture, Captur
                         );
                         handle_frame(&mut sinks, at, packet.data, packet.header.len);
                     }
-                    Err(pcap::Error::TimeoutExpired) => {}
+                    Err(pcap::Error::TimeoutExpired) => std::thread::sleep(IDLE_POLL),
                     Err(err) => {
                         sinks.events.emit(EngineEvent::Service(crate::events::ServiceEvent {
                             service: "capture".into(),

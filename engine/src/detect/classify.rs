@@ -6,6 +6,10 @@ use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use serde::Serialize;
 
 use crate::events::MacAddr;
+use crate::pxe::pxe_sub_option;
+
+/// PXE spec option 43 sub-option: the boot menu (type, description length, description …).
+const PXE_BOOT_MENU: u8 = 9;
 
 /// What a foreign server does on the segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -43,6 +47,9 @@ pub struct ServerSighting {
     pub boot_file: Option<String>,
     /// Option 60 `PXEClient`/`HTTPClient` or option 43: it speaks PXE.
     pub pxe: bool,
+    /// The first boot server type of its PXE menu (option 43 sub-option 9), which a
+    /// client names when it asks for the boot file on port 4011.
+    pub boot_server_type: Option<u16>,
 }
 
 impl ServerSighting {
@@ -106,6 +113,12 @@ pub fn classify(message: &Message, source: Ipv4Addr, mac: Option<MacAddr>) -> Op
         next_server: Some(message.siaddr()).filter(|ip| !ip.is_unspecified()),
         boot_file,
         pxe: class_is_pxe || opts.get(OptionCode::VendorExtensions).is_some(),
+        boot_server_type: match opts.get(OptionCode::VendorExtensions) {
+            Some(DhcpOption::VendorExtensions(bytes)) => pxe_sub_option(bytes, PXE_BOOT_MENU)
+                .and_then(|menu| menu.get(..2))
+                .map(|t| u16::from_be_bytes([t[0], t[1]])),
+            _ => None,
+        },
     })
 }
 
@@ -200,6 +213,16 @@ mod tests {
         let s = classify(&msg, ROGUE, None).unwrap();
         assert_eq!(s.role, ServerRole::ProxyDhcp);
         assert!(s.pxe && s.offered_address.is_none());
+        assert_eq!(s.boot_server_type, None);
+        let menu = reply(
+            MessageType::Offer,
+            Ipv4Addr::UNSPECIFIED,
+            vec![
+                DhcpOption::ClassIdentifier(b"PXEClient".to_vec()),
+                DhcpOption::VendorExtensions(vec![6, 1, 3, 9, 7, 0x80, 0x00, 4, b'B', b'o', b'o', b't', 255]),
+            ],
+        );
+        assert_eq!(classify(&menu, ROGUE, None).unwrap().boot_server_type, Some(0x8000));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::net::UdpSocket;
 use tokio::time::{Instant, timeout_at};
 
 use super::classify::{ConflictDetector, ServerRole, ServerSighting, classify};
-use crate::pxe::decode_message;
+use crate::pxe::{PXE_BOOT_ITEM, decode_message};
 
 #[derive(Debug, Clone)]
 pub struct ProbeSettings {
@@ -64,20 +64,22 @@ pub async fn probe(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, Prob
 
     // A proxy may give its boot file only on 4011; ask each one that answered.
     if let Some(address) = settings.address {
-        let proxies: Vec<Ipv4Addr> = detector
+        let proxies: Vec<(Ipv4Addr, Option<u16>)> = detector
             .servers()
             .iter()
             .filter(|server| server.role == ServerRole::ProxyDhcp)
-            .map(|server| server.server_id)
+            .map(|server| (server.server_id, server.boot_server_type))
             .collect();
         if !proxies.is_empty() {
             let asker = UdpSocket::bind((address, 0)).await.map_err(socket_error)?;
-            let request = boot_server_request(&pxe, address);
-            let bytes = request.to_vec().map_err(|err| socket_error(io::Error::other(err)))?;
-            for proxy in proxies {
+            let mut xids = Vec::new();
+            for (proxy, boot_server_type) in proxies {
+                let request = boot_server_request(&pxe, address, boot_server_type);
+                xids.push(request.xid());
+                let bytes = request.to_vec().map_err(|err| socket_error(io::Error::other(err)))?;
                 let _ = asker.send_to(&bytes, SocketAddrV4::new(proxy, settings.boot_server_port)).await;
             }
-            collect(&asker, &[request.xid()], Instant::now() + Duration::from_secs(1), &mut detector).await;
+            collect(&asker, &xids, Instant::now() + Duration::from_secs(1), &mut detector).await;
         }
     }
     Ok(detector.servers())
@@ -146,11 +148,16 @@ fn discover(mac: [u8; 6], pxe: bool) -> Message {
     message
 }
 
-/// What a PXE client asks a boot server on 4011 once it has an address.
-fn boot_server_request(discover: &Message, address: Ipv4Addr) -> Message {
+/// What a PXE client asks a boot server on 4011 once it has an address; a menu-style
+/// proxy answers with the file only when the request names one of its boot items.
+fn boot_server_request(discover: &Message, address: Ipv4Addr, boot_server_type: Option<u16>) -> Message {
     let mut request = discover.clone();
     request.set_xid(fastrand::u32(..)).set_ciaddr(address).set_flags(Flags::default());
     request.opts_mut().insert(DhcpOption::MessageType(MessageType::Request));
+    if let Some(kind) = boot_server_type {
+        let [high, low] = kind.to_be_bytes();
+        request.opts_mut().insert(DhcpOption::VendorExtensions(vec![PXE_BOOT_ITEM, 4, high, low, 0, 0, 255]));
+    }
     request
 }
 
@@ -169,8 +176,9 @@ mod tests {
         assert_eq!(request.vendor_class.as_deref(), Some("PXEClient:Arch:00000:UNDI:002001"));
         let plain = PxeRequest::decode(&discover(mac, false).to_vec().unwrap()).unwrap().1;
         assert!(!plain.is_boot_client());
-        let asked = boot_server_request(&pxe, Ipv4Addr::new(10, 0, 0, 9));
+        let asked = boot_server_request(&pxe, Ipv4Addr::new(10, 0, 0, 9), Some(0x8000));
         let asked = PxeRequest::decode(&asked.to_vec().unwrap()).unwrap().1;
+        assert_eq!(asked.boot_item, Some(vec![0x80, 0, 0, 0]));
         assert_eq!(asked.message_type, MessageType::Request);
         assert_eq!(asked.ciaddr, Ipv4Addr::new(10, 0, 0, 9));
     }

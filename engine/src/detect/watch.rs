@@ -63,6 +63,7 @@ impl Conflicts {
             next_server: None,
             boot_file: None,
             pxe: false,
+            boot_server_type: None,
         });
     }
 

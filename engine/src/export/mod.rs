@@ -7,6 +7,8 @@
 mod dnsmasq;
 mod isc;
 mod kea;
+mod mikrotik;
+mod windows;
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -20,6 +22,10 @@ pub enum DhcpServerKind {
     IscDhcpd,
     Kea,
     Dnsmasq,
+    /// Windows Server DHCP, as a PowerShell script for the DhcpServer module.
+    Windows,
+    /// MikroTik RouterOS v7, as a script for the terminal or `/import`.
+    Mikrotik,
 }
 
 impl FromStr for DhcpServerKind {
@@ -30,11 +36,9 @@ impl FromStr for DhcpServerKind {
             "isc-dhcpd" | "isc" | "dhcpd" => Ok(Self::IscDhcpd),
             "kea" => Ok(Self::Kea),
             "dnsmasq" => Ok(Self::Dnsmasq),
-            "windows" | "mikrotik" => Err(format!(
-                "`{s}` export is not available yet: its output must first be checked line by line \
-                 against the vendor's documentation; use isc-dhcpd, kea or dnsmasq"
-            )),
-            other => Err(format!("unknown DHCP server `{other}`: use isc-dhcpd, kea or dnsmasq")),
+            "windows" => Ok(Self::Windows),
+            "mikrotik" | "routeros" => Ok(Self::Mikrotik),
+            other => Err(format!("unknown DHCP server `{other}`: use isc-dhcpd, kea, dnsmasq, windows or mikrotik")),
         }
     }
 }
@@ -45,6 +49,8 @@ impl fmt::Display for DhcpServerKind {
             Self::IscDhcpd => "isc-dhcpd",
             Self::Kea => "kea",
             Self::Dnsmasq => "dnsmasq",
+            Self::Windows => "windows",
+            Self::Mikrotik => "mikrotik",
         })
     }
 }
@@ -98,6 +104,8 @@ pub fn export(kind: DhcpServerKind, target: &BootTarget) -> String {
         DhcpServerKind::IscDhcpd => isc::render(target),
         DhcpServerKind::Kea => kea::render(target),
         DhcpServerKind::Dnsmasq => dnsmasq::render(target),
+        DhcpServerKind::Windows => windows::render(target),
+        DhcpServerKind::Mikrotik => mikrotik::render(target),
     }
 }
 

@@ -66,6 +66,15 @@ pub fn list_interfaces() -> Vec<InterfaceInfo> {
 
 /// The interface to serve on, checked to be up and to have an IPv4 address.
 pub fn find_interface(name: &str) -> Result<InterfaceInfo, InterfaceLookupError> {
+    let found = find_up_interface(name)?;
+    if found.ipv4.is_empty() {
+        return Err(InterfaceLookupError::NoIpv4(name.into()));
+    }
+    Ok(found)
+}
+
+/// An interface that exists and is up, with or without an address (enough to probe from).
+pub fn find_up_interface(name: &str) -> Result<InterfaceInfo, InterfaceLookupError> {
     let all = list_interfaces();
     let Some(found) = all.iter().find(|i| i.name == name || i.friendly_name.as_deref() == Some(name)) else {
         let available = all.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ");
@@ -73,9 +82,6 @@ pub fn find_interface(name: &str) -> Result<InterfaceInfo, InterfaceLookupError>
     };
     if !found.up {
         return Err(InterfaceLookupError::Down(name.into()));
-    }
-    if found.ipv4.is_empty() {
-        return Err(InterfaceLookupError::NoIpv4(name.into()));
     }
     Ok(found.clone())
 }

@@ -5,4 +5,6 @@
 
 mod interfaces;
 
-pub use interfaces::{InterfaceInfo, InterfaceKind, InterfaceLookupError, find_interface, list_interfaces};
+pub use interfaces::{
+    InterfaceInfo, InterfaceKind, InterfaceLookupError, find_interface, find_up_interface, list_interfaces,
+};

@@ -196,7 +196,7 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, ParseError> {
 pub const PXE_BOOT_ITEM: u8 = 71;
 
 /// Walks option 43's sub-options (code, length, value…) for one code.
-fn pxe_sub_option(bytes: &[u8], wanted: u8) -> Option<&[u8]> {
+pub(crate) fn pxe_sub_option(bytes: &[u8], wanted: u8) -> Option<&[u8]> {
     let mut rest = bytes;
     loop {
         match rest {
