@@ -15,5 +15,5 @@ apt-get install -y -qq --no-install-recommends \
     qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio \
     udhcpc isc-dhcp-client tftp-hpa atftp curl iproute2 dnsmasq-base \
     isc-dhcp-server kea-dhcp4-server \
-    libpcap-dev pkg-config ca-certificates
+    libpcap-dev pkg-config ca-certificates tcpdump
 bash tests/lab/prepare-guest.sh target/lab

@@ -60,7 +60,7 @@ pub async fn probe(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, Prob
         socket.send_to(&bytes, broadcast).await.map_err(socket_error)?;
     }
     let mut detector = ConflictDetector::new(settings.ours.clone());
-    collect(&socket, &[plain.xid(), pxe.xid()], Instant::now() + settings.listen, &mut detector).await;
+    collect(&socket, &[plain.xid(), pxe.xid()], Instant::now() + settings.listen, &mut detector, false).await;
 
     // A proxy may give its boot file only on 4011; ask each one that answered.
     if let Some(address) = settings.address {
@@ -79,20 +79,32 @@ pub async fn probe(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, Prob
                 let bytes = request.to_vec().map_err(|err| socket_error(io::Error::other(err)))?;
                 let _ = asker.send_to(&bytes, SocketAddrV4::new(proxy, settings.boot_server_port)).await;
             }
-            collect(&asker, &xids, Instant::now() + Duration::from_secs(1), &mut detector).await;
+            collect(&asker, &xids, Instant::now() + Duration::from_secs(1), &mut detector, true).await;
         }
     }
     Ok(detector.servers())
 }
 
-async fn collect(socket: &UdpSocket, xids: &[u32], deadline: Instant, detector: &mut ConflictDetector) {
+/// `boot_server_round`: answers to our 4011 requests, which come from proxies even when
+/// they echo our own address in yiaddr (dnsmasq does).
+async fn collect(
+    socket: &UdpSocket,
+    xids: &[u32],
+    deadline: Instant,
+    detector: &mut ConflictDetector,
+    boot_server_round: bool,
+) {
     let mut buf = vec![0u8; 4096];
     while let Ok(Ok((len, peer))) = timeout_at(deadline, socket.recv_from(&mut buf)).await {
         let (Ok(message), std::net::SocketAddr::V4(peer)) = (decode_message(&buf[..len]), peer) else { continue };
         if !xids.contains(&message.xid()) {
             continue;
         }
-        if let Some(sighting) = classify(&message, *peer.ip(), None) {
+        if let Some(mut sighting) = classify(&message, *peer.ip(), None) {
+            if boot_server_round {
+                sighting.role = ServerRole::ProxyDhcp;
+                sighting.offered_address = None;
+            }
             detector.observe(sighting);
         }
     }
