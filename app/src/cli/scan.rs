@@ -59,7 +59,7 @@ fn print_table(interface: &str, servers: &[ServerSighting]) {
         println!("No DHCP or proxyDHCP server answered on {interface}.");
         return;
     }
-    println!("{:<17} {:<10} {:<15} {:<15} BOOT", "SERVER", "ROLE", "OFFERS", "NEXT-SERVER");
+    println!("{:<17} {:<10} {:<15} {:<15} {:<26} BOOT", "SERVER", "ROLE", "OFFERS", "NEXT-SERVER", "MAC (VENDOR)");
     for server in servers {
         let role = match server.role {
             ServerRole::AddressServer => "dhcp",
@@ -71,12 +71,18 @@ fn print_table(interface: &str, servers: &[ServerSighting]) {
             (None, true) => "(PXE options)".into(),
             (None, false) => "-".into(),
         };
+        let mac = match (server.mac, server.vendor()) {
+            (Some(mac), Some(vendor)) => format!("{mac} ({vendor})"),
+            (Some(mac), None) => mac.to_string(),
+            (None, _) => "-".into(),
+        };
         println!(
-            "{:<17} {:<10} {:<15} {:<15} {boot}",
+            "{:<17} {:<10} {:<15} {:<15} {:<26} {boot}",
             server.server_id.to_string(),
             role,
             show(server.offered_address),
-            show(server.next_server)
+            show(server.next_server),
+            mac
         );
     }
 }

@@ -57,11 +57,18 @@ impl ServerSighting {
         self.boot_file.is_some() || self.pxe
     }
 
+    /// The maker of its network card, from the IEEE OUI table.
+    pub fn vendor(&self) -> Option<&'static str> {
+        self.mac.and_then(|mac| oui_data::lookup(&mac.to_string())).map(|record| record.organization())
+    }
+
     /// One line in plain words.
     pub fn describe(&self) -> String {
         let mut text = format!("{} {}", self.role, self.server_id);
-        if let Some(mac) = self.mac {
-            text.push_str(&format!(" ({mac})"));
+        match (self.mac, self.vendor()) {
+            (Some(mac), Some(vendor)) => text.push_str(&format!(" ({mac}, {vendor})")),
+            (Some(mac), None) => text.push_str(&format!(" ({mac})")),
+            _ => {}
         }
         if let Some(address) = self.offered_address {
             text.push_str(&format!(" offers {address}"));

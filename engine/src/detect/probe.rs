@@ -15,6 +15,9 @@ use tokio::net::UdpSocket;
 use tokio::time::{Instant, timeout_at};
 
 use super::classify::{ConflictDetector, ServerRole, ServerSighting, classify};
+use super::watch::Conflicts;
+use crate::capture::live::CaptureSinks;
+use crate::events::EventSink;
 use crate::pxe::{PXE_BOOT_ITEM, decode_message};
 
 #[derive(Debug, Clone)]
@@ -43,7 +46,31 @@ pub enum ProbeError {
 }
 
 /// Every foreign server that answered within `settings.listen`, address servers first.
+/// Where packet capture can run, each server's MAC is filled in from its frames.
 pub async fn probe(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, ProbeError> {
+    let sniffed = Conflicts::new(Vec::new(), false, EventSink::new());
+    let sinks = CaptureSinks {
+        ours: Ipv4Addr::UNSPECIFIED,
+        conflicts: sniffed.clone(),
+        events: EventSink::new(),
+        recorder: None,
+    };
+    let capture = crate::capture::live::start(&settings.interface, sinks).ok();
+    let result = probe_sockets(settings).await;
+    if let Some(capture) = capture {
+        // Joining waits for frames already read; the thread wakes every 50 ms.
+        let _ = tokio::task::spawn_blocking(move || drop(capture)).await;
+    }
+    let macs = sniffed.servers();
+    result.map(|mut servers| {
+        for server in &mut servers {
+            server.mac = macs.iter().find(|seen| seen.server_id == server.server_id).and_then(|seen| seen.mac);
+        }
+        servers
+    })
+}
+
+async fn probe_sockets(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, ProbeError> {
     let socket_error = |source: io::Error| ProbeError::Socket { interface: settings.interface.clone(), source };
     let client_port = settings.server_port.wrapping_add(1);
     let socket = client_socket(&settings.interface, client_port).map_err(|source| match source.kind() {
