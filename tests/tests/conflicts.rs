@@ -376,10 +376,10 @@ fn scan_reports_a_rogue_dhcp_server_and_a_proxy() {
     assert!(rogue_range(&lab).contains(&offered), "rogue offered {offered}, outside its range {:?}", rogue_range(&lab));
     assert_eq!(r.boot_file.as_deref(), Some(ROGUE_BOOT_FILE), "rogue boot file:\n{output}");
     assert_eq!(r.next_server, Some(rogue.ip), "rogue next-server:\n{output}");
-    // The sender's Ethernet address, where known, is the rogue's.
+    // Capture runs beside the probe (root here), so each sender's Ethernet address is known.
     for (sighting, mac) in [(r, ROGUE_MAC), (found(proxy.ip), PROXY_MAC)] {
         assert!(
-            sighting.mac.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(mac)),
+            sighting.mac.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(mac)),
             "{} MAC:\n{output}",
             sighting.server_id
         );
@@ -390,8 +390,9 @@ fn scan_reports_a_rogue_dhcp_server_and_a_proxy() {
     assert_eq!(p.source, proxy.ip, "proxy source:\n{output}");
     assert!(p.pxe, "the proxy speaks PXE (option 60 PXEClient, option 43):\n{output}");
     assert_eq!(p.offered_address, None, "a proxy offers no address:\n{output}");
-    // dnsmasq's menu proxy names the file only when asked for a boot item on 4011.
-    if let Some(file) = &p.boot_file {
+    // dnsmasq's menu proxy names the file only when asked for its boot item on 4011, as scan does.
+    {
+        let file = p.boot_file.as_deref().unwrap_or_else(|| panic!("no boot file from the proxy's 4011:\n{output}"));
         assert_eq!(file, "pxelinux.0", "proxy boot file:\n{output}");
     }
     eprintln!(
