@@ -12,7 +12,7 @@
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -114,22 +114,8 @@ impl NetworkDhcp {
         let log = lab.dir().join("network-dhcp.log");
         let lease_file = lab.dir().join("network-dhcp.leases");
         let pid_file = lab.dir().join("network-dhcp.pid");
-        let mut command = ns.command("dnsmasq");
-        command.args([
-            "--keep-in-foreground",
-            "--log-facility=-",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--port=0",
-            "--bind-interfaces",
-            "--no-ping",
-            "--log-dhcp",
-        ]);
-        command.arg(format!("--interface={}", ns.interface()));
-        command.arg(format!("--dhcp-range={},{},255.255.255.0,1h", range.start(), range.end()));
-        command.arg(format!("--dhcp-leasefile={}", lease_file.display()));
-        command.arg(format!("--pid-file={}", pid_file.display()));
+        let range_arg = format!("--dhcp-range={},{},255.255.255.0,1h", range.start(), range.end());
+        let mut command = dnsmasq_command(&ns, &[range_arg], &lease_file, &pid_file);
         let log_file = std::fs::File::create(&log)?;
         command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
         eprintln!("[lab] starting the network's DHCP server (address only) in {}: {command:?}", ns.ns);
@@ -186,4 +172,26 @@ impl Drop for NetworkDhcp {
         }
         self.process.terminate(Duration::from_secs(3));
     }
+}
+
+/// dnsmasq in the foreground on a client namespace's interface, logging DHCP to
+/// stdout, no DNS: the base every stand-in server here starts from.
+pub fn dnsmasq_command(ns: &ClientNs, role_args: &[String], lease_file: &Path, pid_file: &Path) -> Command {
+    let mut command = ns.command("dnsmasq");
+    command.args([
+        "--keep-in-foreground",
+        "--log-facility=-",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--port=0",
+        "--bind-interfaces",
+        "--no-ping",
+        "--log-dhcp",
+    ]);
+    command.arg(format!("--interface={}", ns.interface()));
+    command.args(role_args);
+    command.arg(format!("--dhcp-leasefile={}", lease_file.display()));
+    command.arg(format!("--pid-file={}", pid_file.display()));
+    command
 }

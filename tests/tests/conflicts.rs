@@ -34,6 +34,7 @@ use portapxe_lab::expect::{self, dhcp_story, has_finished, transfer_story};
 use portapxe_lab::netns::{BRIDGE, in_netns};
 use portapxe_lab::process::{Finished, Guarded, run_bounded, wait_until};
 use portapxe_lab::qemu::{self, Firmware};
+use portapxe_lab::standin::dnsmasq_command;
 use portapxe_lab::{ClientNs, Lab, Server, ServerSpec, binary, boot_setup, mac_bytes, pool, wire};
 use serde::Deserialize;
 
@@ -150,22 +151,7 @@ impl Foreign {
         let log = lab.dir().join(format!("{what}-dnsmasq.log"));
         let lease_file = lab.dir().join(format!("{what}-dnsmasq.leases"));
         let pid_file = lab.dir().join(format!("{what}-dnsmasq.pid"));
-        let mut command = ns.command("dnsmasq");
-        command.args([
-            "--keep-in-foreground",
-            "--log-facility=-",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--port=0",
-            "--bind-interfaces",
-            "--no-ping",
-            "--log-dhcp",
-        ]);
-        command.arg(format!("--interface={}", ns.interface()));
-        command.args(role_args);
-        command.arg(format!("--dhcp-leasefile={}", lease_file.display()));
-        command.arg(format!("--pid-file={}", pid_file.display()));
+        let mut command = dnsmasq_command(&ns, role_args, &lease_file, &pid_file);
         let log_file = std::fs::File::create(&log).unwrap();
         command.stdin(Stdio::null()).stdout(log_file.try_clone().unwrap()).stderr(log_file);
         eprintln!("[conflicts] starting the {what} DHCP server at {ip} in {}: {command:?}", ns.ns);

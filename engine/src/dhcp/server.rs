@@ -60,17 +60,7 @@ pub fn handle(
     now: Timestamp,
 ) -> Outcome {
     let client = ClientKey::new(request.mac, request.client_id.as_deref());
-    let mut event = DhcpEvent {
-        mac: request.mac,
-        received: type_name(request.message_type),
-        answered: None,
-        address: None,
-        arch: request.arch.map(|arch| arch.to_string()),
-        vendor_class: request.vendor_class.clone(),
-        is_ipxe: request.is_ipxe,
-        boot: None,
-        note: String::new(),
-    };
+    let mut event = request.event(type_name(request.message_type));
     let silent = |mut event: DhcpEvent, note: String| {
         event.note = note;
         Outcome { reply: None, persist: false, event }

@@ -42,20 +42,10 @@ pub struct ProxyOutcome {
 /// What to answer a client on `port`. Non-PXE clients and address requests are
 /// left to the network's DHCP server: silence, with the reason in the event.
 pub fn decide(message: &Message, request: &PxeRequest, settings: &ProxySettings, port: ProxyPort) -> ProxyOutcome {
-    let mut event = DhcpEvent {
-        mac: request.mac,
-        received: match port {
-            ProxyPort::Dhcp => type_name(request.message_type),
-            ProxyPort::BootServer => format!("{} (port 4011)", type_name(request.message_type)),
-        },
-        answered: None,
-        address: None,
-        arch: request.arch.map(|arch| arch.to_string()),
-        vendor_class: request.vendor_class.clone(),
-        is_ipxe: request.is_ipxe,
-        boot: None,
-        note: String::new(),
-    };
+    let mut event = request.event(match port {
+        ProxyPort::Dhcp => type_name(request.message_type),
+        ProxyPort::BootServer => format!("{} (port 4011)", type_name(request.message_type)),
+    });
     let silent = |mut event: DhcpEvent, note: &str| {
         event.note = note.to_owned();
         ProxyOutcome { reply: None, event }
