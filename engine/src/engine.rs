@@ -242,29 +242,6 @@ impl Engine {
         let server_ip = boot.server_ip;
         self.registry_feed = Some(tokio::spawn(feed_registry(self.events.subscribe(), Arc::clone(&self.registry))));
         let conflicts = Conflicts::new(vec![server_ip], config.mode != Mode::Dhcp, self.events.clone());
-        if config.mode == Mode::Dhcp {
-            // Never become the rogue server: look before answering.
-            let found = probe(&ProbeSettings {
-                interface: interface.name.clone(),
-                address: Some(server_ip),
-                listen: options.probe_time,
-                server_port: config.dhcp.port,
-                boot_server_port: config.dhcp.boot_server_port,
-                ours: vec![server_ip],
-            })
-            .await?;
-            let address_servers: Vec<ServerSighting> =
-                found.iter().filter(|s| s.role == ServerRole::AddressServer).cloned().collect();
-            for sighting in found {
-                conflicts.observe(sighting);
-            }
-            if !address_servers.is_empty() && !options.force_dhcp {
-                return Err(EngineError::ForeignDhcpServer {
-                    interface: interface.name.clone(),
-                    servers: address_servers,
-                });
-            }
-        }
         let bind_ip = IpAddr::V4(server_ip);
         if config.tftp.enabled {
             let mut settings = TftpSettings::new(SocketAddr::new(bind_ip, config.tftp.port), &config.root);
@@ -331,7 +308,10 @@ impl Engine {
                     rules: config.rules.clone(),
                 },
             };
-            let dhcp = crate::dhcp::start(settings, self.events.clone(), conflicts.clone()).await?;
+            // Take the port first (so a second server fails fast), then look before answering.
+            let bound = crate::dhcp::bind(settings, self.events.clone()).await?;
+            self.safety_probe(config, interface, &conflicts, options).await?;
+            let dhcp = bound.serve(conflicts.clone());
             self.status.dhcp = Some(dhcp.local_addr());
             self.status.pool = Some(pool);
             self.status.lease_file = Some(lease_file);
@@ -371,6 +351,35 @@ impl Engine {
             message: "stopped".into(),
             ok: true,
         }));
+    }
+
+    /// Never become the rogue server: refuse full DHCP where another server answers.
+    async fn safety_probe(
+        &self,
+        config: &Config,
+        interface: &crate::net::InterfaceInfo,
+        conflicts: &Conflicts,
+        options: &StartOptions,
+    ) -> Result<(), EngineError> {
+        let server_ip = self.status.server_ip;
+        let found = probe(&ProbeSettings {
+            interface: interface.name.clone(),
+            address: Some(server_ip),
+            listen: options.probe_time,
+            server_port: config.dhcp.port,
+            boot_server_port: config.dhcp.boot_server_port,
+            ours: vec![server_ip],
+        })
+        .await?;
+        let address_servers: Vec<ServerSighting> =
+            found.iter().filter(|s| s.role == ServerRole::AddressServer).cloned().collect();
+        for sighting in found {
+            conflicts.observe(sighting);
+        }
+        if !address_servers.is_empty() && !options.force_dhcp {
+            return Err(EngineError::ForeignDhcpServer { interface: interface.name.clone(), servers: address_servers });
+        }
+        Ok(())
     }
 
     /// Capture is a help, never a requirement: when it cannot run, say why and go on.

@@ -10,4 +10,4 @@ pub mod service;
 
 pub use leases::{LeaseTable, Timestamp};
 pub use server::{Destination, DhcpSettings, Outcome, handle};
-pub use service::{DhcpService, DhcpStartError, start};
+pub use service::{BoundDhcp, DhcpService, DhcpStartError, bind};

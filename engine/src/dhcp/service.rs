@@ -79,12 +79,18 @@ impl Drop for DhcpService {
     }
 }
 
-/// `conflicts` hears of every client that accepts another server's offer.
-pub async fn start(
+/// A DHCP socket that is bound (the port is ours) but not answering yet: the
+/// safety probe runs between [`bind`] and [`BoundDhcp::serve`].
+pub struct BoundDhcp {
+    socket: UdpSocket,
     settings: DhcpServiceSettings,
+    leases: LeaseTable,
     events: EventSink,
-    conflicts: Conflicts,
-) -> Result<DhcpService, DhcpStartError> {
+    local_addr: SocketAddr,
+}
+
+/// Loads the leases and takes the port.
+pub async fn bind(settings: DhcpServiceSettings, events: EventSink) -> Result<BoundDhcp, DhcpStartError> {
     let leases = load_leases(&settings, &events).await?;
     let socket = open_socket(&InterfacePort {
         interface: settings.interface.clone(),
@@ -95,14 +101,35 @@ pub async fn start(
     let local_addr = socket
         .local_addr()
         .map_err(|source| DhcpStartError::Socket { interface: settings.interface.clone(), source })?;
-    let (stop_tx, stop_rx) = oneshot::channel();
-    events.emit(EngineEvent::Service(ServiceEvent {
-        service: "dhcp".into(),
-        message: format!("DHCP serving pool {} on {} (port {})", settings.pool, settings.interface, local_addr.port()),
-        ok: true,
-    }));
-    let task = tokio::spawn(serve(socket, settings, leases, events, conflicts, stop_rx));
-    Ok(DhcpService { stop: Some(stop_tx), task: Some(task), local_addr })
+    Ok(BoundDhcp { socket, settings, leases, events, local_addr })
+}
+
+impl BoundDhcp {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Starts answering. What arrived while bound (our own probe's DISCOVERs, clients
+    /// that will retransmit) is dropped first. `conflicts` hears of every client that
+    /// accepts another server's offer.
+    pub fn serve(self, conflicts: Conflicts) -> DhcpService {
+        let Self { socket, settings, leases, events, local_addr } = self;
+        let mut buf = [0u8; 1];
+        while socket.try_recv_from(&mut buf).is_ok() {}
+        let (stop_tx, stop_rx) = oneshot::channel();
+        events.emit(EngineEvent::Service(ServiceEvent {
+            service: "dhcp".into(),
+            message: format!(
+                "DHCP serving pool {} on {} (port {})",
+                settings.pool,
+                settings.interface,
+                local_addr.port()
+            ),
+            ok: true,
+        }));
+        let task = tokio::spawn(serve(socket, settings, leases, events, conflicts, stop_rx));
+        DhcpService { stop: Some(stop_tx), task: Some(task), local_addr }
+    }
 }
 
 /// A lease file that cannot be parsed is kept aside (never overwritten) and the server starts empty.
