@@ -15,5 +15,7 @@ apt-get install -y -qq --no-install-recommends \
     qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio \
     udhcpc isc-dhcp-client tftp-hpa atftp curl iproute2 dnsmasq-base \
     isc-dhcp-server kea-dhcp4-server \
-    libpcap-dev pkg-config ca-certificates tcpdump
+    libpcap-dev pkg-config ca-certificates tcpdump \
+    mesa-vulkan-drivers xvfb x11-apps x11-utils
 bash tests/lab/prepare-guest.sh target/lab
+

@@ -1,11 +1,10 @@
-//! `portapxe`: the PortaPXE binary. Wires the command line (and, later, the
-//! desktop window) to the engine; holds no protocol logic of its own.
-
-mod cli;
+//! `portapxe`: the PortaPXE binary. Parses arguments and hands over to the command
+//! line or, with no subcommand, the desktop window (see the library half).
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use portapxe::cli;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

@@ -1,5 +1,6 @@
-//! The headless command line: `serve`, `interfaces`. The end-to-end tests drive
-//! the product through these names, so they are a contract.
+//! The headless command line: `serve`, `interfaces`, `scan`, `export`. The
+//! end-to-end tests drive the product through these names, so they are a contract.
+//! With no subcommand, `portapxe` opens the desktop window.
 
 mod export;
 mod interfaces;
@@ -38,11 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Interfaces(args)) => interfaces::run(args),
         Some(Command::Scan(args)) => scan::run(args),
         Some(Command::Export(args)) => export::run(*args),
-        None => {
-            eprintln!("portapxe: no command given. The desktop window is not part of this build yet;");
-            eprintln!("run `portapxe serve --help` to serve from the command line, or `portapxe --help`.");
-            Ok(ExitCode::from(2))
-        }
+        None => crate::gui::run(),
     }
 }
 

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use portapxe_engine::config::{BootEntry, Config, Mode, PoolRange, load_file, write_atomically};
-use portapxe_engine::events::{DhcpEvent, Protocol, TransferEvent, TransferPhase};
 use portapxe_engine::{Engine, EngineEvent, EventSink, StartOptions};
 use tokio::sync::broadcast::error::RecvError;
+
+use crate::event_text::Level;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -281,51 +282,10 @@ async fn log_events(mut events: tokio::sync::broadcast::Receiver<EngineEvent>, m
 }
 
 fn log_event(event: &EngineEvent) {
-    match event {
-        EngineEvent::Dhcp(dhcp) => log_dhcp(dhcp),
-        EngineEvent::Transfer(transfer) => log_transfer(transfer),
-        EngineEvent::Service(service) if service.ok => tracing::info!("{}: {}", service.service, service.message),
-        EngineEvent::Service(service) => tracing::warn!("{}: {}", service.service, service.message),
-        EngineEvent::Conflict(conflict) if conflict.expected => tracing::info!("{}", conflict.summary),
-        EngineEvent::Conflict(conflict) => tracing::warn!("CONFLICT: {}", conflict.summary),
-        EngineEvent::Wire(wire) => tracing::debug!(
-            "seen: {} from server {} to {}{}",
-            wire.message,
-            wire.server,
-            wire.client,
-            wire.address.map(|a| format!(" ({a})")).unwrap_or_default()
-        ),
-    }
-}
-
-fn log_dhcp(event: &DhcpEvent) {
-    let mut who = event.mac.to_string();
-    if let Some(arch) = &event.arch {
-        who.push_str(&format!(" ({arch}{})", if event.is_ipxe { ", iPXE" } else { "" }));
-    }
-    let answer = match (&event.answered, event.address) {
-        (Some(kind), Some(ip)) => format!("{kind} {ip}"),
-        (Some(kind), None) => kind.clone(),
-        (None, _) => "no reply".to_string(),
-    };
-    let boot = event.boot.as_deref().map(|b| format!(", boot {b}")).unwrap_or_default();
-    let note = if event.note.is_empty() { String::new() } else { format!(" — {}", event.note) };
-    tracing::info!("DHCP {} from {who} → {answer}{boot}{note}", event.received);
-}
-
-fn log_transfer(event: &TransferEvent) {
-    let protocol = match event.protocol {
-        Protocol::Tftp => "TFTP",
-        Protocol::Http => "HTTP",
-    };
-    let what = format!("{protocol} {} {}", event.client, event.file);
-    match &event.phase {
-        TransferPhase::Started { size } => {
-            tracing::info!("{what}: started ({})", size.map_or("size unknown".into(), |s| format!("{s} bytes")))
-        }
-        TransferPhase::Progress { bytes, .. } => tracing::debug!("{what}: {bytes} bytes"),
-        TransferPhase::Finished { bytes } => tracing::info!("{what}: finished, {bytes} bytes"),
-        TransferPhase::Failed { bytes, reason } => tracing::warn!("{what}: failed after {bytes} bytes: {reason}"),
-        TransferPhase::Refused { reason } => tracing::warn!("{what}: refused: {reason}"),
+    let (level, text) = crate::event_text::describe(event);
+    match level {
+        Level::Debug => tracing::debug!("{text}"),
+        Level::Info => tracing::info!("{text}"),
+        Level::Warn => tracing::warn!("{text}"),
     }
 }

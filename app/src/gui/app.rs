@@ -1,0 +1,315 @@
+//! The window: one [`PortaApp`] holding the config being edited, the view state,
+//! and the [`EngineHandle`]. Each frame draws from the handle's snapshot; anything
+//! slow (start, scan, file dialogs, validation, saving) is a command or a task.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use egui::{Context, Id, Modal, Ui, ViewportCommand};
+use portapxe_engine::StartOptions;
+use portapxe_engine::config::{Config, Mode};
+use portapxe_engine::events::MacAddr;
+
+use super::engine_handle::{Command, EngineHandle, Pending, RunState, ScanState, UiSnapshot};
+use super::images::{AddReport, add_files};
+use super::panels;
+use super::style::SPACING;
+use crate::event_text::Level;
+
+/// How long "Scan now" listens for answers.
+pub const SCAN_TIME: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Clients,
+    BootImages,
+    Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    Mac,
+    Address,
+    Arch,
+    Phase,
+    Transfer,
+    LastSeen,
+}
+
+/// What the person chose to look at; none of it is engine state.
+pub struct ViewState {
+    pub tab: Tab,
+    pub sort: SortColumn,
+    pub ascending: bool,
+    pub selected_client: Option<MacAddr>,
+    pub log_level: Level,
+    pub log_client: Option<MacAddr>,
+    pub texts: panels::settings::SettingsTexts,
+    pub new_rule: panels::settings::RuleDraft,
+    pub add_report: Option<AddReport>,
+    pub pick_files: Option<Pending<Option<Vec<PathBuf>>>>,
+    pub pick_folder: Option<Pending<Option<PathBuf>>>,
+    /// The start failure whose safety-gate dialog was closed (so it does not come back).
+    pub dismissed_gate: Option<String>,
+}
+
+pub struct PortaApp {
+    handle: EngineHandle,
+    config: Config,
+    pub view: ViewState,
+    /// The config last sent for validation, so it is checked once per change.
+    validating: Option<Config>,
+    title: String,
+}
+
+impl PortaApp {
+    pub fn new(ctx: &Context, handle: EngineHandle, config: Config) -> Self {
+        handle.set_repaint(ctx);
+        super::style::install(ctx);
+        let view = ViewState {
+            tab: Tab::Clients,
+            sort: SortColumn::LastSeen,
+            ascending: false,
+            selected_client: None,
+            log_level: Level::Info,
+            log_client: None,
+            texts: panels::settings::SettingsTexts::from_config(&config),
+            new_rule: panels::settings::RuleDraft::default(),
+            add_report: None,
+            pick_files: None,
+            pick_folder: None,
+            dismissed_gate: None,
+        };
+        Self { handle, config, view, validating: None, title: String::new() }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
+    pub fn handle(&self) -> &EngineHandle {
+        &self.handle
+    }
+
+    /// Files from the dialog or dropped on the window.
+    pub fn add_files(&mut self, files: &[PathBuf]) {
+        let report = add_files(&mut self.config, files);
+        self.view.add_report = Some(report);
+        self.view.tab = Tab::BootImages;
+    }
+
+    /// The window title for the engine's state.
+    pub fn title_for(snapshot: &UiSnapshot, config: &Config) -> String {
+        match (snapshot.state, &snapshot.status) {
+            (RunState::Running, Some(status)) => format!("PortaPXE — serving on {}", status.interface),
+            (RunState::Starting, _) => format!("PortaPXE — starting on {}…", config.interface),
+            (RunState::Stopping, _) => "PortaPXE — stopping…".to_string(),
+            _ if snapshot.last_error.is_some() => "PortaPXE — could not start".to_string(),
+            _ => "PortaPXE — stopped".to_string(),
+        }
+    }
+
+    fn poll_tasks(&mut self, ctx: &Context) {
+        if let Some(result) = self.view.pick_files.as_ref().and_then(Pending::poll) {
+            self.view.pick_files = None;
+            if let Some(files) = result {
+                self.add_files(&files);
+            }
+        }
+        if let Some(result) = self.view.pick_folder.as_ref().and_then(Pending::poll) {
+            self.view.pick_folder = None;
+            if let Some(folder) = result {
+                self.config.root = folder;
+            }
+        }
+        let dropped: Vec<PathBuf> =
+            ctx.input(|input| input.raw.dropped_files.iter().map(|file| file.path().to_path_buf()).collect());
+        if !dropped.is_empty() {
+            self.add_files(&dropped);
+        }
+    }
+
+    fn request_validation(&mut self) {
+        if self.validating.as_ref() != Some(&self.config) {
+            self.validating = Some(self.config.clone());
+            self.handle.send(Command::Validate(Box::new(self.config.clone())));
+        }
+    }
+
+    pub fn open_file_dialog(&mut self) {
+        let mut dialog = rfd::AsyncFileDialog::new()
+            .set_title("Add boot images")
+            .add_filter("Boot images", &["iso", "ipxe", "efi", "kpxe", "pxe", "0", "img", "gz", "xz", "cpio", "lkrn"]);
+        if self.config.root.is_absolute() {
+            dialog = dialog.set_directory(&self.config.root);
+        }
+        self.view.pick_files = Some(self.handle.spawn_task(async move {
+            dialog.pick_files().await.map(|files| files.into_iter().map(|f| f.path().to_path_buf()).collect())
+        }));
+    }
+
+    pub fn open_folder_dialog(&mut self) {
+        let dialog = rfd::AsyncFileDialog::new().set_title("Boot folder (served over TFTP and HTTP)");
+        self.view.pick_folder =
+            Some(self.handle.spawn_task(async move { dialog.pick_folder().await.map(|f| f.path().to_path_buf()) }));
+    }
+
+    /// Draws one frame. Reads the snapshot (locked for the frame) and sends commands.
+    pub fn draw(&mut self, ui: &mut Ui) {
+        let ctx = ui.ctx().clone();
+        self.poll_tasks(&ctx);
+        self.request_validation();
+        let mut actions = panels::Actions::default();
+        {
+            let mut snapshot = self.handle.snapshot();
+            let title = Self::title_for(&snapshot, &self.config);
+            if title != self.title {
+                ctx.send_viewport_cmd(ViewportCommand::Title(title.clone()));
+                self.title = title;
+            }
+            let mut panel = panels::PanelCtx {
+                snapshot: &mut snapshot,
+                config: &mut self.config,
+                view: &mut self.view,
+                actions: &mut actions,
+            };
+            egui::Panel::top("top_bar").show(ui, |ui| {
+                ui.add_space(SPACING / 2.0);
+                panels::top_bar::show(ui, &mut panel);
+                panels::conflicts::show(ui, &mut panel);
+                ui.add_space(SPACING / 2.0);
+            });
+            egui::Panel::bottom("log").resizable(true).default_size(160.0).show(ui, |ui| {
+                panels::log::show(ui, &mut panel);
+            });
+            egui::CentralPanel::default().show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut panel.view.tab, Tab::Clients, "Clients");
+                    ui.selectable_value(&mut panel.view.tab, Tab::BootImages, "Boot images");
+                    ui.selectable_value(&mut panel.view.tab, Tab::Settings, "Settings");
+                });
+                ui.separator();
+                match panel.view.tab {
+                    Tab::Clients => panels::clients::show(ui, &mut panel),
+                    Tab::BootImages => panels::boot::show(ui, &mut panel),
+                    Tab::Settings => panels::settings::show(ui, &mut panel),
+                }
+            });
+            safety_gate(&ctx, &mut panel);
+            drop_overlay(&ctx);
+            let busy = matches!(snapshot.state, RunState::Starting | RunState::Stopping | RunState::Running)
+                || matches!(snapshot.scan, ScanState::Running { .. });
+            if busy {
+                // "Last seen" ages and spinners move on even without new events.
+                ctx.request_repaint_after(Duration::from_millis(250));
+            }
+        }
+        self.apply(actions);
+    }
+
+    fn apply(&mut self, actions: panels::Actions) {
+        if actions.start {
+            self.start();
+        }
+        if actions.stop {
+            self.handle.send(Command::Stop);
+        }
+        if actions.scan {
+            self.handle.send(Command::Scan { interface: self.config.interface.clone(), listen: SCAN_TIME });
+        }
+        if actions.save {
+            self.handle.send(Command::Save(Box::new(self.config.clone())));
+        }
+        if actions.refresh_interfaces {
+            self.handle.send(Command::RefreshInterfaces);
+        }
+        if actions.pick_files {
+            self.open_file_dialog();
+        }
+        if actions.pick_folder {
+            self.open_folder_dialog();
+        }
+    }
+
+    /// Saves the config and starts the engine with it (off the UI thread).
+    pub fn start(&mut self) {
+        self.handle.snapshot().state = RunState::Starting;
+        self.handle.send(Command::Save(Box::new(self.config.clone())));
+        self.handle.send(Command::Start { config: Box::new(self.config.clone()), options: StartOptions::default() });
+    }
+
+    pub fn stop(&mut self) {
+        self.handle.send(Command::Stop);
+    }
+}
+
+/// While files are dragged over the window: say what dropping them does.
+fn drop_overlay(ctx: &Context) {
+    if ctx.input(|input| input.raw.hovered_files.is_empty()) {
+        return;
+    }
+    let rect = ctx.content_rect();
+    let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, Id::unique("drop_overlay")));
+    painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(170));
+    painter.text(
+        rect.center(),
+        egui::Align2::CENTER_CENTER,
+        "Drop to add boot images (kernel + initrd, ISO, iPXE script, loaders)",
+        egui::FontId::proportional(22.0),
+        egui::Color32::WHITE,
+    );
+}
+
+/// Full DHCP refused because another DHCP server answers: offer proxy mode.
+fn safety_gate(ctx: &Context, panel: &mut panels::PanelCtx<'_>) {
+    let Some(failure) = panel.snapshot.last_error.as_ref().filter(|f| !f.foreign_servers.is_empty()) else {
+        return;
+    };
+    if panel.view.dismissed_gate.as_deref() == Some(failure.message.as_str()) {
+        return;
+    }
+    let message = failure.message.clone();
+    let servers: Vec<String> = failure.foreign_servers.iter().map(|s| s.describe()).collect();
+    let mut close = false;
+    Modal::new(Id::unique("safety_gate")).show(ctx, |ui| {
+        ui.set_max_width(520.0);
+        ui.heading("Another DHCP server is on this network");
+        ui.add_space(SPACING);
+        for server in &servers {
+            ui.label(format!("• {server}"));
+        }
+        ui.add_space(SPACING);
+        ui.label(
+            "Starting a second DHCP server would break this network. In proxy mode PortaPXE leaves addresses \
+             to that server and only tells booting machines where to find their boot files.",
+        );
+        ui.add_space(SPACING);
+        ui.horizontal(|ui| {
+            if ui.button("Use proxy mode").clicked() {
+                panel.config.mode = Mode::Proxy;
+                close = true;
+            }
+            if ui.button("Keep full DHCP (do not start)").clicked() {
+                close = true;
+            }
+        });
+    });
+    if close {
+        panel.view.dismissed_gate = Some(message);
+    }
+}
+
+impl eframe::App for PortaApp {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.draw(ui);
+    }
+
+    fn on_exit(&mut self) {
+        // Restored at the next launch.
+        self.handle.send(Command::Save(Box::new(self.config.clone())));
+    }
+}

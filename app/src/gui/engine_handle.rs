@@ -1,0 +1,620 @@
+//! The window's one link to the engine: a background thread with its own tokio
+//! runtime. Commands go in over a channel; what the window draws comes out as a
+//! [`UiSnapshot`] behind a mutex, refreshed from engine events and every 250 ms.
+//!
+//! Owns: starting, stopping and scanning; listing interfaces; validating and saving
+//! the config (they read the disk). Must not draw: the window only reads the snapshot.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use portapxe_engine::clients::ClientRecord;
+use portapxe_engine::config::{Config, ConfigError, ConfigStore, validate};
+use portapxe_engine::detect::ServerSighting;
+use portapxe_engine::detect::probe::{ProbeSettings, probe};
+use portapxe_engine::events::{MacAddr, TransferPhase};
+use portapxe_engine::net::{InterfaceInfo, find_interface, find_up_interface, list_interfaces};
+use portapxe_engine::{Engine, EngineError, EngineEvent, EngineStatus, EventSink, StartOptions};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::event_text::{Level, describe};
+
+/// Log lines kept for the log panel; the oldest go first.
+pub const LOG_CAPACITY: usize = 2000;
+/// How often the snapshot is refreshed from the engine while it runs.
+pub const REFRESH: Duration = Duration::from_millis(250);
+
+/// What the window asks the engine thread to do.
+#[derive(Debug)]
+pub enum Command {
+    Start {
+        config: Box<Config>,
+        options: StartOptions,
+    },
+    Stop,
+    /// Ask the network who answers DHCP (sends two DISCOVERs on `interface`).
+    Scan {
+        interface: String,
+        listen: Duration,
+    },
+    /// Check `config` with the engine's own rules (reads the disk and the interface list).
+    Validate(Box<Config>),
+    Save(Box<Config>),
+    RefreshInterfaces,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+}
+
+/// Which service a start failure belongs to, for its status light.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedService {
+    Dhcp,
+    Tftp,
+    Http,
+    /// The interface or the config, not one service.
+    Setup,
+}
+
+/// Why the last start failed, in the engine's own words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartFailure {
+    pub message: String,
+    pub service: FailedService,
+    /// The full-DHCP safety gate refused: these servers already hand out addresses.
+    pub foreign_servers: Vec<ServerSighting>,
+}
+
+impl StartFailure {
+    pub fn from_error(err: &EngineError) -> Self {
+        let service = match err {
+            EngineError::Dhcp(_) | EngineError::Probe(_) | EngineError::ForeignDhcpServer { .. } => FailedService::Dhcp,
+            EngineError::Tftp(_) => FailedService::Tftp,
+            EngineError::Http(_) => FailedService::Http,
+            EngineError::Interface(_) | EngineError::Invalid(_) | EngineError::NoStateDir => FailedService::Setup,
+        };
+        let foreign_servers = match err {
+            EngineError::ForeignDhcpServer { servers, .. } => servers.clone(),
+            _ => Vec::new(),
+        };
+        Self { message: err.to_string(), service, foreign_servers }
+    }
+}
+
+/// Another DHCP or proxyDHCP server seen on the segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictEntry {
+    pub server: ServerSighting,
+    pub summary: String,
+    /// The network's own DHCP server beside proxy/boot-files-only mode: not a fault.
+    pub expected: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub at_ms: u64,
+    pub level: Level,
+    /// The client the line is about, when it names one.
+    pub mac: Option<MacAddr>,
+    pub ip: Option<Ipv4Addr>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ScanState {
+    #[default]
+    Idle,
+    Running {
+        interface: String,
+    },
+    Done {
+        interface: String,
+        servers: Vec<ServerSighting>,
+    },
+    Failed(String),
+}
+
+/// Validation of one config, so the window can tell a stale answer from a fresh one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validation {
+    pub config: Config,
+    pub errors: Vec<ConfigError>,
+}
+
+/// Everything the window draws from. Cloned or locked briefly each frame.
+#[derive(Debug, Clone)]
+pub struct UiSnapshot {
+    pub state: RunState,
+    pub status: Option<EngineStatus>,
+    /// Most recently seen first; kept after a stop so the last boots stay readable.
+    pub clients: Vec<ClientRecord>,
+    pub conflicts: Vec<ConflictEntry>,
+    pub log: VecDeque<LogLine>,
+    pub last_error: Option<StartFailure>,
+    /// Services that reported a failure while running (service name, message).
+    pub service_errors: Vec<(String, String)>,
+    pub scan: ScanState,
+    /// `None` until the first listing arrived.
+    pub interfaces: Option<Vec<InterfaceInfo>>,
+    pub validation: Option<Validation>,
+    /// Where the config was last saved, or why it could not be.
+    pub saved: Option<Result<PathBuf, String>>,
+    /// The clock the snapshot was taken at (ms since the epoch): "last seen" is relative to it.
+    pub now_ms: u64,
+    /// What this process may do, where the OS tells (`None`: not known).
+    pub privileges: Option<Privileges>,
+}
+
+/// Whether the process may bind ports below 1024 and capture packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Privileges {
+    pub bind_low_ports: bool,
+    pub capture: bool,
+}
+
+impl Privileges {
+    /// From the `CapEff:` line of Linux's `/proc/self/status`.
+    pub fn from_proc_status(status: &str) -> Option<Self> {
+        let hex = status.lines().find_map(|line| line.strip_prefix("CapEff:"))?.trim();
+        let effective = u64::from_str_radix(hex, 16).ok()?;
+        const NET_BIND_SERVICE: u64 = 1 << 10;
+        const NET_RAW: u64 = 1 << 13;
+        Some(Self { bind_low_ports: effective & NET_BIND_SERVICE != 0, capture: effective & NET_RAW != 0 })
+    }
+
+    /// This process's privileges, where the OS says (Linux); `None` elsewhere.
+    pub fn of_this_process() -> Option<Self> {
+        if cfg!(target_os = "linux") {
+            std::fs::read_to_string("/proc/self/status").ok().as_deref().and_then(Self::from_proc_status)
+        } else {
+            None
+        }
+    }
+}
+
+impl Default for UiSnapshot {
+    fn default() -> Self {
+        Self {
+            state: RunState::Stopped,
+            status: None,
+            clients: Vec::new(),
+            conflicts: Vec::new(),
+            log: VecDeque::new(),
+            last_error: None,
+            service_errors: Vec::new(),
+            scan: ScanState::Idle,
+            interfaces: None,
+            validation: None,
+            saved: None,
+            now_ms: now_ms(),
+            privileges: None,
+        }
+    }
+}
+
+impl UiSnapshot {
+    pub fn push_log(&mut self, line: LogLine) {
+        if self.log.len() == LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(line);
+    }
+
+    /// Records one engine event: a log line, a conflict, a service failure.
+    pub fn record(&mut self, event: &EngineEvent, now: u64) {
+        match event {
+            EngineEvent::Conflict(conflict) => {
+                let entry = ConflictEntry {
+                    server: conflict.server.clone(),
+                    summary: conflict.summary.clone(),
+                    expected: conflict.expected,
+                };
+                match self
+                    .conflicts
+                    .iter_mut()
+                    .find(|c| c.server.server_id == entry.server.server_id && c.server.role == entry.server.role)
+                {
+                    Some(existing) => *existing = entry,
+                    None => self.conflicts.push(entry),
+                }
+            }
+            EngineEvent::Service(service) if !service.ok && service.service != "capture" => {
+                self.service_errors.push((service.service.clone(), service.message.clone()));
+            }
+            _ => {}
+        }
+        // Per-block progress would drown the log; the clients table shows it.
+        if let EngineEvent::Transfer(transfer) = event
+            && matches!(transfer.phase, TransferPhase::Progress { .. })
+        {
+            return;
+        }
+        let (mac, ip) = match event {
+            EngineEvent::Dhcp(dhcp) => (Some(dhcp.mac), dhcp.address),
+            EngineEvent::Wire(wire) => (Some(wire.client), wire.address),
+            EngineEvent::Transfer(transfer) => {
+                let ip = match transfer.client.ip() {
+                    std::net::IpAddr::V4(ip) => Some(ip),
+                    std::net::IpAddr::V6(_) => None,
+                };
+                let mac = ip.and_then(|ip| self.clients.iter().find(|c| c.address == Some(ip))).map(|c| c.mac);
+                (mac, ip)
+            }
+            _ => (None, None),
+        };
+        let (level, text) = describe(event);
+        self.push_log(LogLine { at_ms: now, level, mac, ip, text });
+    }
+}
+
+/// Something a background task will hand back once; polled by the window each frame.
+pub struct Pending<T>(mpsc::Receiver<T>);
+
+impl<T> Pending<T> {
+    /// `Some` once, when the result is there.
+    pub fn poll(&self) -> Option<T> {
+        self.0.try_recv().ok()
+    }
+}
+
+type Repaint = Arc<Mutex<Option<egui::Context>>>;
+
+/// Owned by the app. Dropping it stops the engine and joins the thread.
+pub struct EngineHandle {
+    commands: Option<UnboundedSender<Command>>,
+    snapshot: Arc<Mutex<UiSnapshot>>,
+    events: EventSink,
+    runtime: Option<tokio::runtime::Handle>,
+    repaint: Repaint,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    /// Starts the engine thread. `store` is where Save writes (`None`: saving says why not).
+    pub fn spawn(store: Option<ConfigStore>) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let runtime_handle = runtime.handle().clone();
+        let (tx, rx) = unbounded_channel();
+        let snapshot = Arc::new(Mutex::new(UiSnapshot::default()));
+        let events = EventSink::new();
+        let repaint: Repaint = Arc::default();
+        let actor = Actor {
+            shared: Shared { snapshot: Arc::clone(&snapshot), repaint: Arc::clone(&repaint) },
+            events: events.clone(),
+            store,
+            engine: None,
+        };
+        let thread = std::thread::Builder::new().name("portapxe-engine".into()).spawn(move || {
+            runtime.block_on(actor.run(rx));
+            // Scans and dialogs still running are dropped with the runtime.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        })?;
+        let handle =
+            Self { commands: Some(tx), snapshot, events, runtime: Some(runtime_handle), repaint, thread: Some(thread) };
+        handle.send(Command::RefreshInterfaces);
+        Ok(handle)
+    }
+
+    /// A handle with no engine thread: commands go nowhere and the snapshot holds
+    /// only what the caller puts in it. For drawing a fixed state (tests, benchmarks).
+    pub fn detached(snapshot: UiSnapshot) -> Self {
+        Self {
+            commands: None,
+            snapshot: Arc::new(Mutex::new(snapshot)),
+            events: EventSink::new(),
+            runtime: None,
+            repaint: Arc::default(),
+            thread: None,
+        }
+    }
+
+    /// Never blocks: the command is queued for the engine thread.
+    pub fn send(&self, command: Command) {
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(command);
+        }
+    }
+
+    /// The engine thread asks `ctx` to repaint whenever the snapshot changes.
+    pub fn set_repaint(&self, ctx: &egui::Context) {
+        *lock(&self.repaint) = Some(ctx.clone());
+    }
+
+    /// The snapshot, locked for as long as the guard lives: keep it short.
+    pub fn snapshot(&self) -> MutexGuard<'_, UiSnapshot> {
+        lock(&self.snapshot)
+    }
+
+    /// The event stream every engine this handle starts reports into. Tests and the
+    /// capture of another process can feed it; the registry and the log read it.
+    pub fn events(&self) -> &EventSink {
+        &self.events
+    }
+
+    /// Runs `future` on the engine thread's runtime (a file dialog, say); the
+    /// window polls the result.
+    pub fn spawn_task<F>(&self, future: F) -> Pending<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        let repaint = Arc::clone(&self.repaint);
+        // Detached: the task is dropped and the result never comes.
+        if let Some(runtime) = &self.runtime {
+            runtime.spawn(async move {
+                let _ = tx.send(future.await);
+                request_repaint(&repaint);
+            });
+        }
+        Pending(rx)
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        // Closing the channel ends the actor, which stops a running engine first.
+        self.commands = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn request_repaint(repaint: &Repaint) {
+    if let Some(ctx) = lock(repaint).as_ref() {
+        ctx.request_repaint();
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[derive(Clone)]
+struct Shared {
+    snapshot: Arc<Mutex<UiSnapshot>>,
+    repaint: Repaint,
+}
+
+impl Shared {
+    fn update(&self, change: impl FnOnce(&mut UiSnapshot)) {
+        change(&mut lock(&self.snapshot));
+        request_repaint(&self.repaint);
+    }
+}
+
+struct Actor {
+    shared: Shared,
+    events: EventSink,
+    store: Option<ConfigStore>,
+    engine: Option<Engine>,
+}
+
+impl Actor {
+    async fn run(mut self, mut commands: UnboundedReceiver<Command>) {
+        let mut events = self.events.subscribe();
+        let mut tick = tokio::time::interval(REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => break,
+                },
+                event = events.recv() => match event {
+                    Ok(event) => self.shared.update(|s| s.record(&event, now_ms())),
+                    Err(RecvError::Lagged(missed)) => self.shared.update(|s| s.push_log(LogLine {
+                        at_ms: now_ms(),
+                        level: Level::Warn,
+                        mac: None,
+                        ip: None,
+                        text: format!("{missed} events were dropped: the window could not keep up"),
+                    })),
+                    Err(RecvError::Closed) => {}
+                },
+                _ = tick.tick() => self.refresh(),
+            }
+        }
+        self.stop().await;
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Start { config, options } => self.start(*config, options).await,
+            Command::Stop => self.stop().await,
+            Command::Scan { interface, listen } => self.scan(interface, listen),
+            Command::Validate(config) => {
+                let shared = self.shared.clone();
+                // Reads the disk (root, boot files) and the interface list: not on a runtime worker.
+                let _ = tokio::task::spawn_blocking(move || {
+                    let errors = validate_config(&config);
+                    shared.update(|s| s.validation = Some(Validation { config: *config, errors }));
+                })
+                .await;
+            }
+            Command::Save(config) => {
+                let result = match &self.store {
+                    Some(store) => store.save(&config).map(|()| store.path()).map_err(|err| err.to_string()),
+                    None => Err("this system has no home folder to keep settings in".to_string()),
+                };
+                self.shared.update(|s| s.saved = Some(result));
+            }
+            Command::RefreshInterfaces => {
+                let (interfaces, privileges) =
+                    tokio::task::spawn_blocking(|| (list_interfaces(), Privileges::of_this_process()))
+                        .await
+                        .unwrap_or_default();
+                self.shared.update(|s| {
+                    s.interfaces = Some(interfaces);
+                    s.privileges = privileges;
+                });
+            }
+        }
+    }
+
+    async fn start(&mut self, config: Config, options: StartOptions) {
+        self.stop().await;
+        self.shared.update(|s| {
+            s.state = RunState::Starting;
+            s.last_error = None;
+            s.service_errors.clear();
+            s.conflicts.clear();
+        });
+        match Engine::start_with(config, self.events.clone(), options).await {
+            Ok(engine) => {
+                let status = engine.status().clone();
+                self.engine = Some(engine);
+                self.shared.update(|s| {
+                    s.state = RunState::Running;
+                    s.status = Some(status);
+                });
+                self.refresh();
+            }
+            Err(err) => {
+                let failure = StartFailure::from_error(&err);
+                self.shared.update(|s| {
+                    s.state = RunState::Stopped;
+                    s.status = None;
+                    s.push_log(LogLine {
+                        at_ms: now_ms(),
+                        level: Level::Warn,
+                        mac: None,
+                        ip: None,
+                        text: format!("cannot start: {}", failure.message),
+                    });
+                    s.last_error = Some(failure);
+                });
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        let Some(engine) = self.engine.take() else { return };
+        self.refresh_from(&engine);
+        self.shared.update(|s| s.state = RunState::Stopping);
+        engine.stop().await;
+        self.shared.update(|s| {
+            s.state = RunState::Stopped;
+            s.status = None;
+        });
+    }
+
+    fn scan(&self, interface: String, listen: Duration) {
+        let shared = self.shared.clone();
+        let ours = self.engine.as_ref().map(|engine| vec![engine.status().server_ip]).unwrap_or_default();
+        shared.update(|s| s.scan = ScanState::Running { interface: interface.clone() });
+        tokio::spawn(async move {
+            let result = match find_up_interface(&interface) {
+                Ok(found) => probe(&ProbeSettings {
+                    interface: found.name.clone(),
+                    address: found.facts().map(|facts| facts.address),
+                    listen,
+                    server_port: 67,
+                    boot_server_port: 4011,
+                    ours,
+                })
+                .await
+                .map_err(|err| err.to_string()),
+                Err(err) => Err(err.to_string()),
+            };
+            shared.update(|s| {
+                s.scan = match result {
+                    Ok(servers) => ScanState::Done { interface, servers },
+                    Err(message) => ScanState::Failed(message),
+                }
+            });
+        });
+    }
+
+    fn refresh(&self) {
+        match &self.engine {
+            Some(engine) => self.refresh_from(engine),
+            None => self.shared.update(|s| s.now_ms = now_ms()),
+        }
+    }
+
+    fn refresh_from(&self, engine: &Engine) {
+        let clients = engine.clients();
+        let seen = engine.conflicts();
+        self.shared.update(|s| {
+            s.now_ms = now_ms();
+            s.clients = clients;
+            // Sightings the engine knows but no event named yet (e.g. from the start probe).
+            for server in seen {
+                if !s.conflicts.iter().any(|c| c.server.server_id == server.server_id && c.server.role == server.role) {
+                    let summary = server.describe();
+                    s.conflicts.push(ConflictEntry { server, summary, expected: false });
+                }
+            }
+        });
+    }
+}
+
+/// The engine's own checks, plus why the chosen interface cannot be served on.
+pub fn validate_config(config: &Config) -> Vec<ConfigError> {
+    let interface = if config.interface.trim().is_empty() { None } else { Some(find_interface(&config.interface)) };
+    let mut errors = Vec::new();
+    let facts = match interface {
+        Some(Ok(found)) => found.facts(),
+        Some(Err(err)) => {
+            errors.push(ConfigError { field: "interface".into(), message: err.to_string() });
+            None
+        }
+        None => None,
+    };
+    errors.extend(validate(config, facts.as_ref()));
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_come_from_cap_eff() {
+        let root = "Name:\tportapxe\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
+        assert_eq!(Privileges::from_proc_status(root), Some(Privileges { bind_low_ports: true, capture: true }));
+        let user = "CapEff:\t0000000000000000\n";
+        assert_eq!(Privileges::from_proc_status(user), Some(Privileges { bind_low_ports: false, capture: false }));
+        let setcap = "CapEff:\t0000000000002400\n";
+        assert_eq!(Privileges::from_proc_status(setcap), Some(Privileges { bind_low_ports: true, capture: true }));
+        assert_eq!(Privileges::from_proc_status("Name: x\n"), None);
+    }
+
+    #[test]
+    fn the_log_is_bounded_and_progress_stays_out_of_it() {
+        let mut snapshot = UiSnapshot::default();
+        let transfer = |phase| {
+            EngineEvent::Transfer(portapxe_engine::events::TransferEvent {
+                protocol: portapxe_engine::events::Protocol::Tftp,
+                client: "10.0.0.9:2000".parse().unwrap(),
+                file: "ipxe.efi".into(),
+                phase,
+            })
+        };
+        snapshot.record(&transfer(TransferPhase::Progress { bytes: 1, size: None }), 1);
+        assert!(snapshot.log.is_empty());
+        for n in 0..LOG_CAPACITY as u64 + 10 {
+            snapshot.record(&transfer(TransferPhase::Started { size: None }), n);
+        }
+        assert_eq!(snapshot.log.len(), LOG_CAPACITY);
+        assert_eq!(snapshot.log.front().map(|l| l.at_ms), Some(10));
+        assert_eq!(snapshot.log[0].ip, Some(std::net::Ipv4Addr::new(10, 0, 0, 9)));
+    }
+}

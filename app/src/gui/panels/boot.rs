@@ -1,0 +1,206 @@
+//! Boot images: the boot folder, files added by dialog or drop, the per-architecture
+//! loaders, the menu entries (reorder, rename, remove) and the generated iPXE menu
+//! as the clients will get it.
+
+use egui::Ui;
+use portapxe_engine::config::{BootEntry, Config};
+use portapxe_engine::ipxe::generate_script;
+
+use super::{PanelCtx, field_errors};
+use crate::gui::engine_handle::RunState;
+use crate::gui::images::move_entry;
+use crate::gui::style::{self, SPACING, Tone};
+
+pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
+    let editable = panel.snapshot.state == RunState::Stopped;
+    egui::ScrollArea::vertical().id_salt("boot_scroll").show(ui, |ui| {
+        ui.add_enabled_ui(editable, |ui| edit(ui, panel));
+        if !editable {
+            ui.label("Stop serving to change the boot images.");
+        }
+        ui.add_space(SPACING);
+        egui::CollapsingHeader::new("Generated iPXE menu").default_open(true).show(ui, |ui| {
+            let mut script = preview(panel.config, panel.snapshot);
+            ui.add(
+                egui::TextEdit::multiline(&mut script)
+                    .code_editor()
+                    .interactive(false)
+                    .desired_width(f32::INFINITY)
+                    .desired_rows(8),
+            );
+        });
+    });
+}
+
+/// The script iPXE clients will get, with the server address as it is (or will be).
+pub fn preview(config: &Config, snapshot: &crate::gui::engine_handle::UiSnapshot) -> String {
+    if let Some(script) = &config.boot.ipxe_script {
+        return format!("# iPXE clients get your script {script} instead of a generated menu.");
+    }
+    let server = snapshot
+        .status
+        .as_ref()
+        .map(|s| s.server_ip.to_string())
+        .or_else(|| {
+            let interfaces = snapshot.interfaces.as_deref().unwrap_or_default();
+            let found = interfaces.iter().find(|i| i.name == config.interface)?;
+            found.ipv4.first().map(|(ip, _)| ip.to_string())
+        })
+        .unwrap_or_else(|| "SERVER".to_string());
+    let base = match (config.http.enabled, config.http.port) {
+        (true, 80) => format!("http://{server}"),
+        (true, port) => format!("http://{server}:{port}"),
+        (false, _) => format!("tftp://{server}"),
+    };
+    generate_script(&config.boot.entries, &base, config.boot.menu_timeout_secs)
+}
+
+fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
+    ui.horizontal(|ui| {
+        ui.label("Boot folder:");
+        let root = panel.config.root.display().to_string();
+        ui.monospace(if root.is_empty() { "(none chosen)".to_string() } else { root });
+        let choosing = panel.view.pick_folder.is_some();
+        if ui.add_enabled(!choosing, egui::Button::new("Choose…")).clicked() {
+            panel.actions.pick_folder = true;
+        }
+        if choosing {
+            ui.add(egui::Spinner::new());
+        }
+    });
+    field_errors(ui, &panel.errors_for("root"));
+    ui.horizontal(|ui| {
+        let picking = panel.view.pick_files.is_some();
+        if ui.add_enabled(!picking, egui::Button::new("Add boot images…")).clicked() {
+            panel.actions.pick_files = true;
+        }
+        if picking {
+            ui.add(egui::Spinner::new());
+            ui.label("Waiting for the file dialog…");
+        } else {
+            ui.label("or drop files on the window: kernel + initrd, ISO, iPXE script, .efi / .kpxe loaders");
+        }
+    });
+    if let Some(report) = &panel.view.add_report {
+        if !report.added.is_empty() {
+            ui.label(style::toned(ui, Tone::Ok, format!("Added: {}", report.added.join(", "))));
+        }
+        field_errors(ui, &report.problems);
+    }
+    ui.add_space(SPACING);
+    ui.strong("Loaders per firmware");
+    egui::Grid::new("loaders").num_columns(2).show(ui, |ui| {
+        let boot = &mut panel.config.boot;
+        for (label, slot) in [
+            ("BIOS", &mut boot.bios_file),
+            ("UEFI x64", &mut boot.uefi_x64_file),
+            ("UEFI ARM64", &mut boot.uefi_arm64_file),
+            ("UEFI IA32", &mut boot.uefi_ia32_file),
+        ] {
+            optional_text(ui, label, slot);
+            ui.end_row();
+        }
+        optional_text(ui, "Own iPXE script", &mut boot.ipxe_script);
+        ui.end_row();
+    });
+    field_errors(ui, &panel.errors_for("boot.bios_file"));
+    field_errors(ui, &panel.errors_for("boot.uefi_x64_file"));
+    field_errors(ui, &panel.errors_for("boot.uefi_arm64_file"));
+    field_errors(ui, &panel.errors_for("boot.uefi_ia32_file"));
+    field_errors(ui, &panel.errors_for("boot.ipxe_script"));
+    ui.add_space(SPACING);
+    ui.horizontal(|ui| {
+        ui.strong("Menu entries");
+        style::labelled(ui, "menu waits (s)", |ui| {
+            ui.add(egui::DragValue::new(&mut panel.config.boot.menu_timeout_secs).range(0..=600))
+        });
+    });
+    entries(ui, panel);
+}
+
+/// A text field for an optional file: empty means none.
+fn optional_text(ui: &mut Ui, label: &str, slot: &mut Option<String>) {
+    let mut text = slot.clone().unwrap_or_default();
+    let response = style::labelled(ui, label, |ui| ui.add(egui::TextEdit::singleline(&mut text).desired_width(260.0)));
+    if response.changed() {
+        *slot = (!text.trim().is_empty()).then(|| text.trim().to_string());
+    }
+}
+
+fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
+    if panel.config.boot.entries.is_empty() {
+        ui.label("No entries yet: add a kernel and initrd, or an ISO.");
+        return;
+    }
+    let count = panel.config.boot.entries.len();
+    let mut moved: Option<(usize, bool)> = None;
+    let mut removed = None;
+    for index in 0..count {
+        let errors = panel.errors_for(&format!("boot.entries[{index}]"));
+        let entry = &mut panel.config.boot.entries[index];
+        ui.push_id(index, |ui| {
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    if ui.add_enabled(index > 0, egui::Button::new("Up")).on_hover_text("Move up").clicked() {
+                        moved = Some((index, true));
+                    }
+                    if ui.add_enabled(index + 1 < count, egui::Button::new("Down")).on_hover_text("Move down").clicked()
+                    {
+                        moved = Some((index, false));
+                    }
+                    let kind = match entry {
+                        BootEntry::Linux { .. } => "Linux",
+                        BootEntry::Iso { .. } => "ISO",
+                        BootEntry::Chain { .. } => "Chain",
+                        BootEntry::LocalDisk { .. } => "Local disk",
+                    };
+                    ui.label(kind);
+                    let name = match entry {
+                        BootEntry::Linux { name, .. }
+                        | BootEntry::Iso { name, .. }
+                        | BootEntry::Chain { name, .. }
+                        | BootEntry::LocalDisk { name } => name,
+                    };
+                    style::labelled(ui, "Name", |ui| ui.add(egui::TextEdit::singleline(name).desired_width(200.0)));
+                    if ui.button("Remove").on_hover_text("Remove this entry from the menu").clicked() {
+                        removed = Some(index);
+                    }
+                });
+                match entry {
+                    BootEntry::Linux { kernel, initrd, cmdline, .. } => {
+                        ui.label(format!(
+                            "kernel {kernel}, initrd {}",
+                            if initrd.is_empty() { "-".to_string() } else { initrd.join(", ") }
+                        ));
+                        style::labelled(ui, "Kernel command line", |ui| {
+                            ui.add(egui::TextEdit::singleline(cmdline).desired_width(f32::INFINITY))
+                        });
+                    }
+                    BootEntry::Iso { image, .. } => {
+                        ui.label(format!("image {image} (sanboot over HTTP)"));
+                    }
+                    BootEntry::Chain { url, .. } => {
+                        style::labelled(ui, "URL", |ui| {
+                            ui.add(egui::TextEdit::singleline(url).desired_width(f32::INFINITY))
+                        });
+                    }
+                    BootEntry::LocalDisk { .. } => {
+                        ui.label("continues with the next boot device");
+                    }
+                }
+                field_errors(ui, &errors);
+            });
+        });
+    }
+    if let Some((index, up)) = moved {
+        move_entry(&mut panel.config.boot.entries, index, up);
+    }
+    if let Some(index) = removed {
+        panel.config.boot.entries.remove(index);
+    }
+    ui.horizontal(|ui| {
+        if ui.button("Add \"boot from local disk\"").clicked() {
+            panel.config.boot.entries.push(BootEntry::LocalDisk { name: "Local disk".into() });
+        }
+    });
+}

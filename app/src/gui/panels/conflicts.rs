@@ -1,0 +1,60 @@
+//! The conflict banner: red when another DHCP or proxyDHCP server is seen (naming
+//! it), neutral for the network's own DHCP server beside proxy mode; "Scan now"
+//! asks the network who answers, off the UI thread.
+
+use egui::Ui;
+
+use super::PanelCtx;
+use crate::gui::engine_handle::ScanState;
+use crate::gui::style::{self, Tone};
+
+pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
+    let conflicts = &panel.snapshot.conflicts;
+    let foreign: Vec<&str> = conflicts.iter().filter(|c| !c.expected).map(|c| c.summary.as_str()).collect();
+    let expected: Vec<&str> = conflicts.iter().filter(|c| c.expected).map(|c| c.summary.as_str()).collect();
+    let tone = if foreign.is_empty() { Tone::Ok } else { Tone::Error };
+    ui.add_space(style::SPACING / 2.0);
+    style::banner(ui, if foreign.is_empty() && expected.is_empty() { Tone::Idle } else { tone }, |ui| {
+        ui.horizontal(|ui| {
+            let scanning = matches!(panel.snapshot.scan, ScanState::Running { .. });
+            let can_scan = !scanning && !panel.config.interface.is_empty();
+            if ui
+                .add_enabled(can_scan, egui::Button::new("Scan now"))
+                .on_hover_text("Ask the network which DHCP and proxyDHCP servers answer (3 s)")
+                .clicked()
+            {
+                panel.actions.scan = true;
+            }
+            if scanning {
+                ui.add(egui::Spinner::new());
+                ui.label("Scanning…");
+            }
+            if foreign.is_empty() {
+                ui.label("No other DHCP or PXE server seen.");
+            } else {
+                ui.label(style::toned(ui, Tone::Error, "Another server is on this network").strong());
+            }
+        });
+        for summary in foreign {
+            ui.label(style::toned(ui, Tone::Error, summary));
+        }
+        for summary in expected {
+            ui.label(summary);
+        }
+        match &panel.snapshot.scan {
+            ScanState::Done { interface, servers } if servers.is_empty() => {
+                ui.label(format!("Scan of {interface}: nobody answered DHCP."));
+            }
+            ScanState::Done { interface, servers } => {
+                ui.label(format!("Scan of {interface}: {} server(s) answered:", servers.len()));
+                for server in servers {
+                    ui.label(format!("• {}", server.describe()));
+                }
+            }
+            ScanState::Failed(message) => {
+                ui.label(style::toned(ui, Tone::Error, format!("Scan failed: {message}")));
+            }
+            ScanState::Idle | ScanState::Running { .. } => {}
+        }
+    });
+}

@@ -1,0 +1,85 @@
+//! The log panel: the engine's events as lines, filterable by level and client.
+
+use egui::Ui;
+
+use super::PanelCtx;
+use crate::event_text::Level;
+use crate::gui::engine_handle::LogLine;
+use crate::gui::style::{self, Tone};
+
+/// Whether `line` passes the filters: at least `level`, about `client` when one is chosen.
+pub fn keep(
+    line: &LogLine,
+    level: Level,
+    client: Option<(portapxe_engine::events::MacAddr, Option<std::net::Ipv4Addr>)>,
+) -> bool {
+    line.level >= level && client.is_none_or(|(mac, ip)| line.mac == Some(mac) || (ip.is_some() && line.ip == ip))
+}
+
+pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
+    ui.horizontal(|ui| {
+        ui.strong("Log");
+        egui::ComboBox::from_label("Level").selected_text(panel.view.log_level.label()).show_ui(ui, |ui| {
+            for level in Level::ALL {
+                ui.selectable_value(&mut panel.view.log_level, level, level.label());
+            }
+        });
+        let client_text = panel.view.log_client.map_or("all clients".to_string(), |mac| mac.to_string());
+        egui::ComboBox::from_label("Client").selected_text(client_text).show_ui(ui, |ui| {
+            ui.selectable_value(&mut panel.view.log_client, None, "all clients");
+            for client in &panel.snapshot.clients {
+                ui.selectable_value(&mut panel.view.log_client, Some(client.mac), client.mac.to_string());
+            }
+        });
+        ui.label(format!("{} lines kept", panel.snapshot.log.len()));
+    });
+    ui.separator();
+    let client = panel.view.log_client.map(|mac| {
+        let ip = panel.snapshot.clients.iter().find(|c| c.mac == mac).and_then(|c| c.address);
+        (mac, ip)
+    });
+    let lines: Vec<&LogLine> =
+        panel.snapshot.log.iter().filter(|line| keep(line, panel.view.log_level, client)).collect();
+    let row_height = ui.text_style_height(&egui::TextStyle::Monospace);
+    egui::ScrollArea::vertical().auto_shrink(false).stick_to_bottom(true).show_rows(
+        ui,
+        row_height,
+        lines.len(),
+        |ui, range| {
+            for line in &lines[range] {
+                let tone = match line.level {
+                    Level::Warn => Tone::Error,
+                    Level::Info => Tone::Ok,
+                    Level::Debug => Tone::Idle,
+                };
+                let text = format!("{} {}", clock(line.at_ms), line.text);
+                let rich = egui::RichText::new(text).monospace();
+                ui.label(if tone == Tone::Ok { rich } else { rich.color(style::tone_color(ui, tone)) });
+            }
+        },
+    );
+}
+
+/// Time of day (UTC) as hh:mm:ss.
+fn clock(ms: u64) -> String {
+    let secs = ms / 1000;
+    format!("{:02}:{:02}:{:02}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portapxe_engine::events::MacAddr;
+
+    #[test]
+    fn filters_by_level_and_by_client_mac_or_address() {
+        let mac = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
+        let ip = Some(std::net::Ipv4Addr::new(10, 0, 0, 1));
+        let line = |level, mac, ip| LogLine { at_ms: 0, level, mac, ip, text: String::new() };
+        assert!(keep(&line(Level::Info, Some(mac), None), Level::Info, Some((mac, ip))));
+        assert!(keep(&line(Level::Info, None, ip), Level::Info, Some((mac, ip))));
+        assert!(!keep(&line(Level::Info, None, None), Level::Info, Some((mac, ip))));
+        assert!(!keep(&line(Level::Debug, Some(mac), None), Level::Info, None));
+        assert!(keep(&line(Level::Warn, None, None), Level::Info, None));
+    }
+}

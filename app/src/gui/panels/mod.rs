@@ -1,0 +1,69 @@
+//! One module per part of the window. Each `show` draws from the snapshot and the
+//! config, edits only the config and the view, and asks for anything slow through
+//! [`Actions`], which the app carries out after the frame.
+
+pub mod boot;
+pub mod clients;
+pub mod conflicts;
+pub mod log;
+pub mod settings;
+pub mod top_bar;
+
+use portapxe_engine::config::Config;
+
+use super::app::ViewState;
+use super::engine_handle::UiSnapshot;
+
+/// What a panel asked for this frame.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Actions {
+    pub start: bool,
+    pub stop: bool,
+    pub scan: bool,
+    pub save: bool,
+    pub refresh_interfaces: bool,
+    pub pick_files: bool,
+    pub pick_folder: bool,
+}
+
+/// What every panel works on during one frame.
+pub struct PanelCtx<'a> {
+    pub snapshot: &'a mut UiSnapshot,
+    pub config: &'a mut Config,
+    pub view: &'a mut ViewState,
+    pub actions: &'a mut Actions,
+}
+
+impl PanelCtx<'_> {
+    /// The engine's validation messages for `field` (and its sub-fields), if they are
+    /// about the config as it is now.
+    pub fn errors_for(&self, field: &str) -> Vec<String> {
+        let Some(validation) = &self.snapshot.validation else { return Vec::new() };
+        if &validation.config != self.config {
+            return Vec::new();
+        }
+        validation
+            .errors
+            .iter()
+            .filter(|e| {
+                e.field == field
+                    || e.field.starts_with(&format!("{field}."))
+                    || e.field.starts_with(&format!("{field}["))
+            })
+            .map(|e| e.message.clone())
+            .collect()
+    }
+
+    /// Every validation error for the current config (`None`: not checked yet).
+    pub fn all_errors(&self) -> Option<Vec<String>> {
+        let validation = self.snapshot.validation.as_ref().filter(|v| &v.config == self.config)?;
+        Some(validation.errors.iter().map(ToString::to_string).collect())
+    }
+}
+
+/// Red lines under a field, one per message.
+pub fn field_errors(ui: &mut egui::Ui, messages: &[String]) {
+    for message in messages {
+        ui.label(super::style::toned(ui, super::style::Tone::Error, message));
+    }
+}
