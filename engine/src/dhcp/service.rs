@@ -166,10 +166,13 @@ async fn load_leases(settings: &DhcpServiceSettings, events: &EventSink) -> Resu
 pub(crate) struct InterfacePort {
     pub interface: String,
     /// Used to bind on macOS.
-    #[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+    #[cfg_attr(not(any(target_os = "macos", target_os = "ios")), allow(dead_code))]
     pub index: u32,
     /// Used to bind on Windows.
-    #[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+    #[cfg_attr(
+        any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios"),
+        allow(dead_code)
+    )]
     pub address: Ipv4Addr,
     pub port: u16,
 }
