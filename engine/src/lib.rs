@@ -11,6 +11,7 @@ pub mod export;
 pub mod generated;
 pub mod http;
 pub mod ipxe;
+pub mod loaders;
 pub mod net;
 pub mod proxy;
 pub mod pxe;

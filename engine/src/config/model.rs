@@ -1,6 +1,6 @@
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -195,8 +195,13 @@ pub struct Config {
     /// Network interface to serve on, by name (`portapxe interfaces` lists them).
     pub interface: String,
     pub mode: Mode,
-    /// Folder whose files are served over TFTP and HTTP.
+    /// Folder whose files are served over TFTP and HTTP. Empty: only the loader folder.
     pub root: PathBuf,
+    /// The boot loaders that came with the app (iPXE's `undionly.kpxe`, `ipxe.efi`,
+    /// `snponly.efi`), served for any name the root lacks ([`crate::loaders`]). The app sets
+    /// it from where it is installed; it is never saved, so a moved install finds its own.
+    #[serde(skip)]
+    pub loader_dir: Option<PathBuf>,
     /// Where leases are kept; `None`: the platform's data folder.
     pub state_dir: Option<PathBuf>,
     pub dhcp: DhcpConfig,
@@ -205,4 +210,20 @@ pub struct Config {
     pub boot: BootConfig,
     /// Which machines are answered and what each boots.
     pub rules: ClientRules,
+}
+
+impl Config {
+    /// The folder TFTP and HTTP serve: the root, or with none chosen the loader folder.
+    /// (Empty when neither is set; validation refuses that.)
+    pub fn serving_root(&self) -> &Path {
+        match &self.loader_dir {
+            Some(loader_dir) if self.root.as_os_str().is_empty() => loader_dir,
+            _ => &self.root,
+        }
+    }
+
+    /// The loader folder served behind [`Config::serving_root`], if it is not that folder itself.
+    pub fn fallback_loader_dir(&self) -> Option<&Path> {
+        self.loader_dir.as_deref().filter(|dir| !self.root.as_os_str().is_empty() && *dir != self.root)
+    }
 }

@@ -62,10 +62,7 @@ pub fn validate(config: &Config, interface: Option<&InterfaceFacts>) -> Vec<Conf
     if config.interface.trim().is_empty() {
         errors.push(error("interface", "no interface chosen: pick one from `portapxe interfaces`"));
     }
-    if !config.root.is_dir() {
-        errors
-            .push(error("root", format!("boot folder `{}` does not exist or is not a folder", config.root.display())));
-    }
+    check_folders(config, &mut errors);
     if config.mode == Mode::Dhcp {
         check_dhcp(config, interface, &mut errors);
     }
@@ -82,6 +79,25 @@ pub fn validate(config: &Config, interface: Option<&InterfaceFacts>) -> Vec<Conf
     check_boot(config, &mut errors);
     check_rules(config, &mut errors);
     errors
+}
+
+fn check_folders(config: &Config, errors: &mut Vec<ConfigError>) {
+    if let Some(loader_dir) = &config.loader_dir
+        && !loader_dir.is_dir()
+    {
+        errors.push(error(
+            "loader_dir",
+            format!("the loader folder `{}` does not exist or is not a folder", loader_dir.display()),
+        ));
+    }
+    if config.root.as_os_str().is_empty() {
+        if config.loader_dir.is_none() {
+            errors.push(error("root", "no boot folder chosen: pick the folder with the boot files"));
+        }
+    } else if !config.root.is_dir() {
+        errors
+            .push(error("root", format!("boot folder `{}` does not exist or is not a folder", config.root.display())));
+    }
 }
 
 fn check_rules(config: &Config, errors: &mut Vec<ConfigError>) {
@@ -201,8 +217,10 @@ fn check_relative(field: &str, file: &str, errors: &mut Vec<ConfigError>) {
 fn check_root_file(config: &Config, field: &str, file: &str, errors: &mut Vec<ConfigError>) {
     let before = errors.len();
     check_relative(field, file, errors);
-    if errors.len() == before && !config.root.join(file).is_file() {
-        errors.push(error(field, format!("`{file}` is not a file in {}", config.root.display())));
+    let servable = |folder: &Path| !folder.as_os_str().is_empty() && folder.join(file).is_file();
+    if errors.len() == before && !servable(config.serving_root()) && !config.fallback_loader_dir().is_some_and(servable)
+    {
+        errors.push(error(field, format!("`{file}` is not a file in {}", config.serving_root().display())));
     }
 }
 
@@ -285,6 +303,34 @@ mod tests {
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["rules.client[0]", "rules.client[1]", "rules.client[2]"], "{errors:?}");
         assert!(errors[1].message.contains("no boot entry is named `Nope`"));
+    }
+
+    #[test]
+    fn the_loader_folder_stands_in_for_a_missing_root() {
+        let loaders = tempfile::tempdir().unwrap();
+        std::fs::write(loaders.path().join("ipxe.efi"), b"efi").unwrap();
+        let mut config = Config { interface: "br0".into(), mode: Mode::Off, ..Config::default() };
+        let fields = |config: &Config| validate(config, None).into_iter().map(|e| e.field).collect::<Vec<_>>();
+        assert_eq!(fields(&config), ["root"], "nothing at all to serve");
+        config.loader_dir = Some(loaders.path().to_path_buf());
+        assert_eq!(fields(&config), Vec::<String>::new());
+        assert_eq!(config.serving_root(), loaders.path());
+        assert_eq!(config.fallback_loader_dir(), None);
+        // Files the entries name may be in either folder.
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("vmlinuz"), b"kernel").unwrap();
+        config.root = root.path().to_path_buf();
+        config.boot.ipxe_script = Some("ipxe.efi".into());
+        assert_eq!(fields(&config), Vec::<String>::new());
+        assert_eq!(config.serving_root(), root.path());
+        assert_eq!(config.fallback_loader_dir(), Some(loaders.path()));
+        let same = Config { root: loaders.path().to_path_buf(), ..config.clone() };
+        assert_eq!(same.fallback_loader_dir(), None, "the loader folder is the root");
+        config.boot.ipxe_script = Some("nope.ipxe".into());
+        assert_eq!(fields(&config), ["boot.ipxe_script"]);
+        config.loader_dir = Some(root.path().join("gone"));
+        config.boot.ipxe_script = None;
+        assert_eq!(fields(&config), ["loader_dir"]);
     }
 
     #[test]

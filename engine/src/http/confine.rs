@@ -10,6 +10,11 @@
 //! path, so swapping the final symlink between check and open changes nothing; a
 //! local user who can rewrite directories inside the root could still race it, but
 //! such a user can put any file there anyway.
+//!
+//! A path that does not exist in the root is then looked up in the root's loader folder,
+//! if one is registered ([`crate::loaders`]), by the TFTP path rules
+//! ([`crate::tftp::paths`]): the same names are served over both, and a symlink out of
+//! the loader folder is refused like one out of the root.
 
 use std::future::Future;
 use std::io;
@@ -18,6 +23,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use tower_http::services::fs::{Backend, TokioBackend, TokioFile};
+
+use crate::tftp::paths::{self, PathError};
 
 /// `ServeDir`'s file system, limited to one canonical root folder.
 #[derive(Clone, Debug)]
@@ -52,9 +59,19 @@ impl Backend for RootBackend {
     }
 }
 
-/// The real location of `path`, if it lies inside `root`.
+/// The real location of `path`, if it lies inside `root` (or, missing there, in the
+/// root's loader folder).
 async fn resolve_inside(root: &Path, path: &Path) -> io::Result<PathBuf> {
-    let real = tokio::fs::canonicalize(path).await?;
+    let real = match tokio::fs::canonicalize(path).await {
+        Ok(real) => real,
+        Err(missing) if missing.kind() == io::ErrorKind::NotFound => {
+            return match crate::loaders::loader_dir_for(root) {
+                Some(loader_dir) => from_loader_dir(root, path, loader_dir, missing).await,
+                None => Err(missing),
+            };
+        }
+        Err(err) => return Err(err),
+    };
     if real.starts_with(root) {
         Ok(real)
     } else {
@@ -64,5 +81,75 @@ async fn resolve_inside(root: &Path, path: &Path) -> io::Result<PathBuf> {
             "HTTP: refused a symlink that leads out of the boot root"
         );
         Err(io::Error::new(io::ErrorKind::PermissionDenied, format!("{} leads out of the boot root", path.display())))
+    }
+}
+
+/// `path` (under `root`, missing there) looked up in `loader_dir` by the TFTP rules.
+async fn from_loader_dir(root: &Path, path: &Path, loader_dir: PathBuf, missing: io::Error) -> io::Result<PathBuf> {
+    let Some(relative) = path.strip_prefix(root).ok().and_then(Path::to_str).map(str::to_owned) else {
+        return Err(missing);
+    };
+    let found = tokio::task::spawn_blocking(move || paths::resolve_request(&loader_dir, &relative))
+        .await
+        .map_err(io::Error::other)?;
+    match found {
+        Ok(resolved) => Ok(resolved.path().to_path_buf()),
+        Err(PathError::NotFound { .. } | PathError::RootUnavailable { .. }) => Err(missing),
+        Err(refused) => {
+            tracing::warn!(requested = %path.display(), "HTTP: refused in the loader folder: {refused}");
+            Err(io::Error::new(io::ErrorKind::PermissionDenied, refused.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A canonical boot root and a loader folder registered behind it.
+    struct Folders {
+        root: tempfile::TempDir,
+        loaders: tempfile::TempDir,
+        canonical_root: PathBuf,
+    }
+
+    impl Folders {
+        fn new() -> Self {
+            let root = tempfile::tempdir().unwrap();
+            let loaders = tempfile::tempdir().unwrap();
+            std::fs::write(root.path().join("undionly.kpxe"), b"root copy").unwrap();
+            std::fs::write(loaders.path().join("undionly.kpxe"), b"packaged copy").unwrap();
+            std::fs::write(loaders.path().join("ipxe.efi"), b"packaged ipxe").unwrap();
+            let canonical_root = root.path().canonicalize().unwrap();
+            Folders { root, loaders, canonical_root }
+        }
+
+        async fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+            let real = resolve_inside(&self.canonical_root, &self.canonical_root.join(name)).await?;
+            std::fs::read(real)
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_files_come_from_the_registered_loader_folder() {
+        let folders = Folders::new();
+        assert_eq!(folders.read("ipxe.efi").await.unwrap_err().kind(), io::ErrorKind::NotFound);
+        let link = crate::loaders::register(folders.root.path(), folders.loaders.path()).unwrap();
+        assert_eq!(folders.read("ipxe.efi").await.unwrap(), b"packaged ipxe");
+        assert_eq!(folders.read("undionly.kpxe").await.unwrap(), b"root copy", "the root wins");
+        assert_eq!(folders.read("nope.efi").await.unwrap_err().kind(), io::ErrorKind::NotFound);
+        drop(link);
+        assert_eq!(folders.read("ipxe.efi").await.unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_symlink_out_of_the_loader_folder_is_refused() {
+        let folders = Folders::new();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"secret").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), folders.loaders.path().join("secret")).unwrap();
+        let _link = crate::loaders::register(folders.root.path(), folders.loaders.path()).unwrap();
+        assert_eq!(folders.read("secret").await.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
     }
 }

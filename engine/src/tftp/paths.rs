@@ -23,6 +23,10 @@
 //!    canonicalized root: a symbolic link that stays inside the root is
 //!    followed, one that leads out is refused.
 //! 8. The result must be a regular file (not a directory, device or pipe).
+//! 9. A name that does not exist in the root is looked up, by rules 7 and 8,
+//!    in the root's loader folder, if one is registered ([`crate::loaders`]:
+//!    the iPXE loaders that came with the app). A file in the root always
+//!    wins; what is refused in the root is not retried there.
 //!
 //! [`GeneratedFiles`]: crate::generated::GeneratedFiles
 
@@ -240,8 +244,35 @@ pub fn resolve_request(root: &Path, requested: &str) -> Result<ResolvedPath, Pat
     resolve_normalised(root, relative)
 }
 
-/// [`resolve_request`] for a name that is already normalised.
+/// [`resolve_request`] for a name that is already normalised: in `root`, then in the
+/// loader folder registered for it ([`crate::loaders::register`]).
 pub fn resolve_normalised(root: &Path, relative: RelativePath) -> Result<ResolvedPath, PathError> {
+    let registered = || root.canonicalize().ok().and_then(|canonical| crate::loaders::loader_dir_for(&canonical));
+    resolve_with_loaders(root, registered, relative)
+}
+
+/// Rule 9: `relative` in `root`, and only if it does not exist there, in the folder
+/// `loader_dir` returns (asked only then). The root's "not found" is what a name missing
+/// from both reports; a refusal in the loader folder (a symbolic link out of it, not a
+/// regular file) is reported as such.
+pub fn resolve_with_loaders(
+    root: &Path,
+    loader_dir: impl FnOnce() -> Option<PathBuf>,
+    relative: RelativePath,
+) -> Result<ResolvedPath, PathError> {
+    let missing = match resolve_in(root, relative.clone()) {
+        Err(missing @ PathError::NotFound { .. }) => missing,
+        other => return other,
+    };
+    let Some(loader_dir) = loader_dir() else { return Err(missing) };
+    match resolve_in(&loader_dir, relative) {
+        Err(PathError::NotFound { .. } | PathError::RootUnavailable { .. }) => Err(missing),
+        other => other,
+    }
+}
+
+/// Rules 7 and 8 for one folder.
+pub fn resolve_in(root: &Path, relative: RelativePath) -> Result<ResolvedPath, PathError> {
     let canonical_root =
         root.canonicalize().map_err(|source| PathError::RootUnavailable { root: root.to_path_buf(), source })?;
 
@@ -518,6 +549,124 @@ mod tests {
         // A link to a device outside the root is refused for leaving the root.
         std::os::unix::fs::symlink("/dev/null", root.path().join("null")).unwrap();
         assert!(matches!(root.resolve("null"), Err(PathError::OutsideRoot { .. })));
+    }
+
+    /// A boot root with a loader folder behind it (rule 9).
+    struct WithLoaders {
+        root: Root,
+        loaders: tempfile::TempDir,
+    }
+
+    impl WithLoaders {
+        fn new() -> Self {
+            let loaders = tempfile::tempdir().expect("temp dir");
+            std::fs::write(loaders.path().join("ipxe.efi"), b"packaged ipxe").expect("write");
+            std::fs::write(loaders.path().join("pxelinux.0"), b"packaged pxelinux").expect("write");
+            std::fs::create_dir(loaders.path().join("efi")).expect("mkdir");
+            std::fs::write(loaders.path().join("efi/snponly.efi"), b"snp").expect("write");
+            WithLoaders { root: Root::new(), loaders }
+        }
+
+        fn resolve(&self, name: &str) -> Result<ResolvedPath, PathError> {
+            let relative = normalise(name)?;
+            resolve_with_loaders(self.root.path(), || Some(self.loaders.path().to_path_buf()), relative)
+        }
+
+        fn content(&self, name: &str) -> Vec<u8> {
+            match self.resolve(name) {
+                Ok(resolved) => std::fs::read(resolved.path()).unwrap(),
+                Err(e) => panic!("{name:?} should resolve: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn names_missing_from_the_root_come_from_the_loader_folder() {
+        let both = WithLoaders::new();
+        assert_eq!(both.content("ipxe.efi"), b"packaged ipxe");
+        assert_eq!(both.content("/ipxe.efi"), b"packaged ipxe");
+        assert_eq!(both.content("\\efi\\snponly.efi"), b"snp");
+        let resolved = both.resolve("ipxe.efi").unwrap();
+        assert_eq!(resolved.relative().as_str(), "ipxe.efi");
+        assert!(resolved.path().starts_with(both.loaders.path().canonicalize().unwrap()));
+    }
+
+    #[test]
+    fn the_root_wins_over_the_loader_folder() {
+        let both = WithLoaders::new();
+        assert_eq!(both.content("pxelinux.0"), b"pxelinux");
+    }
+
+    #[test]
+    fn a_name_missing_from_both_reports_the_root() {
+        let both = WithLoaders::new();
+        let err = both.resolve("nope.efi").unwrap_err();
+        assert!(matches!(&err, PathError::NotFound { root, .. } if root == both.root.path()), "{err}");
+        // A loader folder that vanished is the same as one without the file.
+        let gone = both.root.path().join("not-here");
+        let relative = normalise("nope.efi").unwrap();
+        let err = resolve_with_loaders(both.root.path(), || Some(gone), relative).unwrap_err();
+        assert!(matches!(err, PathError::NotFound { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_loader_folder_is_asked_only_for_missing_names() {
+        let root = Root::new();
+        let ask = |name: &str| {
+            let mut asked = false;
+            let _ = resolve_with_loaders(
+                root.path(),
+                || {
+                    asked = true;
+                    None
+                },
+                normalise(name).unwrap(),
+            );
+            asked
+        };
+        assert!(!ask("pxelinux.0"), "found in the root");
+        assert!(!ask("boot"), "a directory in the root is refused, not retried");
+        assert!(ask("nope.efi"));
+    }
+
+    #[test]
+    fn escapes_are_refused_in_the_loader_folder_too() {
+        let both = WithLoaders::new();
+        // Refused by name before any folder is looked at.
+        for name in ["../ipxe.efi", "efi/../../etc/passwd", "C:\\ipxe.efi", "ipxe.efi:stream"] {
+            assert!(both.resolve(name).unwrap_err().is_bad_name(), "{name:?}");
+        }
+        // The loader folder's own directory is not a file.
+        assert!(matches!(both.resolve("efi"), Err(PathError::NotAFile { .. })));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_out_of_the_loader_folder_is_refused() {
+        let both = WithLoaders::new();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"secret").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), both.loaders.path().join("secret")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), both.loaders.path().join("out")).unwrap();
+        for name in ["secret", "out/secret"] {
+            let err = both.resolve(name).unwrap_err();
+            assert!(matches!(err, PathError::OutsideRoot { .. }), "{name:?}: {err}");
+        }
+        // A link from the root into the loader folder leads out of the root: refused, not
+        // served as a loader.
+        std::os::unix::fs::symlink(both.loaders.path().join("ipxe.efi"), both.root.path().join("linked.efi")).unwrap();
+        assert!(matches!(both.resolve("linked.efi"), Err(PathError::OutsideRoot { .. })));
+    }
+
+    #[test]
+    fn a_registered_loader_folder_serves_resolve_request() {
+        let both = WithLoaders::new();
+        assert!(matches!(resolve_request(both.root.path(), "ipxe.efi"), Err(PathError::NotFound { .. })));
+        let link = crate::loaders::register(both.root.path(), both.loaders.path()).unwrap();
+        let resolved = resolve_request(both.root.path(), "ipxe.efi").unwrap();
+        assert_eq!(std::fs::read(resolved.path()).unwrap(), b"packaged ipxe");
+        drop(link);
+        assert!(matches!(resolve_request(both.root.path(), "ipxe.efi"), Err(PathError::NotFound { .. })));
     }
 
     #[cfg(unix)]
