@@ -16,7 +16,8 @@ pub struct ServeArgs {
     /// Interface to serve on (see `portapxe interfaces`).
     #[arg(long)]
     interface: Option<String>,
-    /// Folder served over TFTP and HTTP; every file named below is relative to it.
+    /// Folder served over TFTP and HTTP; every file named below is relative to it. The iPXE
+    /// loaders installed with PortaPXE are served for names it lacks (and alone without it).
     #[arg(long)]
     root: Option<PathBuf>,
     /// `dhcp`: full DHCP server with a pool; `proxy`: proxyDHCP beside the network's DHCP server
@@ -129,6 +130,7 @@ impl ServeArgs {
         if let Some(dir) = self.state_dir {
             config.state_dir = Some(dir);
         }
+        crate::boot_files::apply(&mut config);
         Ok(ServePlan { config, options, events, status })
     }
 }
@@ -146,8 +148,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if config.interface.is_empty() {
         anyhow::bail!("--interface is required (see `portapxe interfaces`)");
     }
-    if config.root.as_os_str().is_empty() {
-        anyhow::bail!("--root is required: the folder with the boot files");
+    match (config.root.as_os_str().is_empty(), &config.loader_dir) {
+        (true, None) => anyhow::bail!("--root is required: the folder with the boot files"),
+        (true, Some(loaders)) => {
+            tracing::info!("no --root given: serving only the iPXE loaders in {}", loaders.display())
+        }
+        (false, _) => {
+            if let Some(loaders) = config.fallback_loader_dir() {
+                tracing::info!("loaders missing from {} are served from {}", config.root.display(), loaders.display())
+            }
+        }
     }
     let events_out = match events_file {
         Some(path) => Some(BufWriter::new(
