@@ -2,18 +2,23 @@
 //! engine thread, a real engine serving boot files on loopback. Only boot-files-only
 //! mode (no DHCP) is ever started here: DHCP belongs in the lab's network namespaces.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::{NodeT, Queryable};
-use portapxe::gui::engine_handle::{FailedService, RunState, StartFailure, UiSnapshot};
+use egui_kittest::kittest::{NodeT, Queryable, by};
+use portapxe::gui::app::ExportOutcome;
+use portapxe::gui::dialogs::DialogSupport;
+use portapxe::gui::engine_handle::{CaptureState, FailedService, RunState, StartFailure, UiSnapshot, Validation};
 use portapxe::gui::{EngineHandle, PortaApp};
 use portapxe_engine::clients::ClientRegistry;
-use portapxe_engine::config::{Config, ConfigStore, Mode};
+use portapxe_engine::config::{BootEntry, Config, ConfigStore, Mode};
 use portapxe_engine::detect::{ServerRole, ServerSighting};
 use portapxe_engine::events::{ConflictEvent, DhcpEvent, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase};
+use portapxe_engine::net::{InterfaceInfo, InterfaceKind};
+use portapxe_engine::rules::{ClientRule, MacPattern};
 
 const CLIENT: MacAddr = MacAddr([0x52, 0x54, 0x00, 0xab, 0xcd, 0xef]);
 
@@ -37,12 +42,45 @@ fn loopback_config(root: &Path) -> Config {
     config
 }
 
+/// The window over a real engine thread; settings in `settings`, capture and
+/// diagnostics in `settings/data` (never the real home folder).
 fn harness(config: Config, settings: &Path) -> Harness<'static, PortaApp> {
     let store = ConfigStore::at(settings);
+    let data = settings.join("data");
     Harness::builder().with_size([1280.0, 860.0]).build_eframe(move |cc| {
-        let handle = EngineHandle::spawn(Some(store)).expect("engine thread");
+        let handle = EngineHandle::spawn_in(Some(store), Some(data)).expect("engine thread");
         PortaApp::new(&cc.egui_ctx, handle, config)
     })
+}
+
+/// The window over a fixed snapshot (no engine thread): what a frame draws from it.
+fn detached(config: Config, snapshot: UiSnapshot, size: [f32; 2]) -> Harness<'static, PortaApp> {
+    Harness::builder()
+        .with_size(size)
+        .build_eframe(move |cc| PortaApp::new(&cc.egui_ctx, EngineHandle::detached(snapshot), config))
+}
+
+/// A stopped window whose config the engine found valid: Start is enabled.
+fn ready_to_start() -> (Config, UiSnapshot) {
+    let config = Config { interface: "lo".into(), mode: Mode::Off, ..Config::default() };
+    let snapshot = UiSnapshot {
+        interfaces: Some(vec![loopback()]),
+        validation: Some(Validation { config: config.clone(), errors: Vec::new() }),
+        ..UiSnapshot::default()
+    };
+    (config, snapshot)
+}
+
+fn loopback() -> InterfaceInfo {
+    InterfaceInfo {
+        name: "lo".into(),
+        friendly_name: None,
+        index: 1,
+        mac: None,
+        ipv4: vec![(Ipv4Addr::LOCALHOST, 8)],
+        up: true,
+        kind: InterfaceKind::Loopback,
+    }
 }
 
 /// Steps the window until `done` holds (the engine thread works on its own time).
@@ -287,4 +325,350 @@ fn clients_table_snapshot() {
         .build_eframe(move |cc| PortaApp::new(&cc.egui_ctx, EngineHandle::detached(snapshot), Config::default()));
     harness.run_steps(3);
     harness.snapshot("clients_table");
+}
+
+fn focused_label(harness: &Harness<'_, PortaApp>) -> Option<String> {
+    harness
+        .query(by().predicate(|node| node.is_focused()))
+        .map(|node| node.accesskit_node().label().unwrap_or_default())
+}
+
+/// Replaces the focused text field's content with `text`, as a person selecting all and typing would.
+fn retype(harness: &mut Harness<'_, PortaApp>, label: &str, text: &str) {
+    harness.get_by_label(label).focus();
+    harness.run_steps(1);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.run_steps(1);
+    harness.get_by_label(label).type_text(text);
+    harness.run_steps(2);
+}
+
+#[test]
+fn export_diagnostics_writes_one_zip_with_config_log_status_and_capture() {
+    let root = boot_folder();
+    let settings = tempfile::tempdir().unwrap();
+    let config = loopback_config(root.path());
+    let mut harness = harness(config.clone(), settings.path());
+    // No file dialog here: the export goes to the data folder and says so.
+    harness.state_mut().set_dialog_support(DialogSupport::Missing("no file dialog in this test".into()));
+    wait_until(&mut harness, "the settings check", validated);
+    harness.get_by_label("Start").click();
+    wait_until(&mut harness, "the engine to run", |app| app.handle().snapshot().state == RunState::Running);
+
+    // One datagram to the PXE port on loopback (nothing listens, nothing is broadcast):
+    // the capture, when it runs, records it.
+    let capture = harness.state().handle().snapshot().capture.clone();
+    let marker = b"portapxe diagnostics marker";
+    if let CaptureState::Recording(file) = &capture {
+        assert!(file.starts_with(settings.path().join("data")), "{file:?}");
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read(file).unwrap_or_default().windows(marker.len()).any(|w| w == marker) {
+            assert!(Instant::now() < deadline, "the capture never recorded the datagram");
+            socket.send_to(marker, "127.0.0.1:4011").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let address = Ipv4Addr::new(10, 99, 0, 8);
+    emit(harness.state(), dhcp("DISCOVER", "OFFER", Some(address)));
+    emit(harness.state(), dhcp("REQUEST", "ACK", Some(address)));
+    wait_until(&mut harness, "the client row", |app| {
+        app.handle().snapshot().clients.iter().any(|c| c.address == Some(address))
+    });
+
+    harness.get_by_label("Export diagnostics…").click();
+    harness.step();
+    assert!(harness.state().view.export.is_some(), "the export runs as a task, not in the frame");
+    wait_until(&mut harness, "the export", |app| app.view.exported.is_some());
+    let Some(ExportOutcome::Written { path, note }) = harness.state().view.exported.clone() else {
+        panic!("export failed: {:?}", harness.state().view.exported);
+    };
+    assert!(path.starts_with(settings.path().join("data")), "{path:?}");
+    assert!(note.as_deref().is_some_and(|n| n.contains("no file dialog in this test")), "{note:?}");
+    harness.get_by_label(&format!("Diagnostics written to {}", path.display()));
+    harness.get_by_label_contains("written to the data folder instead");
+
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let read = |zip: &mut zip::ZipArchive<std::fs::File>, name: &str| {
+        let mut bytes = Vec::new();
+        zip.by_name(name).unwrap_or_else(|err| panic!("{name}: {err}")).read_to_end(&mut bytes).unwrap();
+        bytes
+    };
+    let saved: Config = toml::from_str(&String::from_utf8(read(&mut zip, "config.toml")).unwrap()).unwrap();
+    assert_eq!(saved, config);
+    let log = String::from_utf8(read(&mut zip, "log.txt")).unwrap();
+    assert!(log.contains("engine: ready on lo (127.0.0.1)"), "{log}");
+    assert!(log.contains("[52:54:00:ab:cd:ef] DHCP DISCOVER"), "{log}");
+    let status: serde_json::Value = serde_json::from_slice(&read(&mut zip, "status.json")).unwrap();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["engine"]["interface"], "lo");
+    assert_eq!(status["clients"][0]["mac"], "52:54:00:ab:cd:ef");
+    assert_eq!(status["clients"][0]["address"], "10.99.0.8");
+    match capture {
+        CaptureState::Recording(_) => {
+            let pcapng = read(&mut zip, "capture.pcapng");
+            assert_eq!(&pcapng[..4], &[0x0a, 0x0d, 0x0d, 0x0a], "a pcapng section header");
+            assert!(pcapng.windows(marker.len()).any(|w| w == marker), "the captured datagram is in the zip");
+            assert!(zip.by_name("capture.txt").is_err());
+        }
+        CaptureState::Unavailable(why) => {
+            let text = String::from_utf8(read(&mut zip, "capture.txt")).unwrap();
+            assert!(text.contains(&why), "{text}");
+        }
+        CaptureState::NotStarted => panic!("the engine ran, so capture was tried"),
+    }
+}
+
+#[test]
+fn a_client_rule_is_edited_in_place_and_checked_by_the_engine() {
+    let root = boot_folder();
+    let settings = tempfile::tempdir().unwrap();
+    let mut config = loopback_config(root.path());
+    config.boot.entries.push(BootEntry::LocalDisk { name: "Local disk".into() });
+    config.rules.clients.push(ClientRule {
+        mac: Some(CLIENT.to_string().parse().unwrap()),
+        ignore: true,
+        ..Default::default()
+    });
+    let mut harness = harness(config, settings.path());
+    harness.get_by_label("Settings").click();
+    wait_until(&mut harness, "the settings check", validated);
+    harness.get_by_label("Edit").click();
+    harness.run_steps(2);
+
+    // A MAC that does not parse: the engine's words, and the rule keeps its old MAC.
+    retype(&mut harness, "Rule MAC", "zz:00");
+    harness.get_by_label("`zz:00` is not a MAC address or prefix (e.g. 52:54:00:12:34:56 or the OUI 52:54:00)");
+    assert_eq!(harness.state().config().rules.clients[0].mac, Some(CLIENT.to_string().parse().unwrap()));
+    retype(&mut harness, "Rule MAC", "52:54:00");
+    let oui: MacPattern = "52:54:00".parse().unwrap();
+    assert_eq!(harness.state().config().rules.clients[0].mac, Some(oui.clone()));
+
+    // No longer ignoring, and nothing else to do: the engine says so under the rule.
+    harness.get_by_label("Ignore matching clients (no answer at all)").click();
+    wait_until(&mut harness, "the new check", validated);
+    harness.get_by_label("says nothing to do: set `ignore = true`, `boot_file` or `entry`");
+    assert!(harness.get_by_label("Start").accesskit_node().is_disabled());
+
+    retype(&mut harness, "Rule menu entry", "Rescue");
+    wait_until(&mut harness, "the new check", validated);
+    harness.get_by_label("no boot entry is named `Rescue` (entries: Local disk)");
+
+    retype(&mut harness, "Rule menu entry", "Local disk");
+    wait_until(&mut harness, "the new check", validated);
+    assert_eq!(harness.query_all_by_label_contains("no boot entry").count(), 0);
+    assert!(!harness.get_by_label("Start").accesskit_node().is_disabled(), "the edited rule is valid");
+    let expected = ClientRule { mac: Some(oui), entry: Some("Local disk".into()), ..Default::default() };
+    assert_eq!(harness.state().config().rules.clients, vec![expected]);
+    harness.get_by_label_contains("1. ");
+    harness.get_by_label("Done").click();
+    harness.run_steps(2);
+    assert!(harness.query_by_label("Rule MAC").is_none(), "the rule's fields close");
+    harness.check_accessibility();
+}
+
+#[test]
+fn without_a_file_dialog_the_window_says_why_and_takes_typed_paths() {
+    let root = boot_folder();
+    let other = tempfile::tempdir().unwrap();
+    let settings = tempfile::tempdir().unwrap();
+    let config = Config { interface: "lo".into(), mode: Mode::Off, root: root.path().into(), ..Config::default() };
+    let mut harness = harness(config, settings.path());
+    harness.state_mut().set_dialog_support(DialogSupport::Missing("no desktop portal and no zenity here".into()));
+    harness.get_by_label("Boot images").click();
+    harness.run_steps(2);
+
+    harness.get_by_label("Add boot images…").click();
+    wait_until(&mut harness, "the dialog's answer", |app| app.view.dialog_problem.is_some());
+    harness.get_by_label_contains("no desktop portal and no zenity here");
+    harness.get_by_label_contains("drop the files on this window, or type a file's path below and press Add");
+
+    harness.get_by_label("File path").focus();
+    harness.run_steps(1);
+    harness.get_by_label("File path").type_text("debian/vmlinuz");
+    harness.run_steps(1);
+    harness.get_by_label("Add").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("Added: kernel debian/vmlinuz");
+    assert_eq!(harness.state().config().boot.entries.len(), 1);
+
+    harness.get_by_label("Choose…").click();
+    wait_until(&mut harness, "the dialog's answer", |app| {
+        app.view.dialog_problem.as_deref().is_some_and(|p| p.contains("Boot folder field"))
+    });
+    retype(&mut harness, "Boot folder", &other.path().display().to_string());
+    assert_eq!(harness.state().config().root, other.path());
+    harness.check_accessibility();
+}
+
+#[test]
+fn tab_walks_the_top_bar_and_enter_or_space_press_start() {
+    let (config, snapshot) = ready_to_start();
+    let mut harness = detached(config, snapshot, [1280.0, 860.0]);
+    harness.run_steps(2);
+    let mut order = Vec::new();
+    for _ in 0..8 {
+        harness.key_press(egui::Key::Tab);
+        harness.run_steps(1);
+        let label = focused_label(&harness).unwrap_or_default();
+        order.push(label.clone());
+        if label == "Start" {
+            break;
+        }
+    }
+    assert_eq!(order, ["Network card", "Refresh", "Mode", "Start"]);
+    harness.key_press(egui::Key::Enter);
+    harness.run_steps(1);
+    assert_eq!(harness.state().handle().snapshot().state, RunState::Starting, "Enter pressed Start");
+
+    harness.state().handle().snapshot().state = RunState::Stopped;
+    harness.run_steps(2);
+    harness.get_by_label("Start").focus();
+    harness.run_steps(1);
+    assert_eq!(focused_label(&harness).as_deref(), Some("Start"));
+    harness.key_press(egui::Key::Space);
+    harness.run_steps(1);
+    assert_eq!(harness.state().handle().snapshot().state, RunState::Starting, "Space pressed Start");
+}
+
+#[test]
+fn the_window_still_lays_out_at_text_scale_1_5_and_2() {
+    for zoom in [1.5, 2.0] {
+        let (config, mut snapshot) = ready_to_start();
+        let t0 = 1_700_000_000_000;
+        snapshot.clients = registry_with_one_client(t0).snapshot(t0 + 3_000);
+        snapshot.now_ms = t0 + 3_000;
+        let size = egui::vec2(1100.0, 720.0);
+        let mut harness = detached(config, snapshot, size.into());
+        harness.ctx.set_zoom_factor(zoom);
+        harness.run_steps(3);
+        let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, size / zoom);
+        for label in
+            ["Network card", "Refresh", "Mode", "Start", "Scan now", "Clients", "Settings", "Export diagnostics…"]
+        {
+            let rect = harness.get_by_label(label).rect();
+            assert!(screen.contains_rect(rect), "at zoom {zoom}, {label} at {rect:?} is outside {screen:?}");
+        }
+        harness.get_by_label("10.99.0.7");
+        harness.get_by_label("Start").click();
+        harness.run_steps(1);
+        assert_eq!(harness.state().handle().snapshot().state, RunState::Starting, "zoom {zoom}: Start clicks");
+        harness.get_by_label("Settings").click();
+        harness.run_steps(2);
+        harness.get_by_label("Address pool");
+        harness.get_by_label("Boot images").click();
+        harness.run_steps(2);
+        harness.get_by_label("Boot folder");
+    }
+}
+
+#[test]
+fn light_and_dark_follow_the_system() {
+    let (config, snapshot) = ready_to_start();
+    // What the window installs at creation (kittest then fixes a theme of its own; undo that).
+    let ctx = egui::Context::default();
+    ctx.set_theme(egui::Theme::Light);
+    portapxe::gui::style::install(&ctx);
+    assert_eq!(ctx.options(|o| o.theme_preference), egui::ThemePreference::System);
+    let mut harness = detached(config, snapshot, [800.0, 600.0]);
+    harness.ctx.set_theme(egui::ThemePreference::System);
+    for (system, dark) in [(egui::Theme::Light, false), (egui::Theme::Dark, true), (egui::Theme::Light, false)] {
+        harness.input_mut().system_theme = Some(system);
+        harness.run_steps(2);
+        assert_eq!(harness.ctx.global_style().visuals.dark_mode, dark, "the system says {system:?}");
+    }
+}
+
+#[test]
+fn windows_without_elevation_says_how_to_run_as_administrator() {
+    let (config, mut snapshot) = ready_to_start();
+    snapshot.elevated = Some(false);
+    let mut harness = detached(config.clone(), snapshot, [1100.0, 720.0]);
+    harness.run_steps(2);
+    harness.get_by_label_contains("right-click it and choose \"Run as administrator\"");
+    let (_, mut elevated) = ready_to_start();
+    elevated.elevated = Some(true);
+    let mut harness = detached(config, elevated, [1100.0, 720.0]);
+    harness.run_steps(2);
+    assert!(harness.query_by_label_contains("Run as administrator").is_none());
+}
+
+fn registry_with_one_client(t0: u64) -> ClientRegistry {
+    let mut registry = ClientRegistry::default();
+    let address = Ipv4Addr::new(10, 99, 0, 7);
+    for (at, event) in [
+        (t0, dhcp("DISCOVER", "OFFER", Some(address))),
+        (t0 + 100, dhcp("REQUEST", "ACK", Some(address))),
+        (t0 + 200, transfer(address, TransferPhase::Started { size: Some(1_000_000) })),
+        (t0 + 1200, transfer(address, TransferPhase::Progress { bytes: 600_000, size: Some(1_000_000) })),
+    ] {
+        registry.apply(&event, at);
+    }
+    registry
+}
+
+/// Full DHCP looks for other servers for 2 s before it answers; Stop during that look
+/// cancels the start and frees every port. Full DHCP probes by broadcasting, so this
+/// runs only inside a network namespace of its own (`unshare --net`, gone when the
+/// process ends): the test re-runs itself there.
+#[test]
+fn stop_during_the_safety_probe_cancels_the_start() {
+    const INSIDE: &str = "PORTAPXE_TEST_PRIVATE_NETNS";
+    let here = std::fs::read_link("/proc/self/ns/net").expect("network namespace").display().to_string();
+    let Some(outside) = std::env::var_os(INSIDE) else {
+        let output = std::process::Command::new("unshare")
+            .args(["--net", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", "stop_during_the_safety_probe_cancels_the_start", "--nocapture", "--test-threads=1"])
+            .env(INSIDE, &here)
+            .output()
+            .expect("run unshare (util-linux); it needs root or user namespaces");
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "inside a private network namespace:\n{text}");
+        assert!(text.contains("1 passed"), "the test ran inside: {text}");
+        return;
+    };
+    // Never in the namespace that holds real interfaces.
+    assert_ne!(outside.to_string_lossy(), here, "not in a private network namespace");
+    let up = std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("run ip");
+    assert!(up.success());
+    let names: Vec<String> = portapxe_engine::net::list_interfaces().into_iter().map(|i| i.name).collect();
+    assert_eq!(names, ["lo"], "a private namespace holds only loopback");
+
+    let root = boot_folder();
+    let settings = tempfile::tempdir().unwrap();
+    let mut config = loopback_config(root.path());
+    config.mode = Mode::Dhcp;
+    config.dhcp.pool = Some("127.0.0.100-127.0.0.120".parse().unwrap());
+    config.dhcp.boot_server_port = 14011;
+    config.tftp.port = 16969;
+    config.http.port = 18080;
+    std::fs::create_dir_all(root.path().join("state")).unwrap();
+    let mut harness = harness(config, settings.path());
+    wait_until(&mut harness, "the settings check", validated);
+    harness.get_by_label("Start").click();
+    let clicked = Instant::now();
+    // HTTP starts just before DHCP binds and the probe begins.
+    wait_until(&mut harness, "HTTP to start", |app| {
+        app.handle().snapshot().log.iter().any(|line| line.text.starts_with("http: HTTP serving"))
+    });
+    {
+        let snapshot = harness.state().handle().snapshot();
+        assert_eq!(snapshot.state, RunState::Starting, "{:?} {:?}", snapshot.last_error, snapshot.log);
+    }
+    harness.get_by_label("Starting…");
+    harness.get_by_label("Stop").click();
+    wait_until(&mut harness, "the start to end", |app| app.handle().snapshot().state == RunState::Stopped);
+    let took = clicked.elapsed();
+    assert!(took < Duration::from_millis(1900), "Stop waited for the 2 s probe: {took:?}");
+    {
+        let snapshot = harness.state().handle().snapshot();
+        assert!(snapshot.status.is_none() && snapshot.last_error.is_none(), "{:?}", snapshot.last_error);
+        assert!(snapshot.log.iter().any(|line| line.text == "start cancelled: nothing is served"));
+    }
+    harness.get_by_label("Start");
+    // Every port the start had taken is free again.
+    UdpSocket::bind("127.0.0.1:16969").expect("TFTP port freed");
+    std::net::TcpListener::bind("127.0.0.1:18080").expect("HTTP port freed");
+    UdpSocket::bind("0.0.0.0:16767").expect("DHCP port freed");
 }

@@ -55,6 +55,8 @@ pub enum EngineError {
     Tftp(#[from] TftpStartError),
     #[error(transparent)]
     Http(#[from] HttpStartError),
+    #[error("the start was cancelled; nothing is served")]
+    Cancelled,
 }
 
 /// Applies every engine event to the registry, stamped with the time it arrived.
@@ -116,11 +118,33 @@ pub struct StartOptions {
     pub probe_time: Duration,
     /// Record captured DHCP traffic to this pcapng file.
     pub capture_file: Option<PathBuf>,
+    /// Cancelling it ends a start still in progress (e.g. during the safety probe):
+    /// the services already started are stopped and the start fails with `Cancelled`.
+    pub cancel: Option<CancelStart>,
 }
 
 impl Default for StartOptions {
     fn default() -> Self {
-        Self { force_dhcp: false, probe_time: Duration::from_secs(2), capture_file: None }
+        Self { force_dhcp: false, probe_time: Duration::from_secs(2), capture_file: None, cancel: None }
+    }
+}
+
+/// A switch that cancels a start in progress; clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct CancelStart(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl CancelStart {
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    async fn cancelled(&self) {
+        let mut receiver = self.0.subscribe();
+        let _ = receiver.wait_for(|cancelled| *cancelled).await;
     }
 }
 
@@ -223,7 +247,15 @@ impl Engine {
         };
         let boot = boot_settings(&config, server_ip);
         engine.status.ipxe_script = script_path;
-        if let Err(err) = engine.start_services(&config, &interface, boot, generated, facts.prefix, &options).await {
+        let started = engine.start_services(&config, &interface, boot, generated, facts.prefix, &options);
+        let result = match &options.cancel {
+            Some(cancel) => tokio::select! {
+                result = started => result,
+                () = cancel.cancelled() => Err(EngineError::Cancelled),
+            },
+            None => started.await,
+        };
+        if let Err(err) = result {
             engine.stop_services().await;
             return Err(err);
         }

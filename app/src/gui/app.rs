@@ -10,6 +10,8 @@ use portapxe_engine::StartOptions;
 use portapxe_engine::config::{Config, Mode};
 use portapxe_engine::events::MacAddr;
 
+use super::diagnostics::{self, Diagnostics};
+use super::dialogs::{self, DialogSupport, Picked};
 use super::engine_handle::{Command, EngineHandle, Pending, RunState, ScanState, UiSnapshot};
 use super::images::{AddReport, add_files};
 use super::panels;
@@ -46,11 +48,33 @@ pub struct ViewState {
     pub log_client: Option<MacAddr>,
     pub texts: panels::settings::SettingsTexts,
     pub new_rule: panels::settings::RuleDraft,
+    /// The per-client rule being edited in place, if any.
+    pub editing_rule: Option<panels::settings::RuleEdit>,
     pub add_report: Option<AddReport>,
-    pub pick_files: Option<Pending<Option<Vec<PathBuf>>>>,
-    pub pick_folder: Option<Pending<Option<PathBuf>>>,
+    pub pick_files: Option<Pending<Picked<Vec<PathBuf>>>>,
+    pub pick_folder: Option<Pending<Picked<PathBuf>>>,
+    /// Why the last file dialog could not open, with what to do instead.
+    pub dialog_problem: Option<String>,
+    /// A file or folder path typed in the boot images panel, to add without a dialog.
+    pub add_path: String,
     /// The start failure whose safety-gate dialog was closed (so it does not come back).
     pub dismissed_gate: Option<String>,
+    /// "Export diagnostics" under way.
+    pub export: Option<Pending<ExportOutcome>>,
+    /// How the last export ended.
+    pub exported: Option<ExportOutcome>,
+}
+
+/// How "Export diagnostics" ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportOutcome {
+    /// Written to `path`; `note` says why it is not where the person chose (no dialog).
+    Written {
+        path: PathBuf,
+        note: Option<String>,
+    },
+    Cancelled,
+    Failed(String),
 }
 
 pub struct PortaApp {
@@ -60,6 +84,7 @@ pub struct PortaApp {
     /// The config last sent for validation, so it is checked once per change.
     validating: Option<Config>,
     title: String,
+    dialogs: DialogSupport,
 }
 
 impl PortaApp {
@@ -75,12 +100,22 @@ impl PortaApp {
             log_client: None,
             texts: panels::settings::SettingsTexts::from_config(&config),
             new_rule: panels::settings::RuleDraft::default(),
+            editing_rule: None,
             add_report: None,
             pick_files: None,
             pick_folder: None,
+            dialog_problem: None,
+            add_path: String::new(),
             dismissed_gate: None,
+            export: None,
+            exported: None,
         };
-        Self { handle, config, view, validating: None, title: String::new() }
+        Self { handle, config, view, validating: None, title: String::new(), dialogs: DialogSupport::detect() }
+    }
+
+    /// Whether file dialogs can open (found at creation; tests set it).
+    pub fn set_dialog_support(&mut self, support: DialogSupport) {
+        self.dialogs = support;
     }
 
     pub fn config(&self) -> &Config {
@@ -116,15 +151,30 @@ impl PortaApp {
     fn poll_tasks(&mut self, ctx: &Context) {
         if let Some(result) = self.view.pick_files.as_ref().and_then(Pending::poll) {
             self.view.pick_files = None;
-            if let Some(files) = result {
-                self.add_files(&files);
+            match result {
+                Picked::Chosen(files) => self.add_files(&files),
+                Picked::Cancelled => {}
+                Picked::Unavailable(why) => {
+                    self.view.dialog_problem = Some(format!(
+                        "{why}. Meanwhile, drop the files on this window, or type a file's path below and press Add."
+                    ));
+                }
             }
         }
         if let Some(result) = self.view.pick_folder.as_ref().and_then(Pending::poll) {
             self.view.pick_folder = None;
-            if let Some(folder) = result {
-                self.config.root = folder;
+            match result {
+                Picked::Chosen(folder) => self.config.root = folder,
+                Picked::Cancelled => {}
+                Picked::Unavailable(why) => {
+                    self.view.dialog_problem =
+                        Some(format!("{why}. Meanwhile, type the boot folder's path in the Boot folder field."));
+                }
             }
+        }
+        if let Some(outcome) = self.view.export.as_ref().and_then(Pending::poll) {
+            self.view.export = None;
+            self.view.exported = Some(outcome);
         }
         let dropped: Vec<PathBuf> =
             ctx.input(|input| input.raw.dropped_files.iter().map(|file| file.path().to_path_buf()).collect());
@@ -141,21 +191,83 @@ impl PortaApp {
     }
 
     pub fn open_file_dialog(&mut self) {
+        self.view.dialog_problem = None;
         let mut dialog = rfd::AsyncFileDialog::new()
             .set_title("Add boot images")
             .add_filter("Boot images", &["iso", "ipxe", "efi", "kpxe", "pxe", "0", "img", "gz", "xz", "cpio", "lkrn"]);
         if self.config.root.is_absolute() {
             dialog = dialog.set_directory(&self.config.root);
         }
+        let support = self.dialogs.clone();
         self.view.pick_files = Some(self.handle.spawn_task(async move {
-            dialog.pick_files().await.map(|files| files.into_iter().map(|f| f.path().to_path_buf()).collect())
+            let picked = dialogs::pick(&support, async move { dialog.pick_files().await }).await;
+            match picked {
+                Picked::Chosen(files) => Picked::Chosen(files.into_iter().map(|f| f.path().to_path_buf()).collect()),
+                Picked::Cancelled => Picked::Cancelled,
+                Picked::Unavailable(why) => Picked::Unavailable(why),
+            }
         }));
     }
 
     pub fn open_folder_dialog(&mut self) {
+        self.view.dialog_problem = None;
         let dialog = rfd::AsyncFileDialog::new().set_title("Boot folder (served over TFTP and HTTP)");
-        self.view.pick_folder =
-            Some(self.handle.spawn_task(async move { dialog.pick_folder().await.map(|f| f.path().to_path_buf()) }));
+        let support = self.dialogs.clone();
+        self.view.pick_folder = Some(self.handle.spawn_task(async move {
+            match dialogs::pick(&support, async move { dialog.pick_folder().await }).await {
+                Picked::Chosen(folder) => Picked::Chosen(folder.path().to_path_buf()),
+                Picked::Cancelled => Picked::Cancelled,
+                Picked::Unavailable(why) => Picked::Unavailable(why),
+            }
+        }));
+    }
+
+    /// The path typed in the boot images panel, added as if it had been picked.
+    pub fn add_typed_path(&mut self) {
+        let typed = self.view.add_path.trim();
+        if typed.is_empty() {
+            return;
+        }
+        let path = PathBuf::from(typed);
+        let path = if path.is_relative() { self.config.root.join(path) } else { path };
+        self.add_files(&[path]);
+        self.view.add_path.clear();
+    }
+
+    /// "Export diagnostics": asks where (rfd's save dialog; without one, a dated file
+    /// in the data folder), then writes the zip on the engine thread's runtime.
+    pub fn export_diagnostics(&mut self) {
+        if self.view.export.is_some() {
+            return;
+        }
+        let diagnostics = Diagnostics::from_snapshot(&self.handle.snapshot(), &self.config);
+        let file_name = format!("portapxe-diagnostics-{}.zip", diagnostics::stamp(diagnostics.taken_ms));
+        let fallback = self.handle.data_dir().map(|dir| diagnostics::default_path(dir, diagnostics.taken_ms));
+        let mut dialog = rfd::AsyncFileDialog::new()
+            .set_title("Export diagnostics")
+            .set_file_name(&file_name)
+            .add_filter("Zip archive", &["zip"]);
+        if let Some(dir) = self.handle.data_dir() {
+            dialog = dialog.set_directory(dir);
+        }
+        let support = self.dialogs.clone();
+        self.view.exported = None;
+        self.view.export = Some(self.handle.spawn_task(async move {
+            let (path, note) = match dialogs::pick(&support, async move { dialog.save_file().await }).await {
+                Picked::Chosen(file) => (file.path().to_path_buf(), None),
+                Picked::Cancelled => return ExportOutcome::Cancelled,
+                Picked::Unavailable(why) => match fallback {
+                    Some(path) => (path, Some(format!("{why}; written to the data folder instead"))),
+                    None => return ExportOutcome::Failed(format!("{why}, and this system has no data folder")),
+                },
+            };
+            let written = path.clone();
+            match tokio::task::spawn_blocking(move || diagnostics.write_zip(&written)).await {
+                Ok(Ok(())) => ExportOutcome::Written { path, note },
+                Ok(Err(err)) => ExportOutcome::Failed(err.to_string()),
+                Err(err) => ExportOutcome::Failed(format!("the export stopped: {err}")),
+            }
+        }));
     }
 
     /// Draws one frame. Reads the snapshot (locked for the frame) and sends commands.
@@ -202,7 +314,8 @@ impl PortaApp {
             safety_gate(&ctx, &mut panel);
             drop_overlay(&ctx);
             let busy = matches!(snapshot.state, RunState::Starting | RunState::Stopping | RunState::Running)
-                || matches!(snapshot.scan, ScanState::Running { .. });
+                || matches!(snapshot.scan, ScanState::Running { .. })
+                || self.view.export.is_some();
             if busy {
                 // "Last seen" ages and spinners move on even without new events.
                 ctx.request_repaint_after(Duration::from_millis(250));
@@ -232,6 +345,12 @@ impl PortaApp {
         }
         if actions.pick_folder {
             self.open_folder_dialog();
+        }
+        if actions.add_path {
+            self.add_typed_path();
+        }
+        if actions.export {
+            self.export_diagnostics();
         }
     }
 

@@ -29,6 +29,9 @@ use crate::event_text::{Level, describe};
 pub const LOG_CAPACITY: usize = 2000;
 /// How often the snapshot is refreshed from the engine while it runs.
 pub const REFRESH: Duration = Duration::from_millis(250);
+/// The session's capture, in the data folder; replaced at every Start, so at most
+/// one session's DHCP traffic (port 67/68/4011 frames only) is ever kept.
+pub const CAPTURE_FILE: &str = "session.pcapng";
 
 /// What the window asks the engine thread to do.
 #[derive(Debug)]
@@ -82,7 +85,9 @@ impl StartFailure {
             EngineError::Dhcp(_) | EngineError::Probe(_) | EngineError::ForeignDhcpServer { .. } => FailedService::Dhcp,
             EngineError::Tftp(_) => FailedService::Tftp,
             EngineError::Http(_) => FailedService::Http,
-            EngineError::Interface(_) | EngineError::Invalid(_) | EngineError::NoStateDir => FailedService::Setup,
+            EngineError::Interface(_) | EngineError::Invalid(_) | EngineError::NoStateDir | EngineError::Cancelled => {
+                FailedService::Setup
+            }
         };
         let foreign_servers = match err {
             EngineError::ForeignDhcpServer { servers, .. } => servers.clone(),
@@ -154,6 +159,22 @@ pub struct UiSnapshot {
     pub now_ms: u64,
     /// What this process may do, where the OS tells (`None`: not known).
     pub privileges: Option<Privileges>,
+    /// Windows: whether the process runs elevated (as administrator); `None` elsewhere.
+    pub elevated: Option<bool>,
+    /// The packet capture of the current or last session.
+    pub capture: CaptureState,
+}
+
+/// Whether the session's DHCP traffic is being (or was) recorded, and where.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum CaptureState {
+    /// No engine was started yet.
+    #[default]
+    NotStarted,
+    /// Recorded to this pcapng file (still growing while the engine runs).
+    Recording(PathBuf),
+    /// Not recorded, and why (in the engine's words, with what to grant).
+    Unavailable(String),
 }
 
 /// Whether the process may bind ports below 1024 and capture packets.
@@ -183,6 +204,19 @@ impl Privileges {
     }
 }
 
+/// Windows: whether this process runs as administrator (an elevated token).
+#[cfg(windows)]
+pub fn is_elevated() -> Option<bool> {
+    // SAFETY: IsUserAnAdmin takes no arguments and only reads this process's token.
+    Some(unsafe { windows_sys::Win32::UI::Shell::IsUserAnAdmin() } != 0)
+}
+
+/// Elevation is a Windows notion; elsewhere capabilities say it (see [`Privileges`]).
+#[cfg(not(windows))]
+pub fn is_elevated() -> Option<bool> {
+    None
+}
+
 impl Default for UiSnapshot {
     fn default() -> Self {
         Self {
@@ -199,6 +233,8 @@ impl Default for UiSnapshot {
             saved: None,
             now_ms: now_ms(),
             privileges: None,
+            elevated: None,
+            capture: CaptureState::NotStarted,
         }
     }
 }
@@ -273,6 +309,7 @@ type Repaint = Arc<Mutex<Option<egui::Context>>>;
 /// Owned by the app. Dropping it stops the engine and joins the thread.
 pub struct EngineHandle {
     commands: Option<UnboundedSender<Command>>,
+    data_dir: Option<PathBuf>,
     snapshot: Arc<Mutex<UiSnapshot>>,
     events: EventSink,
     runtime: Option<tokio::runtime::Handle>,
@@ -281,8 +318,14 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
-    /// Starts the engine thread. `store` is where Save writes (`None`: saving says why not).
+    /// Starts the engine thread. `store` is where Save writes (`None`: saving says why not);
+    /// the capture and exported diagnostics go to the platform's data folder.
     pub fn spawn(store: Option<ConfigStore>) -> std::io::Result<Self> {
+        Self::spawn_in(store, default_data_dir())
+    }
+
+    /// As [`Self::spawn`], with the data folder (capture, diagnostics) chosen by the caller.
+    pub fn spawn_in(store: Option<ConfigStore>, data_dir: Option<PathBuf>) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let runtime_handle = runtime.handle().clone();
         let (tx, rx) = unbounded_channel();
@@ -294,14 +337,22 @@ impl EngineHandle {
             events: events.clone(),
             store,
             engine: None,
+            data_dir: data_dir.clone(),
         };
         let thread = std::thread::Builder::new().name("portapxe-engine".into()).spawn(move || {
             runtime.block_on(actor.run(rx));
             // Scans and dialogs still running are dropped with the runtime.
             runtime.shutdown_timeout(Duration::from_secs(1));
         })?;
-        let handle =
-            Self { commands: Some(tx), snapshot, events, runtime: Some(runtime_handle), repaint, thread: Some(thread) };
+        let handle = Self {
+            commands: Some(tx),
+            data_dir,
+            snapshot,
+            events,
+            runtime: Some(runtime_handle),
+            repaint,
+            thread: Some(thread),
+        };
         handle.send(Command::RefreshInterfaces);
         Ok(handle)
     }
@@ -311,12 +362,18 @@ impl EngineHandle {
     pub fn detached(snapshot: UiSnapshot) -> Self {
         Self {
             commands: None,
+            data_dir: None,
             snapshot: Arc::new(Mutex::new(snapshot)),
             events: EventSink::new(),
             runtime: None,
             repaint: Arc::default(),
             thread: None,
         }
+    }
+
+    /// Where the session's capture and exported diagnostics are kept (`None`: no home folder).
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data_dir.as_deref()
     }
 
     /// Never blocks: the command is queued for the engine thread.
@@ -382,6 +439,15 @@ fn request_repaint(repaint: &Repaint) {
     }
 }
 
+/// The platform's data folder for PortaPXE (e.g. `~/.local/share/portapxe`), or next
+/// to the settings when [`super::CONFIG_DIR_ENV`] overrides where they live.
+pub fn default_data_dir() -> Option<PathBuf> {
+    match std::env::var_os(super::CONFIG_DIR_ENV) {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => portapxe_engine::config::project_dirs().map(|dirs| dirs.data_dir().to_path_buf()),
+    }
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -404,6 +470,7 @@ struct Actor {
     events: EventSink,
     store: Option<ConfigStore>,
     engine: Option<Engine>,
+    data_dir: Option<PathBuf>,
 }
 
 impl Actor {
@@ -414,29 +481,48 @@ impl Actor {
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
+                    Some(Command::Start { config, options }) => {
+                        // Commands that came during the start, carried out after it.
+                        let mut later = VecDeque::new();
+                        self.start(*config, options, &mut commands, &mut events, &mut later).await;
+                        while let Some(command) = later.pop_front() {
+                            self.handle(command).await;
+                        }
+                    }
                     Some(command) => self.handle(command).await,
                     None => break,
                 },
-                event = events.recv() => match event {
-                    Ok(event) => self.shared.update(|s| s.record(&event, now_ms())),
-                    Err(RecvError::Lagged(missed)) => self.shared.update(|s| s.push_log(LogLine {
-                        at_ms: now_ms(),
-                        level: Level::Warn,
-                        mac: None,
-                        ip: None,
-                        text: format!("{missed} events were dropped: the window could not keep up"),
-                    })),
-                    Err(RecvError::Closed) => {}
-                },
+                event = events.recv() => self.on_event(event),
                 _ = tick.tick() => self.refresh(),
             }
         }
         self.stop().await;
     }
 
+    fn on_event(&self, event: Result<EngineEvent, RecvError>) {
+        match event {
+            Ok(event) => self.shared.update(|s| s.record(&event, now_ms())),
+            Err(RecvError::Lagged(missed)) => self.shared.update(|s| {
+                s.push_log(LogLine {
+                    at_ms: now_ms(),
+                    level: Level::Warn,
+                    mac: None,
+                    ip: None,
+                    text: format!("{missed} events were dropped: the window could not keep up"),
+                })
+            }),
+            Err(RecvError::Closed) => {}
+        }
+    }
+
     async fn handle(&mut self, command: Command) {
         match command {
-            Command::Start { config, options } => self.start(*config, options).await,
+            // Starts come through `run`, which keeps listening for Stop while they go on.
+            Command::Start { config, options } => {
+                let (_tx, mut none) = unbounded_channel();
+                let mut events = self.events.subscribe();
+                self.start(*config, options, &mut none, &mut events, &mut VecDeque::new()).await
+            }
             Command::Stop => self.stop().await,
             Command::Scan { interface, listen } => self.scan(interface, listen),
             Command::Validate(config) => {
@@ -456,19 +542,29 @@ impl Actor {
                 self.shared.update(|s| s.saved = Some(result));
             }
             Command::RefreshInterfaces => {
-                let (interfaces, privileges) =
-                    tokio::task::spawn_blocking(|| (list_interfaces(), Privileges::of_this_process()))
+                let (interfaces, privileges, elevated) =
+                    tokio::task::spawn_blocking(|| (list_interfaces(), Privileges::of_this_process(), is_elevated()))
                         .await
                         .unwrap_or_default();
                 self.shared.update(|s| {
                     s.interfaces = Some(interfaces);
                     s.privileges = privileges;
+                    s.elevated = elevated;
                 });
             }
         }
     }
 
-    async fn start(&mut self, config: Config, options: StartOptions) {
+    /// Starts an engine; a Stop that comes meanwhile (full DHCP's safety probe takes
+    /// 2 s) cancels the start. Events keep reaching the log; other commands wait in `later`.
+    async fn start(
+        &mut self,
+        config: Config,
+        mut options: StartOptions,
+        commands: &mut UnboundedReceiver<Command>,
+        events: &mut tokio::sync::broadcast::Receiver<EngineEvent>,
+        later: &mut VecDeque<Command>,
+    ) {
         self.stop().await;
         self.shared.update(|s| {
             s.state = RunState::Starting;
@@ -476,15 +572,62 @@ impl Actor {
             s.service_errors.clear();
             s.conflicts.clear();
         });
-        match Engine::start_with(config, self.events.clone(), options).await {
+        let capture_file = self.capture_file(&options);
+        if options.capture_file.is_none() {
+            options.capture_file = capture_file.clone();
+        }
+        let cancel = options.cancel.get_or_insert_with(Default::default).clone();
+        let starting = Engine::start_with(config, self.events.clone(), options);
+        tokio::pin!(starting);
+        let mut listening = true;
+        let result = loop {
+            tokio::select! {
+                result = &mut starting => break result,
+                event = events.recv() => self.on_event(event),
+                command = commands.recv(), if listening => match command {
+                    Some(Command::Stop) => {
+                        cancel.cancel();
+                        self.shared.update(|s| s.state = RunState::Stopping);
+                    }
+                    Some(Command::Start { .. }) => {} // one start at a time; the button is not shown
+                    Some(command) => later.push_back(command),
+                    None => {
+                        listening = false;
+                        cancel.cancel();
+                    }
+                },
+            }
+        };
+        match result {
             Ok(engine) => {
                 let status = engine.status().clone();
+                let capture = match (&status.capture, capture_file) {
+                    (running, Some(file)) if running == "running" => CaptureState::Recording(file),
+                    (running, None) if running == "running" => {
+                        CaptureState::Unavailable("no data folder to record the capture in".into())
+                    }
+                    (why, _) => CaptureState::Unavailable(why.clone()),
+                };
                 self.engine = Some(engine);
                 self.shared.update(|s| {
                     s.state = RunState::Running;
                     s.status = Some(status);
+                    s.capture = capture;
                 });
                 self.refresh();
+            }
+            Err(EngineError::Cancelled) => {
+                self.shared.update(|s| {
+                    s.state = RunState::Stopped;
+                    s.status = None;
+                    s.push_log(LogLine {
+                        at_ms: now_ms(),
+                        level: Level::Info,
+                        mac: None,
+                        ip: None,
+                        text: "start cancelled: nothing is served".into(),
+                    });
+                });
             }
             Err(err) => {
                 let failure = StartFailure::from_error(&err);
@@ -502,6 +645,16 @@ impl Actor {
                 });
             }
         }
+    }
+
+    /// Where this session's capture goes: the data folder, made if missing.
+    fn capture_file(&self, options: &StartOptions) -> Option<PathBuf> {
+        if let Some(file) = &options.capture_file {
+            return Some(file.clone());
+        }
+        let dir = self.data_dir.as_ref()?;
+        std::fs::create_dir_all(dir).ok()?;
+        Some(dir.join(CAPTURE_FILE))
     }
 
     async fn stop(&mut self) {

@@ -7,6 +7,8 @@
 //! goes through the handle.
 
 pub mod app;
+pub mod diagnostics;
+pub mod dialogs;
 pub mod engine_handle;
 pub mod images;
 pub mod panels;

@@ -57,9 +57,14 @@ pub fn preview(config: &Config, snapshot: &crate::gui::engine_handle::UiSnapshot
 
 fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     ui.horizontal(|ui| {
-        ui.label("Boot folder:");
-        let root = panel.config.root.display().to_string();
-        ui.monospace(if root.is_empty() { "(none chosen)".to_string() } else { root });
+        // Typed or chosen: the dialog is a shortcut, never the only way.
+        let mut root = panel.config.root.display().to_string();
+        let typed = style::labelled(ui, "Boot folder", |ui| {
+            ui.add(egui::TextEdit::singleline(&mut root).hint_text("type a folder's path").desired_width(360.0))
+        });
+        if typed.changed() {
+            panel.config.root = std::path::PathBuf::from(root.trim());
+        }
         let choosing = panel.view.pick_folder.is_some();
         if ui.add_enabled(!choosing, egui::Button::new("Choose…")).clicked() {
             panel.actions.pick_folder = true;
@@ -81,6 +86,23 @@ fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
             ui.label("or drop files on the window: kernel + initrd, ISO, iPXE script, .efi / .kpxe loaders");
         }
     });
+    ui.horizontal(|ui| {
+        let typed = style::labelled(ui, "File path", |ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut panel.view.add_path)
+                    .hint_text("a file in the boot folder, e.g. debian/vmlinuz")
+                    .desired_width(360.0),
+            )
+        });
+        let entered = typed.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
+        let can_add = !panel.view.add_path.trim().is_empty();
+        if ui.add_enabled(can_add, egui::Button::new("Add")).clicked() || (entered && can_add) {
+            panel.actions.add_path = true;
+        }
+    });
+    if let Some(problem) = &panel.view.dialog_problem {
+        style::banner(ui, Tone::Caution, |ui| ui.label(problem));
+    }
     if let Some(report) = &panel.view.add_report {
         if !report.added.is_empty() {
             ui.label(style::toned(ui, Tone::Ok, format!("Added: {}", report.added.join(", "))));

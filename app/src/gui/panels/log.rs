@@ -4,6 +4,8 @@ use egui::Ui;
 
 use super::PanelCtx;
 use crate::event_text::Level;
+use crate::gui::app::ExportOutcome;
+use crate::gui::diagnostics::clock;
 use crate::gui::engine_handle::LogLine;
 use crate::gui::style::{self, Tone};
 
@@ -19,6 +21,9 @@ pub fn keep(
 pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     ui.horizontal(|ui| {
         ui.strong("Log");
+        // First on the row, so it stays in the window at any text scale.
+        export(ui, panel);
+        ui.separator();
         egui::ComboBox::from_label("Level").selected_text(panel.view.log_level.label()).show_ui(ui, |ui| {
             for level in Level::ALL {
                 ui.selectable_value(&mut panel.view.log_level, level, level.label());
@@ -33,6 +38,18 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         });
         ui.label(format!("{} lines kept", panel.snapshot.log.len()));
     });
+    match &panel.view.exported {
+        Some(ExportOutcome::Written { path, note }) => {
+            ui.label(style::toned(ui, Tone::Ok, format!("Diagnostics written to {}", path.display())));
+            if let Some(note) = note {
+                ui.label(style::toned(ui, Tone::Caution, note));
+            }
+        }
+        Some(ExportOutcome::Failed(message)) => {
+            ui.label(style::toned(ui, Tone::Error, format!("Export failed: {message}")));
+        }
+        Some(ExportOutcome::Cancelled) | None => {}
+    }
     ui.separator();
     let client = panel.view.log_client.map(|mac| {
         let ip = panel.snapshot.clients.iter().find(|c| c.mac == mac).and_then(|c| c.address);
@@ -60,10 +77,19 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     );
 }
 
-/// Time of day (UTC) as hh:mm:ss.
-fn clock(ms: u64) -> String {
-    let secs = ms / 1000;
-    format!("{:02}:{:02}:{:02}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60)
+/// "Export diagnostics…", or a spinner while the zip is written.
+fn export(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
+    let exporting = panel.view.export.is_some();
+    let button = ui
+        .add_enabled(!exporting, egui::Button::new("Export diagnostics…"))
+        .on_hover_text("One zip with the settings, this log, the clients and the session's packet capture");
+    if button.clicked() {
+        panel.actions.export = true;
+    }
+    if exporting {
+        ui.add(egui::Spinner::new());
+        ui.label("Exporting…");
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,10 @@ pub struct Actions {
     pub refresh_interfaces: bool,
     pub pick_files: bool,
     pub pick_folder: bool,
+    /// Add the path typed in the boot images panel.
+    pub add_path: bool,
+    /// Export diagnostics (config, log, status, capture) to a zip.
+    pub export: bool,
 }
 
 /// What every panel works on during one frame.

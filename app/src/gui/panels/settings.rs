@@ -53,6 +53,22 @@ pub struct RuleDraft {
     pub error: Option<String>,
 }
 
+/// A per-client rule open for editing in place: the fields write straight into the
+/// config (so the engine's validation speaks under the rule), except the MAC, which
+/// changes the rule only once it parses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleEdit {
+    pub index: usize,
+    pub mac: String,
+    pub mac_error: Option<String>,
+}
+
+impl RuleEdit {
+    pub fn of(index: usize, rule: &ClientRule) -> Self {
+        Self { index, mac: rule.mac.as_ref().map(ToString::to_string).unwrap_or_default(), mac_error: None }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RuleAction {
     #[default]
@@ -220,21 +236,109 @@ fn rules(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     }
     ui.add_space(SPACING / 2.0);
     ui.label("Per-client rules (the first that matches wins):");
+    if panel.view.editing_rule.as_ref().is_some_and(|edit| edit.index >= panel.config.rules.clients.len()) {
+        panel.view.editing_rule = None;
+    }
     let mut removed = None;
-    for (index, rule) in config.rules.clients.iter().enumerate() {
-        ui.horizontal(|ui| {
-            ui.label(format!("{}. {}{}", index + 1, rule.describe(), if rule.ignore { " → ignore" } else { "" }));
-            if ui.push_id(index, |ui| ui.button("Remove")).inner.clicked() {
-                removed = Some(index);
+    for index in 0..panel.config.rules.clients.len() {
+        let errors = panel.errors_for(&format!("rules.client[{index}]"));
+        ui.push_id(("client_rule", index), |ui| {
+            let editing = panel.view.editing_rule.as_ref().is_some_and(|edit| edit.index == index);
+            let rule = &panel.config.rules.clients[index];
+            ui.horizontal(|ui| {
+                ui.label(format!("{}. {}{}", index + 1, rule.describe(), if rule.ignore { " → ignore" } else { "" }));
+                if editing {
+                    if ui.button("Done").on_hover_text("Close the rule's fields").clicked() {
+                        panel.view.editing_rule = None;
+                    }
+                } else if ui.button("Edit").on_hover_text("Change this rule in place").clicked() {
+                    panel.view.editing_rule = Some(RuleEdit::of(index, rule));
+                }
+                if ui.button("Remove").clicked() {
+                    removed = Some(index);
+                }
+            });
+            if let Some(edit) = panel.view.editing_rule.as_mut().filter(|edit| edit.index == index) {
+                egui::Frame::group(ui.style()).show(ui, |ui| {
+                    rule_editor(ui, edit, &mut panel.config.rules.clients[index]);
+                });
             }
+            field_errors(ui, &errors);
         });
     }
     if let Some(index) = removed {
-        config.rules.clients.remove(index);
+        panel.config.rules.clients.remove(index);
+        panel.view.editing_rule = None;
     }
-    field_errors(ui, &panel.errors_for("rules"));
     rule_draft(ui, panel);
 }
+
+/// The fields of one rule, written into it as they change.
+fn rule_editor(ui: &mut Ui, edit: &mut RuleEdit, rule: &mut ClientRule) {
+    egui::Grid::new("rule_editor").num_columns(2).show(ui, |ui| {
+        let mac = style::labelled(ui, "Rule MAC", |ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut edit.mac).hint_text("any, or 52:54:00 for an OUI").desired_width(180.0),
+            )
+        });
+        if mac.changed() {
+            match edit.mac.trim() {
+                "" => {
+                    rule.mac = None;
+                    edit.mac_error = None;
+                }
+                text => match text.parse::<MacPattern>() {
+                    Ok(pattern) => {
+                        rule.mac = Some(pattern);
+                        edit.mac_error = None;
+                    }
+                    Err(err) => edit.mac_error = Some(err.to_string()),
+                },
+            }
+        }
+        ui.end_row();
+        ui.label("Rule firmware");
+        egui::ComboBox::from_id_salt("rule_firmware").selected_text(arch_label(rule.arch)).show_ui(ui, |ui| {
+            for arch in ARCHES {
+                ui.selectable_value(&mut rule.arch, arch, arch_label(arch));
+            }
+        });
+        ui.end_row();
+        optional_field(ui, "Rule vendor class starts with", "any", &mut rule.vendor_class);
+        ui.end_row();
+        ui.label("");
+        ui.checkbox(&mut rule.ignore, "Ignore matching clients (no answer at all)");
+        ui.end_row();
+        optional_field(ui, "Rule boot file", "per-firmware default", &mut rule.boot_file);
+        ui.end_row();
+        optional_field(ui, "Rule menu entry", "the menu", &mut rule.entry);
+        ui.end_row();
+    });
+    if let Some(error) = &edit.mac_error {
+        ui.label(style::toned(ui, Tone::Error, error));
+    }
+}
+
+/// A text field for an optional value: empty means none.
+fn optional_field(ui: &mut Ui, label: &str, hint: &str, slot: &mut Option<String>) {
+    let mut text = slot.clone().unwrap_or_default();
+    let response = style::labelled(ui, label, |ui| {
+        ui.add(egui::TextEdit::singleline(&mut text).hint_text(hint).desired_width(180.0))
+    });
+    if response.changed() {
+        *slot = (!text.trim().is_empty()).then(|| text.trim().to_string());
+    }
+}
+
+const ARCHES: [Option<ArchMatch>; 7] = [
+    None,
+    Some(ArchMatch::Bios),
+    Some(ArchMatch::UefiX64),
+    Some(ArchMatch::UefiArm64),
+    Some(ArchMatch::UefiIa32),
+    Some(ArchMatch::UefiArm32),
+    Some(ArchMatch::UefiHttp),
+];
 
 fn arch_label(arch: Option<ArchMatch>) -> &'static str {
     match arch {
@@ -278,15 +382,7 @@ fn rule_draft(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
             ui.add(egui::TextEdit::singleline(&mut draft.mac).hint_text("any").desired_width(140.0))
         });
         egui::ComboBox::from_label("Firmware").selected_text(arch_label(draft.arch)).show_ui(ui, |ui| {
-            for arch in [
-                None,
-                Some(ArchMatch::Bios),
-                Some(ArchMatch::UefiX64),
-                Some(ArchMatch::UefiArm64),
-                Some(ArchMatch::UefiIa32),
-                Some(ArchMatch::UefiArm32),
-                Some(ArchMatch::UefiHttp),
-            ] {
+            for arch in ARCHES {
                 ui.selectable_value(&mut draft.arch, arch, arch_label(arch));
             }
         });

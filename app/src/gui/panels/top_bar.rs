@@ -56,43 +56,17 @@ pub fn interface_label(interface: &InterfaceInfo) -> String {
 pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     let state = panel.snapshot.state;
     let editable = state == RunState::Stopped;
-    ui.horizontal_wrapped(|ui| {
-        ui.add_enabled_ui(editable, |ui| interface_picker(ui, panel));
-        if ui.add_enabled(editable, egui::Button::new("Refresh")).on_hover_text("List network cards again").clicked() {
-            panel.actions.refresh_interfaces = true;
-        }
-        ui.add_enabled_ui(editable, |ui| {
-            egui::ComboBox::from_label("Mode").selected_text(mode_label(panel.config.mode)).show_ui(ui, |ui| {
-                for mode in [Mode::Dhcp, Mode::Proxy, Mode::Off] {
-                    ui.selectable_value(&mut panel.config.mode, mode, mode_label(mode));
-                }
-            });
+    // One row when there is room; two when not (a disabled group does not wrap inside
+    // a row, so at large text scales one row would run off the window).
+    if ui.available_width() >= 900.0 {
+        ui.horizontal(|ui| {
+            card_row(ui, panel, editable, 620.0);
+            mode_row(ui, panel, editable);
         });
-        ui.separator();
-        match state {
-            RunState::Stopped => {
-                let errors = panel.all_errors();
-                let ready = errors.as_ref().is_some_and(Vec::is_empty);
-                let start = ui.add_enabled(ready, egui::Button::new("Start"));
-                let start = match &errors {
-                    None => start.on_disabled_hover_text("Checking the settings…"),
-                    Some(errors) => start.on_disabled_hover_text(format!("Fix first:\n{}", errors.join("\n"))),
-                };
-                if start.clicked() {
-                    panel.actions.start = true;
-                }
-            }
-            RunState::Running => {
-                if ui.button("Stop").clicked() {
-                    panel.actions.stop = true;
-                }
-            }
-            RunState::Starting | RunState::Stopping => {
-                ui.add(egui::Spinner::new());
-                ui.label(if state == RunState::Starting { "Starting…" } else { "Stopping…" });
-            }
-        }
-    });
+    } else {
+        ui.horizontal(|ui| card_row(ui, panel, editable, 200.0));
+        ui.horizontal(|ui| mode_row(ui, panel, editable));
+    }
     ui.horizontal_wrapped(|ui| service_lights(ui, panel.snapshot, panel.config));
     if let Some(failure) = &panel.snapshot.last_error {
         ui.add_space(style::SPACING / 2.0);
@@ -103,6 +77,10 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     }
     for (service, message) in &panel.snapshot.service_errors {
         style::banner(ui, Tone::Caution, |ui| ui.label(format!("{service}: {message}")));
+    }
+    if let Some(warning) = elevation_warning(panel.snapshot) {
+        ui.add_space(style::SPACING / 2.0);
+        style::banner(ui, Tone::Caution, |ui| ui.label(warning));
     }
     if state == RunState::Stopped
         && let Some(warning) = privilege_warning(panel.snapshot, panel.config)
@@ -121,7 +99,61 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     }
 }
 
-fn interface_picker(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
+/// The network card picker and Refresh.
+/// `beside`: room to leave for what follows on the row.
+fn card_row(ui: &mut Ui, panel: &mut PanelCtx<'_>, editable: bool, beside: f32) {
+    let width = (ui.available_width() - beside).clamp(160.0, 420.0);
+    ui.add_enabled_ui(editable, |ui| interface_picker(ui, panel, width));
+    if ui.add_enabled(editable, egui::Button::new("Refresh")).on_hover_text("List network cards again").clicked() {
+        panel.actions.refresh_interfaces = true;
+    }
+}
+
+/// The mode and Start/Stop.
+fn mode_row(ui: &mut Ui, panel: &mut PanelCtx<'_>, editable: bool) {
+    let state = panel.snapshot.state;
+    ui.add_enabled_ui(editable, |ui| {
+        egui::ComboBox::from_label("Mode").selected_text(mode_label(panel.config.mode)).show_ui(ui, |ui| {
+            for mode in [Mode::Dhcp, Mode::Proxy, Mode::Off] {
+                ui.selectable_value(&mut panel.config.mode, mode, mode_label(mode));
+            }
+        });
+    });
+    ui.separator();
+    match state {
+        RunState::Stopped => {
+            let errors = panel.all_errors();
+            let ready = errors.as_ref().is_some_and(Vec::is_empty);
+            let start = ui.add_enabled(ready, egui::Button::new("Start"));
+            let start = match &errors {
+                None => start.on_disabled_hover_text("Checking the settings…"),
+                Some(errors) => start.on_disabled_hover_text(format!("Fix first:\n{}", errors.join("\n"))),
+            };
+            if start.clicked() {
+                panel.actions.start = true;
+            }
+        }
+        RunState::Running => {
+            if ui.button("Stop").clicked() {
+                panel.actions.stop = true;
+            }
+        }
+        RunState::Starting => {
+            ui.add(egui::Spinner::new());
+            ui.label("Starting…");
+            // Full DHCP looks for other servers for 2 s first; Stop cancels that.
+            if ui.button("Stop").on_hover_text("Cancel the start").clicked() {
+                panel.actions.stop = true;
+            }
+        }
+        RunState::Stopping => {
+            ui.add(egui::Spinner::new());
+            ui.label("Stopping…");
+        }
+    }
+}
+
+fn interface_picker(ui: &mut Ui, panel: &mut PanelCtx<'_>, width: f32) {
     let interfaces = panel.snapshot.interfaces.as_deref().unwrap_or_default();
     let selected =
         interfaces.iter().find(|i| i.name == panel.config.interface).map(interface_label).unwrap_or_else(|| {
@@ -131,7 +163,7 @@ fn interface_picker(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
                 (Some(_), false) => format!("{} (not found)", panel.config.interface),
             }
         });
-    egui::ComboBox::from_label("Network card").selected_text(selected).width(360.0).show_ui(ui, |ui| {
+    egui::ComboBox::from_label("Network card").selected_text(selected).width(width).show_ui(ui, |ui| {
         for interface in sorted_interfaces(interfaces) {
             let label = interface_label(interface);
             let text = if matches!(interface.kind, InterfaceKind::Virtual | InterfaceKind::Loopback) || !interface.up {
@@ -249,4 +281,16 @@ pub fn privilege_warning(snapshot: &UiSnapshot, config: &Config) -> Option<Strin
          above 1024 in Settings (DHCP clients always use 67).",
         low.join(", ")
     ))
+}
+
+/// Windows, not elevated: what will not work and how to run as administrator.
+pub fn elevation_warning(snapshot: &UiSnapshot) -> Option<&'static str> {
+    match snapshot.elevated {
+        Some(false) => Some(
+            "PortaPXE is not running as administrator: Windows may refuse the DHCP port (67) and packet capture, \
+             and the firewall cannot be asked to let clients in. Close PortaPXE, then right-click it and choose \
+             \"Run as administrator\" (or start it from an administrator terminal).",
+        ),
+        Some(true) | None => None,
+    }
 }
