@@ -1201,7 +1201,7 @@ def parse_args():
     ap.add_argument("--http-mib", type=int, default=512)
     ap.add_argument("--clients", type=int, default=40)
     ap.add_argument("--rtt-us", type=int, default=400)
-    ap.add_argument("--dhcp-rate", type=int, default=2000)
+    ap.add_argument("--dhcp-rate", type=int, default=6000)
     ap.add_argument("--dhcp-seconds", type=int, default=10)
     ap.add_argument("--idle-seconds", type=float, default=2.0)
     ap.add_argument("--client-timeout", type=int, default=300)

@@ -6,5 +6,7 @@
 //! keep its memory flat. Must not open sockets; the engine feeds it.
 
 mod registry;
+mod vendor;
 
 pub use registry::{AddressSource, ClientPhase, ClientRecord, ClientRegistry, TimelineEntry, TransferProgress};
+pub use vendor::vendor;

@@ -88,7 +88,7 @@ impl ClientRecord {
     fn new(mac: MacAddr, now: Millis) -> Self {
         Self {
             mac,
-            vendor: oui_data::lookup(&mac.to_string()).map(|record| record.organization().to_owned()),
+            vendor: super::vendor(mac).map(str::to_owned),
             first_seen_ms: now,
             last_seen_ms: now,
             vendor_class: None,

@@ -59,7 +59,7 @@ impl ServerSighting {
 
     /// The maker of its network card, from the IEEE OUI table.
     pub fn vendor(&self) -> Option<&'static str> {
-        self.mac.and_then(|mac| oui_data::lookup(&mac.to_string())).map(|record| record.organization())
+        self.mac.and_then(crate::clients::vendor)
     }
 
     /// One line in plain words.

@@ -176,6 +176,14 @@ impl LeaseTable {
         {
             return Err(LeaseError::TakenByOther { ip });
         }
+        self.insert(lease);
+        Ok(())
+    }
+
+    /// Puts `lease` in both indexes, dropping whatever it replaces: the client's
+    /// previous address and the address's previous holder.
+    fn insert(&mut self, lease: Lease) {
+        let (ip, client) = (lease.ip, lease.client.clone());
         if let Some(old_ip) = self.by_client.get(&client).copied()
             && old_ip != ip
         {
@@ -189,9 +197,20 @@ impl LeaseTable {
         if u32::from(ip) == self.next_unused {
             self.next_unused = self.next_unused.saturating_add(1);
         }
-        self.by_client.insert(client, ip);
+        if lease.state == LeaseState::Declined {
+            self.by_client.remove(&client);
+        } else {
+            self.by_client.insert(client, ip);
+        }
         self.by_ip.insert(ip, lease);
-        Ok(())
+    }
+
+    /// Takes back a lease read from disk, as it was; one outside the current pool
+    /// (the pool may have changed) is dropped.
+    fn restore(&mut self, lease: Lease) {
+        if self.pool.contains(lease.ip) && lease.ip != self.reserved && lease.state != LeaseState::Offered {
+            self.insert(lease);
+        }
     }
 
     /// The client gave its address back; it stays remembered so the same client gets it again.
@@ -237,17 +256,43 @@ impl LeaseTable {
     }
 
     /// Rebuilds a table from a saved file. Leases outside the current pool are
-    /// dropped (the pool may have changed), and so is anything unreadable.
+    /// dropped (the pool may have changed).
     pub fn from_bytes(pool: PoolRange, reserved: Ipv4Addr, bytes: &[u8]) -> Result<Self, serde_json::Error> {
         let file: LeaseFile = serde_json::from_slice(bytes)?;
         let mut table = Self::new(pool, reserved);
         for lease in file.leases {
-            if pool.contains(lease.ip) && lease.ip != reserved && !table.by_client.contains_key(&lease.client) {
-                table.by_client.insert(lease.client.clone(), lease.ip);
-                table.by_ip.insert(lease.ip, lease);
-            }
+            table.restore(lease);
         }
         Ok(table)
+    }
+
+    /// One line of the lease journal: the lease at `ip` as it is now.
+    pub fn journal_line(&self, ip: Ipv4Addr) -> Option<Vec<u8>> {
+        let mut line = serde_json::to_vec(self.by_ip.get(&ip)?).ok()?;
+        line.push(b'\n');
+        Some(line)
+    }
+
+    /// Applies journal lines written after the last snapshot, oldest first, so the
+    /// newest state of each lease wins. Returns how many lines could not be read: a
+    /// torn last line after a power cut belongs to a reply that was never sent.
+    pub fn replay_journal(&mut self, journal: &[u8]) -> usize {
+        let mut unreadable = 0;
+        for line in journal.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
+            match serde_json::from_slice::<Lease>(line) {
+                Ok(lease) => self.restore(lease),
+                Err(_) => unreadable += 1,
+            }
+        }
+        unreadable
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ip.is_empty()
     }
 }
 
@@ -347,6 +392,45 @@ mod tests {
         let moved = LeaseTable::from_bytes(smaller, [10, 0, 0, 11].into(), &bytes).unwrap();
         assert_eq!(moved.leases().count(), 0);
         assert!(LeaseTable::from_bytes(smaller, [10, 0, 0, 11].into(), b"{not json").is_err());
+    }
+
+    #[test]
+    fn journal_replayed_over_snapshot_gives_the_newest_state() {
+        let mut t = table();
+        let first = bind(&mut t, 1, NOW);
+        let snapshot = t.to_bytes();
+        let mut journal = Vec::new();
+        let second = bind(&mut t, 2, NOW);
+        journal.extend(t.journal_line(second).unwrap());
+        let (client, _) = key(1);
+        assert!(t.release(&client, first, NOW + 5));
+        journal.extend(t.journal_line(first).unwrap());
+        let (declining, _) = key(2);
+        assert!(t.decline(&declining, second, NOW + 6));
+        journal.extend(t.journal_line(second).unwrap());
+        journal.extend(b"{\"ip\":\"10.0.0.1");
+
+        let mut back = LeaseTable::from_bytes(t.pool(), [10, 0, 0, 11].into(), &snapshot).unwrap();
+        assert_eq!(back.replay_journal(&journal), 1);
+        assert_eq!(back.get(first).unwrap().state, LeaseState::Released);
+        assert_eq!(back.get(second).unwrap().state, LeaseState::Declined);
+        assert!(back.lease_of(&declining).is_none());
+        assert_eq!(back.lease_of(&client).map(|l| l.ip), Some(first));
+        assert_eq!(back.to_bytes(), t.to_bytes());
+    }
+
+    #[test]
+    fn journal_follows_a_client_to_a_new_address() {
+        let mut t = table();
+        let old = bind(&mut t, 1, NOW);
+        let (client, mac) = key(1);
+        let snapshot = t.to_bytes();
+        let new: Ipv4Addr = [10, 0, 0, 13].into();
+        t.assign(lease(client.clone(), mac, new, LeaseState::Bound, NOW + 3600), NOW).unwrap();
+        let mut back = LeaseTable::from_bytes(t.pool(), [10, 0, 0, 11].into(), &snapshot).unwrap();
+        assert_eq!(back.replay_journal(&t.journal_line(new).unwrap()), 0);
+        assert!(back.get(old).is_none());
+        assert_eq!(back.lease_of(&client).map(|l| l.ip), Some(new));
     }
 
     #[test]

@@ -46,8 +46,8 @@ pub struct Reply {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub reply: Option<Reply>,
-    /// The lease table changed in a way that must be on disk before the reply leaves.
-    pub persist: bool,
+    /// The lease at this address changed in a way that must be on disk before the reply leaves.
+    pub persist: Option<Ipv4Addr>,
     pub event: DhcpEvent,
 }
 
@@ -63,7 +63,7 @@ pub fn handle(
     let mut event = request.event(type_name(request.message_type));
     let silent = |mut event: DhcpEvent, note: String| {
         event.note = note;
-        Outcome { reply: None, persist: false, event }
+        Outcome { reply: None, persist: None, event }
     };
     let rule = match settings.rules.evaluate(request) {
         Verdict::Ignore(reason) => return silent(event, reason),
@@ -81,16 +81,16 @@ pub fn handle(
             let released =
                 request.server_id == Some(settings.server_ip) && leases.release(&client, request.ciaddr, now);
             let note = if released { "address released" } else { "release for an address we did not lease" };
-            Answer::Silent { note: note.into(), persist: released }
+            Answer::Silent { note: note.into(), persist: released.then_some(request.ciaddr) }
         }
         MessageType::Decline => match request.requested_ip {
             Some(ip) if leases.decline(&client, ip, now) => {
-                Answer::Silent { note: format!("client reports {ip} already in use; held back"), persist: true }
+                Answer::Silent { note: format!("client reports {ip} already in use; held back"), persist: Some(ip) }
             }
-            _ => Answer::Silent { note: "decline for an address we did not offer".into(), persist: false },
+            _ => Answer::Silent { note: "decline for an address we did not offer".into(), persist: None },
         },
         MessageType::Inform => Answer::Ack { ip: None, note: "configuration only (INFORM)".into() },
-        other => Answer::Silent { note: format!("{} is not for a server", type_name(other)), persist: false },
+        other => Answer::Silent { note: format!("{} is not for a server", type_name(other)), persist: None },
     };
 
     match answer {
@@ -103,7 +103,7 @@ pub fn handle(
             event.answered = Some("NAK".into());
             event.note = note;
             let reply = Reply { message: nak(message, settings), destination: destination(request, true) };
-            Outcome { reply: Some(reply), persist: false, event }
+            Outcome { reply: Some(reply), persist: None, event }
         }
         Answer::Offer { ip, note } => {
             finish(ReplyContext { message, request, settings, rule }, MessageType::Offer, Some(ip), note, event)
@@ -112,7 +112,7 @@ pub fn handle(
             // Only a real lease (not an INFORM) must reach the disk before the ACK.
             let mut outcome =
                 finish(ReplyContext { message, request, settings, rule }, MessageType::Ack, ip, note, event);
-            outcome.persist = ip.is_some();
+            outcome.persist = ip;
             outcome
         }
     }
@@ -121,7 +121,7 @@ pub fn handle(
 enum Answer {
     Silent {
         note: String,
-        persist: bool,
+        persist: Option<Ipv4Addr>,
     },
     Offer {
         ip: Ipv4Addr,
@@ -140,7 +140,7 @@ enum Answer {
 fn discover(request: &PxeRequest, client: &ClientKey, leases: &mut LeaseTable, now: Timestamp) -> Answer {
     let ip = match leases.choose(client, request.requested_ip, now) {
         Ok(ip) => ip,
-        Err(err) => return Answer::Silent { note: err.to_string(), persist: false },
+        Err(err) => return Answer::Silent { note: err.to_string(), persist: None },
     };
     // Keep a bound lease bound (a client re-DISCOVERs after iPXE starts); only a new address is "offered".
     let state = match leases.get(ip) {
@@ -157,7 +157,7 @@ fn discover(request: &PxeRequest, client: &ClientKey, leases: &mut LeaseTable, n
         Lease { ip, client: client.clone(), mac: request.mac, state, expires, hostname: request.hostname.clone() };
     match leases.assign(lease, now) {
         Ok(()) => Answer::Offer { ip, note: String::new() },
-        Err(err) => Answer::Silent { note: err.to_string(), persist: false },
+        Err(err) => Answer::Silent { note: err.to_string(), persist: None },
     }
 }
 
@@ -173,7 +173,7 @@ fn request_(
         // SELECTING: the client names the server whose offer it took.
         (Some(server), _, _) if server != ours => {
             leases.drop_offer(client);
-            return Answer::Silent { note: format!("client took the offer of server {server}"), persist: false };
+            return Answer::Silent { note: format!("client took the offer of server {server}"), persist: None };
         }
         (Some(_), _, Some(ip)) => ip,
         (Some(_), false, None) => request.ciaddr,
@@ -188,16 +188,13 @@ fn request_(
                     return Answer::Nak { note: format!("{ip} is not this client's address ({})", lease.ip) };
                 }
                 None => {
-                    return Answer::Silent {
-                        note: format!("no record of this client asking for {ip}"),
-                        persist: false,
-                    };
+                    return Answer::Silent { note: format!("no record of this client asking for {ip}"), persist: None };
                 }
             }
         }
         // RENEWING / REBINDING.
         (None, false, _) => request.ciaddr,
-        _ => return Answer::Silent { note: "request names no address".into(), persist: false },
+        _ => return Answer::Silent { note: "request names no address".into(), persist: None },
     };
     let known = leases.lease_of(client).is_some_and(|lease| lease.ip == wanted && lease.state != LeaseState::Declined);
     if !known {
@@ -205,7 +202,7 @@ fn request_(
             return if settings.subnet.contains(&wanted) {
                 Answer::Nak { note: format!("{wanted} is not in our pool") }
             } else {
-                Answer::Silent { note: format!("{wanted} is not on our network"), persist: false }
+                Answer::Silent { note: format!("{wanted} is not on our network"), persist: None }
             };
         }
         return Answer::Nak { note: format!("{wanted} was not offered to this client") };
@@ -258,7 +255,7 @@ fn finish(
     } else {
         destination(request, false)
     };
-    Outcome { reply: Some(Reply { message: reply_message, destination }), persist: false, event }
+    Outcome { reply: Some(Reply { message: reply_message, destination }), persist: None, event }
 }
 
 /// RFC 2131 §4.1. A client without an address that did not ask for broadcast
@@ -442,7 +439,7 @@ mod tests {
         );
         assert!(option(offer_msg, OptionCode::VendorExtensions).is_some());
         assert!(option(offer_msg, OptionCode::ClientMachineIdentifier).is_some());
-        assert!(!offer.persist);
+        assert_eq!(offer.persist, None);
         let ack = ack.reply.map(|r| r.message).unwrap();
         assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
         assert_eq!(option(&ack, OptionCode::AddressLeaseTime), Some(&DhcpOption::AddressLeaseTime(3600)));
@@ -453,7 +450,7 @@ mod tests {
     fn ack_must_be_persisted_and_event_describes_it() {
         let mut leases = table();
         let (_, ack) = dora(&Client::firmware(1, 7), &mut leases, NOW);
-        assert!(ack.persist);
+        assert_eq!(ack.persist, Some([10, 77, 0, 100].into()));
         assert_eq!(ack.event.answered.as_deref(), Some("ACK"));
         assert_eq!(ack.event.boot.as_deref(), Some("ipxe.efi"));
         assert_eq!(ack.event.arch.as_deref(), Some("UEFI x64"));
@@ -571,20 +568,21 @@ mod tests {
         let mut release = client.message(MessageType::Release, &[DhcpOption::ServerIdentifier(SERVER)]);
         release.set_ciaddr(ip);
         let released = run(release, &mut leases, NOW + 10);
-        assert!(released.reply.is_none() && released.persist);
+        assert!(released.reply.is_none());
+        assert_eq!(released.persist, Some(ip));
         assert_eq!(leases.get(ip).unwrap().state, LeaseState::Released);
 
         let (_, ack) = dora(&client, &mut leases, NOW + 20);
         let ip = ack.reply.unwrap().message.yiaddr();
         let declined =
             run(client.message(MessageType::Decline, &[DhcpOption::RequestedIpAddress(ip)]), &mut leases, NOW + 30);
-        assert!(declined.persist);
+        assert_eq!(declined.persist, Some(ip));
         assert_eq!(leases.get(ip).unwrap().state, LeaseState::Declined);
 
         let mut inform = Client { mac: [2, 0, 0, 0, 0, 3], opts: vec![] }.message(MessageType::Inform, &[]);
         inform.set_ciaddr(Ipv4Addr::new(10, 77, 0, 50));
         let informed = run(inform, &mut leases, NOW);
-        assert!(!informed.persist);
+        assert_eq!(informed.persist, None);
         let reply = informed.reply.unwrap();
         assert_eq!(reply.destination, Destination::Client([10, 77, 0, 50].into()));
         assert!(reply.message.yiaddr().is_unspecified());

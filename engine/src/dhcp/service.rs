@@ -3,6 +3,7 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -10,11 +11,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::lease_store::{LeaseStore, OpenError};
 use super::leases::{LeaseTable, Timestamp};
-use super::server::{Destination, DhcpSettings, encode_reply, handle};
+use super::server::{Destination, DhcpSettings, Outcome, encode_reply, handle};
 use dhcproto::v4::MessageType;
 
-use crate::config::{PoolRange, write_atomically};
+use crate::config::PoolRange;
 use crate::detect::watch::Conflicts;
 use crate::events::{EngineEvent, EventSink, ServiceEvent};
 use crate::pxe::PxeRequest;
@@ -85,13 +87,14 @@ pub struct BoundDhcp {
     socket: UdpSocket,
     settings: DhcpServiceSettings,
     leases: LeaseTable,
+    store: LeaseStore,
     events: EventSink,
     local_addr: SocketAddr,
 }
 
 /// Loads the leases and takes the port.
 pub async fn bind(settings: DhcpServiceSettings, events: EventSink) -> Result<BoundDhcp, DhcpStartError> {
-    let leases = load_leases(&settings, &events).await?;
+    let (store, leases) = load_leases(&settings, &events).await?;
     let socket = open_socket(&InterfacePort {
         interface: settings.interface.clone(),
         index: settings.interface_index,
@@ -101,7 +104,7 @@ pub async fn bind(settings: DhcpServiceSettings, events: EventSink) -> Result<Bo
     let local_addr = socket
         .local_addr()
         .map_err(|source| DhcpStartError::Socket { interface: settings.interface.clone(), source })?;
-    Ok(BoundDhcp { socket, settings, leases, events, local_addr })
+    Ok(BoundDhcp { socket, settings, leases, store, events, local_addr })
 }
 
 impl BoundDhcp {
@@ -113,7 +116,7 @@ impl BoundDhcp {
     /// that will retransmit) is dropped first. `conflicts` hears of every client that
     /// accepts another server's offer.
     pub fn serve(self, conflicts: Conflicts) -> DhcpService {
-        let Self { socket, settings, leases, events, local_addr } = self;
+        let Self { socket, settings, leases, store, events, local_addr } = self;
         let mut buf = [0u8; 1];
         while socket.try_recv_from(&mut buf).is_ok() {}
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -127,38 +130,64 @@ impl BoundDhcp {
             ),
             ok: true,
         }));
-        let task = tokio::spawn(serve(socket, settings, leases, events, conflicts, stop_rx));
+        let state = ServeState { settings, leases, store: Arc::new(Mutex::new(store)), events, conflicts };
+        let task = tokio::spawn(serve(socket, state, stop_rx));
         DhcpService { stop: Some(stop_tx), task: Some(task), local_addr }
     }
 }
 
 /// A lease file that cannot be parsed is kept aside (never overwritten) and the server starts empty.
-async fn load_leases(settings: &DhcpServiceSettings, events: &EventSink) -> Result<LeaseTable, DhcpStartError> {
+async fn load_leases(
+    settings: &DhcpServiceSettings,
+    events: &EventSink,
+) -> Result<(LeaseStore, LeaseTable), DhcpStartError> {
     let path = settings.lease_file.clone();
     let (pool, server_ip) = (settings.pool, settings.decision.server_ip);
     let bytes = match tokio::fs::read(&path).await {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(LeaseTable::new(pool, server_ip)),
+        Ok(bytes) => Some(bytes),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
         Err(source) => return Err(DhcpStartError::LeaseFile { path, source }),
     };
-    match LeaseTable::from_bytes(pool, server_ip, &bytes) {
-        Ok(table) => Ok(table),
-        Err(err) => {
+    let open = |bytes: Option<Vec<u8>>| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || LeaseStore::open(&path, pool, server_ip, bytes.as_deref()))
+    };
+    let io_error = |err: tokio::task::JoinError| io::Error::other(err.to_string());
+    let lease_file_error = |source: io::Error| DhcpStartError::LeaseFile { path: path.clone(), source };
+    let opened = match open(bytes).await.map_err(|err| lease_file_error(io_error(err)))? {
+        Err(OpenError::Snapshot(err)) => {
             let aside = path.with_extension(format!("corrupt-{}", now()));
             let moved = tokio::fs::rename(&path, &aside).await;
             events.emit(EngineEvent::Service(ServiceEvent {
                 service: "dhcp".into(),
                 message: format!(
-                    "lease file {} is unreadable ({err}); kept it as {} ({}) and started with no leases",
+                    "lease file {} is unreadable ({err}); kept it as {} ({}) and started from its journal alone",
                     path.display(),
                     aside.display(),
                     if moved.is_ok() { "moved" } else { "could not move" },
                 ),
                 ok: false,
             }));
-            Ok(LeaseTable::new(pool, server_ip))
+            open(None).await.map_err(|err| lease_file_error(io_error(err)))?
         }
+        other => other,
+    };
+    let (store, table, loaded) = opened.map_err(|err| match err {
+        OpenError::Io { source, .. } => lease_file_error(source),
+        OpenError::Snapshot(err) => lease_file_error(io::Error::other(err)),
+    })?;
+    if loaded.unreadable_journal_lines > 0 {
+        events.emit(EngineEvent::Service(ServiceEvent {
+            service: "dhcp".into(),
+            message: format!(
+                "skipped {} unreadable line(s) of the lease journal {} (a write cut short; no reply had gone out for it)",
+                loaded.unreadable_journal_lines,
+                store.journal_file().display()
+            ),
+            ok: false,
+        }));
     }
+    Ok((store, table))
 }
 
 /// Where a DHCP-style socket listens: a port on one interface.
@@ -184,6 +213,8 @@ pub(crate) fn open_socket(at: &InterfacePort) -> Result<UdpSocket, DhcpStartErro
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(socket_error)?;
     socket.set_broadcast(true).map_err(socket_error)?;
     socket.set_nonblocking(true).map_err(socket_error)?;
+    // A classroom switched on at once queues hundreds of requests; the default buffer drops them.
+    let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES);
     let bind_ip = bind_to_interface(&socket, at).map_err(socket_error)?;
     let address = SocketAddrV4::new(bind_ip, at.port);
     socket.bind(&address.into()).map_err(|source| match source.kind() {
@@ -215,70 +246,138 @@ fn bind_to_interface(_socket: &Socket, at: &InterfacePort) -> io::Result<Ipv4Add
     Ok(at.address)
 }
 
-async fn serve(
-    socket: UdpSocket,
+struct ServeState {
     settings: DhcpServiceSettings,
-    mut leases: LeaseTable,
+    leases: LeaseTable,
+    /// Shared with the blocking thread that writes it.
+    store: Arc<Mutex<LeaseStore>>,
     events: EventSink,
     conflicts: Conflicts,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut buf = vec![0u8; 4096];
-    let client_port = settings.port.wrapping_add(1);
+}
+
+/// Requests are taken in batches of what is already queued on the socket: each batch
+/// is decided, its lease changes reach the disk with one sync, then its replies go out.
+/// No ACK leaves before its lease is on disk.
+async fn serve(socket: UdpSocket, mut state: ServeState, mut stop: oneshot::Receiver<()>) {
+    let mut buffers = vec![vec![0u8; MAX_PACKET]; MAX_BATCH];
+    let mut received = Vec::with_capacity(MAX_BATCH);
     loop {
-        let (len, peer) = tokio::select! {
+        received.clear();
+        tokio::select! {
             _ = &mut stop => break,
-            received = socket.recv_from(&mut buf) => match received {
-                Ok(received) => received,
+            first = socket.recv_from(&mut buffers[0]) => match first {
+                Ok((len, peer)) => received.push((len, peer)),
                 Err(err) => {
                     tracing::warn!(%err, "DHCP receive failed");
                     continue;
                 }
             },
-        };
-        let (message, request) = match PxeRequest::decode(&buf[..len]) {
+        }
+        while received.len() < MAX_BATCH {
+            match socket.try_recv_from(&mut buffers[received.len()]) {
+                Ok(one) => received.push(one),
+                Err(_) => break,
+            }
+        }
+        let outcomes: Vec<Outcome> =
+            received.iter().zip(&buffers).filter_map(|(&(len, peer), buf)| state.decide(&buf[..len], peer)).collect();
+        let persisted = state.persist(&outcomes).await;
+        for outcome in outcomes {
+            if persisted || outcome.persist.is_none() {
+                state.send(&socket, &outcome).await;
+            }
+            state.events.emit(EngineEvent::Dhcp(outcome.event));
+        }
+    }
+}
+
+const RECEIVE_BUFFER_BYTES: usize = 1 << 20;
+/// Large enough for any DHCP message over Ethernet (RFC 2131 minimum is 576).
+const MAX_PACKET: usize = 4096;
+/// Requests decided and persisted together at most.
+const MAX_BATCH: usize = 256;
+
+impl ServeState {
+    fn decide(&mut self, packet: &[u8], peer: SocketAddr) -> Option<Outcome> {
+        let (message, request) = match PxeRequest::decode(packet) {
             Ok(parsed) => parsed,
             Err(err) => {
                 tracing::debug!(%peer, %err, "ignored a packet on the DHCP port");
-                continue;
+                return None;
             }
         };
         if request.message_type == MessageType::Request
-            && let Some(server) = request.server_id.filter(|id| *id != settings.decision.server_ip)
+            && let Some(server) = request.server_id.filter(|id| *id != self.settings.decision.server_ip)
         {
-            conflicts.client_chose(server);
+            self.conflicts.client_chose(server);
         }
-        let outcome = handle(&message, &request, &settings.decision, &mut leases, now());
-        if outcome.persist {
-            let bytes = leases.to_bytes();
-            let path = settings.lease_file.clone();
-            let written = tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await;
-            if !matches!(written, Ok(Ok(()))) {
+        Some(handle(&message, &request, &self.settings.decision, &mut self.leases, now()))
+    }
+
+    /// Writes the batch's lease changes; false when they could not be written.
+    async fn persist(&mut self, outcomes: &[Outcome]) -> bool {
+        let mut changed: Vec<Ipv4Addr> = outcomes.iter().filter_map(|outcome| outcome.persist).collect();
+        if changed.is_empty() {
+            return true;
+        }
+        changed.sort_unstable();
+        changed.dedup();
+        let lines: Vec<Vec<u8>> = changed.iter().filter_map(|ip| self.leases.journal_line(*ip)).collect();
+        let compact = self.store_needs_compaction().then(|| self.leases.to_bytes());
+        let store = Arc::clone(&self.store);
+        let written = tokio::task::spawn_blocking(move || {
+            let mut store = store.lock().map_err(|_| io::Error::other("lease store poisoned"))?;
+            store.append(&lines)?;
+            match compact {
+                Some(snapshot) => store.compact_to(&snapshot),
+                None => Ok(()),
+            }
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => true,
+            failure => {
+                let reason = match failure {
+                    Ok(Err(err)) => err.to_string(),
+                    Err(err) => err.to_string(),
+                    Ok(Ok(())) => String::new(),
+                };
                 // Never acknowledge a lease that would be lost on a crash.
-                events.emit(EngineEvent::Service(ServiceEvent {
+                self.events.emit(EngineEvent::Service(ServiceEvent {
                     service: "dhcp".into(),
-                    message: format!("cannot write leases to {}; reply withheld", settings.lease_file.display()),
+                    message: format!(
+                        "cannot write leases to {} ({reason}); {} repl{} withheld",
+                        self.settings.lease_file.display(),
+                        changed.len(),
+                        if changed.len() == 1 { "y" } else { "ies" }
+                    ),
                     ok: false,
                 }));
-                continue;
+                false
             }
         }
-        if let Some(reply) = &outcome.reply {
-            let target = match reply.destination {
-                Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port),
-                Destination::Client(ip) => SocketAddrV4::new(ip, client_port),
-                Destination::Relay(ip) => SocketAddrV4::new(ip, settings.port),
-            };
-            match encode_reply(&reply.message) {
-                Ok(bytes) => {
-                    if let Err(err) = socket.send_to(&bytes, target).await {
-                        tracing::warn!(%err, %target, "DHCP send failed");
-                    }
+    }
+
+    fn store_needs_compaction(&self) -> bool {
+        self.store.lock().is_ok_and(|store| store.needs_compaction(self.leases.len()))
+    }
+
+    async fn send(&self, socket: &UdpSocket, outcome: &Outcome) {
+        let Some(reply) = &outcome.reply else { return };
+        let client_port = self.settings.port.wrapping_add(1);
+        let target = match reply.destination {
+            Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port),
+            Destination::Client(ip) => SocketAddrV4::new(ip, client_port),
+            Destination::Relay(ip) => SocketAddrV4::new(ip, self.settings.port),
+        };
+        match encode_reply(&reply.message) {
+            Ok(bytes) => {
+                if let Err(err) = socket.send_to(&bytes, target).await {
+                    tracing::warn!(%err, %target, "DHCP send failed");
                 }
-                Err(err) => tracing::warn!(%err, "DHCP reply could not be encoded"),
             }
+            Err(err) => tracing::warn!(%err, "DHCP reply could not be encoded"),
         }
-        events.emit(EngineEvent::Dhcp(outcome.event));
     }
 }
 

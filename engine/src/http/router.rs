@@ -18,6 +18,9 @@ use super::observe;
 use crate::events::EventSink;
 use crate::generated::GeneratedFiles;
 
+/// Bytes read from a file per trip to the blocking pool.
+const HTTP_READ_CHUNK: usize = 256 * 1024;
+
 /// The whole HTTP service as one axum router. `root` must be canonical.
 pub(super) fn router(root: Arc<Path>, generated: GeneratedFiles, events: EventSink) -> Router {
     let files = ServeDir::with_backend(&root, RootBackend::new(root.clone()))
@@ -25,7 +28,10 @@ pub(super) fn router(root: Arc<Path>, generated: GeneratedFiles, events: EventSi
         .append_index_html_on_directories(false)
         // ServeDir answers a multi-range request with 416; serving the whole file
         // instead is allowed by RFC 9110 and what a download client can use.
-        .ignore_multi_range_requests(true);
+        .ignore_multi_range_requests(true)
+        // Each chunk is one trip to the blocking pool; the default 64 KiB made a
+        // single download 0.56× nginx, 256 KiB 0.93× (BENCHMARKS.md, case 4a).
+        .with_buf_chunk_size(HTTP_READ_CHUNK);
 
     // Layers run outside in: `observe` sees every response, including generated ones.
     Router::new()

@@ -1,10 +1,15 @@
 //! Starting and stopping the TFTP server.
 //!
 //! [`start`] binds the socket itself, so a port that is taken or forbidden is
-//! reported by `start` (with what to do about it), never later. The async-tftp
-//! server then runs in a tokio task; it has no shutdown call, so stopping means
-//! aborting that task, which drops the server, its executor and every transfer
-//! on it, and releases the port.
+//! reported by `start` (with what to do about it), never later.
+//!
+//! The async-tftp server runs on a thread of its own under `async_io::block_on`,
+//! not in a tokio task: its sockets and per-block timers live in async-io's
+//! reactor, and a thread blocked in that reactor wakes once per packet, where a
+//! tokio worker was woken through async-io's reactor thread (5.6 context switches
+//! and 44 µs of CPU per block, measured; BENCHMARKS.md). async-tftp has no
+//! shutdown call, so stopping drops the server future, its executor and every
+//! transfer on it, which releases the port.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -12,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_tftp::server::TftpServerBuilder;
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 use super::handler::TftpHandler;
 use crate::events::{EngineEvent, EventSink, ServiceEvent};
@@ -162,7 +167,8 @@ pub fn bind_error(addr: SocketAddr, source: io::Error) -> TftpStartError {
 /// A running TFTP server. Stops on [`stop`](Self::stop) or when dropped.
 pub struct TftpService {
     local_addr: SocketAddr,
-    task: Option<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     events: EventSink,
 }
 
@@ -184,16 +190,18 @@ impl TftpService {
     /// False once the server has died on its own (a `Service` event with
     /// `ok: false` says why) or was stopped.
     pub fn is_running(&self) -> bool {
-        self.task.as_ref().is_some_and(|task| !task.is_finished())
+        self.thread.as_ref().is_some_and(|thread| !thread.is_finished())
     }
 
     /// Stop serving: every transfer in flight is cut off (each reports
     /// `Failed`), and when this returns the port is free again.
     pub async fn stop(mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            // Resolves once the task's future (the server and its sockets) is dropped.
-            let _ = task.await;
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            // The thread ends as soon as it has dropped the server and its sockets.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         self.events.emit(EngineEvent::Service(ServiceEvent {
             service: SERVICE_NAME.to_owned(),
@@ -204,11 +212,11 @@ impl TftpService {
 }
 
 impl Drop for TftpService {
-    /// Aborts the server task; the port is released as soon as the runtime
-    /// gets to the cancelled task (use [`stop`](Self::stop) to wait for it).
+    /// Tells the server thread to stop; the port is released as soon as it
+    /// has (use [`stop`](Self::stop) to wait for it).
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 }
@@ -241,16 +249,30 @@ pub async fn start(
     }
     let server = builder.build().await.map_err(|source| TftpStartError::Server { addr: local_addr, source })?;
 
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task_events = events.clone();
-    let task = tokio::spawn(async move {
-        // serve() only returns when receiving on the listening socket fails.
-        let message = match server.serve().await {
-            Ok(()) => format!("TFTP on {local_addr} stopped unexpectedly"),
-            Err(e) => format!("TFTP on {local_addr} stopped: {e}"),
-        };
-        tracing::error!("{message}");
-        task_events.emit(EngineEvent::Service(ServiceEvent { service: SERVICE_NAME.to_owned(), message, ok: false }));
-    });
+    let thread = std::thread::Builder::new()
+        .name("tftp".to_owned())
+        .spawn(move || {
+            let stopped = async {
+                let _ = stop_rx.await;
+                None
+            };
+            // serve() only returns when receiving on the listening socket fails.
+            let served = async { Some(server.serve().await) };
+            let message = match async_io::block_on(futures_lite::future::or(served, stopped)) {
+                None => return,
+                Some(Ok(())) => format!("TFTP on {local_addr} stopped unexpectedly"),
+                Some(Err(e)) => format!("TFTP on {local_addr} stopped: {e}"),
+            };
+            tracing::error!("{message}");
+            task_events.emit(EngineEvent::Service(ServiceEvent {
+                service: SERVICE_NAME.to_owned(),
+                message,
+                ok: false,
+            }));
+        })
+        .map_err(|source| TftpStartError::Bind { addr: local_addr, source })?;
 
     tracing::info!(addr = %local_addr, root = %settings.root.display(), "TFTP serving");
     events.emit(EngineEvent::Service(ServiceEvent {
@@ -259,7 +281,7 @@ pub async fn start(
         ok: true,
     }));
 
-    Ok(TftpService { local_addr, task: Some(task), events })
+    Ok(TftpService { local_addr, stop: Some(stop_tx), thread: Some(thread), events })
 }
 
 async fn check_root(root: PathBuf) -> Result<(), TftpStartError> {
