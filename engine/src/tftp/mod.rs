@@ -1,6 +1,8 @@
 //! TFTP: read-only file service out of one boot root.
 //!
-//! Owns: the TFTP socket and server (async-tftp) on one address, the rules
+//! Owns: the TFTP sockets on one address (the listening port and one port per
+//! transfer), the TFTP wire format ([`packet`]), each read transfer as a
+//! sans-IO state machine ([`transfer`]: options, windows, resends), the rules
 //! that turn a wire filename into a file inside the root ([`paths`], the only
 //! place a request becomes a path), serving [`GeneratedFiles`] ahead of real
 //! files, and reporting every transfer as a
@@ -11,23 +13,30 @@
 //! [`TftpSettings`]), and anything outside the root. It never writes: write
 //! requests are refused.
 //!
-//! Flow of one read request: async-tftp parses the RRQ → [`TftpHandler`]
-//! normalises the name → a generated file, or [`paths::resolve_request`] then
-//! open → a [`TransferReader`] that async-tftp sends from and that reports
-//! `Started`, `Progress`, `Finished`/`Failed`.
+//! Flow of one read request: the listener parses the RRQ and starts a transfer
+//! thread → [`TftpHandler`] normalises the name → a generated file, or
+//! [`paths::resolve_request`] then open → options negotiated → the
+//! [`transfer::ReadTransfer`] says which blocks to send as ACKs and timeouts
+//! come in → a [`TransferReport`] reports `Started`, `Progress`,
+//! `Finished`/`Failed`.
 //!
 //! [`GeneratedFiles`]: crate::generated::GeneratedFiles
 
 mod handler;
+pub mod packet;
 pub mod paths;
 mod service;
+pub mod transfer;
 
 #[cfg(test)]
 mod tests;
 
-pub use handler::{PROGRESS_INTERVAL, READ_ONLY_MESSAGE, TftpHandler, TransferReader, tftp_error};
+pub use handler::{
+    BlockSource, Opened, PROGRESS_INTERVAL, READ_ONLY_MESSAGE, Refusal, TftpHandler, TransferReport, tftp_error,
+};
 pub use paths::{PathError, RelativePath, ResolvedPath, normalise, resolve_request};
 pub use service::{
-    DEFAULT_MAX_SEND_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WINDOW_SIZE_LIMIT, MAX_BLOCK_SIZE, TftpService, TftpSettings,
+    DEFAULT_MAX_SEND_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WINDOW_SIZE_LIMIT, MAX_TRANSFERS, TftpService, TftpSettings,
     TftpStartError, bind_error, start,
 };
+pub use transfer::MAX_BLOCK_SIZE;

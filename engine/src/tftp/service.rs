@@ -1,44 +1,59 @@
-//! Starting and stopping the TFTP server.
+//! Starting and stopping the TFTP server, and the I/O of each transfer.
 //!
 //! [`start`] binds the socket itself, so a port that is taken or forbidden is
 //! reported by `start` (with what to do about it), never later.
 //!
-//! The async-tftp server runs on a thread of its own under `async_io::block_on`,
-//! not in a tokio task: its sockets and per-block timers live in async-io's
-//! reactor, and a thread blocked in that reactor wakes once per packet, where a
-//! tokio worker was woken through async-io's reactor thread (5.6 context switches
-//! and 44 µs of CPU per block, measured; BENCHMARKS.md). async-tftp has no
-//! shutdown call, so stopping drops the server future, its executor and every
-//! transfer on it, which releases the port.
+//! Requests arrive on the listening socket in a tokio task. Each read request
+//! gets a thread of its own with a new socket (its TID) connected to the client,
+//! driving a [`ReadTransfer`] with blocking sends and receives: one wake-up per
+//! ACK and no hop between threads per block, as tftpd-hpa and atftpd do. (The
+//! async-tftp server this replaced cost 5.6 context switches and 44 µs of CPU
+//! per block here, and one per-ACK timer and epoll re-arm even on its own
+//! thread; BENCHMARKS.md has the figures.)
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use async_tftp::server::TftpServerBuilder;
 use tokio::sync::oneshot;
 
-use super::handler::TftpHandler;
+use super::handler::{Opened, Refusal, TftpHandler};
+use super::packet::{self, ClientPacket, DATA_HEADER_LEN, ErrorCode, Mode, Request};
+use super::transfer::{Action, Limits, MAX_BLOCK_SIZE, Negotiated, ReadTransfer, negotiate};
 use crate::events::{EngineEvent, EventSink, ServiceEvent};
 use crate::generated::GeneratedFiles;
-
-/// Largest block size TFTP allows (RFC 2348) and async-tftp accepts.
-pub const MAX_BLOCK_SIZE: u16 = 65464;
 
 /// Default window size cap. A window is held in memory (window × block size per
 /// transfer), so an uncapped client could ask for 65535 × 65464 bytes; 64 keeps
 /// that to 4 MiB and is where loopback throughput levels off.
 pub const DEFAULT_WINDOW_SIZE_LIMIT: u16 = 64;
 
-/// Default resends of an unacknowledged block before a transfer is given up.
-/// Low on purpose: async-tftp ignores a client's ERROR packet (its issue #18)
-/// and keeps resending until this runs out.
+/// Default resends in a row without progress before a transfer is given up.
+/// The waits double from the measured round trip up to the timeout.
 pub const DEFAULT_MAX_SEND_RETRIES: u32 = 10;
 
-/// Default wait for an acknowledgement before resending (clients may ask for
-/// another with the `timeout` option).
+/// Default longest wait for an acknowledgement before resending (clients may
+/// ask for another with the `timeout` option).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Transfers served at once; a request beyond gets "server busy". Each is a
+/// thread with a small stack and one block of buffer.
+pub const MAX_TRANSFERS: usize = 512;
+
+/// How often a transfer waiting for an ACK checks whether the service stopped.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Stack of a transfer thread: the loop holds its block buffer on the heap.
+const TRANSFER_STACK: usize = 256 * 1024;
+
+/// Receive buffer of the listening socket: a classroom's requests at once.
+const LISTEN_BUFFER: usize = 256 * 1024;
+
+/// Longest datagram a client sends (a request with options); longer is dropped.
+const MAX_REQUEST_DATAGRAM: usize = 2048;
 
 const SERVICE_NAME: &str = "tftp";
 
@@ -46,8 +61,8 @@ const SERVICE_NAME: &str = "tftp";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TftpSettings {
     /// Address to listen on. Bind one per interface address rather than
-    /// 0.0.0.0: async-tftp sends each transfer from a new socket bound to this
-    /// IP, and with 0.0.0.0 the kernel picks the source address.
+    /// 0.0.0.0: each transfer is sent from a new socket bound to this IP, and
+    /// with 0.0.0.0 the kernel picks the source address.
     pub bind: SocketAddr,
     /// The boot root; every real file served lies inside it.
     pub root: PathBuf,
@@ -136,13 +151,6 @@ pub enum TftpStartError {
 
     #[error("invalid TFTP setting: {0}")]
     InvalidSetting(String),
-
-    #[error("cannot start the TFTP server on {addr}: {source}")]
-    Server {
-        addr: SocketAddr,
-        #[source]
-        source: async_tftp::Error,
-    },
 }
 
 /// Turn a bind failure into an error that says what to do.
@@ -168,8 +176,16 @@ pub fn bind_error(addr: SocketAddr, source: io::Error) -> TftpStartError {
 pub struct TftpService {
     local_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+    transfers: Arc<Transfers>,
     events: EventSink,
+}
+
+/// What the listener and the transfer threads share.
+#[derive(Default)]
+struct Transfers {
+    stopping: AtomicBool,
+    active: AtomicUsize,
 }
 
 impl std::fmt::Debug for TftpService {
@@ -177,6 +193,7 @@ impl std::fmt::Debug for TftpService {
         f.debug_struct("TftpService")
             .field("local_addr", &self.local_addr)
             .field("running", &self.is_running())
+            .field("transfers", &self.transfers.active.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -190,18 +207,23 @@ impl TftpService {
     /// False once the server has died on its own (a `Service` event with
     /// `ok: false` says why) or was stopped.
     pub fn is_running(&self) -> bool {
-        self.thread.as_ref().is_some_and(|thread| !thread.is_finished())
+        self.listener.as_ref().is_some_and(|listener| !listener.is_finished())
     }
 
     /// Stop serving: every transfer in flight is cut off (each reports
     /// `Failed`), and when this returns the port is free again.
     pub async fn stop(mut self) {
+        self.transfers.stopping.store(true, Ordering::SeqCst);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(thread) = self.thread.take() {
-            // The thread ends as soon as it has dropped the server and its sockets.
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.await;
+        }
+        // Transfers notice within STOP_POLL; wait a little longer than that.
+        let deadline = Instant::now() + STOP_POLL * 5;
+        while self.transfers.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(STOP_POLL / 10).await;
         }
         self.events.emit(EngineEvent::Service(ServiceEvent {
             service: SERVICE_NAME.to_owned(),
@@ -212,9 +234,10 @@ impl TftpService {
 }
 
 impl Drop for TftpService {
-    /// Tells the server thread to stop; the port is released as soon as it
-    /// has (use [`stop`](Self::stop) to wait for it).
+    /// Tells the listener and every transfer to stop; the port is released as
+    /// soon as the listener task has ended (use [`stop`](Self::stop) to wait).
     fn drop(&mut self) {
+        self.transfers.stopping.store(true, Ordering::SeqCst);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -222,7 +245,7 @@ impl Drop for TftpService {
 }
 
 /// Bind, then serve read requests from `settings.root` (with `generated` files
-/// shadowing real ones) in a tokio task. Must be called within a tokio runtime.
+/// shadowing real ones). Must be called within a tokio runtime.
 pub async fn start(
     settings: TftpSettings,
     generated: GeneratedFiles,
@@ -234,45 +257,31 @@ pub async fn start(
     let addr = settings.bind;
     let socket = UdpSocket::bind(addr).map_err(|e| bind_error(addr, e))?;
     let local_addr = socket.local_addr().map_err(|e| bind_error(addr, e))?;
+    // A bigger buffer only helps; the system's default still works.
+    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(LISTEN_BUFFER);
+    socket.set_nonblocking(true).map_err(|e| bind_error(addr, e))?;
+    let socket = tokio::net::UdpSocket::from_std(socket).map_err(|e| bind_error(addr, e))?;
 
-    let handler = TftpHandler::new(settings.root.clone(), generated, events.clone());
-    let mut builder = TftpServerBuilder::with_handler(handler)
-        .std_socket(socket)
-        .map_err(|source| TftpStartError::Server { addr: local_addr, source })?
-        .timeout(settings.timeout)
-        .max_send_retries(settings.max_send_retries);
-    if let Some(limit) = settings.block_size_limit {
-        builder = builder.block_size_limit(limit);
-    }
-    if let Some(limit) = settings.window_size_limit {
-        builder = builder.window_size_limit(limit);
-    }
-    let server = builder.build().await.map_err(|source| TftpStartError::Server { addr: local_addr, source })?;
-
+    let listener = Listener {
+        handler: TftpHandler::new(settings.root.clone(), generated, events.clone()),
+        limits: Limits {
+            block_size: settings.block_size_limit.unwrap_or(MAX_BLOCK_SIZE),
+            window_size: settings.window_size_limit.unwrap_or(u16::MAX),
+            timeout: settings.timeout,
+            max_retries: settings.max_send_retries,
+        },
+        transfers: Arc::new(Transfers::default()),
+        local_addr,
+    };
+    let transfers = Arc::clone(&listener.transfers);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task_events = events.clone();
-    let thread = std::thread::Builder::new()
-        .name("tftp".to_owned())
-        .spawn(move || {
-            let stopped = async {
-                let _ = stop_rx.await;
-                None
-            };
-            // serve() only returns when receiving on the listening socket fails.
-            let served = async { Some(server.serve().await) };
-            let message = match async_io::block_on(futures_lite::future::or(served, stopped)) {
-                None => return,
-                Some(Ok(())) => format!("TFTP on {local_addr} stopped unexpectedly"),
-                Some(Err(e)) => format!("TFTP on {local_addr} stopped: {e}"),
-            };
-            tracing::error!("{message}");
-            task_events.emit(EngineEvent::Service(ServiceEvent {
-                service: SERVICE_NAME.to_owned(),
-                message,
-                ok: false,
-            }));
-        })
-        .map_err(|source| TftpStartError::Bind { addr: local_addr, source })?;
+    let task = tokio::spawn(async move {
+        let Err(err) = listener.serve(&socket, stop_rx).await else { return };
+        let message = format!("TFTP on {local_addr} stopped: {err}");
+        tracing::error!("{message}");
+        task_events.emit(EngineEvent::Service(ServiceEvent { service: SERVICE_NAME.to_owned(), message, ok: false }));
+    });
 
     tracing::info!(addr = %local_addr, root = %settings.root.display(), "TFTP serving");
     events.emit(EngineEvent::Service(ServiceEvent {
@@ -281,7 +290,243 @@ pub async fn start(
         ok: true,
     }));
 
-    Ok(TftpService { local_addr, stop: Some(stop_tx), thread: Some(thread), events })
+    Ok(TftpService { local_addr, stop: Some(stop_tx), listener: Some(task), transfers, events })
+}
+
+/// Receives requests on the listening socket and hands each read to a thread.
+struct Listener {
+    handler: TftpHandler,
+    limits: Limits,
+    transfers: Arc<Transfers>,
+    local_addr: SocketAddr,
+}
+
+impl Listener {
+    /// Until `stop` fires (Ok) or the socket fails (Err).
+    async fn serve(&self, socket: &tokio::net::UdpSocket, mut stop: oneshot::Receiver<()>) -> io::Result<()> {
+        let mut buf = vec![0u8; MAX_REQUEST_DATAGRAM];
+        loop {
+            let (len, client) = tokio::select! {
+                _ = &mut stop => return Ok(()),
+                received = socket.recv_from(&mut buf) => match received {
+                    Ok(received) => received,
+                    // An ICMP error from an earlier reply, on systems that report
+                    // it here (Windows): not the listener's failure.
+                    Err(err) if is_transient(&err) => continue,
+                    Err(err) => return Err(err),
+                },
+            };
+            if len == buf.len() {
+                tracing::debug!(%client, "TFTP datagram on the listening port too long; dropped");
+                continue;
+            }
+            match packet::parse(&buf[..len]) {
+                Ok(ClientPacket::Read(request)) => self.read_request(socket, client, request).await,
+                Ok(ClientPacket::Write(request)) => {
+                    let refusal = self.handler.refuse_write(client, &request.filename);
+                    reply_error(socket, client, &refusal).await;
+                }
+                Ok(other) => tracing::debug!(%client, "TFTP {other:?} on the listening port; ignored"),
+                // A name that is not text cannot be a boot file; a reply would only
+                // help a scanner. Dropped like any other malformed datagram.
+                Err(err) => tracing::debug!(%client, "TFTP datagram dropped: {err}"),
+            }
+        }
+    }
+
+    async fn read_request(&self, socket: &tokio::net::UdpSocket, client: SocketAddr, request: Request) {
+        if request.mode == Mode::Mail {
+            let refusal = self.handler.refuse(client, &request.filename, &"mail mode is not supported");
+            return reply_error(socket, client, &refusal).await;
+        }
+        if self.transfers.active.load(Ordering::SeqCst) >= MAX_TRANSFERS {
+            let busy = format!("server busy: {MAX_TRANSFERS} transfers in progress");
+            let refusal = self.handler.refuse(client, &request.filename, &busy);
+            return reply_error(socket, client, &refusal).await;
+        }
+        let transfer = TransferThread {
+            handler: self.handler.clone(),
+            limits: self.limits,
+            transfers: Arc::clone(&self.transfers),
+            bind: SocketAddr::new(self.local_addr.ip(), 0),
+            client,
+            request,
+        };
+        self.transfers.active.fetch_add(1, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name("tftp-transfer".to_owned())
+            .stack_size(TRANSFER_STACK)
+            .spawn(move || transfer.run());
+        if let Err(err) = spawned {
+            self.transfers.active.fetch_sub(1, Ordering::SeqCst);
+            tracing::error!(%client, "cannot start a TFTP transfer thread: {err}");
+        }
+    }
+}
+
+async fn reply_error(socket: &tokio::net::UdpSocket, client: SocketAddr, refusal: &Refusal) {
+    if let Err(err) = socket.send_to(&packet::error(refusal.code, &refusal.message), client).await {
+        tracing::debug!(%client, "TFTP error reply not sent: {err}");
+    }
+}
+
+fn is_transient(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused | io::ErrorKind::Interrupted)
+}
+
+/// One read request, served on its own thread from its own socket.
+struct TransferThread {
+    handler: TftpHandler,
+    limits: Limits,
+    transfers: Arc<Transfers>,
+    bind: SocketAddr,
+    client: SocketAddr,
+    request: Request,
+}
+
+impl TransferThread {
+    fn run(self) {
+        let _active = ActiveGuard(Arc::clone(&self.transfers));
+        let socket = match UdpSocket::bind(self.bind).and_then(|socket| socket.connect(self.client).map(|()| socket)) {
+            Ok(socket) => socket,
+            Err(err) => {
+                tracing::warn!(client = %self.client, "no socket for a TFTP transfer: {err}");
+                let refusal = self.handler.refuse(self.client, &self.request.filename, &err);
+                let _ = UdpSocket::bind(self.bind)
+                    .and_then(|s| s.send_to(&packet::error(refusal.code, &refusal.message), self.client));
+                return;
+            }
+        };
+        // Errors to a request come from the transfer's port too (RFC 1350).
+        let Opened { source, mut report } = match self.handler.open(self.client, &self.request.filename) {
+            Ok(opened) => opened,
+            Err(refusal) => {
+                let _ = socket.send(&packet::error(refusal.code, &refusal.message));
+                return;
+            }
+        };
+        let negotiated = negotiate(&self.request.options, report.size(), &self.limits);
+        let mut link = Link::new(socket, &negotiated, &self.transfers.stopping);
+        let (mut transfer, mut action) =
+            ReadTransfer::start(&negotiated, report.size(), self.limits.max_retries, Instant::now());
+        loop {
+            let sent = match &action {
+                Action::SendOack => link.send(&packet::oack(&negotiated.oack)),
+                Action::Send(blocks) => link.send_blocks(&transfer, blocks.clone(), &source),
+                Action::Wait => Ok(()),
+                Action::Done => return report.finished(),
+                Action::GiveUp => {
+                    let why = format!("no acknowledgement after {} resends", self.limits.max_retries);
+                    let _ = link.send(&packet::error(ErrorCode::Undefined, "timed out"));
+                    return report.failed(transfer.acknowledged_bytes(), &why);
+                }
+            };
+            if let Err(why) = sent {
+                return report.failed(transfer.acknowledged_bytes(), &why);
+            }
+            action = match link.receive(transfer.deadline()) {
+                Ok(Some(ClientPacket::Ack(number))) => {
+                    let now = Instant::now();
+                    let next = transfer.on_ack(number, now);
+                    report.progress(transfer.acknowledged_bytes(), now);
+                    next
+                }
+                Ok(Some(ClientPacket::Error { code, message })) => {
+                    let why = format!("the client sent error {code} ({message:?})");
+                    return report.failed(transfer.acknowledged_bytes(), &why);
+                }
+                Ok(Some(_)) => Action::Wait,
+                Ok(None) => transfer.on_timeout(Instant::now()),
+                Err(why) => return report.failed(transfer.acknowledged_bytes(), &why),
+            };
+        }
+    }
+}
+
+/// Counts a transfer as active for as long as it lives.
+struct ActiveGuard(Arc<Transfers>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A transfer's socket, connected to its client: datagrams from any other
+/// address are dropped by the kernel (a stray TID never reaches the transfer).
+struct Link<'a> {
+    socket: UdpSocket,
+    packet: Vec<u8>,
+    received: [u8; MAX_REQUEST_DATAGRAM],
+    read_timeout: Option<Duration>,
+    stopping: &'a AtomicBool,
+}
+
+impl<'a> Link<'a> {
+    fn new(socket: UdpSocket, negotiated: &Negotiated, stopping: &'a AtomicBool) -> Self {
+        let packet = vec![0u8; DATA_HEADER_LEN + usize::from(negotiated.block_size)];
+        Self { socket, packet, received: [0; MAX_REQUEST_DATAGRAM], read_timeout: None, stopping }
+    }
+
+    fn send(&self, datagram: &[u8]) -> Result<(), String> {
+        self.socket.send(datagram).map(|_| ()).map_err(|err| describe(&err))
+    }
+
+    fn send_blocks(
+        &mut self,
+        transfer: &ReadTransfer,
+        blocks: std::ops::RangeInclusive<u64>,
+        source: &super::handler::BlockSource,
+    ) -> Result<(), String> {
+        for block in blocks {
+            let (offset, len) = transfer.block_span(block);
+            let payload = &mut self.packet[DATA_HEADER_LEN..DATA_HEADER_LEN + len];
+            let read = source.read_at(offset, payload).map_err(|err| format!("reading the file failed: {err}"))?;
+            if read < len {
+                return Err(format!("the file shrank while it was served (block {block} short by {})", len - read));
+            }
+            packet::write_data_header(&mut self.packet, ReadTransfer::wire_number(block));
+            self.send(&self.packet[..DATA_HEADER_LEN + len])?;
+        }
+        Ok(())
+    }
+
+    /// The next packet from the client, or `None` once `deadline` has passed.
+    fn receive(&mut self, deadline: Instant) -> Result<Option<ClientPacket>, String> {
+        loop {
+            if self.stopping.load(Ordering::Relaxed) {
+                return Err("the TFTP service was stopped".to_owned());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            // Rounded up to whole milliseconds so the timeout changes rarely (one
+            // setsockopt per change, not per block).
+            let wanted = (deadline - now).min(STOP_POLL);
+            let wanted = Duration::from_millis(wanted.as_millis() as u64 + 1);
+            if self.read_timeout != Some(wanted) {
+                self.socket.set_read_timeout(Some(wanted)).map_err(|err| describe(&err))?;
+                self.read_timeout = Some(wanted);
+            }
+            match self.socket.recv(&mut self.received) {
+                Ok(len) => match packet::parse(&self.received[..len]) {
+                    Ok(packet) => return Ok(Some(packet)),
+                    Err(err) => tracing::debug!("TFTP transfer: datagram dropped: {err}"),
+                },
+                Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(describe(&err)),
+            }
+        }
+    }
+}
+
+fn describe(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => "the client's port is closed (it gave up or restarted)".to_owned(),
+        _ => format!("network error: {err}"),
+    }
 }
 
 async fn check_root(root: PathBuf) -> Result<(), TftpStartError> {
