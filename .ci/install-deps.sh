@@ -19,3 +19,12 @@ apt-get install -y -qq --no-install-recommends \
     mesa-vulkan-drivers xvfb x11-apps x11-utils
 bash tests/lab/prepare-guest.sh target/lab
 
+# ---- Packaging (.ci/package.sh, installers/) ----
+# Linux .deb/.tar.gz (dpkg-deb, debootstrap for the install check), Windows cross-build and
+# MSI (mingw-w64, wixl/msitools, Wine for the smoke test), icons (librsvg2-bin), script lint.
+apt-get install -y -qq --no-install-recommends \
+    dpkg-dev binutils file python3 xz-utils librsvg2-bin desktop-file-utils shellcheck \
+    debootstrap gcc-mingw-w64-x86-64 wixl msitools wine wine64
+if command -v rustup > /dev/null; then
+    rustup target add x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin
+fi

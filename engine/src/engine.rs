@@ -25,6 +25,7 @@ use crate::events::{EngineEvent, EventSink, ServiceEvent};
 use crate::generated::GeneratedFiles;
 use crate::http::{HttpService, HttpSettings, HttpStartError};
 use crate::ipxe::{SCRIPT_PATH, generate_script};
+use crate::loaders::LoaderFallback;
 use crate::net::{InterfaceLookupError, find_interface};
 use crate::proxy::{ProxyService, ProxyServiceSettings, ProxySettings};
 use crate::pxe::{BootSettings, rule_script_path};
@@ -178,6 +179,8 @@ pub struct Engine {
     capture: Option<LiveCapture>,
     tftp: Option<TftpService>,
     http: Option<HttpService>,
+    /// Serves the app's loader folder behind the boot root while TFTP and HTTP run.
+    loader_fallback: Option<LoaderFallback>,
     events: EventSink,
     status: EngineStatus,
 }
@@ -207,6 +210,7 @@ impl Engine {
             capture: None,
             tftp: None,
             http: None,
+            loader_fallback: None,
             events: events.clone(),
             status: EngineStatus {
                 interface: interface.name.clone(),
@@ -275,8 +279,16 @@ impl Engine {
         self.registry_feed = Some(tokio::spawn(feed_registry(self.events.subscribe(), Arc::clone(&self.registry))));
         let conflicts = Conflicts::new(vec![server_ip], config.mode != Mode::Dhcp, self.events.clone());
         let bind_ip = IpAddr::V4(server_ip);
+        let root = config.serving_root().to_path_buf();
+        if let Some(loader_dir) = config.fallback_loader_dir() {
+            match crate::loaders::register(&root, loader_dir) {
+                Ok(fallback) => self.loader_fallback = Some(fallback),
+                // Validation saw both folders; one vanished since. The root still serves.
+                Err(err) => tracing::warn!(%err, "the loader folder {} is not served", loader_dir.display()),
+            }
+        }
         if config.tftp.enabled {
-            let mut settings = TftpSettings::new(SocketAddr::new(bind_ip, config.tftp.port), &config.root);
+            let mut settings = TftpSettings::new(SocketAddr::new(bind_ip, config.tftp.port), &root);
             settings.block_size_limit = Some(config.tftp.block_size_limit);
             settings.window_size_limit = Some(config.tftp.window_size_limit);
             let tftp = crate::tftp::start(settings, generated.clone(), self.events.clone()).await?;
@@ -284,12 +296,12 @@ impl Engine {
             self.tftp = Some(tftp);
         }
         if config.http.enabled {
-            let settings = HttpSettings { bind: SocketAddr::new(bind_ip, config.http.port), root: config.root.clone() };
+            let settings = HttpSettings { bind: SocketAddr::new(bind_ip, config.http.port), root: root.clone() };
             let http = crate::http::start(settings, generated.clone(), self.events.clone()).await?;
             self.status.http = Some(http.local_addr());
             self.events.emit(EngineEvent::Service(ServiceEvent {
                 service: "http".into(),
-                message: format!("HTTP serving {} on {}", config.root.display(), http.local_addr()),
+                message: format!("HTTP serving {} on {}", root.display(), http.local_addr()),
                 ok: true,
             }));
             self.http = Some(http);
@@ -480,5 +492,6 @@ impl Engine {
         if let Some(http) = self.http.take() {
             http.stop().await;
         }
+        self.loader_fallback = None;
     }
 }

@@ -26,19 +26,22 @@ pub use engine_handle::EngineHandle;
 pub const CONFIG_DIR_ENV: &str = "PORTAPXE_CONFIG_DIR";
 
 /// Where settings live and what they were at the last exit. A broken file is
-/// reported and the defaults are used, so the window still opens.
+/// reported and the defaults are used, so the window still opens. The iPXE loaders
+/// installed with the app are served behind the chosen folder (never saved).
 pub fn load_settings() -> (Option<ConfigStore>, Config, Option<String>) {
     let store = match std::env::var_os(CONFIG_DIR_ENV) {
         Some(dir) => Ok(ConfigStore::at(PathBuf::from(dir))),
         None => ConfigStore::platform_default(),
     };
-    match store {
+    let (store, mut config, problem) = match store {
         Ok(store) => match store.load() {
             Ok(config) => (Some(store), config, None),
             Err(err) => (Some(store), Config::default(), Some(format!("{err}; starting from the defaults"))),
         },
         Err(err) => (None, Config::default(), Some(err.to_string())),
-    }
+    };
+    crate::boot_files::apply(&mut config);
+    (store, config, problem)
 }
 
 /// Opens the window and runs until it is closed. Without a display it says what

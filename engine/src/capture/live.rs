@@ -26,6 +26,11 @@ pub struct CaptureUnavailable {
 #[cfg(feature = "capture")]
 const IDLE_POLL: Duration = Duration::from_millis(50);
 
+/// The capture's kernel buffer. DHCP traffic is a few hundred bytes per boot, so this
+/// holds minutes of a busy network between two polls.
+#[cfg(feature = "capture")]
+const CAPTURE_BUFFER_BYTES: i32 = 256 * 1024;
+
 /// A running capture; stops (and joins its thread) when dropped.
 pub struct LiveCapture {
     stop: Arc<AtomicBool>,
@@ -63,10 +68,21 @@ fn permission_hint() -> String {
 pub fn start(interface: &str, sinks: CaptureSinks) -> Result<LiveCapture, CaptureUnavailable> {
     let unavailable =
         |reason: String| CaptureUnavailable { interface: interface.to_owned(), reason, hint: permission_hint() };
+    // On Windows, wpcap.dll (Npcap) is a delay-loaded import: the first pcap call
+    // would load it, and crash the process where it is missing. Load it ourselves first.
+    #[cfg(windows)]
+    npcap::load().map_err(unavailable)?;
     // Non-blocking, polled: a blocking read in immediate mode never returns on a quiet
-    // interface, and the thread must notice its stop flag.
-    let mut capture = pcap::Capture::from_device(interface)
-        .and_then(|c| c.promisc(false).snaplen(super::pcapng::SNAPLEN as i32).immediate_mode(true).open())
+    // interface, and the thread must notice its stop flag. DHCP is a trickle, so a small
+    // kernel buffer does (libpcap's default ring of 2-4 MB was most of the idle memory).
+    let mut capture = pcap::Capture::from_device(pcap_device_name(interface).as_str())
+        .and_then(|c| {
+            c.promisc(false)
+                .snaplen(super::pcapng::SNAPLEN as i32)
+                .buffer_size(CAPTURE_BUFFER_BYTES)
+                .immediate_mode(true)
+                .open()
+        })
         .and_then(|c| c.setnonblock())
         .map_err(|err| unavailable(err.to_string()))?;
     capture.filter("udp and (port 67 or port 68 or port 4011)", true).map_err(|err| unavailable(err.to_string()))?;
@@ -102,6 +118,84 @@ pub fn start(interface: &str, sinks: CaptureSinks) -> Result<LiveCapture, Captur
         })
         .map_err(|err| unavailable(err.to_string()))?;
     Ok(LiveCapture { stop, thread: Some(thread) })
+}
+
+/// The libpcap name of an interface. Windows lists adapters by GUID (`{…}`), Npcap opens
+/// them as `\Device\NPF_{…}`; elsewhere the names are the same.
+pub fn pcap_device_name(interface: &str) -> String {
+    if cfg!(windows) && interface.starts_with('{') {
+        format!("\\Device\\NPF_{interface}")
+    } else {
+        interface.to_owned()
+    }
+}
+
+/// Npcap's `wpcap.dll`, found and loaded before the first pcap call.
+///
+/// The Windows build links `wpcap.dll` through a delay-load import library
+/// (`installers/windows/build.sh`), so the exe starts where Npcap is not installed; the
+/// delay-load helper loads the DLL at the first pcap call, by name, and a failure there
+/// is a crash. Npcap puts `wpcap.dll` in `System32\Npcap` (only its "WinPcap
+/// compatible" mode also in `System32`), which is not on the DLL search path. So this
+/// loads it from there by full path, with its dependency `Packet.dll` looked up beside
+/// it, and keeps it loaded: the helper's later `LoadLibrary("wpcap.dll")` then finds the
+/// module already in the process. Nothing is ever loaded from the current or the exe's
+/// folder (DLL planting).
+#[cfg(all(feature = "capture", windows))]
+mod npcap {
+    use std::ffi::OsString;
+    use std::os::windows::ffi::{OsStrExt, OsStringExt};
+    use std::path::{Path, PathBuf};
+    use std::sync::OnceLock;
+
+    use windows_sys::Win32::System::LibraryLoader::{
+        LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR, LOAD_LIBRARY_SEARCH_SYSTEM32, LoadLibraryExW,
+    };
+    use windows_sys::Win32::System::SystemInformation::GetSystemDirectoryW;
+
+    /// `Ok` once `wpcap.dll` is in the process; otherwise why not (the same answer for
+    /// the life of the process).
+    pub(super) fn load() -> Result<(), String> {
+        static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
+        LOADED.get_or_init(load_once).clone()
+    }
+
+    fn load_once() -> Result<(), String> {
+        let system32 = system_directory().ok_or("the Windows system folder cannot be found")?;
+        let npcap = system32.join("Npcap");
+        for dir in [&npcap, &system32] {
+            if load_from(&dir.join("wpcap.dll")) {
+                tracing::debug!("capture: loaded {}", dir.join("wpcap.dll").display());
+                return Ok(());
+            }
+        }
+        Err(format!("Npcap's wpcap.dll is not installed (looked in {} and {})", npcap.display(), system32.display()))
+    }
+
+    /// Loads `dll` by full path and leaks the handle (it must stay loaded).
+    fn load_from(dll: &Path) -> bool {
+        if !dll.is_file() {
+            return false;
+        }
+        let wide: Vec<u16> = dll.as_os_str().encode_wide().chain(std::iter::once(0)).collect();
+        // SAFETY: `wide` is a NUL-terminated UTF-16 path that outlives the call; no file
+        // handle is passed (reserved, must be null).
+        let module = unsafe {
+            LoadLibraryExW(
+                wide.as_ptr(),
+                std::ptr::null_mut(),
+                LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_SYSTEM32,
+            )
+        };
+        !module.is_null()
+    }
+
+    fn system_directory() -> Option<PathBuf> {
+        let mut buffer = [0u16; 512];
+        // SAFETY: the length passed is the buffer's; the call writes at most that many.
+        let len = unsafe { GetSystemDirectoryW(buffer.as_mut_ptr(), buffer.len() as u32) } as usize;
+        (len > 0 && len < buffer.len()).then(|| PathBuf::from(OsString::from_wide(&buffer[..len])))
+    }
 }
 
 #[cfg(not(feature = "capture"))]
@@ -145,6 +239,14 @@ mod tests {
     use crate::capture::frame::build_frame;
     use dhcproto::Encodable;
     use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
+
+    #[test]
+    fn device_names_are_npcap_names_on_windows_only() {
+        let guid = "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}";
+        let expected = if cfg!(windows) { format!("\\Device\\NPF_{guid}") } else { guid.to_owned() };
+        assert_eq!(pcap_device_name(guid), expected);
+        assert_eq!(pcap_device_name("eth0"), "eth0");
+    }
 
     #[test]
     fn a_foreign_ack_is_recorded_reported_and_attributed() {

@@ -1,0 +1,91 @@
+# shellcheck shell=bash
+# Sourced by every installer script: paths, the version, messages, the icon renderer and
+# the iPXE boot files. Needs bash, python3, rsvg-convert (librsvg2-bin) and, for the boot
+# files, Debian's ipxe package (.ci/install-deps.sh installs them all).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Scratch space and finished packages; both under target/, so `cargo clean` removes them.
+WORK=${PORTAPXE_WORK:-$ROOT/target/installers}
+DIST=${PORTAPXE_DIST:-$ROOT/target/dist}
+ICON_SVG=$ROOT/assets/portapxe.svg
+# The loaders the app serves by default (README: "Defaults"), taken from Debian's ipxe.
+# Debian ships no ARM64 iPXE build, so no ipxe-arm64.efi is packaged.
+IPXE_DIR=${IPXE_DIR:-/usr/lib/ipxe}
+BOOT_FILES=(undionly.kpxe ipxe.efi snponly.efi)
+
+step() { printf '\n==> %s\n' "$*"; }
+die() {
+    printf 'installers: error: %s\n' "$*" >&2
+    exit 1
+}
+need() {
+    local tool
+    for tool; do
+        command -v "$tool" > /dev/null || die "$tool is missing (on Debian: sudo .ci/install-deps.sh)"
+    done
+}
+
+# The version every package carries: the workspace version of the `portapxe` package.
+portapxe_version() {
+    (cd "$ROOT" && cargo metadata --no-deps --format-version 1) |
+        python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "portapxe"))'
+}
+
+# render_png SIZE OUT.png: the app icon at SIZE x SIZE pixels.
+render_png() {
+    need rsvg-convert
+    rsvg-convert --width "$1" --height "$1" --format png --output "$2" "$ICON_SVG"
+}
+
+# make_icon ico|icns OUT SIZE...: a Windows or macOS icon file from the SVG.
+make_icon() {
+    local kind=$1 out=$2 size pngs=()
+    shift 2
+    mkdir -p "$WORK/icons"
+    for size; do
+        render_png "$size" "$WORK/icons/portapxe-$size.png"
+        pngs+=("$WORK/icons/portapxe-$size.png")
+    done
+    python3 "$ROOT/installers/icons.py" "$kind" "$out" "${pngs[@]}"
+    python3 "$ROOT/installers/icons.py" check "$out" "$@" > /dev/null
+}
+
+# make_boot_dir DIR: the iPXE loaders with their license and where their source is.
+make_boot_dir() {
+    local dir=$1 file version
+    mkdir -p "$dir"
+    for file in "${BOOT_FILES[@]}"; do
+        [ -s "$IPXE_DIR/$file" ] || die "$IPXE_DIR/$file is missing: install Debian's ipxe package"
+        install -m 0644 "$IPXE_DIR/$file" "$dir/$file"
+    done
+    [ -s /usr/share/doc/ipxe/copyright ] || die "/usr/share/doc/ipxe/copyright is missing"
+    version=$(dpkg-query -W -f '${Version}' ipxe) || die "Debian's ipxe package is not installed"
+    {
+        printf 'iPXE network boot loaders: %s\n\n' "${BOOT_FILES[*]}"
+        printf 'These files are unmodified builds from the Debian package ipxe, version %s.\n' "$version"
+        printf 'iPXE is free software (GPL-2.0-or-later with parts under other licenses, listed below).\n'
+        printf 'Its complete source is the Debian source package ipxe %s:\n' "$version"
+        printf '  apt-get source ipxe=%s\n' "$version"
+        printf '  https://snapshot.debian.org/package/ipxe/%s/\n' "$version"
+        printf 'and upstream at https://ipxe.org.\n\n'
+        printf -- '----- Debian copyright file of the ipxe package -----\n\n'
+        cat /usr/share/doc/ipxe/copyright
+        printf '\n\n----- GNU General Public License, version 2 -----\n\n'
+        cat /usr/share/common-licenses/GPL-2
+    } > "$dir/COPYING.ipxe.txt"
+}
+
+# license_file: the GPL-3 text shipped beside the program: $LICENSE_FILE if set, else a
+# LICENSE file in the repository, else Debian's copy.
+license_file() {
+    local file
+    for file in "${LICENSE_FILE:-}" "$ROOT/LICENSE" /usr/share/common-licenses/GPL-3; do
+        [ -s "$file" ] && { echo "$file"; return; }
+    done
+    die "no GPL-3 license text: add LICENSE to the repository (or install Debian's base-files)"
+}
+
+VERSION=${VERSION:-$(portapxe_version)}
+[ -n "$VERSION" ] || die "cannot read the version of the portapxe package"
+mkdir -p "$WORK" "$DIST"
