@@ -303,17 +303,8 @@ fn safety_gate_offers_proxy_mode_and_starts_nothing() {
 /// progress, as a picture (rendered with wgpu on lavapipe where there is no GPU).
 #[test]
 fn clients_table_snapshot() {
-    let mut registry = ClientRegistry::default();
-    let address = Ipv4Addr::new(10, 99, 0, 7);
     let t0 = 1_700_000_000_000;
-    for (at, event) in [
-        (t0, dhcp("DISCOVER", "OFFER", Some(address))),
-        (t0 + 100, dhcp("REQUEST", "ACK", Some(address))),
-        (t0 + 200, transfer(address, TransferPhase::Started { size: Some(1_000_000) })),
-        (t0 + 1200, transfer(address, TransferPhase::Progress { bytes: 600_000, size: Some(1_000_000) })),
-    ] {
-        registry.apply(&event, at);
-    }
+    let registry = registry_with_one_client(t0);
     let snapshot = UiSnapshot {
         clients: registry.snapshot(t0 + 3_000),
         interfaces: Some(Vec::new()),

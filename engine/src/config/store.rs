@@ -70,7 +70,9 @@ pub fn save_file(path: &Path, config: &Config) -> Result<(), StoreError> {
 }
 
 /// Writes `contents` beside `path` and renames it over `path`, so a crash leaves
-/// either the old file or the new one, never half of either.
+/// either the old file or the new one, never half of either. On Unix the folder is
+/// synced too, so the rename itself survives a power cut before the caller goes on
+/// (the lease journal is emptied only after its snapshot is durable).
 pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -81,6 +83,8 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     temp.write_all(contents)?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|err| err.error)?;
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
