@@ -7,6 +7,7 @@ apt-get install -y --no-install-recommends \
     iproute2 util-linux curl atftp tftpd-hpa dnsmasq-base nginx kea-dhcp4-server kea-admin gcc libc6-dev
 dest=/var/cache/portapxe-bench/atftpd
 if [ ! -x "$dest/usr/sbin/atftpd" ]; then
+    mkdir -p "$dest"
     tmp=$(mktemp -d)
     (cd "$tmp" && apt-get download atftpd && dpkg -x atftpd_*.deb "$dest")
     rm -rf "$tmp"

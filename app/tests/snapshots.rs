@@ -17,12 +17,14 @@ use portapxe_engine::EngineStatus;
 use portapxe_engine::clients::ClientRegistry;
 use portapxe_engine::config::{BootEntry, Config, InterfaceFacts, Mode, PoolRange, validate};
 use portapxe_engine::detect::{ServerRole, ServerSighting};
-use portapxe_engine::events::{DhcpEvent, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase};
+use portapxe_engine::events::{DhcpEvent, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase, WireDhcp};
 use portapxe_engine::net::{InterfaceInfo, InterfaceKind};
 
 const SIZE: [f32; 2] = [960.0, 600.0];
 const T0: u64 = 1_700_000_000_000;
 const SERVER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 20);
+const NETWORK_DHCP_SERVER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+const NETWORK_DHCP_SERVER_MAC: MacAddr = MacAddr([0x00, 0x0c, 0x42, 0x10, 0x20, 0x30]);
 
 fn interface(name: &str, kind: InterfaceKind, ipv4: Option<[u8; 4]>, mac: [u8; 6]) -> InterfaceInfo {
     InterfaceInfo {
@@ -74,17 +76,33 @@ fn serving_config() -> Config {
     config
 }
 
-fn dhcp(mac: MacAddr, received: &str, answered: &str, address: Option<Ipv4Addr>, arch: &str) -> EngineEvent {
+/// What the proxy service reports for a firmware client: an offer with its loader, no address.
+fn proxy_offer(mac: MacAddr, arch: &str) -> EngineEvent {
+    let (vendor_class, boot) = match arch {
+        "BIOS" => ("PXEClient:Arch:00000:UNDI:002001", "undionly.kpxe"),
+        _ => ("PXEClient:Arch:00007:UNDI:003010", "ipxe.efi"),
+    };
     EngineEvent::Dhcp(DhcpEvent {
         mac,
-        received: received.into(),
-        answered: Some(answered.into()),
-        address,
+        received: "DISCOVER".into(),
+        answered: Some("proxy OFFER".into()),
+        address: None,
         arch: Some(arch.into()),
-        vendor_class: Some("PXEClient:Arch:00007:UNDI:003010".into()),
+        vendor_class: Some(vendor_class.into()),
         is_ipxe: false,
-        boot: Some("ipxe.efi".into()),
-        note: String::new(),
+        boot: Some(boot.into()),
+        note: "boot file offered; address left to the network's DHCP server".into(),
+    })
+}
+
+/// The network's DHCP server acknowledging a client's address, as capture sees it.
+fn network_ack(client: MacAddr, address: Ipv4Addr) -> EngineEvent {
+    EngineEvent::Wire(WireDhcp {
+        client,
+        server: NETWORK_DHCP_SERVER,
+        server_mac: NETWORK_DHCP_SERVER_MAC,
+        message: "ACK".into(),
+        address: Some(address),
     })
 }
 
@@ -99,9 +117,9 @@ fn transfer(client: Ipv4Addr, file: &str, phase: TransferPhase) -> EngineEvent {
 
 fn network_dhcp_server(expected: bool) -> ConflictEntry {
     let server = ServerSighting {
-        server_id: [192, 168, 1, 1].into(),
-        source: [192, 168, 1, 1].into(),
-        mac: Some(MacAddr([0x00, 0x0c, 0x42, 0x10, 0x20, 0x30])),
+        server_id: NETWORK_DHCP_SERVER,
+        source: NETWORK_DHCP_SERVER,
+        mac: Some(NETWORK_DHCP_SERVER_MAC),
         role: ServerRole::AddressServer,
         message: "OFFER".into(),
         offered_address: Some([192, 168, 1, 150].into()),
@@ -127,14 +145,14 @@ fn serving() -> (Config, UiSnapshot) {
     let (a, b) = (Ipv4Addr::new(192, 168, 1, 151), Ipv4Addr::new(192, 168, 1, 152));
     let mut log = Vec::new();
     for (at, event) in [
-        (T0, dhcp(uefi, "DISCOVER", "proxy OFFER", None, "UEFI x64")),
-        (T0 + 400, dhcp(uefi, "REQUEST", "ACK", Some(a), "UEFI x64")),
+        (T0, proxy_offer(uefi, "UEFI x64")),
+        (T0 + 400, network_ack(uefi, a)),
         (T0 + 600, transfer(a, "ipxe.efi", TransferPhase::Started { size: Some(1_030_000) })),
         (T0 + 1_400, transfer(a, "ipxe.efi", TransferPhase::Finished { bytes: 1_030_000 })),
         (T0 + 5_000, transfer(a, "debian/linux", TransferPhase::Started { size: Some(9_800_000) })),
         (T0 + 7_000, transfer(a, "debian/linux", TransferPhase::Progress { bytes: 6_100_000, size: Some(9_800_000) })),
-        (T0 + 8_000, dhcp(bios, "DISCOVER", "proxy OFFER", None, "BIOS")),
-        (T0 + 8_500, dhcp(bios, "REQUEST", "ACK", Some(b), "BIOS")),
+        (T0 + 8_000, proxy_offer(bios, "BIOS")),
+        (T0 + 8_500, network_ack(bios, b)),
     ] {
         registry.apply(&event, at);
         log.push((at, event));

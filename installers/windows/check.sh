@@ -40,6 +40,10 @@ grep -aq 'wpcap.dll' "$EXE" || die "the exe does not name wpcap.dll"
 echo "delay-loaded: wpcap.dll"
 
 step "throwaway Wine prefix with the test stubs"
+# A prefix copies ~200 MB of Wine's DLLs; on a full disk the copies come out short and
+# wineboot fails with "could not load kernel32.dll" (seen in CI), so say that plainly.
+free_mb=$(df -Pm "$OUT" | awk 'NR == 2 { print $4 }')
+[ "$free_mb" -ge 1024 ] || { df -h "$OUT"; die "only $free_mb MB free under $OUT: a Wine prefix needs about 1 GB"; }
 export WINEPREFIX=$OUT/wineprefix WINEDEBUG=-all WINEARCH=win64
 # No Mono/Gecko download prompts; netsh.exe: the recorder, not Wine's builtin; wpcap:
 # disabled, so this is a machine without Npcap (Wine has a builtin wpcap.dll over libpcap).
@@ -47,7 +51,16 @@ export WINEDLLOVERRIDES="mscoree,mshtml=;netsh.exe=n;wpcap="
 unset DISPLAY WAYLAND_DISPLAY
 rm -rf "$WINEPREFIX"
 trap 'wineserver -k 2> /dev/null || true' EXIT
-timeout 300 wineboot --init > "$OUT/wineboot.log" 2>&1 || { tail -20 "$OUT/wineboot.log"; die "wineboot failed"; }
+if ! timeout 300 wineboot --init > "$OUT/wineboot.log" 2>&1; then
+    # Once more with Wine's error channels on, so a failure here says which file or DLL.
+    tail -20 "$OUT/wineboot.log"
+    df -h "$OUT"
+    echo "wineboot failed; trying once more in a new prefix with WINEDEBUG=err+all,warn+module"
+    wineserver -k 2> /dev/null || true
+    rm -rf "$WINEPREFIX"
+    WINEDEBUG=err+all,warn+module timeout 300 wineboot --init > "$OUT/wineboot-retry.log" 2>&1 ||
+        { tail -60 "$OUT/wineboot-retry.log"; die "wineboot failed twice (logs: $OUT/wineboot*.log)"; }
+fi
 SYS32=$WINEPREFIX/drive_c/windows/system32
 x86_64-w64-mingw32-gcc -O2 -shared -o "$SYS32/bcryptprimitives.dll" \
     "$HERE/wine/bcryptprimitives.c" "$HERE/wine/bcryptprimitives.def"

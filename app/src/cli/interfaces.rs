@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use portapxe_engine::net::list_interfaces;
+use portapxe_engine::net::{InterfaceKind, list_interfaces};
 
 #[derive(Debug, clap::Args)]
 pub struct InterfacesArgs {
@@ -16,14 +16,16 @@ pub fn run(args: InterfacesArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Real adapters first: that is where a technician's bench switch is.
-    interfaces
-        .sort_by_key(|i| (i.kind == portapxe_engine::net::InterfaceKind::Loopback, i.kind.to_string() == "virtual"));
+    interfaces.sort_by_key(|i| (i.kind == InterfaceKind::Loopback, i.kind == InterfaceKind::Virtual));
     println!("{:<16} {:<9} {:<5} {:<17} IPv4", "NAME", "KIND", "STATE", "MAC");
     for interface in interfaces {
         let ipv4: Vec<String> = interface.ipv4.iter().map(|(ip, prefix)| format!("{ip}/{prefix}")).collect();
+        // Windows names adapters by GUID; `--interface` takes the friendly name people know
+        // ("Ethernet 2") as well, so that is the one to show.
+        let name = interface.friendly_name.as_deref().unwrap_or(&interface.name);
         println!(
             "{:<16} {:<9} {:<5} {:<17} {}",
-            interface.name,
+            name,
             interface.kind.to_string(),
             if interface.up { "up" } else { "down" },
             interface.mac.map(|mac| mac.to_string()).unwrap_or_else(|| "-".into()),

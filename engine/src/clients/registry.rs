@@ -211,9 +211,14 @@ impl ClientRegistry {
             record.address = Some(address);
             record.address_from = Some(AddressSource::Other(wire.server));
             self.by_address.insert(address, wire.client);
-            // Beside a proxy offer of ours this is how it should be; otherwise the client went elsewhere.
-            if record.proxy_offer_ms.is_none() && record.phase < ClientPhase::Ack {
-                record.diagnosis = Some(format!("took an offer from another DHCP server ({})", wire.server));
+            // Beside a proxy offer of ours this is how it should be: the client now has its
+            // address and goes on to fetch our boot file. Otherwise the client went elsewhere.
+            if record.phase < ClientPhase::Ack {
+                if record.proxy_offer_ms.is_some() {
+                    record.phase = ClientPhase::Ack;
+                } else {
+                    record.diagnosis = Some(format!("took an offer from another DHCP server ({})", wire.server));
+                }
             }
         }
     }
@@ -490,6 +495,25 @@ mod tests {
         let record = &registry.snapshot(10)[0];
         assert_eq!(record.address_from, Some(AddressSource::Other([10, 77, 0, 2].into())));
         assert_eq!(record.diagnosis.as_deref(), Some("took an offer from another DHCP server (10.77.0.2)"));
+    }
+
+    #[test]
+    fn beside_our_proxy_offer_the_networks_ack_is_the_clients_address() {
+        let mut registry = ClientRegistry::default();
+        registry.apply(&dhcp("DISCOVER", Some("proxy OFFER"), None, ""), 0);
+        let wire = WireDhcp {
+            client: MAC,
+            server: [10, 77, 0, 1].into(),
+            server_mac: MacAddr([0xaa, 0, 0, 0, 0, 1]),
+            message: "ACK".into(),
+            address: Some([10, 77, 0, 60].into()),
+        };
+        registry.apply(&EngineEvent::Wire(wire), 10);
+        let record = &registry.snapshot(10)[0];
+        assert_eq!(record.phase, ClientPhase::Ack);
+        assert_eq!(record.address, Some([10, 77, 0, 60].into()));
+        assert_eq!(record.address_from, Some(AddressSource::Other([10, 77, 0, 1].into())));
+        assert!(record.diagnosis.is_none(), "{:?}", record.diagnosis);
     }
 
     #[test]

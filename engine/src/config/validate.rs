@@ -60,7 +60,8 @@ fn error(field: &str, message: impl Into<String>) -> ConfigError {
 pub fn validate(config: &Config, interface: Option<&InterfaceFacts>) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     if config.interface.trim().is_empty() {
-        errors.push(error("interface", "no interface chosen: pick one from `portapxe interfaces`"));
+        errors
+            .push(error("interface", "no network card chosen: pick one in the Network card list, or pass --interface"));
     }
     check_folders(config, &mut errors);
     if config.mode == Mode::Dhcp {
