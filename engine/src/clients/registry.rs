@@ -393,6 +393,17 @@ mod tests {
         })
     }
 
+    /// Another server's ACK of `address` to the test client, as capture reports it.
+    fn captured_ack(server: [u8; 4], address: [u8; 4]) -> EngineEvent {
+        EngineEvent::Wire(WireDhcp {
+            client: MAC,
+            server: server.into(),
+            server_mac: MacAddr([0xaa, 0, 0, 0, 0, server[3]]),
+            message: "ACK".into(),
+            address: Some(address.into()),
+        })
+    }
+
     fn transfer(protocol: Protocol, file: &str, phase: TransferPhase) -> EngineEvent {
         EngineEvent::Transfer(TransferEvent {
             protocol,
@@ -484,14 +495,7 @@ mod tests {
     fn a_captured_foreign_ack_names_the_other_server() {
         let mut registry = ClientRegistry::default();
         registry.apply(&dhcp("DISCOVER", Some("OFFER"), Some([10, 77, 0, 100]), ""), 0);
-        let wire = WireDhcp {
-            client: MAC,
-            server: [10, 77, 0, 2].into(),
-            server_mac: MacAddr([0xaa, 0, 0, 0, 0, 2]),
-            message: "ACK".into(),
-            address: Some([10, 77, 0, 60].into()),
-        };
-        registry.apply(&EngineEvent::Wire(wire), 10);
+        registry.apply(&captured_ack([10, 77, 0, 2], [10, 77, 0, 60]), 10);
         let record = &registry.snapshot(10)[0];
         assert_eq!(record.address_from, Some(AddressSource::Other([10, 77, 0, 2].into())));
         assert_eq!(record.diagnosis.as_deref(), Some("took an offer from another DHCP server (10.77.0.2)"));
@@ -501,14 +505,7 @@ mod tests {
     fn beside_our_proxy_offer_the_networks_ack_is_the_clients_address() {
         let mut registry = ClientRegistry::default();
         registry.apply(&dhcp("DISCOVER", Some("proxy OFFER"), None, ""), 0);
-        let wire = WireDhcp {
-            client: MAC,
-            server: [10, 77, 0, 1].into(),
-            server_mac: MacAddr([0xaa, 0, 0, 0, 0, 1]),
-            message: "ACK".into(),
-            address: Some([10, 77, 0, 60].into()),
-        };
-        registry.apply(&EngineEvent::Wire(wire), 10);
+        registry.apply(&captured_ack([10, 77, 0, 1], [10, 77, 0, 60]), 10);
         let record = &registry.snapshot(10)[0];
         assert_eq!(record.phase, ClientPhase::Ack);
         assert_eq!(record.address, Some([10, 77, 0, 60].into()));
