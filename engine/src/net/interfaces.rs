@@ -111,11 +111,25 @@ fn describe(interface: netdev::Interface) -> InterfaceInfo {
 
 /// Bridges, taps, veths, VPNs and hypervisor adapters: listed last and marked in the UI.
 fn looks_virtual(interface: &netdev::Interface) -> bool {
+    is_virtual(&interface.name, interface.description.as_deref(), has_hardware(&interface.name))
+}
+
+/// Whether the kernel knows a device behind the interface. Linux gives every NIC, USB
+/// dongle included, a `device` link in sysfs and no software interface one (bridges, veths,
+/// ifb, dummy, VLANs), which is surer than any list of names.
+fn has_hardware(name: &str) -> Option<bool> {
+    let entry = std::path::Path::new("/sys/class/net").join(name);
+    // No entry at all (not Linux, or sysfs not mounted, as in a bare chroot): unknown.
+    (cfg!(target_os = "linux") && entry.exists()).then(|| entry.join("device").exists())
+}
+
+fn is_virtual(name: &str, description: Option<&str>, has_hardware: Option<bool>) -> bool {
     const VIRTUAL_PREFIXES: [&str; 12] =
         ["veth", "br", "virbr", "docker", "tap", "tun", "vmnet", "vboxnet", "utun", "wg", "zt", "lxc"];
-    let name = interface.name.to_lowercase();
-    let description = interface.description.as_deref().unwrap_or_default().to_lowercase();
-    VIRTUAL_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+    let name = name.to_lowercase();
+    let description = description.unwrap_or_default().to_lowercase();
+    has_hardware == Some(false)
+        || VIRTUAL_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
         || ["virtual", "hyper-v", "vmware", "virtualbox", "tap-windows", "wintun"]
             .iter()
             .any(|w| description.contains(w))
@@ -132,5 +146,15 @@ mod tests {
         let err = find_interface("no-such-nic0").unwrap_err();
         let InterfaceLookupError::NotFound { available, .. } = &err else { panic!("{err}") };
         assert!(available.contains("lo"), "{available}");
+    }
+
+    #[test]
+    fn software_interfaces_are_virtual_and_nics_are_not() {
+        assert!(is_virtual("ifb0", None, Some(false)), "no device behind it (Linux)");
+        assert!(!is_virtual("eth0", None, Some(true)));
+        assert!(!is_virtual("enp3s0", None, None), "unknown hardware: judged by name");
+        assert!(is_virtual("vboxnet0", None, None));
+        assert!(is_virtual("{4D36E972-E325}", Some("Hyper-V Virtual Ethernet Adapter"), None));
+        assert!(!is_virtual("{4D36E972-E325}", Some("Intel(R) Ethernet Connection I219-LM"), None));
     }
 }
