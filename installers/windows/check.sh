@@ -40,8 +40,9 @@ grep -aq 'wpcap.dll' "$EXE" || die "the exe does not name wpcap.dll"
 echo "delay-loaded: wpcap.dll"
 
 step "throwaway Wine prefix with the test stubs"
-# A prefix copies ~200 MB of Wine's DLLs; on a full disk the copies come out short and
-# wineboot fails with "could not load kernel32.dll" (seen in CI), so say that plainly.
+# A prefix copies ~200 MB of Wine's DLLs. Once in CI wineboot failed with "could not load
+# kernel32.dll" as if those copies were short, and did not fail again on a fresh machine;
+# a full disk is the likely cause, so that is checked first and said plainly.
 free_mb=$(df -Pm "$OUT" | awk 'NR == 2 { print $4 }')
 [ "$free_mb" -ge 1024 ] || { df -h "$OUT"; die "only $free_mb MB free under $OUT: a Wine prefix needs about 1 GB"; }
 export WINEPREFIX=$OUT/wineprefix WINEDEBUG=-all WINEARCH=win64
