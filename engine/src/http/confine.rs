@@ -61,7 +61,7 @@ impl Backend for RootBackend {
 
 /// The real location of `path`, if it lies inside `root` (or, missing there, in the
 /// root's loader folder).
-async fn resolve_inside(root: &Path, path: &Path) -> io::Result<PathBuf> {
+pub(super) async fn resolve_inside(root: &Path, path: &Path) -> io::Result<PathBuf> {
     let real = match tokio::fs::canonicalize(path).await {
         Ok(real) => real,
         Err(missing) if missing.kind() == io::ErrorKind::NotFound => {

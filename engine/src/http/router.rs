@@ -11,6 +11,8 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use percent_encoding::percent_decode_str;
+use tower::Layer;
+use tower::util::MapResponseLayer;
 use tower_http::services::ServeDir;
 
 use super::confine::RootBackend;
@@ -21,9 +23,14 @@ use crate::generated::GeneratedFiles;
 /// Bytes read from a file per trip to the blocking pool.
 const HTTP_READ_CHUNK: usize = 256 * 1024;
 
-/// The whole HTTP service as one axum router. `root` must be canonical.
-pub(super) fn router(root: Arc<Path>, generated: GeneratedFiles, events: EventSink) -> Router {
-    let files = ServeDir::with_backend(&root, RootBackend::new(root.clone()))
+/// Marks a response made by `ServeDir` from a file under the boot root, as opposed to
+/// a generated file or an error: only those bodies may be sent straight from the file.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FromBootRoot;
+
+/// Every URL's answer, without transfer events. `root` must be canonical.
+pub(super) fn files(root: Arc<Path>, generated: GeneratedFiles) -> Router {
+    let boot_root = ServeDir::with_backend(&root, RootBackend::new(root.clone()))
         // No index.html, no directory redirects: a directory is simply not found.
         .append_index_html_on_directories(false)
         // ServeDir answers a multi-range request with 416; serving the whole file
@@ -32,12 +39,21 @@ pub(super) fn router(root: Arc<Path>, generated: GeneratedFiles, events: EventSi
         // Each chunk is one trip to the blocking pool; the default 64 KiB made a
         // single download 0.56× nginx, 256 KiB 0.93× (BENCHMARKS.md, case 4a).
         .with_buf_chunk_size(HTTP_READ_CHUNK);
+    let boot_root = MapResponseLayer::new(mark_from_boot_root).layer(boot_root);
 
-    // Layers run outside in: `observe` sees every response, including generated ones.
-    Router::new()
-        .fallback_service(files)
-        .layer(middleware::from_fn_with_state(generated, serve_generated))
-        .layer(middleware::from_fn_with_state(events, observe::report_transfer))
+    Router::new().fallback_service(boot_root).layer(middleware::from_fn_with_state(generated, serve_generated))
+}
+
+/// [`files`] with a transfer event story for every request, for the connections hyper serves.
+pub(super) fn observed(files: Router, events: EventSink) -> Router {
+    files.layer(middleware::from_fn_with_state(events, observe::report_transfer))
+}
+
+fn mark_from_boot_root<B>(mut response: Response<B>) -> Response<B> {
+    if response.status().is_success() {
+        response.extensions_mut().insert(FromBootRoot);
+    }
+    response
 }
 
 /// Answers GET/HEAD of a generated file; everything else goes on to the boot root.

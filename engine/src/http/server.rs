@@ -9,19 +9,25 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::serve::Listener;
+use axum::Router;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
-use super::observe::Peer;
-use super::router::router;
+use super::{connection, router};
 use crate::events::EventSink;
 use crate::generated::GeneratedFiles;
 
 /// How long [`HttpService::stop`] lets running responses finish before it cuts them.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Pause after an accept error that is not about one connection.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(200);
+
+/// Most bytes one sendfile(2) call may move.
+#[cfg(target_os = "linux")]
+const SENDFILE_PIECE: u64 = 4 * 1024 * 1024;
 
 /// Where to listen and what to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,21 +117,65 @@ pub async fn start(
 
     let (graceful, graceful_rx) = oneshot::channel();
     let (cut, cut_rx) = watch::channel(false);
-    let app = router(root.clone(), generated, events).into_make_service_with_connect_info::<Peer>();
-    let server =
-        axum::serve(CuttableListener { inner: listener, cut: cut_rx }, app).with_graceful_shutdown(async move {
-            // A dropped sender stops the server as well.
-            let _ = graceful_rx.await;
-        });
+    let files = router::files(root.clone(), generated);
+    let site =
+        Arc::new(Site { observed: router::observed(files.clone(), events.clone()), files, root: root.clone(), events });
     tracing::info!("HTTP: serving {} on {local_addr}", root.display());
     let task = tokio::spawn(async move {
-        if let Err(error) = server.await {
-            tracing::error!("HTTP: server on {local_addr} failed: {error}");
-        }
+        serve(listener, site, graceful_rx, cut_rx).await;
         tracing::info!("HTTP: stopped serving on {local_addr}");
     });
 
     Ok(HttpService { local_addr, graceful, cut, task })
+}
+
+/// What every connection serves.
+pub(super) struct Site {
+    /// Every URL's answer, with its transfer events: what hyper serves.
+    pub(super) observed: Router,
+    /// The same answers without events, for a path that reports its own.
+    pub(super) files: Router,
+    /// Canonical.
+    pub(super) root: Arc<Path>,
+    pub(super) events: EventSink,
+}
+
+/// Accepts until `graceful` fires (or its sender is gone), then lets the open
+/// connections finish their responses and close.
+async fn serve(
+    listener: TcpListener,
+    site: Arc<Site>,
+    mut graceful: oneshot::Receiver<()>,
+    cut: watch::Receiver<bool>,
+) {
+    let (drain, draining) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut graceful => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let stream = CuttableStream::new(stream, cut.clone());
+                    connections.spawn(connection::serve(stream, peer, site.clone(), draining.clone()));
+                }
+                Err(error) => accept_failed(&error).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = drain.send(true);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Errors about one connection are the client's; anything else (out of file
+/// descriptors, say) gets a pause so the loop does not spin on it.
+async fn accept_failed(error: &io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted};
+    if !matches!(error.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted) {
+        tracing::warn!("HTTP: accepting a connection failed: {error}");
+        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+    }
 }
 
 async fn canonical_root(root: &Path) -> io::Result<Arc<Path>> {
@@ -136,35 +186,9 @@ async fn canonical_root(root: &Path) -> io::Result<Arc<Path>> {
     Ok(canonical.into())
 }
 
-/// A TCP listener whose connections can all be closed at once: axum's graceful
-/// shutdown waits for every response to finish, which for a stalled client or a
-/// multi-gigabyte ISO can be forever.
-pub(super) struct CuttableListener {
-    inner: TcpListener,
-    cut: watch::Receiver<bool>,
-}
-
-impl Listener for CuttableListener {
-    type Io = CuttableStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        // axum's own accept loop, which retries on transient errors.
-        let (stream, addr) = Listener::accept(&mut self.inner).await;
-        let mut cut = self.cut.clone();
-        let cut = Box::pin(async move {
-            // `Err` means the service was dropped: cut as well.
-            let _ = cut.wait_for(|&cut| cut).await;
-        });
-        (CuttableStream { stream, cut, was_cut: false }, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-/// A connection that fails every read and write once the service is cut.
+/// A connection that fails every read and write once the service is cut: a
+/// graceful stop waits for every response to finish, which for a stalled client
+/// or a multi-gigabyte ISO can be forever.
 pub(super) struct CuttableStream {
     stream: TcpStream,
     cut: Pin<Box<dyn Future<Output = ()> + Send>>,
@@ -172,6 +196,14 @@ pub(super) struct CuttableStream {
 }
 
 impl CuttableStream {
+    fn new(stream: TcpStream, mut cut: watch::Receiver<bool>) -> Self {
+        let cut = Box::pin(async move {
+            // `Err` means the service was dropped: cut as well.
+            let _ = cut.wait_for(|&cut| cut).await;
+        });
+        Self { stream, cut, was_cut: false }
+    }
+
     /// Also registers the task to be woken when the cut comes.
     fn check_cut(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         if !self.was_cut && self.cut.as_mut().poll(cx).is_ready() {
@@ -183,8 +215,41 @@ impl CuttableStream {
             Ok(())
         }
     }
-}
 
+    /// Sends `len` bytes of `file` from `offset` with sendfile(2): no byte passes
+    /// through user space. `sent` hears of every piece handed to the socket.
+    #[cfg(target_os = "linux")]
+    pub(super) async fn send_file(
+        &mut self,
+        file: &std::fs::File,
+        mut offset: u64,
+        len: u64,
+        mut sent: impl FnMut(u64),
+    ) -> io::Result<()> {
+        let end = offset + len;
+        while offset < end {
+            std::future::poll_fn(|cx| {
+                self.check_cut(cx)?;
+                self.stream.poll_write_ready(cx)
+            })
+            .await?;
+            // Bounded so that a read from a slow disk holds this worker briefly.
+            let count = usize::try_from((end - offset).min(SENDFILE_PIECE)).unwrap_or(usize::MAX);
+            let result = self.stream.try_io(tokio::io::Interest::WRITABLE, || {
+                rustix::fs::sendfile(&self.stream, file, Some(&mut offset), count).map_err(io::Error::from)
+            });
+            match result {
+                Ok(0) => {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was served"));
+                }
+                Ok(count) => sent(count as u64),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+}
 impl AsyncRead for CuttableStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         self.check_cut(cx)?;

@@ -423,6 +423,110 @@ async fn stop_cuts_a_stalled_transfer_and_frees_the_port() {
     service.stop().await;
 }
 
+/// Replies one after another on one connection; `heads[i]` says whether reply i
+/// answers a HEAD (which has a length but no body).
+fn parse_replies(mut raw: &[u8], heads: &[bool]) -> Vec<Reply> {
+    let mut replies = Vec::new();
+    for &is_head in heads {
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers") + 4;
+        let mut reply = parse_reply(&raw[..split]);
+        let len = match is_head {
+            true => 0,
+            false => reply.header("content-length").map_or(raw.len() - split, |l| l.parse().expect("length")),
+        };
+        reply.body = raw[split..split + len].to_vec();
+        raw = &raw[split + len..];
+        replies.push(reply);
+    }
+    assert!(raw.is_empty(), "{} bytes after the last reply", raw.len());
+    replies
+}
+
+#[tokio::test]
+async fn one_connection_carries_pipelined_requests_and_then_a_post() {
+    let mut fx = Fixture::new().await;
+    let mut stream = TcpStream::connect(fx.addr()).await.expect("connect");
+    let keep =
+        |method: &str, target: &str, extra: &str| format!("{method} {target} HTTP/1.1\r\nHost: t\r\n{extra}\r\n");
+    // File bytes, a HEAD, a generated file and a 404 keep the connection open;
+    // the POST (hyper's to answer) comes after them on the same connection, and a
+    // last GET after it.
+    let requests = [
+        keep("GET", "/small.bin", "Range: bytes=10-19\r\n"),
+        keep("HEAD", "/big.iso", ""),
+        keep("GET", "/boot.ipxe", ""),
+        keep("GET", "/nope.efi", ""),
+        keep("GET", "/big.iso", ""),
+        keep("POST", "/small.bin", "Content-Length: 3\r\n") + "abc",
+        keep("GET", "/small.bin", "Connection: close\r\n"),
+    ];
+    stream.write_all(requests.concat().as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut raw)).await.expect("all replies, then close").expect("receive");
+
+    let replies = parse_replies(&raw, &[false, true, false, false, false, false, false]);
+    let statuses: Vec<u16> = replies.iter().map(|reply| reply.status).collect();
+    assert_eq!(statuses, [206, 200, 200, 404, 200, 405, 200]);
+    assert_eq!(replies[0].body, pattern(SMALL_LEN)[10..20]);
+    assert_eq!(replies[0].header("content-range"), Some("bytes 10-19/1000"));
+    assert_eq!(replies[1].header("content-length"), Some(BIG_LEN.to_string().as_str()));
+    assert_eq!(replies[2].body, SCRIPT.as_bytes());
+    assert!(replies[4].body == pattern(BIG_LEN), "8 MiB byte-exact on a kept-alive connection");
+    assert_eq!(replies[6].body, pattern(SMALL_LEN));
+    assert!(replies.iter().all(|reply| reply.header("date").is_some()));
+
+    let mut milestones = Vec::new();
+    for _ in 0..8 {
+        let event = fx.next_milestone().await;
+        milestones.push((event.file, event.phase));
+    }
+    let refused = |reason: &str| TransferPhase::Refused { reason: reason.to_owned() };
+    let big = BIG_LEN as u64;
+    assert_eq!(
+        milestones,
+        [
+            ("/small.bin".into(), TransferPhase::Started { size: Some(10) }),
+            ("/small.bin".into(), TransferPhase::Finished { bytes: 10 }),
+            ("/boot.ipxe".into(), TransferPhase::Started { size: Some(SCRIPT.len() as u64) }),
+            ("/boot.ipxe".into(), TransferPhase::Finished { bytes: SCRIPT.len() as u64 }),
+            ("/nope.efi".into(), refused("404 not found in the boot root")),
+            ("/big.iso".into(), TransferPhase::Started { size: Some(big) }),
+            ("/big.iso".into(), TransferPhase::Finished { bytes: big }),
+            ("/small.bin".into(), refused("405 only GET and HEAD are served")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn http_1_0_is_served_and_closed() {
+    let fx = Fixture::new().await;
+    let mut stream = TcpStream::connect(fx.addr()).await.expect("connect");
+    stream.write_all(b"GET /small.bin HTTP/1.0\r\n\r\n").await.expect("send");
+    let mut raw = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut raw)).await.expect("closed after the reply").expect("receive");
+    let reply = parse_reply(&raw);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, pattern(SMALL_LEN));
+}
+
+#[tokio::test]
+async fn stop_closes_idle_kept_alive_connections_at_once() {
+    let fx = Fixture::new().await;
+    let mut stream = TcpStream::connect(fx.addr()).await.expect("connect");
+    stream.write_all(b"GET /small.bin HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("send");
+    let mut reply = vec![0u8; 4096];
+    let mut got = 0;
+    while !reply[..got].ends_with(&pattern(SMALL_LEN)[SMALL_LEN - 8..]) {
+        got += timeout(WAIT, stream.read(&mut reply[got..])).await.expect("the reply").expect("receive");
+    }
+
+    let started = std::time::Instant::now();
+    fx.service.stop().await;
+    // Well below the grace a running response gets: nothing was running.
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(timeout(WAIT, stream.read(&mut reply)).await.expect("closed").expect("receive"), 0);
+}
+
 #[tokio::test]
 async fn dropping_the_service_stops_it() {
     let fx = Fixture::new().await;

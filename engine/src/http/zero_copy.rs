@@ -1,0 +1,474 @@
+//! Linux: file bodies sent with sendfile(2), straight from the page cache.
+//!
+//! Hyper writes every body byte from a buffer, so a file crosses user space twice
+//! (read, then write); with 40 clients pulling an image that copying is what fills
+//! the CPUs (BENCHMARKS.md, case 4b). This path takes the connection first. It
+//! answers the requests boot clients make, an HTTP/1.1 GET or HEAD without a body,
+//! with the same router hyper would use (the same status, headers, ranges and
+//! refusals), then sends a file's body with sendfile(2) instead of copying it.
+//! Anything else (HTTP/1.0, other methods, a body, an upgrade, a head it cannot
+//! parse) goes to hyper with the bytes already read, for the rest of the connection.
+//!
+//! The router opened the file it answered from; this path opens it again by the
+//! same confined lookup and uses it only if its size and modification time are the
+//! ones the response headers announce. Otherwise the router's own body is sent.
+
+use std::fs::File;
+use std::future::poll_fn;
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::connect_info::ConnectInfo;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version, header};
+use bytes::{Buf, Bytes, BytesMut};
+use http_body::Body as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use super::confine::resolve_inside;
+use super::observe::{self, ObservedBody, Peer};
+use super::router::{FromBootRoot, root_relative};
+use super::server::{CuttableStream, Site};
+
+/// A request head longer than this is left to hyper (which refuses it).
+const MAX_HEAD: usize = 16 * 1024;
+/// More header lines than this are left to hyper.
+const MAX_HEADERS: usize = 64;
+/// Room made in the read buffer before each read.
+const READ_SIZE: usize = 4096;
+
+/// How a connection left this path.
+pub(super) enum Outcome {
+    /// Closed: by the client, after `Connection: close`, on an error, or while draining.
+    Closed,
+    /// A request this path does not answer: hyper serves the connection from here.
+    ForHyper { stream: CuttableStream, already_read: Bytes, draining: watch::Receiver<bool> },
+}
+
+pub(super) async fn serve(
+    mut stream: CuttableStream,
+    peer: SocketAddr,
+    site: &Site,
+    mut draining: watch::Receiver<bool>,
+) -> Outcome {
+    let mut buffer = BytesMut::new();
+    loop {
+        let plain = match next_request(&mut stream, &mut buffer, &mut draining, peer).await {
+            Next::Plain(plain) => plain,
+            Next::Other => return Outcome::ForHyper { stream, already_read: buffer.freeze(), draining },
+            Next::Gone => return Outcome::Closed,
+        };
+        buffer.advance(plain.head_len);
+        match respond(&mut stream, plain, peer, site).await {
+            Ok(KeepOpen::Yes) => {}
+            Ok(KeepOpen::No) => {
+                let _ = stream.shutdown().await;
+                return Outcome::Closed;
+            }
+            Err(error) => {
+                tracing::debug!(%peer, "HTTP: connection ended: {error}");
+                return Outcome::Closed;
+            }
+        }
+    }
+}
+
+enum Next {
+    Plain(Box<PlainRequest>),
+    Other,
+    Gone,
+}
+
+/// Reads until `buffer` starts with a whole request head. Gone: the client closed
+/// the connection, or the service drains while no request is under way.
+async fn next_request(
+    stream: &mut CuttableStream,
+    buffer: &mut BytesMut,
+    draining: &mut watch::Receiver<bool>,
+    peer: SocketAddr,
+) -> Next {
+    loop {
+        match parse_plain(buffer, peer) {
+            Parsed::Plain(plain) => return Next::Plain(plain),
+            Parsed::Other => return Next::Other,
+            Parsed::Partial if buffer.len() >= MAX_HEAD => return Next::Other,
+            Parsed::Partial => {}
+        }
+        let idle = buffer.is_empty();
+        buffer.reserve(READ_SIZE);
+        tokio::select! {
+            read = stream.read_buf(buffer) => match read {
+                Ok(0) | Err(_) => return Next::Gone,
+                Ok(_) => {}
+            },
+            // `Err`: the service is gone, which drains as well.
+            _ = draining.wait_for(|&draining| draining), if idle => return Next::Gone,
+        }
+    }
+}
+
+/// A request this path answers, parsed from the start of the read buffer.
+#[derive(Debug)]
+struct PlainRequest {
+    request: Request<Body>,
+    /// Bytes of the buffer the head took.
+    head_len: usize,
+    /// The client asked to close the connection after this response.
+    close: bool,
+}
+
+#[derive(Debug)]
+enum Parsed {
+    Plain(Box<PlainRequest>),
+    /// Not a request this path answers, or not a valid one: hyper's to answer.
+    Other,
+    /// The head is not complete yet.
+    Partial,
+}
+
+/// An HTTP/1.1 GET or HEAD without a body, without `Expect` and `Upgrade`.
+fn parse_plain(buffer: &[u8], peer: SocketAddr) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let head_len = match parsed.parse(buffer) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Other,
+    };
+    let method = match parsed.method {
+        Some("GET") => Method::GET,
+        Some("HEAD") => Method::HEAD,
+        _ => return Parsed::Other,
+    };
+    let (Some(1), Some(target)) = (parsed.version, parsed.path) else {
+        return Parsed::Other;
+    };
+    let mut close = false;
+    let mut builder = Request::builder().method(method).uri(target).version(Version::HTTP_11);
+    for line in parsed.headers.iter() {
+        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(line.name.as_bytes()), HeaderValue::from_bytes(line.value))
+        else {
+            return Parsed::Other;
+        };
+        let has_body = name == header::CONTENT_LENGTH && value.as_bytes() != b"0";
+        if has_body || name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE {
+            return Parsed::Other;
+        }
+        if name == header::CONNECTION {
+            close |=
+                value.to_str().is_ok_and(|tokens| tokens.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+        }
+        builder = builder.header(name, value);
+    }
+    match builder.extension(ConnectInfo(Peer(peer))).body(Body::empty()) {
+        Ok(request) => Parsed::Plain(Box::new(PlainRequest { request, head_len, close })),
+        Err(_) => Parsed::Other,
+    }
+}
+
+enum KeepOpen {
+    Yes,
+    No,
+}
+
+async fn respond(
+    stream: &mut CuttableStream,
+    plain: Box<PlainRequest>,
+    peer: SocketAddr,
+    site: &Site,
+) -> io::Result<KeepOpen> {
+    let PlainRequest { request, close, .. } = *plain;
+    let is_head = request.method() == Method::HEAD;
+    let file = observe::requested_file(request.uri());
+    let relative = root_relative(request.uri().path());
+    let Ok(response) = site.files.clone().oneshot(request).await;
+    let progress = observe::begin(&site.events, peer, file, is_head, &response);
+    let (parts, body) = response.into_parts();
+
+    let has_body = !is_head && !is_bodiless(parts.status);
+    let announced = parts.headers.contains_key(header::CONTENT_LENGTH);
+    let content_length = if announced || is_bodiless(parts.status) { None } else { body.size_hint().exact() };
+    // Without a length the body ends where the connection does.
+    let close = close || (has_body && !announced && content_length.is_none());
+    let same_file = match (has_body, relative, parts.extensions.get::<FromBootRoot>()) {
+        (true, Some(relative), Some(FromBootRoot)) => {
+            open_same_file(&site.root, &relative, parts.status, &parts.headers).await
+        }
+        _ => None,
+    };
+
+    stream.write_all(&encode_head(parts.status, &parts.headers, content_length, close, SystemTime::now())).await?;
+    match (has_body, same_file) {
+        (false, _) => {}
+        (true, Some((file, span))) => {
+            drop(body);
+            send_file(stream, &file, span, progress).await?;
+        }
+        (true, None) => {
+            let body = match progress {
+                Some(progress) => Body::new(ObservedBody::new(body, progress)),
+                None => body,
+            };
+            write_body(stream, body).await?;
+        }
+    }
+    stream.flush().await?;
+    Ok(if close { KeepOpen::No } else { KeepOpen::Yes })
+}
+
+/// Statuses that never carry a body (RFC 9110 §6.4.1).
+fn is_bodiless(status: StatusCode) -> bool {
+    status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
+}
+
+async fn send_file(
+    stream: &mut CuttableStream,
+    file: &File,
+    span: Span,
+    mut progress: Option<observe::BodyProgress>,
+) -> io::Result<()> {
+    let result = stream
+        .send_file(file, span.offset, span.len, |count| {
+            if let Some(progress) = progress.as_mut() {
+                progress.sent(count);
+            }
+        })
+        .await;
+    match (&result, progress.as_mut()) {
+        (Ok(()), Some(progress)) => progress.finished(),
+        (Err(error), Some(progress)) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            progress.failed(error.to_string());
+        }
+        // A broken connection is reported by the progress itself as it goes.
+        _ => {}
+    }
+    result
+}
+
+async fn write_body(stream: &mut CuttableStream, mut body: Body) -> io::Result<()> {
+    while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        if let Ok(data) = frame.map_err(io::Error::other)?.into_data() {
+            stream.write_all(&data).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The status line and headers of a response, as HTTP/1.1 puts them on the wire.
+fn encode_head(
+    status: StatusCode,
+    headers: &HeaderMap,
+    content_length: Option<u64>,
+    close: bool,
+    now: SystemTime,
+) -> Vec<u8> {
+    let mut head = Vec::with_capacity(512);
+    let reason = status.canonical_reason().unwrap_or("");
+    // Writing to a Vec cannot fail.
+    let _ = write!(head, "HTTP/1.1 {} {reason}\r\n", status.as_str());
+    for (name, value) in headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if !headers.contains_key(header::DATE) {
+        let _ = write!(head, "date: {}\r\n", httpdate::fmt_http_date(now));
+    }
+    if let Some(length) = content_length {
+        let _ = write!(head, "content-length: {length}\r\n");
+    }
+    if close {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// The part of a file a response body holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    offset: u64,
+    len: u64,
+    /// The whole file's size.
+    file_size: u64,
+}
+
+/// From a 200's `Content-Length` or a 206's `Content-Range: bytes first-last/size`.
+fn body_span(status: StatusCode, headers: &HeaderMap) -> Option<Span> {
+    let text = |name| headers.get(name).and_then(|value: &HeaderValue| value.to_str().ok());
+    match status {
+        StatusCode::OK => {
+            let len = text(header::CONTENT_LENGTH)?.parse().ok()?;
+            Some(Span { offset: 0, len, file_size: len })
+        }
+        StatusCode::PARTIAL_CONTENT => {
+            let (range, size) = text(header::CONTENT_RANGE)?.strip_prefix("bytes ")?.split_once('/')?;
+            let (first, last) = range.split_once('-')?;
+            let (first, last, file_size): (u64, u64, u64) =
+                (first.parse().ok()?, last.parse().ok()?, size.parse().ok()?);
+            (first <= last && last < file_size).then(|| Span { offset: first, len: last - first + 1, file_size })
+        }
+        _ => None,
+    }
+}
+
+/// The file the router answered from, opened again, if it is still the one its
+/// headers describe.
+async fn open_same_file(root: &Path, relative: &str, status: StatusCode, headers: &HeaderMap) -> Option<(File, Span)> {
+    let span = body_span(status, headers)?;
+    let path = resolve_inside(root, &root.join(relative)).await.ok()?;
+    let opened = tokio::task::spawn_blocking(move || {
+        let file = File::open(path)?;
+        let metadata = file.metadata()?;
+        io::Result::Ok((file, metadata))
+    });
+    let (file, metadata) = opened.await.ok()?.ok()?;
+    let modified = metadata.modified().ok().map(httpdate::fmt_http_date);
+    let announced = headers.get(header::LAST_MODIFIED).and_then(|value| value.to_str().ok());
+    let unchanged = metadata.is_file()
+        && metadata.len() == span.file_size
+        && announced.is_none_or(|announced| modified.as_deref() == Some(announced));
+    unchanged.then_some((file, span))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 4000);
+
+    fn answered_here(head: &str) -> PlainRequest {
+        match parse_plain(head.as_bytes(), PEER) {
+            Parsed::Plain(plain) => *plain,
+            other => panic!("{head:?} parsed as {other:?}"),
+        }
+    }
+
+    fn is_other(head: &str) -> bool {
+        matches!(parse_plain(head.as_bytes(), PEER), Parsed::Other)
+    }
+
+    #[test]
+    fn a_boot_clients_get_is_answered_here() {
+        let head = "GET /images/vmlinuz HTTP/1.1\r\nHost: 10.0.0.1\r\nRange: bytes=0-99\r\n\r\nGET /next";
+        let plain = answered_here(head);
+        assert_eq!(plain.head_len, head.len() - "GET /next".len(), "the pipelined request is left in the buffer");
+        assert_eq!(plain.request.method(), Method::GET);
+        assert_eq!(plain.request.uri().path(), "/images/vmlinuz");
+        assert_eq!(plain.request.headers()[header::RANGE], "bytes=0-99");
+        assert_eq!(plain.request.extensions().get::<ConnectInfo<Peer>>().map(|info| info.0.0), Some(PEER));
+        assert!(!plain.close);
+        assert!(answered_here("HEAD /x HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n").close);
+        assert!(!answered_here("GET /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n").close);
+    }
+
+    #[test]
+    fn an_incomplete_head_waits_for_more() {
+        assert!(matches!(parse_plain(b"", PEER), Parsed::Partial));
+        assert!(matches!(parse_plain(b"GET /ipxe.efi HTTP/1.1\r\nHost: a\r\n", PEER), Parsed::Partial));
+    }
+
+    #[test]
+    fn everything_else_goes_to_hyper() {
+        assert!(is_other("GET /x HTTP/1.0\r\n\r\n"), "HTTP/1.0 keep-alive rules are hyper's");
+        assert!(is_other("POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"));
+        assert!(is_other("GET /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"), "a GET with a body");
+        assert!(is_other("GET /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"));
+        assert!(is_other("GET /x HTTP/1.1\r\nExpect: 100-continue\r\n\r\n"));
+        assert!(is_other("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"));
+        assert!(is_other("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+        assert!(is_other("GET /x HTTP/1.1\r\nBad Header: x\r\n\r\n"));
+        let many = format!("GET /x HTTP/1.1\r\n{}\r\n", "X-A: b\r\n".repeat(MAX_HEADERS + 1));
+        assert!(is_other(&many), "hyper answers a head with too many lines");
+    }
+
+    #[test]
+    fn hostile_bytes_never_panic() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..400 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    // Mostly printable, with the separators a head is made of.
+                    b"GET /HTP1.\r\n: a\x00\xff"[(seed % 16) as usize]
+                })
+                .collect();
+            let _ = parse_plain(&bytes, PEER);
+        }
+    }
+
+    #[test]
+    fn the_head_is_http_1_1_with_date_length_and_close_as_needed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let head = encode_head(StatusCode::PARTIAL_CONTENT, &headers, Some(100), true, now);
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "HTTP/1.1 206 Partial Content\r\ncontent-type: application/octet-stream\r\n\
+             date: Wed, 18 Nov 2026 11:06:40 GMT\r\ncontent-length: 100\r\nconnection: close\r\n\r\n"
+        );
+        let head = encode_head(StatusCode::NOT_FOUND, &HeaderMap::new(), None, false, now);
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "HTTP/1.1 404 Not Found\r\ndate: Wed, 18 Nov 2026 11:06:40 GMT\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn the_body_span_comes_from_length_or_range() {
+        let headers = |name, value| HeaderMap::from_iter([(name, HeaderValue::from_static(value))]);
+        assert_eq!(
+            body_span(StatusCode::OK, &headers(header::CONTENT_LENGTH, "512")),
+            Some(Span { offset: 0, len: 512, file_size: 512 })
+        );
+        assert_eq!(
+            body_span(StatusCode::PARTIAL_CONTENT, &headers(header::CONTENT_RANGE, "bytes 100-199/1000")),
+            Some(Span { offset: 100, len: 100, file_size: 1000 })
+        );
+        for bad in ["bytes 200-100/1000", "bytes 0-1000/1000", "bytes */1000", "items 0-1/2", "bytes 0-x/9"] {
+            let headers = HeaderMap::from_iter([(header::CONTENT_RANGE, HeaderValue::from_static(bad))]);
+            assert_eq!(body_span(StatusCode::PARTIAL_CONTENT, &headers), None, "{bad}");
+        }
+        assert_eq!(body_span(StatusCode::NOT_FOUND, &headers(header::CONTENT_LENGTH, "9")), None);
+    }
+
+    #[tokio::test]
+    async fn only_the_file_the_headers_describe_is_sent_from_disk() {
+        let root = tempfile::tempdir().unwrap();
+        let canonical = root.path().canonicalize().unwrap();
+        std::fs::write(root.path().join("boot.img"), vec![7u8; 1000]).unwrap();
+        let modified = std::fs::metadata(root.path().join("boot.img")).unwrap().modified().unwrap();
+        let headers = |length: &'static str, last_modified: String| {
+            HeaderMap::from_iter([
+                (header::CONTENT_LENGTH, HeaderValue::from_static(length)),
+                (header::LAST_MODIFIED, HeaderValue::from_str(&last_modified).unwrap()),
+            ])
+        };
+        let same = headers("1000", httpdate::fmt_http_date(modified));
+        let (_, span) = open_same_file(&canonical, "boot.img", StatusCode::OK, &same).await.expect("the same file");
+        assert_eq!(span, Span { offset: 0, len: 1000, file_size: 1000 });
+
+        assert!(
+            open_same_file(&canonical, "boot.img", StatusCode::OK, &headers("999", httpdate::fmt_http_date(modified)))
+                .await
+                .is_none()
+        );
+        let older = httpdate::fmt_http_date(modified - Duration::from_secs(3600));
+        assert!(
+            open_same_file(&canonical, "boot.img", StatusCode::OK, &headers("1000", older)).await.is_none(),
+            "replaced since"
+        );
+        assert!(open_same_file(&canonical, "gone.img", StatusCode::OK, &same).await.is_none());
+    }
+}
