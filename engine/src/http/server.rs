@@ -118,8 +118,15 @@ pub async fn start(
     let (graceful, graceful_rx) = oneshot::channel();
     let (cut, cut_rx) = watch::channel(false);
     let files = router::files(root.clone(), generated);
-    let site =
-        Arc::new(Site { observed: router::observed(files.clone(), events.clone()), files, root: root.clone(), events });
+    let site = Arc::new(Site {
+        observed: router::observed(files.clone(), events.clone()),
+        #[cfg(target_os = "linux")]
+        files,
+        #[cfg(target_os = "linux")]
+        root: root.clone(),
+        #[cfg(target_os = "linux")]
+        events,
+    });
     tracing::info!("HTTP: serving {} on {local_addr}", root.display());
     let task = tokio::spawn(async move {
         serve(listener, site, graceful_rx, cut_rx).await;
@@ -133,10 +140,13 @@ pub async fn start(
 pub(super) struct Site {
     /// Every URL's answer, with its transfer events: what hyper serves.
     pub(super) observed: Router,
-    /// The same answers without events, for a path that reports its own.
+    /// The same answers without events, for the zero-copy path that reports its own.
+    #[cfg(target_os = "linux")]
     pub(super) files: Router,
     /// Canonical.
+    #[cfg(target_os = "linux")]
     pub(super) root: Arc<Path>,
+    #[cfg(target_os = "linux")]
     pub(super) events: EventSink,
 }
 
