@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -89,6 +90,22 @@ def proc_status(pid, field):
     except OSError:
         return None
     return None
+
+
+def proc_cpu_seconds(pid):
+    """User + system CPU of a process and of the children it has reaped, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields 14-17 of proc(5) (utime, stime, cutime, cstime); index 0 here is field 3.
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def group_pids(pgid):
@@ -635,6 +652,8 @@ class Suite:
                 dests = [self.out / f"multi{i}.out" for i in range(n)]
                 for d in dests:
                     d.unlink(missing_ok=True)
+                cpu0 = proc_cpu_seconds(proc.pid)
+                clients_cpu0 = children_cpu_seconds()
                 t0 = time.perf_counter()
                 clients = [subprocess.Popen(self.tftp_get("curl", 1468, 1, "multi.bin", d), stdout=subprocess.DEVNULL,
                                             stderr=subprocess.PIPE) for d in dests]
@@ -650,6 +669,8 @@ class Suite:
                         c.wait()
                         errs.append(f"client not done after {a.client_timeout} s")
                 dt = time.perf_counter() - t0
+                clients_cpu = children_cpu_seconds() - clients_cpu0
+                cpu1 = proc_cpu_seconds(proc.pid)
                 for c in clients:
                     c.stderr.close()
                 hwm = proc_status(proc.pid, "VmHWM") if server in ("portapxe", "atftpd", "dnsmasq") else None
@@ -664,8 +685,16 @@ class Suite:
                 self.record("3a", server, dt)
                 if hwm is not None:
                     self.record("3b", server, hwm / MB)
+                # tftpd-hpa serves each transfer in a forked process that it has not
+                # reaped by then, so its CPU time cannot be read off the server.
+                if cpu0 is not None and cpu1 is not None and server != "tftpd-hpa":
+                    self.record("3c", server, cpu1 - cpu0)
+                self.record("3d", server, clients_cpu)
                 log(f"  3a round {rnd + 1} {server}: {n} clients in {dt:.2f} s, all byte-exact"
-                    + (f", server VmHWM {hwm / MB:.1f} MB" if hwm else ""))
+                    + (f", server VmHWM {hwm / MB:.1f} MB" if hwm else "")
+                    + (f", server CPU {cpu1 - cpu0:.2f} s" if cpu0 is not None and cpu1 is not None
+                       and server != "tftpd-hpa" else "")
+                    + f", clients' CPU {clients_cpu:.2f} s")
 
     # ================================================================ (4) HTTP
 
@@ -1088,6 +1117,8 @@ def case_specs(a, rtt):
         ("3a", f"TFTP {a.clients} clients × {a.multi_mib} MiB at once, blksize 1468 (curl), byte-exact",
          "s wall", "low", ("ratio<=", 0.9)),
         ("3b", f"server peak RSS (VmHWM) during 3a", "MB", "low", ("value<=", 20.0)),
+        ("3c", "server CPU time (user + system) during 3a", "s", "low", None),
+        ("3d", f"the {a.clients} curl clients' CPU time during 3a", "s", "low", None),
         ("4a", f"HTTP 1 client, {a.http_mib} MiB (curl)", "MB/s", "high", ("ratio>=", 0.8)),
         ("4b", f"HTTP {a.clients} clients × {a.http_mib} MiB at once (total)", "MB/s", "high", ("ratio>=", 0.8)),
         ("4c", "HTTP Range requests: 206, Content-Range and bytes right; 416 past the end", "pass", "none",
@@ -1111,7 +1142,7 @@ def _speedup(results):
 
 
 DERIVED = {"2c": _speedup}
-SELF_ONLY = {"2c", "3b", "4c", "5b"}
+SELF_ONLY = {"2c", "3b", "3d", "4c", "5b"}
 
 
 def fmt_num(v):
