@@ -3,7 +3,7 @@
 //!
 //! [`begin`] reports how a response starts; its [`BodyProgress`] then counts the body
 //! bytes handed to the connection, either inside an [`ObservedBody`] that hyper polls
-//! or directly by the zero-copy file path. The body is dropped when the response is
+//! or directly by the zero-copy path. The body is dropped when the response is
 //! done or the connection is gone, so a drop before the last byte means the client
 //! went away. "Sent" means handed to the connection: the last socket-buffer's worth
 //! may still be in flight when `Finished` is reported.
@@ -173,13 +173,13 @@ impl Drop for BodyProgress {
 }
 
 /// A response body that counts what passes through and reports how it ended.
-pub(super) struct ObservedBody {
+struct ObservedBody {
     inner: Body,
     progress: BodyProgress,
 }
 
 impl ObservedBody {
-    pub(super) fn new(inner: Body, progress: BodyProgress) -> Self {
+    fn new(inner: Body, progress: BodyProgress) -> Self {
         Self { inner, progress }
     }
 }

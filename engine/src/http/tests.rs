@@ -510,6 +510,28 @@ async fn http_1_0_is_served_and_closed() {
 }
 
 #[tokio::test]
+async fn a_reply_sent_while_stopping_says_the_connection_will_close() {
+    let fx = Fixture::new().await;
+    let mut stream = TcpStream::connect(fx.addr()).await.expect("connect");
+    // Two requests at once; the client reads nothing until the stop has begun, so the
+    // second reply is made while the service drains.
+    let two = "GET /big.iso HTTP/1.1\r\nHost: t\r\n\r\nGET /small.bin HTTP/1.1\r\nHost: t\r\n\r\n";
+    stream.write_all(two.as_bytes()).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopping = tokio::spawn(fx.service.stop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let mut raw = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut raw)).await.expect("both replies, then close").expect("receive");
+    let replies = parse_replies(&raw, &[false, false]);
+    assert!(replies[0].body == pattern(BIG_LEN));
+    assert_eq!(replies[0].header("connection"), None, "made before the stop");
+    assert_eq!(replies[1].body, pattern(SMALL_LEN));
+    assert_eq!(replies[1].header("connection"), Some("close"));
+    timeout(WAIT, stopping).await.expect("stop returns").expect("stop task");
+}
+
+#[tokio::test]
 async fn stop_closes_idle_kept_alive_connections_at_once() {
     let fx = Fixture::new().await;
     let mut stream = TcpStream::connect(fx.addr()).await.expect("connect");

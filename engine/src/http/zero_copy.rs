@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::confine::resolve_inside;
-use super::observe::{self, ObservedBody, Peer};
+use super::observe::{self, Peer};
 use super::router::{FromBootRoot, root_relative};
 use super::server::{CuttableStream, Site};
 
@@ -41,6 +41,8 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 /// Room made in the read buffer before each read.
 const READ_SIZE: usize = 4096;
+/// A head and a body up to this size go out in one write.
+const COALESCE: usize = 16 * 1024;
 
 /// How a connection left this path.
 pub(super) enum Outcome {
@@ -64,7 +66,7 @@ pub(super) async fn serve(
             Next::Gone => return Outcome::Closed,
         };
         buffer.advance(plain.head_len);
-        match respond(&mut stream, plain, peer, site).await {
+        match respond(&mut stream, plain, peer, site, &draining).await {
             Ok(KeepOpen::Yes) => {}
             Ok(KeepOpen::No) => {
                 let _ = stream.shutdown().await;
@@ -99,7 +101,8 @@ async fn next_request(
             Parsed::Partial if buffer.len() >= MAX_HEAD => return Next::Other,
             Parsed::Partial => {}
         }
-        let idle = buffer.is_empty();
+        // Blank lines between requests are allowed (RFC 9112 §2.2): still idle.
+        let idle = buffer.iter().all(u8::is_ascii_whitespace);
         buffer.reserve(READ_SIZE);
         tokio::select! {
             read = stream.read_buf(buffer) => match read {
@@ -181,20 +184,26 @@ async fn respond(
     plain: Box<PlainRequest>,
     peer: SocketAddr,
     site: &Site,
+    draining: &watch::Receiver<bool>,
 ) -> io::Result<KeepOpen> {
     let PlainRequest { request, close, .. } = *plain;
     let is_head = request.method() == Method::HEAD;
     let file = observe::requested_file(request.uri());
     let relative = root_relative(request.uri().path());
     let Ok(response) = site.files.clone().oneshot(request).await;
-    let progress = observe::begin(&site.events, peer, file, is_head, &response);
+    let mut progress = observe::begin(&site.events, peer, file, is_head, &response);
     let (parts, body) = response.into_parts();
 
     let has_body = !is_head && !is_bodiless(parts.status);
-    let announced = parts.headers.contains_key(header::CONTENT_LENGTH);
-    let content_length = if announced || is_bodiless(parts.status) { None } else { body.size_hint().exact() };
-    // Without a length the body ends where the connection does.
-    let close = close || (has_body && !announced && content_length.is_none());
+    let announced = parts.headers.get(header::CONTENT_LENGTH);
+    let added_length = match announced.is_some() || is_bodiless(parts.status) {
+        true => None,
+        false => body.size_hint().exact(),
+    };
+    let length = announced.and_then(|value| value.to_str().ok()?.parse().ok()).or(added_length);
+    // Without a length the body ends where the connection does; a draining service
+    // says it will close, as hyper does.
+    let close = close || *draining.borrow() || (has_body && length.is_none());
     let same_file = match (has_body, relative, parts.extensions.get::<FromBootRoot>()) {
         (true, Some(relative), Some(FromBootRoot)) => {
             open_same_file(&site.root, &relative, parts.status, &parts.headers).await
@@ -202,20 +211,21 @@ async fn respond(
         _ => None,
     };
 
-    stream.write_all(&encode_head(parts.status, &parts.headers, content_length, close, SystemTime::now())).await?;
+    let head = encode_head(parts.status, &parts.headers, added_length, close, SystemTime::now());
     match (has_body, same_file) {
-        (false, _) => {}
+        (false, _) => stream.write_all(&head).await?,
         (true, Some((file, span))) => {
-            drop(body);
-            send_file(stream, &file, span, progress).await?;
+            stream.write_all(&head).await?;
+            match send_file(stream, &file, span, &mut progress).await {
+                // The file system has no sendfile: the router's body holds the same bytes.
+                Err(error) if error.kind() == io::ErrorKind::Unsupported => {
+                    tracing::debug!("HTTP: sendfile refused ({error}), copying the file instead");
+                    write_body(stream, Vec::new(), body, length, progress).await?;
+                }
+                other => other?,
+            }
         }
-        (true, None) => {
-            let body = match progress {
-                Some(progress) => Body::new(ObservedBody::new(body, progress)),
-                None => body,
-            };
-            write_body(stream, body).await?;
-        }
+        (true, None) => write_body(stream, head, body, length, progress).await?,
     }
     stream.flush().await?;
     Ok(if close { KeepOpen::No } else { KeepOpen::Yes })
@@ -230,7 +240,7 @@ async fn send_file(
     stream: &mut CuttableStream,
     file: &File,
     span: Span,
-    mut progress: Option<observe::BodyProgress>,
+    progress: &mut Option<observe::BodyProgress>,
 ) -> io::Result<()> {
     let result = stream
         .send_file(file, span.offset, span.len, |count| {
@@ -244,17 +254,64 @@ async fn send_file(
         (Err(error), Some(progress)) if error.kind() == io::ErrorKind::UnexpectedEof => {
             progress.failed(error.to_string());
         }
-        // A broken connection is reported by the progress itself as it goes.
+        // A broken connection is reported by the progress itself when it is dropped.
         _ => {}
     }
     result
 }
 
-async fn write_body(stream: &mut CuttableStream, mut body: Body) -> io::Result<()> {
-    while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-        if let Ok(data) = frame.map_err(io::Error::other)?.into_data() {
+/// Writes `pending` (the head, or nothing) and then the body, exactly `length` bytes
+/// of it when the head announced a length: a file that grew is cut there, one that
+/// shrank is an error that closes the connection, so the next response on it cannot
+/// be taken for body bytes. A small body goes out in one write with the head.
+async fn write_body(
+    stream: &mut CuttableStream,
+    mut pending: Vec<u8>,
+    mut body: Body,
+    length: Option<u64>,
+    mut progress: Option<observe::BodyProgress>,
+) -> io::Result<()> {
+    let mut left = length;
+    while left != Some(0) {
+        let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await else {
+            break;
+        };
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(error) => {
+                let reason = format!("reading the file failed: {error}");
+                if let Some(progress) = progress.as_mut() {
+                    progress.failed(reason.clone());
+                }
+                return Err(io::Error::other(reason));
+            }
+        };
+        let Ok(mut data) = frame.into_data() else { continue };
+        if let Some(left) = left.as_mut() {
+            data.truncate(usize::try_from(*left).unwrap_or(usize::MAX));
+            *left -= data.len() as u64;
+        }
+        if pending.len() + data.len() <= COALESCE {
+            pending.extend_from_slice(&data);
+        } else {
+            stream.write_all(&pending).await?;
+            pending.clear();
             stream.write_all(&data).await?;
         }
+        if let Some(progress) = progress.as_mut() {
+            progress.sent(data.len() as u64);
+        }
+    }
+    stream.write_all(&pending).await?;
+    if left.is_some_and(|left| left > 0) {
+        let reason = "the file shrank while it was served";
+        if let Some(progress) = progress.as_mut() {
+            progress.failed(reason.to_owned());
+        }
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, reason));
+    }
+    if let Some(progress) = progress.as_mut() {
+        progress.finished();
     }
     Ok(())
 }
@@ -326,6 +383,8 @@ async fn open_same_file(root: &Path, relative: &str, status: StatusCode, headers
     let opened = tokio::task::spawn_blocking(move || {
         let file = File::open(path)?;
         let metadata = file.metadata()?;
+        // Twice the read-ahead for a cold cache; only a hint.
+        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
         io::Result::Ok((file, metadata))
     });
     let (file, metadata) = opened.await.ok()?.ok()?;
@@ -441,6 +500,38 @@ mod tests {
             assert_eq!(body_span(StatusCode::PARTIAL_CONTENT, &headers), None, "{bad}");
         }
         assert_eq!(body_span(StatusCode::NOT_FOUND, &headers(header::CONTENT_LENGTH, "9")), None);
+    }
+
+    /// A connected pair: the server's end as the service wraps it, and the client's.
+    async fn connection() -> (CuttableStream, tokio::net::TcpStream, watch::Sender<bool>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (cut, cut_rx) = watch::channel(false);
+        (CuttableStream::new(server, cut_rx), client, cut)
+    }
+
+    async fn written(pending: &[u8], body: &'static [u8], length: Option<u64>) -> (io::Result<()>, Vec<u8>) {
+        let (mut server, mut client, _cut) = connection().await;
+        let result = write_body(&mut server, pending.to_vec(), Body::from(body), length, None).await;
+        drop(server);
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.unwrap();
+        (result, received)
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_is_exactly_the_announced_length() {
+        assert_eq!(written(b"HEAD|", b"0123456789", Some(10)).await.1, b"HEAD|0123456789");
+        assert_eq!(written(b"", b"0123456789", None).await.1, b"0123456789", "no length: to the end");
+
+        let (result, received) = written(b"HEAD|", b"0123456789", Some(4)).await;
+        assert!(result.is_ok());
+        assert_eq!(received, b"HEAD|0123", "a file that grew is cut at the announced length");
+
+        let (result, received) = written(b"HEAD|", b"0123456789", Some(20)).await;
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::UnexpectedEof, "a file that shrank");
+        assert_eq!(received, b"HEAD|0123456789");
     }
 
     #[tokio::test]
