@@ -2,19 +2,15 @@
 //!
 //! On Linux the connection starts on the zero-copy file path ([`super::zero_copy`]),
 //! which answers plain GET and HEAD requests itself and hands anything else to hyper,
-//! together with the bytes it has already read. Elsewhere hyper serves it all.
+//! with the bytes it has already read put back into the connection. Elsewhere hyper serves it all.
 
-use std::io;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::extract::connect_info::ConnectInfo;
-use bytes::{Buf, Bytes};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -25,17 +21,18 @@ use super::server::{CuttableStream, Site};
 /// response in progress) or the service is cut.
 pub(super) async fn serve(stream: CuttableStream, peer: SocketAddr, site: Arc<Site>, draining: watch::Receiver<bool>) {
     #[cfg(target_os = "linux")]
-    let (stream, already_read, draining) = match super::zero_copy::serve(stream, peer, &site, draining).await {
+    let (stream, draining) = match super::zero_copy::serve(stream, peer, &site, draining).await {
         super::zero_copy::Outcome::Closed => return,
-        super::zero_copy::Outcome::ForHyper { stream, already_read, draining } => (stream, already_read, draining),
+        super::zero_copy::Outcome::ForHyper { mut stream, already_read, draining } => {
+            stream.put_back(already_read);
+            (stream, draining)
+        }
     };
-    #[cfg(not(target_os = "linux"))]
-    let already_read = Bytes::new();
 
-    serve_with_hyper(Rewind { already_read, stream }, peer, &site, draining).await;
+    serve_with_hyper(stream, peer, &site, draining).await;
 }
 
-async fn serve_with_hyper(io: Rewind, peer: SocketAddr, site: &Site, mut draining: watch::Receiver<bool>) {
+async fn serve_with_hyper(io: CuttableStream, peer: SocketAddr, site: &Site, mut draining: watch::Receiver<bool>) {
     let observed = site.observed.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(Peer(peer)));
@@ -57,49 +54,5 @@ async fn serve_with_hyper(io: Rewind, peer: SocketAddr, site: &Site, mut drainin
                 connection.as_mut().graceful_shutdown();
             }
         }
-    }
-}
-
-/// A connection with some of its bytes already read: those are read again first.
-struct Rewind {
-    already_read: Bytes,
-    stream: CuttableStream,
-}
-
-impl AsyncRead for Rewind {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.already_read.has_remaining() {
-            let count = self.already_read.len().min(buf.remaining());
-            buf.put_slice(&self.already_read[..count]);
-            self.already_read.advance(count);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Rewind {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
@@ -206,6 +207,8 @@ pub(super) struct CuttableStream {
     stream: TcpStream,
     cut: Pin<Box<dyn Future<Output = ()> + Send>>,
     was_cut: bool,
+    /// Bytes read off the socket and given back: reads return them first.
+    put_back: Bytes,
 }
 
 impl CuttableStream {
@@ -214,7 +217,13 @@ impl CuttableStream {
             // `Err` means the service was dropped: cut as well.
             let _ = cut.wait_for(|&cut| cut).await;
         });
-        Self { stream, cut, was_cut: false }
+        Self { stream, cut, was_cut: false, put_back: Bytes::new() }
+    }
+
+    /// Gives back bytes read from this connection but not used, for the next reader.
+    #[cfg(target_os = "linux")]
+    pub(super) fn put_back(&mut self, bytes: Bytes) {
+        self.put_back = bytes;
     }
 
     /// Also registers the task to be woken when the cut comes.
@@ -282,6 +291,11 @@ impl CuttableStream {
 impl AsyncRead for CuttableStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         self.check_cut(cx)?;
+        if !self.put_back.is_empty() {
+            let count = self.put_back.len().min(buf.remaining());
+            buf.put_slice(&self.put_back.split_to(count));
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
