@@ -671,6 +671,10 @@ class Suite:
                 dt = time.perf_counter() - t0
                 clients_cpu = children_cpu_seconds() - clients_cpu0
                 cpu1 = proc_cpu_seconds(proc.pid)
+                # tftpd-hpa serves each transfer in a forked process that it has not
+                # reaped by then, so its CPU time cannot be read off the server.
+                server_cpu = (cpu1 - cpu0 if cpu0 is not None and cpu1 is not None and server != "tftpd-hpa"
+                              else None)
                 for c in clients:
                     c.stderr.close()
                 hwm = proc_status(proc.pid, "VmHWM") if server in ("portapxe", "atftpd", "dnsmasq") else None
@@ -685,15 +689,12 @@ class Suite:
                 self.record("3a", server, dt)
                 if hwm is not None:
                     self.record("3b", server, hwm / MB)
-                # tftpd-hpa serves each transfer in a forked process that it has not
-                # reaped by then, so its CPU time cannot be read off the server.
-                if cpu0 is not None and cpu1 is not None and server != "tftpd-hpa":
-                    self.record("3c", server, cpu1 - cpu0)
+                if server_cpu is not None:
+                    self.record("3c", server, server_cpu)
                 self.record("3d", server, clients_cpu)
                 log(f"  3a round {rnd + 1} {server}: {n} clients in {dt:.2f} s, all byte-exact"
                     + (f", server VmHWM {hwm / MB:.1f} MB" if hwm else "")
-                    + (f", server CPU {cpu1 - cpu0:.2f} s" if cpu0 is not None and cpu1 is not None
-                       and server != "tftpd-hpa" else "")
+                    + (f", server CPU {server_cpu:.2f} s" if server_cpu is not None else "")
                     + f", clients' CPU {clients_cpu:.2f} s")
 
     # ================================================================ (4) HTTP

@@ -2,7 +2,8 @@
 //!
 //! On Linux the connection starts on the zero-copy file path ([`super::zero_copy`]),
 //! which answers plain GET and HEAD requests itself and hands anything else to hyper,
-//! with the bytes it has already read put back into the connection. Elsewhere hyper serves it all.
+//! with the bytes it has already read put back into the connection. Elsewhere hyper
+//! serves it all.
 
 use std::net::SocketAddr;
 use std::pin::pin;

@@ -138,6 +138,19 @@ impl BodyProgress {
         }
     }
 
+    /// How sending the body ended. A fault of the file (it shrank, it could not be
+    /// read) fails the transfer with that reason; a fault of the connection is left
+    /// to the drop, which says how far the bytes got.
+    pub(super) fn ended(&mut self, outcome: &std::io::Result<()>) {
+        match outcome {
+            Ok(()) => self.finished(),
+            Err(error) if matches!(error.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::Other) => {
+                self.failed(error.to_string());
+            }
+            Err(_) => {}
+        }
+    }
+
     pub(super) fn finished(&mut self) {
         let bytes = self.sent;
         self.end(TransferPhase::Finished { bytes });

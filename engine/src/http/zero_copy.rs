@@ -196,10 +196,7 @@ async fn respond(
 
     let has_body = !is_head && !is_bodiless(parts.status);
     let announced = parts.headers.get(header::CONTENT_LENGTH);
-    let added_length = match announced.is_some() || is_bodiless(parts.status) {
-        true => None,
-        false => body.size_hint().exact(),
-    };
+    let added_length = if announced.is_some() || is_bodiless(parts.status) { None } else { body.size_hint().exact() };
     let length = announced.and_then(|value| value.to_str().ok()?.parse().ok()).or(added_length);
     // Without a length the body ends where the connection does; a draining service
     // says it will close, as hyper does.
@@ -212,21 +209,30 @@ async fn respond(
     };
 
     let head = encode_head(parts.status, &parts.headers, added_length, close, SystemTime::now());
-    match (has_body, same_file) {
-        (false, _) => stream.write_all(&head).await?,
+    let mut sent = |count| {
+        if let Some(progress) = progress.as_mut() {
+            progress.sent(count);
+        }
+    };
+    let outcome = match (has_body, same_file) {
+        (false, _) => stream.write_all(&head).await,
         (true, Some((file, span))) => {
             stream.write_all(&head).await?;
-            match send_file(stream, &file, span, &mut progress).await {
+            match stream.send_file(&file, span.offset, span.len, &mut sent).await {
                 // The file system has no sendfile: the router's body holds the same bytes.
                 Err(error) if error.kind() == io::ErrorKind::Unsupported => {
                     tracing::debug!("HTTP: sendfile refused ({error}), copying the file instead");
-                    write_body(stream, Vec::new(), body, length, progress).await?;
+                    write_body(stream, Vec::new(), body, length, &mut sent).await
                 }
-                other => other?,
+                other => other,
             }
         }
-        (true, None) => write_body(stream, head, body, length, progress).await?,
+        (true, None) => write_body(stream, head, body, length, &mut sent).await,
+    };
+    if let Some(progress) = progress.as_mut() {
+        progress.ended(&outcome);
     }
+    outcome?;
     stream.flush().await?;
     Ok(if close { KeepOpen::No } else { KeepOpen::Yes })
 }
@@ -234,30 +240,6 @@ async fn respond(
 /// Statuses that never carry a body (RFC 9110 §6.4.1).
 fn is_bodiless(status: StatusCode) -> bool {
     status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
-}
-
-async fn send_file(
-    stream: &mut CuttableStream,
-    file: &File,
-    span: Span,
-    progress: &mut Option<observe::BodyProgress>,
-) -> io::Result<()> {
-    let result = stream
-        .send_file(file, span.offset, span.len, |count| {
-            if let Some(progress) = progress.as_mut() {
-                progress.sent(count);
-            }
-        })
-        .await;
-    match (&result, progress.as_mut()) {
-        (Ok(()), Some(progress)) => progress.finished(),
-        (Err(error), Some(progress)) if error.kind() == io::ErrorKind::UnexpectedEof => {
-            progress.failed(error.to_string());
-        }
-        // A broken connection is reported by the progress itself when it is dropped.
-        _ => {}
-    }
-    result
 }
 
 /// Writes `pending` (the head, or nothing) and then the body, exactly `length` bytes
@@ -269,23 +251,14 @@ async fn write_body(
     mut pending: Vec<u8>,
     mut body: Body,
     length: Option<u64>,
-    mut progress: Option<observe::BodyProgress>,
+    mut sent: impl FnMut(u64),
 ) -> io::Result<()> {
     let mut left = length;
     while left != Some(0) {
         let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await else {
             break;
         };
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(error) => {
-                let reason = format!("reading the file failed: {error}");
-                if let Some(progress) = progress.as_mut() {
-                    progress.failed(reason.clone());
-                }
-                return Err(io::Error::other(reason));
-            }
-        };
+        let frame = frame.map_err(|error| io::Error::other(format!("reading the file failed: {error}")))?;
         let Ok(mut data) = frame.into_data() else { continue };
         if let Some(left) = left.as_mut() {
             data.truncate(usize::try_from(*left).unwrap_or(usize::MAX));
@@ -298,22 +271,15 @@ async fn write_body(
             pending.clear();
             stream.write_all(&data).await?;
         }
-        if let Some(progress) = progress.as_mut() {
-            progress.sent(data.len() as u64);
-        }
+        sent(data.len() as u64);
     }
     stream.write_all(&pending).await?;
-    if left.is_some_and(|left| left > 0) {
-        let reason = "the file shrank while it was served";
-        if let Some(progress) = progress.as_mut() {
-            progress.failed(reason.to_owned());
+    match left {
+        Some(left) if left > 0 => {
+            Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was served"))
         }
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, reason));
+        _ => Ok(()),
     }
-    if let Some(progress) = progress.as_mut() {
-        progress.finished();
-    }
-    Ok(())
 }
 
 /// The status line and headers of a response, as HTTP/1.1 puts them on the wire.
@@ -462,7 +428,10 @@ mod tests {
                     b"GET /HTP1.\r\n: a\x00\xff"[(seed % 16) as usize]
                 })
                 .collect();
-            let _ = parse_plain(&bytes, PEER);
+            if let Parsed::Plain(plain) = parse_plain(&bytes, PEER) {
+                assert!(plain.head_len <= bytes.len(), "{bytes:?}");
+                assert!(matches!(*plain.request.method(), Method::GET | Method::HEAD), "{bytes:?}");
+            }
         }
     }
 
@@ -513,7 +482,7 @@ mod tests {
 
     async fn written(pending: &[u8], body: &'static [u8], length: Option<u64>) -> (io::Result<()>, Vec<u8>) {
         let (mut server, mut client, _cut) = connection().await;
-        let result = write_body(&mut server, pending.to_vec(), Body::from(body), length, None).await;
+        let result = write_body(&mut server, pending.to_vec(), Body::from(body), length, |_| {}).await;
         drop(server);
         let mut received = Vec::new();
         client.read_to_end(&mut received).await.unwrap();
