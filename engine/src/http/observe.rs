@@ -141,6 +141,7 @@ impl BodyProgress {
     /// How sending the body ended. A fault of the file (it shrank, it could not be
     /// read) fails the transfer with that reason; a fault of the connection is left
     /// to the drop, which says how far the bytes got.
+    #[cfg(target_os = "linux")]
     pub(super) fn ended(&mut self, outcome: &std::io::Result<()>) {
         match outcome {
             Ok(()) => self.finished(),
