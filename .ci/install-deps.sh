@@ -18,6 +18,10 @@ apt-get install -y -qq --no-install-recommends \
     libpcap-dev pkg-config ca-certificates tcpdump \
     mesa-vulkan-drivers xvfb x11-apps x11-utils
 bash tests/lab/prepare-guest.sh target/lab
+# CI fails on dependencies the code does not use.
+if ! command -v cargo-machete > /dev/null; then
+    cargo install cargo-machete --locked --version 0.9.2
+fi
 
 # ---- Packaging (.ci/package.sh, installers/) ----
 # Linux .deb/.tar.gz (dpkg-deb, debootstrap for the install check), Windows cross-build and

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("portapxe: {err:#}");
+            eprintln!("portapxe: {}", cli::error_text(&err));
             ExitCode::FAILURE
         }
     }

@@ -14,7 +14,7 @@ use portapxe::gui::dialogs::DialogSupport;
 use portapxe::gui::engine_handle::{CaptureState, FailedService, RunState, StartFailure, UiSnapshot, Validation};
 use portapxe::gui::{EngineHandle, PortaApp};
 use portapxe_engine::clients::ClientRegistry;
-use portapxe_engine::config::{BootEntry, Config, ConfigStore, Mode};
+use portapxe_engine::config::{BootEntry, Config, ConfigError, ConfigStore, Mode};
 use portapxe_engine::detect::{ServerRole, ServerSighting};
 use portapxe_engine::events::{ConflictEvent, DhcpEvent, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase};
 use portapxe_engine::net::{InterfaceInfo, InterfaceKind};
@@ -584,6 +584,23 @@ fn windows_without_elevation_says_how_to_run_as_administrator() {
     assert!(harness.query_by_label_contains("Run as administrator").is_none());
 }
 
+#[test]
+fn before_you_can_start_names_settings_in_words() {
+    let (config, mut snapshot) = ready_to_start();
+    let error = |field: &str, message: &str| ConfigError { field: field.into(), message: message.into() };
+    snapshot.validation = Some(Validation {
+        config: config.clone(),
+        errors: vec![error("interface", "no network card chosen"), error("root", "no boot folder chosen")],
+    });
+    let mut harness = detached(config, snapshot, [1100.0, 720.0]);
+    harness.run_steps(2);
+    harness.get_by_label_contains("Before you can start");
+    harness.get_by_label("Network card: no network card chosen");
+    harness.get_by_label("Boot folder: no boot folder chosen");
+    assert!(harness.query_by_label_contains("interface:").is_none(), "a config key in front of a message");
+    assert!(harness.query_by_label_contains("root:").is_none(), "a config key in front of a message");
+}
+
 fn registry_with_one_client(t0: u64) -> ClientRegistry {
     let mut registry = ClientRegistry::default();
     let address = Ipv4Addr::new(10, 99, 0, 7);
@@ -598,31 +615,57 @@ fn registry_with_one_client(t0: u64) -> ClientRegistry {
     registry
 }
 
-/// Full DHCP looks for other servers for 2 s before it answers; Stop during that look
-/// cancels the start and frees every port. Full DHCP probes by broadcasting, so this
-/// runs only inside a network namespace of its own (`unshare --net`, gone when the
-/// process ends): the test re-runs itself there.
-#[test]
-fn stop_during_the_safety_probe_cancels_the_start() {
+/// Runs the calling test again in a private network namespace of its own (`unshare
+/// --net`, gone when the process ends), with `env` set, and returns `None`; inside
+/// that namespace it returns `Some(())`. Full DHCP probes by broadcasting, so every
+/// test that starts it runs this way.
+fn inside_private_netns(test: &str, env: &[(&str, &Path)], fresh_account: bool) -> Option<()> {
     const INSIDE: &str = "PORTAPXE_TEST_PRIVATE_NETNS";
     let here = std::fs::read_link("/proc/self/ns/net").expect("network namespace").display().to_string();
     let Some(outside) = std::env::var_os(INSIDE) else {
-        let output = std::process::Command::new("unshare")
-            .args(["--net", "--"])
-            .arg(std::env::current_exe().unwrap())
-            .args(["--exact", "stop_during_the_safety_probe_cancels_the_start", "--nocapture", "--test-threads=1"])
-            .env(INSIDE, &here)
-            .output()
-            .expect("run unshare (util-linux); it needs root or user namespaces");
+        let mut command = std::process::Command::new("unshare");
+        command.args(["--net", "--"]).arg(std::env::current_exe().unwrap()).args([
+            "--exact",
+            test,
+            "--nocapture",
+            "--test-threads=1",
+        ]);
+        if fresh_account {
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                if name.starts_with("XDG_") || name.starts_with("PORTAPXE_") {
+                    command.env_remove(&*name);
+                }
+            }
+        }
+        command.envs(env.iter().copied()).env(INSIDE, &here);
+        let output = command.output().expect("run unshare (util-linux); it needs root or user namespaces");
         let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         assert!(output.status.success(), "inside a private network namespace:\n{text}");
         assert!(text.contains("1 passed"), "the test ran inside: {text}");
-        return;
+        eprintln!("inside a private network namespace:\n{text}");
+        return None;
     };
     // Never in the namespace that holds real interfaces.
     assert_ne!(outside.to_string_lossy(), here, "not in a private network namespace");
-    let up = std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("run ip");
-    assert!(up.success());
+    run(&["ip", "link", "set", "lo", "up"]);
+    Some(())
+}
+
+fn run(command: &[&str]) -> String {
+    let output = std::process::Command::new(command[0]).args(&command[1..]).output().expect("run a command");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{command:?} failed: {text}");
+    text
+}
+
+/// Full DHCP looks for other servers for 2 s before it answers; Stop during that look
+/// cancels the start and frees every port.
+#[test]
+fn stop_during_the_safety_probe_cancels_the_start() {
+    if inside_private_netns("stop_during_the_safety_probe_cancels_the_start", &[], false).is_none() {
+        return;
+    }
     let names: Vec<String> = portapxe_engine::net::list_interfaces().into_iter().map(|i| i.name).collect();
     assert_eq!(names, ["lo"], "a private namespace holds only loopback");
 
@@ -662,4 +705,94 @@ fn stop_during_the_safety_probe_cancels_the_start() {
     UdpSocket::bind("127.0.0.1:16969").expect("TFTP port freed");
     std::net::TcpListener::bind("127.0.0.1:18080").expect("HTTP port freed");
     UdpSocket::bind("0.0.0.0:16767").expect("DHCP port freed");
+}
+
+/// Where a DHCP lease came from, as busybox udhcpc prints it ("lease of A obtained").
+fn udhcpc_lease(interface: &str, mac: &str) -> Ipv4Addr {
+    run(&["ip", "link", "set", interface, "address", mac]);
+    let text = run(&["udhcpc", "-i", interface, "-f", "-q", "-n", "-t", "4", "-T", "2", "-s", "/bin/true"]);
+    let address = text
+        .split("lease of ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("udhcpc got no lease: {text}"));
+    address.parse().unwrap_or_else(|_| panic!("udhcpc printed {address:?}: {text}"))
+}
+
+fn start_and_wait_until_serving(harness: &mut Harness<'_, PortaApp>) {
+    wait_until(harness, "the settings check", validated);
+    harness.get_by_label("Start").click();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        harness.step();
+        let snapshot = harness.state().handle().snapshot();
+        assert!(snapshot.last_error.is_none(), "Start failed: {:?}\n{:?}", snapshot.last_error, snapshot.log);
+        if snapshot.state == RunState::Running {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not serving after 20 s: {:?}", snapshot.log);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.step();
+    let app = harness.state();
+    let snapshot = app.handle().snapshot().clone();
+    let lights = portapxe::gui::panels::top_bar::lights(&snapshot, app.config());
+    let names: Vec<&str> = lights.iter().map(|light| light.label.as_str()).collect();
+    assert_eq!(names.len(), 4, "DHCP, TFTP, HTTP and Capture: {names:?}");
+    for light in &lights {
+        assert_eq!(light.tone, portapxe::gui::style::Tone::Ok, "{}: {}", light.label, light.hover);
+    }
+    harness.get_by_label("Stop");
+}
+
+/// A new user's first Start in the default mode: a fresh home folder (no settings, no
+/// data folder, no `XDG_*`), a network card and a boot folder picked, Start pressed.
+/// Serving with every light green, a real client gets a lease, and the second start
+/// still knows it.
+#[test]
+fn a_newcomer_starts_full_dhcp_from_a_fresh_home() {
+    let home = tempfile::tempdir().unwrap();
+    let fresh = home.path().join("newcomer");
+    if inside_private_netns("a_newcomer_starts_full_dhcp_from_a_fresh_home", &[("HOME", &fresh)], true).is_none() {
+        return;
+    }
+    // A network card with a cable in: one end of a veth pair; a DHCP client on the other.
+    run(&["ip", "link", "add", "bench0", "type", "veth", "peer", "name", "seat0"]);
+    run(&["ip", "addr", "add", "10.88.0.1/24", "dev", "bench0"]);
+    run(&["ip", "link", "set", "bench0", "up"]);
+    run(&["ip", "link", "set", "seat0", "up"]);
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).expect("HOME");
+    assert!(!home.exists(), "the home folder starts empty");
+    std::fs::create_dir_all(&home).unwrap();
+
+    let root = boot_folder();
+    let (store, mut config, problem) = portapxe::gui::load_settings();
+    assert!(problem.is_none(), "{problem:?}");
+    assert_eq!(config.mode, Mode::Dhcp, "full DHCP is the default mode");
+    config.interface = "bench0".into();
+    config.root = root.path().to_path_buf();
+    let open = |config: Config| {
+        let store = store.clone();
+        Harness::builder().with_size([1280.0, 860.0]).build_eframe(move |cc| {
+            PortaApp::new(&cc.egui_ctx, EngineHandle::spawn(store).expect("engine thread"), config)
+        })
+    };
+    let mut harness = open(config.clone());
+    start_and_wait_until_serving(&mut harness);
+    let first = udhcpc_lease("seat0", "52:54:00:f2:00:01");
+    eprintln!("first start: 52:54:00:f2:00:01 got {first}");
+    harness.get_by_label("Stop").click();
+    wait_until(&mut harness, "the engine to stop", |app| app.handle().snapshot().state == RunState::Stopped);
+    drop(harness);
+    let leases = home.join(".local/share/portapxe");
+    assert!(leases.join("leases.json").exists() || leases.join("leases.json.journal").exists(), "no lease file");
+
+    let mut harness = open(config);
+    start_and_wait_until_serving(&mut harness);
+    let second = udhcpc_lease("seat0", "52:54:00:f2:00:02");
+    eprintln!("second start: 52:54:00:f2:00:02 got {second}");
+    assert_ne!(second, first, "the first client's lease was forgotten");
+    assert_eq!(udhcpc_lease("seat0", "52:54:00:f2:00:01"), first, "the first client got another address");
+    harness.get_by_label("Stop").click();
+    wait_until(&mut harness, "the engine to stop", |app| app.handle().snapshot().state == RunState::Stopped);
 }

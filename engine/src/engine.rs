@@ -39,8 +39,15 @@ pub enum EngineError {
     Interface(#[from] InterfaceLookupError),
     #[error("the configuration cannot be served:\n{}", list(.0))]
     Invalid(Vec<ConfigError>),
-    #[error("no folder to keep leases in: pass --state-dir DIR")]
+    #[error("this account has no home folder to keep leases in: choose a folder with --state-dir or in Settings")]
     NoStateDir,
+    /// The reason is part of the message and deliberately not a `source`, so a
+    /// printed error chain says it once.
+    #[error(
+        "cannot keep leases in the folder {}: {reason}. Choose another folder with --state-dir or in Settings",
+        .path.display()
+    )]
+    StateDir { path: PathBuf, reason: std::io::Error },
     #[error(transparent)]
     Dhcp(#[from] DhcpStartError),
     #[error(transparent)]
@@ -104,6 +111,20 @@ pub fn export_target(config: &Config, server_ip: Ipv4Addr) -> crate::export::Boo
         uefi_arm64_file: boot.uefi_arm64_file,
         rules: config.rules.clone(),
     }
+}
+
+/// Makes the folder for the leases when it is missing (a fresh account has no data
+/// folder yet) and checks that a file can be written in it, so the start fails here,
+/// naming the folder, rather than at the first lease.
+async fn prepare_state_dir(dir: &std::path::Path) -> Result<(), EngineError> {
+    let path = dir.to_path_buf();
+    let checked = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        crate::config::create_private_dir(&path)?;
+        tempfile::Builder::new().prefix(".write-check").tempfile_in(&path).map(drop)
+    })
+    .await
+    .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+    checked.map_err(|reason| EngineError::StateDir { path: dir.to_path_buf(), reason })
 }
 
 fn list(errors: &[ConfigError]) -> String {
@@ -177,6 +198,8 @@ pub struct Engine {
     registry: Arc<RwLock<ClientRegistry>>,
     registry_feed: Option<tokio::task::JoinHandle<()>>,
     capture: Option<LiveCapture>,
+    #[cfg(unix)]
+    router_advertiser: Option<crate::router_advert::service::RouterAdvertiser>,
     tftp: Option<TftpService>,
     http: Option<HttpService>,
     /// Serves the app's loader folder behind the boot root while TFTP and HTTP run.
@@ -208,6 +231,8 @@ impl Engine {
             registry: Arc::default(),
             registry_feed: None,
             capture: None,
+            #[cfg(unix)]
+            router_advertiser: None,
             tftp: None,
             http: None,
             loader_fallback: None,
@@ -335,6 +360,7 @@ impl Engine {
                 Some(dir) => dir.clone(),
                 None => crate::config::project_dirs().ok_or(EngineError::NoStateDir)?.data_dir().to_path_buf(),
             };
+            prepare_state_dir(&state_dir).await?;
             let lease_file = state_dir.join(LEASE_FILE);
             let settings = DhcpServiceSettings {
                 interface: interface.name.clone(),
@@ -360,6 +386,9 @@ impl Engine {
             self.status.pool = Some(pool);
             self.status.lease_file = Some(lease_file);
             self.dhcp = Some(dhcp);
+            if config.dhcp.answer_router_solicitations {
+                self.start_router_advertiser(interface);
+            }
         }
         match crate::detect::watch::start(&interface.name, config.dhcp.port.wrapping_add(1), conflicts.clone()) {
             Ok(task) => self.watcher = Some(task),
@@ -453,6 +482,44 @@ impl Engine {
         }
     }
 
+    /// Full DHCP owns the segment: end iPXE's wait for an IPv6 router. A help, never a
+    /// requirement: without the privilege for raw sockets, say so once and go on.
+    fn start_router_advertiser(&mut self, interface: &crate::net::InterfaceInfo) {
+        const WAIT: &str = "iPXE clients will wait about 13 s for IPv6 before they boot";
+        #[cfg(unix)]
+        match crate::router_advert::service::RouterAdvertiser::start(&interface.name, interface.index) {
+            Ok(advertiser) => {
+                self.router_advertiser = Some(advertiser);
+                self.report(
+                    "ipv6",
+                    format!(
+                        "answering IPv6 router solicitations on {} with \"no router here\" (iPXE does not wait for IPv6)",
+                        interface.name
+                    ),
+                    true,
+                );
+            }
+            Err(err) => {
+                let hint = if err.kind() == std::io::ErrorKind::PermissionDenied {
+                    " (needs root, or on Linux: sudo setcap cap_net_bind_service,cap_net_raw+ep $(which portapxe))"
+                } else {
+                    ""
+                };
+                self.report(
+                    "ipv6",
+                    format!("cannot answer IPv6 router solicitations on {}: {err}{hint}; {WAIT}", interface.name),
+                    false,
+                );
+            }
+        }
+        #[cfg(not(unix))]
+        self.report(
+            "ipv6",
+            format!("IPv6 router solicitations are not answered on this system ({}); {WAIT}", interface.name),
+            false,
+        );
+    }
+
     fn report(&self, service: &str, message: String, ok: bool) {
         self.events.emit(EngineEvent::Service(ServiceEvent { service: service.into(), message, ok }));
     }
@@ -475,6 +542,11 @@ impl Engine {
         // Joins the capture thread (it looks at its stop flag every 50 ms when idle).
         if let Some(capture) = self.capture.take() {
             let _ = tokio::task::spawn_blocking(move || drop(capture)).await;
+        }
+        // Joins the advertiser's thread (it looks at its stop flag every 200 ms).
+        #[cfg(unix)]
+        if let Some(advertiser) = self.router_advertiser.take() {
+            let _ = tokio::task::spawn_blocking(move || advertiser.stop()).await;
         }
         for task in [self.watcher.take(), self.registry_feed.take()].into_iter().flatten() {
             task.abort();

@@ -15,6 +15,7 @@ pub mod loaders;
 pub mod net;
 pub mod proxy;
 pub mod pxe;
+pub mod router_advert;
 pub mod rules;
 pub mod tftp;
 

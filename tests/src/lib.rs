@@ -9,7 +9,7 @@
 //! | module | what it owns |
 //! |---|---|
 //! | [`netns`] | namespaces, bridge, taps, veth clients; `in_netns` for sockets inside |
-//! | [`ra`] | IPv6 router advertisements (lifetime 0) so iPXE does not wait for IPv6 |
+//! | [`ra`] | the network's own IPv6 router, standing in (proxy and boot-files-only tests): advertisements with lifetime 0 |
 //! | [`binary`] | building / locating the `portapxe` binary |
 //! | [`server`] | running `portapxe serve`, readiness, SIGTERM, log + events on failure |
 //! | [`events`] | the `--events` JSON lines, typed |

@@ -2,8 +2,9 @@
 //! client namespaces joined by veth pairs. Everything is deleted on drop.
 //!
 //! Owns: `ip netns`/`ip link` set-up and tear-down, running code inside a namespace
-//! ([`in_netns`]), the IPv6 router-advertisement sender that keeps iPXE from
-//! waiting for IPv6. Must not touch: the root namespace's interfaces, or any
+//! ([`in_netns`]), and on request an IPv6 router-advertisement sender standing for
+//! the network's own IPv6 router (never in full DHCP mode: there PortaPXE itself ends
+//! iPXE's wait for IPv6, and the tests measure what a user gets). Must not touch: the root namespace's interfaces, or any
 //! namespace whose name it did not make.
 
 use std::fs::File;
@@ -103,7 +104,8 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Build the server namespace with its bridge and start the RA sender.
+    /// Build the server namespace with its bridge. No IPv6 router is on the segment,
+    /// as on a technician's bench switch.
     pub fn new(purpose: &str) -> Result<Self> {
         require_root();
         let counter = LAB_COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -111,17 +113,16 @@ impl Lab {
         let net = u8::try_from(counter % 200 + 1).unwrap_or(1);
         let dir = tempfile::Builder::new().prefix(&format!("portapxe-lab-{purpose}-")).tempdir()?;
         let server_ns = format!("{name}-srv");
-        let mut lab = Self { name, net, server_ns: server_ns.clone(), clients: Vec::new(), taps: 0, ra: None, dir };
+        let lab = Self { name, net, server_ns: server_ns.clone(), clients: Vec::new(), taps: 0, ra: None, dir };
         run_ok("ip", &["netns", "add", &server_ns])?;
         lab.set_up_server_ns().with_context(|| format!("setting up namespace {server_ns}"))?;
-        lab.ra = Some(RaSender::start(&server_ns, BRIDGE)?);
         eprintln!("[lab] {} ready: namespace {server_ns}, server {}/24 on {BRIDGE}", lab.name, lab.server_ip());
         Ok(lab)
     }
 
     fn set_up_server_ns(&self) -> Result<()> {
         let ns = self.server_ns.as_str();
-        // Link-local addresses without duplicate detection: the RA sender needs one at once.
+        // Link-local addresses without duplicate detection: router advertisements need one at once.
         run_ok("ip", &["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"])?;
         run_ok("ip", &["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"])?;
         run_ok("ip", &["-n", ns, "link", "set", "lo", "up"])?;
@@ -145,6 +146,16 @@ impl Lab {
         )?;
         run_ok("ip", &["-n", ns, "addr", "add", &format!("{}/24", self.server_ip()), "dev", BRIDGE])?;
         run_ok("ip", &["-n", ns, "link", "set", BRIDGE, "up"])?;
+        Ok(())
+    }
+
+    /// Stands in for the network's own IPv6 router, which answers iPXE's router
+    /// discovery where PortaPXE does not (proxy mode, boot files only, other DHCP
+    /// servers): advertisements with router lifetime 0 every 500 ms.
+    pub fn add_ipv6_router(&mut self) -> Result<()> {
+        if self.ra.is_none() {
+            self.ra = Some(RaSender::start(&self.server_ns, BRIDGE)?);
+        }
         Ok(())
     }
 

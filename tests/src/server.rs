@@ -25,7 +25,10 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct ServerSpec {
     pub root: PathBuf,
-    pub state_dir: PathBuf,
+    /// `--state-dir`; `None` leaves the leases where the platform keeps them (a newcomer's start).
+    pub state_dir: Option<PathBuf>,
+    /// Run with this `HOME`, no `XDG_*` and no PortaPXE variables: a fresh user account.
+    pub home: Option<PathBuf>,
     /// `--mode`: `dhcp` (the default here) or `proxy` (see [`ServerSpec::proxy`]).
     pub mode: String,
     /// `START-END`, passed as `--pool` (in `dhcp` mode only).
@@ -44,7 +47,8 @@ impl ServerSpec {
         std::fs::create_dir_all(&state_dir)?;
         Ok(Self {
             root,
-            state_dir,
+            state_dir: Some(state_dir),
+            home: None,
             mode: "dhcp".into(),
             pool: format!("{}-{}", lab.ip(100), lab.ip(150)),
             http_port: 80,
@@ -55,6 +59,20 @@ impl ServerSpec {
     /// `--mode proxy`: proxyDHCP beside the network's DHCP server; no `--pool` is passed.
     pub fn proxy(mut self) -> Self {
         self.mode = "proxy".into();
+        self
+    }
+
+    /// Start as a new user would: a fresh `HOME` (`home`, made if missing), no `XDG_*`
+    /// variables, no `--state-dir` and no config file.
+    pub fn as_newcomer(mut self, home: &Path) -> Self {
+        self.state_dir = None;
+        self.home = Some(home.to_path_buf());
+        self
+    }
+
+    /// A flag without a value (`--force-dhcp`, …).
+    pub fn flag(mut self, flag: &str) -> Self {
+        self.extra.push(flag.to_owned());
         self
     }
 
@@ -73,11 +91,12 @@ impl ServerSpec {
             self.root.display().to_string(),
             "--mode".into(),
             self.mode.clone(),
-            "--state-dir".into(),
-            self.state_dir.display().to_string(),
             "--events".into(),
             events.display().to_string(),
         ];
+        if let Some(state_dir) = &self.state_dir {
+            args.extend(["--state-dir".into(), state_dir.display().to_string()]);
+        }
         if self.mode == "dhcp" {
             args.extend(["--pool".into(), self.pool.clone()]);
         }
@@ -110,6 +129,16 @@ impl Server {
         let args = spec.args(&events_path);
         let mut command = lab.server_command(&binary.display().to_string());
         command.args(&args).env("RUST_BACKTRACE", "1").env("NO_COLOR", "1").stdin(Stdio::null());
+        if let Some(home) = &spec.home {
+            std::fs::create_dir_all(home)?;
+            command.env("HOME", home);
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                if name.starts_with("XDG_") || name.starts_with("PORTAPXE_") {
+                    command.env_remove(&*name);
+                }
+            }
+        }
         // stdout and stderr share one file; append mode keeps their lines whole.
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         command.stdout(log_file.try_clone()?).stderr(log_file);

@@ -26,8 +26,19 @@ pub struct Dnsmasq {
 }
 
 impl Dnsmasq {
-    /// Serve `root` by TFTP and PXE boot files like portapxe's contract does.
+    /// Serve `root` by TFTP and PXE boot files like portapxe's contract does; no ping
+    /// before an offer (it would cost 3 s per new client).
     pub fn start(lab: &Lab, root: &Path) -> Result<Self> {
+        Self::start_with(lab, root, false)
+    }
+
+    /// The same, with dnsmasq's defaults as Debian ships them: it pings an address
+    /// before offering it (up to 3 s per new client) and sends no router advertisements.
+    pub fn start_as_shipped(lab: &Lab, root: &Path) -> Result<Self> {
+        Self::start_with(lab, root, true)
+    }
+
+    fn start_with(lab: &Lab, root: &Path, ping: bool) -> Result<Self> {
         let script = format!(
             "#!ipxe\nkernel tftp://${{next-server}}/vmlinuz initrd=initrd.img {}\ninitrd tftp://${{next-server}}/initrd.img\nboot\n",
             crate::guest::CMDLINE
@@ -40,10 +51,12 @@ impl Dnsmasq {
             "--conf-file=/dev/null",
             "--port=0",
             "--bind-interfaces",
-            "--no-ping",
             "--log-dhcp",
             "--enable-tftp",
         ]);
+        if !ping {
+            command.arg("--no-ping");
+        }
         command.arg(format!("--interface={BRIDGE}"));
         command.arg(format!("--dhcp-range={},{},255.255.255.0,1h", lab.ip(100), lab.ip(150)));
         command.arg(format!("--tftp-root={}", root.display()));

@@ -245,7 +245,13 @@ fn scanner(lab: &mut Lab) -> ClientNs {
 fn serve_to_completion(lab: &Lab, spec: &ServerSpec, events: &Path) -> Timed {
     let mut command = lab.server_command(&binary::portapxe().display().to_string());
     command.args(["serve", "--interface", BRIDGE, "--mode", "dhcp", "--pool", &spec.pool]);
-    command.arg("--root").arg(&spec.root).arg("--state-dir").arg(&spec.state_dir).arg("--events").arg(events);
+    command
+        .arg("--root")
+        .arg(&spec.root)
+        .arg("--state-dir")
+        .arg(spec.state_dir.as_ref().expect("a state folder"))
+        .arg("--events")
+        .arg(events);
     command.args(&spec.extra).env("NO_COLOR", "1");
     eprintln!("[conflicts] expecting a refusal: {command:?}");
     let started = Instant::now();

@@ -114,6 +114,8 @@ fn export_and_boot(case: &Case) {
     let started = Instant::now();
     let kind = case.kind;
     let mut lab = Lab::new(&format!("export-{}", kind.flag())).unwrap();
+    // Boot files only: the network's own IPv6 router (standing in) ends iPXE's IPv6 wait.
+    lab.add_ipv6_router().unwrap();
     let root = lab.dir().join("root");
     std::fs::create_dir_all(&root).unwrap();
     guest::install_ipxe_binaries(&root).unwrap();

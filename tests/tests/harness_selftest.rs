@@ -13,7 +13,9 @@ use portapxe_lab::standin::Dnsmasq;
 use portapxe_lab::{Lab, netns, wire};
 
 fn lab_with_dnsmasq(purpose: &str) -> (Lab, std::path::PathBuf, Guest, Dnsmasq) {
-    let lab = Lab::new(purpose).unwrap();
+    let mut lab = Lab::new(purpose).unwrap();
+    // dnsmasq as configured here sends no router advertisements: the network's router does.
+    lab.add_ipv6_router().unwrap();
     let root = lab.dir().join("root");
     std::fs::create_dir_all(&root).unwrap();
     guest::install_ipxe_binaries(&root).unwrap();

@@ -32,6 +32,8 @@ const PROXY_ANSWERS: [&str; 2] = ["proxy OFFER", "ACK (port 4011)"];
 /// Dropped in reverse order: guest, server, dnsmasq, then the lab's namespaces.
 fn proxy_lab(purpose: &str) -> (Lab, NetworkDhcp, Server, Guest) {
     let mut lab = Lab::new(purpose).unwrap();
+    // Proxy mode never advertises: the network's own IPv6 router (if any) does.
+    lab.add_ipv6_router().unwrap();
     let range = lab.ip(RANGE.0)..=lab.ip(RANGE.1);
     let network = NetworkDhcp::start(&mut lab, NETWORK_DHCP_MAC, NETWORK_DHCP_HOST, range).unwrap();
     let (spec, guest) = boot_setup(&lab);

@@ -59,3 +59,40 @@ pub fn init_logging(verbose: u8) {
         .with_target(false)
         .init();
 }
+
+/// An error and its causes in one line, each said once: many of the engine's
+/// messages already name their cause, which the chain would otherwise repeat.
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let said = cause.to_string();
+        if text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read the lease file /x/leases.json: {source}")]
+        struct LeaseFile {
+            source: std::io::Error,
+        }
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let reason = io.to_string();
+        let err = anyhow::Error::new(LeaseFile { source: io }).context("cannot start");
+        let text = error_text(&err);
+        assert_eq!(text.matches(&reason).count(), 1, "{text}");
+        assert!(text.starts_with("cannot start: cannot read the lease file"), "{text}");
+    }
+}

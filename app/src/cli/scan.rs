@@ -25,7 +25,7 @@ pub struct ScanArgs {
 /// Exit status 0 when no DHCP or proxyDHCP server answered, 1 when one did; errors exit 2.
 pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     scan(args).or_else(|err| {
-        eprintln!("portapxe: {err:#}");
+        eprintln!("portapxe: {}", super::error_text(&err));
         Ok(ExitCode::from(ERROR))
     })
 }

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Append every engine event as one JSON line to this file.
     #[arg(long)]
     events: Option<PathBuf>,
+    /// Full DHCP: do not answer IPv6 router solicitations. By default PortaPXE answers them with
+    /// "no router here" (lifetime 0, no prefix), so iPXE does not wait about 13 s for IPv6.
+    #[arg(long)]
+    no_router_advertisement: bool,
     /// Serve full DHCP even if another DHCP server answers on the interface (it is refused otherwise).
     #[arg(long)]
     force_dhcp: bool,
@@ -130,6 +134,9 @@ impl ServeArgs {
         if let Some(dir) = self.state_dir {
             config.state_dir = Some(dir);
         }
+        if self.no_router_advertisement {
+            config.dhcp.answer_router_solicitations = false;
+        }
         crate::boot_files::apply(&mut config);
         Ok(ServePlan { config, options, events, status })
     }
@@ -160,13 +167,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let events_out = match events_file {
-        Some(path) => Some(BufWriter::new(
-            File::options()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .with_context(|| format!("cannot open {}", path.display()))?,
-        )),
+        Some(path) => Some(BufWriter::new(open_events_file(&path).with_context(|| {
+            format!("cannot write the events file {}; choose another with --events", path.display())
+        })?)),
         None => None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -175,6 +178,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(serve(config, options, events_out, status))
+}
+
+/// The events file, appended to; its folder is made when missing.
+fn open_events_file(path: &Path) -> std::io::Result<File> {
+    if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)?;
+    }
+    File::options().create(true).append(true).open(path)
 }
 
 async fn serve(

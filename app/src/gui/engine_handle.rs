@@ -85,9 +85,11 @@ impl StartFailure {
             EngineError::Dhcp(_) | EngineError::Probe(_) | EngineError::ForeignDhcpServer { .. } => FailedService::Dhcp,
             EngineError::Tftp(_) => FailedService::Tftp,
             EngineError::Http(_) => FailedService::Http,
-            EngineError::Interface(_) | EngineError::Invalid(_) | EngineError::NoStateDir | EngineError::Cancelled => {
-                FailedService::Setup
-            }
+            EngineError::Interface(_)
+            | EngineError::Invalid(_)
+            | EngineError::NoStateDir
+            | EngineError::StateDir { .. }
+            | EngineError::Cancelled => FailedService::Setup,
         };
         let foreign_servers = match err {
             EngineError::ForeignDhcpServer { servers, .. } => servers.clone(),
@@ -265,7 +267,9 @@ impl UiSnapshot {
                     None => self.conflicts.push(entry),
                 }
             }
-            EngineEvent::Service(service) if !service.ok && service.service != "capture" => {
+            EngineEvent::Service(service)
+                if !service.ok && !["capture", "ipv6"].contains(&service.service.as_str()) =>
+            {
                 self.service_errors.push((service.service.clone(), service.message.clone()));
             }
             _ => {}
@@ -572,6 +576,12 @@ impl Actor {
             s.service_errors.clear();
             s.conflicts.clear();
         });
+        // Leases beside the capture, in the window's data folder, unless Settings chose a
+        // folder (with PORTAPXE_CONFIG_DIR that folder is not the platform's).
+        let mut config = config;
+        if config.state_dir.is_none() {
+            config.state_dir = self.data_dir.clone();
+        }
         let capture_file = self.capture_file(&options);
         if options.capture_file.is_none() {
             options.capture_file = capture_file.clone();
@@ -647,13 +657,14 @@ impl Actor {
         }
     }
 
-    /// Where this session's capture goes: the data folder, made if missing.
+    /// Where this session's capture goes: the data folder, made if missing (when it
+    /// cannot be, the engine's recorder says so in the log and serving goes on).
     fn capture_file(&self, options: &StartOptions) -> Option<PathBuf> {
         if let Some(file) = &options.capture_file {
             return Some(file.clone());
         }
         let dir = self.data_dir.as_ref()?;
-        std::fs::create_dir_all(dir).ok()?;
+        let _ = portapxe_engine::config::create_private_dir(dir);
         Some(dir.join(CAPTURE_FILE))
     }
 

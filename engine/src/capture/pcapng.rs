@@ -20,8 +20,12 @@ pub struct PcapNgRecorder {
 }
 
 impl PcapNgRecorder {
-    /// Creates (or truncates) `path` and writes the section and interface headers.
+    /// Creates (or truncates) `path`, and its folder when missing, and writes the
+    /// section and interface headers.
     pub fn create(path: &Path, interface: &str) -> io::Result<Self> {
+        if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)?;
+        }
         let file = BufWriter::new(File::create(path)?);
         let mut writer = PcapNgWriter::new(file).map_err(io::Error::other)?;
         let interface_block = InterfaceDescriptionBlock {

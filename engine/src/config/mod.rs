@@ -9,5 +9,5 @@ mod store;
 mod validate;
 
 pub use model::{BootConfig, BootEntry, Config, DhcpConfig, HttpConfig, Mode, PoolRange, TftpConfig};
-pub use store::{ConfigStore, StoreError, load_file, project_dirs, save_file, write_atomically};
+pub use store::{ConfigStore, StoreError, create_private_dir, load_file, project_dirs, save_file, write_atomically};
 pub use validate::{ConfigError, InterfaceFacts, validate};

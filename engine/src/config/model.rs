@@ -88,11 +88,22 @@ pub struct DhcpConfig {
     pub port: u16,
     /// PXE boot server port answered in proxy mode.
     pub boot_server_port: u16,
+    /// Full DHCP only: answer IPv6 router solicitations with "no router here", so iPXE
+    /// does not wait about 13 s for IPv6 on a segment without an IPv6 router.
+    pub answer_router_solicitations: bool,
 }
 
 impl Default for DhcpConfig {
     fn default() -> Self {
-        Self { pool: None, lease_time_secs: 3600, router: None, dns: Vec::new(), port: 67, boot_server_port: 4011 }
+        Self {
+            pool: None,
+            lease_time_secs: 3600,
+            router: None,
+            dns: Vec::new(),
+            port: 67,
+            boot_server_port: 4011,
+            answer_router_solicitations: true,
+        }
     }
 }
 

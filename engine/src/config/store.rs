@@ -48,7 +48,9 @@ impl ConfigStore {
         load_file(&path)
     }
 
+    /// Saves into the settings folder, made private to this user when it is missing.
     pub fn save(&self, config: &Config) -> Result<(), StoreError> {
+        create_private_dir(&self.dir).map_err(|source| StoreError::Write { path: self.path(), source })?;
         save_file(&self.path(), config)
     }
 }
@@ -67,6 +69,22 @@ pub fn save_file(path: &Path, config: &Config) -> Result<(), StoreError> {
     let text = toml::to_string_pretty(config)
         .map_err(|err| StoreError::Write { path: path.into(), source: std::io::Error::other(err) })?;
     write_atomically(path, text.as_bytes()).map_err(|source| StoreError::Write { path: path.into(), source })
+}
+
+/// Makes `dir` and any missing parents, readable and writable by this user only
+/// (0700, as the XDG base directory spec asks of folders an application creates:
+/// leases and settings name the machines on a network). An existing folder keeps
+/// its permissions.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
 }
 
 /// Writes `contents` beside `path` and renames it over `path`, so a crash leaves
@@ -108,6 +126,22 @@ mod tests {
         });
         store.save(&config).unwrap();
         assert_eq!(store.load().unwrap(), config);
+    }
+
+    #[test]
+    fn saving_makes_a_missing_settings_folder_private_to_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = dir.path().join("home/.config/portapxe");
+        ConfigStore::at(&settings).save(&Config::default()).unwrap();
+        assert_eq!(ConfigStore::at(&settings).load().unwrap(), Config::default());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for folder in [settings.as_path(), settings.parent().unwrap()] {
+                let mode = std::fs::metadata(folder).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o700, "{}", folder.display());
+            }
+        }
     }
 
     #[test]

@@ -51,6 +51,39 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// The setting in the words a person finds it under ("Network card", "Boot
+    /// folder", "Boot image 2"), not the config key.
+    pub fn setting(&self) -> String {
+        let numbered = |prefix: &str, words: &str| {
+            let index = self.field.strip_prefix(prefix)?.strip_suffix(']')?.parse::<usize>().ok()?;
+            Some(format!("{words} {}", index + 1))
+        };
+        let named = match self.field.as_str() {
+            "interface" => "Network card",
+            "root" => "Boot folder",
+            "loader_dir" => "Loader folder",
+            "dhcp.pool" => "Address pool",
+            "dhcp.router" => "Router",
+            "dhcp.lease_time_secs" => "Lease time",
+            "tftp.enabled" => "TFTP",
+            "tftp.block_size_limit" => "TFTP block size limit",
+            "tftp.window_size_limit" => "TFTP window size limit",
+            "boot.bios_file" => "BIOS loader",
+            "boot.uefi_ia32_file" => "UEFI 32-bit loader",
+            "boot.uefi_x64_file" => "UEFI x64 loader",
+            "boot.uefi_arm64_file" => "UEFI ARM64 loader",
+            "boot.ipxe_script" => "iPXE script",
+            _ => {
+                return numbered("boot.entries[", "Boot image")
+                    .or_else(|| numbered("rules.client[", "Client rule"))
+                    .unwrap_or_else(|| self.field.clone());
+            }
+        };
+        named.to_owned()
+    }
+}
+
 fn error(field: &str, message: impl Into<String>) -> ConfigError {
     ConfigError { field: field.into(), message: message.into() }
 }
@@ -222,6 +255,34 @@ fn check_root_file(config: &Config, field: &str, file: &str, errors: &mut Vec<Co
     if errors.len() == before && !servable(config.serving_root()) && !config.fallback_loader_dir().is_some_and(servable)
     {
         errors.push(error(field, format!("`{file}` is not a file in {}", config.serving_root().display())));
+    }
+}
+
+#[cfg(test)]
+mod setting_words {
+    use super::*;
+
+    #[test]
+    fn settings_are_named_in_words() {
+        for (field, words) in [
+            ("interface", "Network card"),
+            ("root", "Boot folder"),
+            ("dhcp.pool", "Address pool"),
+            ("boot.entries[0]", "Boot image 1"),
+            ("rules.client[2]", "Client rule 3"),
+            ("boot.entries[x]", "boot.entries[x]"),
+        ] {
+            assert_eq!(error(field, "m").setting(), words);
+        }
+    }
+
+    #[test]
+    fn every_field_validation_reports_has_words() {
+        let config =
+            Config { root: "/no/such/folder".into(), loader_dir: Some("/no/such/loaders".into()), ..Config::default() };
+        for error in validate(&config, None) {
+            assert!(!error.setting().contains('_') && !error.setting().contains('.'), "{error:?}");
+        }
     }
 }
 

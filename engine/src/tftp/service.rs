@@ -530,7 +530,8 @@ fn describe(err: &io::Error) -> String {
 }
 
 async fn check_root(root: PathBuf) -> Result<(), TftpStartError> {
-    blocking::unblock(move || match std::fs::metadata(&root) {
+    let reported = root.clone();
+    let checked = tokio::task::spawn_blocking(move || match std::fs::metadata(&root) {
         Ok(metadata) if metadata.is_dir() => Ok(()),
         Ok(_) => Err(TftpStartError::Root { root, reason: "it is a file, not a directory".to_owned() }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -538,5 +539,6 @@ async fn check_root(root: PathBuf) -> Result<(), TftpStartError> {
         }
         Err(e) => Err(TftpStartError::Root { root, reason: e.to_string() }),
     })
-    .await
+    .await;
+    checked.unwrap_or_else(|join| Err(TftpStartError::Root { root: reported, reason: join.to_string() }))
 }

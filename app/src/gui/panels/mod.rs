@@ -61,7 +61,7 @@ impl PanelCtx<'_> {
     /// Every validation error for the current config (`None`: not checked yet).
     pub fn all_errors(&self) -> Option<Vec<String>> {
         let validation = self.snapshot.validation.as_ref().filter(|v| &v.config == self.config)?;
-        Some(validation.errors.iter().map(ToString::to_string).collect())
+        Some(validation.errors.iter().map(|e| format!("{}: {}", e.setting(), e.message)).collect())
     }
 }
 
