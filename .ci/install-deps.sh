@@ -16,8 +16,10 @@ apt-get install -y -qq --no-install-recommends \
     udhcpc isc-dhcp-client tftp-hpa atftp curl iproute2 dnsmasq-base \
     isc-dhcp-server kea-dhcp4-server \
     libpcap-dev pkg-config ca-certificates tcpdump \
-    mesa-vulkan-drivers xvfb x11-apps x11-utils
+    mesa-vulkan-drivers xvfb x11-apps x11-utils sbsigntool
 bash tests/lab/prepare-guest.sh target/lab
+# The signed chain (shim, network GRUB) the Secure Boot tests and the packages use.
+bash installers/signed-loaders.sh target/signed-loaders
 # CI fails on dependencies the code does not use.
 if ! command -v cargo-machete > /dev/null; then
     cargo install cargo-machete --locked --version 0.9.2

@@ -262,7 +262,7 @@ fn settings_show_the_engines_validation_messages() {
     wait_until(&mut harness, "the settings check", validated);
     // Under the field and in the list of what to fix before starting.
     harness.get_by_label("a lease must last at least 60 seconds");
-    harness.get_by_label("dhcp.lease_time_secs: a lease must last at least 60 seconds");
+    harness.get_by_label("Lease time: a lease must last at least 60 seconds");
     harness.check_accessibility();
     assert!(harness.get_by_label("Start").accesskit_node().is_disabled(), "Start must wait for a valid config");
 

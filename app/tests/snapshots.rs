@@ -171,6 +171,7 @@ fn serving() -> (Config, UiSnapshot) {
             ipxe_script: "boot.ipxe".into(),
             lease_file: None,
             capture: "running".into(),
+            signed_chain: portapxe_engine::SignedChain::Used,
         }),
         clients: registry.snapshot(T0 + 9_000),
         conflicts: vec![network_dhcp_server(true)],

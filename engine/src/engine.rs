@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 use crate::capture::live::{CaptureSinks, LiveCapture};
 use crate::capture::pcapng::PcapNgRecorder;
 use crate::clients::{ClientRecord, ClientRegistry};
+use crate::config::UefiLoader;
 use crate::config::{Config, ConfigError, Mode, PoolRange, validate};
 use crate::detect::probe::{ProbeError, ProbeSettings, probe};
 use crate::detect::watch::Conflicts;
@@ -23,6 +24,7 @@ use crate::dhcp::service::DhcpServiceSettings;
 use crate::dhcp::{DhcpService, DhcpSettings, DhcpStartError};
 use crate::events::{EngineEvent, EventSink, ServiceEvent};
 use crate::generated::GeneratedFiles;
+use crate::grub::{GRUB_X64, SHIM_X64};
 use crate::http::{HttpService, HttpSettings, HttpStartError};
 use crate::ipxe::{SCRIPT_PATH, generate_script};
 use crate::loaders::LoaderFallback;
@@ -87,7 +89,51 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// What the PXE decision needs from a config, for a server at `server_ip`.
+/// Whether x64 UEFI machines get the signed chain (shim → GRUB), and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SignedChain {
+    /// `shimx64.efi` and `grubx64.efi` are served: UEFI x64 PXE machines get shim.
+    Used,
+    /// The config asks for iPXE (`uefi_loader = "ipxe"`, `--uefi-loader ipxe`, `--uefi-file`).
+    NotChosen,
+    /// Asked for, but these loaders are neither in the boot folder nor in the app's.
+    Missing { files: Vec<String> },
+}
+
+impl std::fmt::Display for SignedChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Used => {
+                write!(f, "x64 UEFI machines get {SHIM_X64} → {GRUB_X64} (signed: boots with Secure Boot on and off)")
+            }
+            Self::NotChosen => write!(f, "x64 UEFI machines get the iPXE loader: Secure Boot machines refuse it"),
+            Self::Missing { files } => write!(
+                f,
+                "the signed loaders ({}) are not in the boot folder, so x64 UEFI machines get iPXE, which Secure Boot \
+                 machines refuse: install PortaPXE from a package, or copy them into the boot folder (README: Secure Boot)",
+                files.join(", ")
+            ),
+        }
+    }
+}
+
+/// Looks in the boot folder and the app's loader folder for the signed chain's loaders.
+pub fn signed_chain(config: &Config) -> SignedChain {
+    if config.boot.uefi_loader == UefiLoader::Ipxe {
+        return SignedChain::NotChosen;
+    }
+    let served = |name: &str| {
+        let root = config.serving_root();
+        (!root.as_os_str().is_empty() && root.join(name).is_file())
+            || config.fallback_loader_dir().is_some_and(|dir| dir.join(name).is_file())
+    };
+    let files: Vec<String> = [SHIM_X64, GRUB_X64].into_iter().filter(|name| !served(name)).map(String::from).collect();
+    if files.is_empty() { SignedChain::Used } else { SignedChain::Missing { files } }
+}
+
+/// What the PXE decision needs from a config, for a server at `server_ip`. Looks for
+/// the signed loaders ([`signed_chain`]).
 pub fn boot_settings(config: &Config, server_ip: Ipv4Addr) -> BootSettings {
     BootSettings {
         server_ip,
@@ -95,6 +141,7 @@ pub fn boot_settings(config: &Config, server_ip: Ipv4Addr) -> BootSettings {
         uefi_ia32_file: config.boot.uefi_ia32_file.clone(),
         uefi_x64_file: config.boot.uefi_x64_file.clone(),
         uefi_arm64_file: config.boot.uefi_arm64_file.clone(),
+        uefi_x64_signed_file: (signed_chain(config) == SignedChain::Used).then(|| SHIM_X64.to_owned()),
         http_port: config.http.enabled.then_some(config.http.port),
         ipxe_script: config.boot.ipxe_script.clone().unwrap_or_else(|| SCRIPT_PATH.to_owned()),
     }
@@ -107,10 +154,32 @@ pub fn export_target(config: &Config, server_ip: Ipv4Addr) -> crate::export::Boo
         server_ip,
         ipxe_script: boot.location(&boot.ipxe_script),
         bios_file: boot.bios_file,
-        uefi_x64_file: boot.uefi_x64_file,
+        uefi_x64_file: boot.uefi_x64_signed_file.or(boot.uefi_x64_file),
         uefi_arm64_file: boot.uefi_arm64_file,
         rules: config.rules.clone(),
     }
+}
+
+/// The GRUB configuration of the signed chain at every path signed GRUBs read, and
+/// one per client rule that pins an entry.
+fn grub_configs(config: &Config) -> Vec<(String, Bytes)> {
+    let ipxe_loader = config.boot.uefi_x64_file.as_deref().unwrap_or("ipxe.efi");
+    let main = Bytes::from(crate::grub::generate_config(
+        &config.boot.entries,
+        &config.rules.clients,
+        config.boot.menu_timeout_secs,
+        ipxe_loader,
+    ));
+    let mut files: Vec<(String, Bytes)> =
+        crate::grub::CONFIG_PATHS.iter().map(|path| ((*path).to_owned(), main.clone())).collect();
+    for (index, rule) in config.rules.clients.iter().enumerate() {
+        let entry = rule.entry.as_ref().and_then(|name| config.boot.entries.iter().find(|e| e.name() == name));
+        if let Some(entry) = entry {
+            let pinned = crate::grub::generate_pinned_config(entry, ipxe_loader);
+            files.push((crate::grub::rule_config_path(index), Bytes::from(pinned)));
+        }
+    }
+    files
 }
 
 /// Makes the folder for the leases when it is missing (a fresh account has no data
@@ -188,6 +257,8 @@ pub struct EngineStatus {
     pub lease_file: Option<PathBuf>,
     /// "running", or why packet capture is unavailable and what to do.
     pub capture: String,
+    /// What x64 UEFI machines get first: the signed chain, or iPXE and why.
+    pub signed_chain: SignedChain,
 }
 
 pub struct Engine {
@@ -249,6 +320,7 @@ impl Engine {
                 ipxe_script: String::new(),
                 lease_file: None,
                 capture: "off".into(),
+                signed_chain: SignedChain::NotChosen,
             },
         };
 
@@ -275,6 +347,14 @@ impl Engine {
             GeneratedFiles::new(files)
         };
         let boot = boot_settings(&config, server_ip);
+        let chain = signed_chain(&config);
+        let generated = if chain == SignedChain::Used { generated.with(grub_configs(&config)) } else { generated };
+        engine.status.signed_chain = chain.clone();
+        engine.events.emit(EngineEvent::Service(ServiceEvent {
+            service: "boot".into(),
+            message: chain.to_string(),
+            ok: !matches!(chain, SignedChain::Missing { .. }),
+        }));
         engine.status.ipxe_script = script_path;
         let started = engine.start_services(&config, &interface, boot, generated, facts.prefix, &options);
         let result = match &options.cancel {

@@ -18,6 +18,13 @@ impl GeneratedFiles {
         Self { files: Arc::new(files.into_iter().collect()) }
     }
 
+    /// These files and `more` (which win over a file of the same path).
+    pub fn with(&self, more: impl IntoIterator<Item = (String, Bytes)>) -> Self {
+        let mut files = (*self.files).clone();
+        files.extend(more);
+        Self { files: Arc::new(files) }
+    }
+
     /// `path` must already be normalised the way the TFTP and HTTP path rules do it.
     pub fn get(&self, path: &str) -> Option<Bytes> {
         self.files.get(path).cloned()

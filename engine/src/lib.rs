@@ -9,6 +9,7 @@ mod engine;
 pub mod events;
 pub mod export;
 pub mod generated;
+pub mod grub;
 pub mod http;
 pub mod ipxe;
 pub mod loaders;
@@ -19,5 +20,7 @@ pub mod router_advert;
 pub mod rules;
 pub mod tftp;
 
-pub use engine::{Engine, EngineError, EngineStatus, StartOptions, boot_settings, export_target};
+pub use engine::{
+    Engine, EngineError, EngineStatus, SignedChain, StartOptions, boot_settings, export_target, signed_chain,
+};
 pub use events::{EngineEvent, EventSink};

@@ -87,6 +87,26 @@ pub fn install_ipxe_binaries(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The signed chain's loaders (shim, network GRUB), fetched from Debian's packages by
+/// `installers/signed-loaders.sh target/signed-loaders` (CI's install step runs it).
+pub const SHIM_FILE: &str = "shimx64.efi";
+pub const GRUB_FILE: &str = "grubx64.efi";
+
+pub fn signed_loaders_dir() -> PathBuf {
+    workspace_root().join("target/signed-loaders")
+}
+
+/// Copy `shimx64.efi` and `grubx64.efi` into `root`, as a packaged PortaPXE serves them.
+pub fn install_signed_loaders(root: &Path) -> Result<()> {
+    for name in [SHIM_FILE, GRUB_FILE] {
+        let from = signed_loaders_dir().join(name);
+        fs::copy(&from, root.join(name)).with_context(|| {
+            format!("copying {} (run installers/signed-loaders.sh target/signed-loaders)", from.display())
+        })?;
+    }
+    Ok(())
+}
+
 /// A cpio "newc" archive: busybox, an /init that prints `marker` and powers off,
 /// and the two device nodes the kernel needs before devtmpfs is mounted.
 pub fn initramfs(marker: &str) -> Result<Vec<u8>> {

@@ -15,6 +15,10 @@ use crate::server::tail_lines;
 
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// OVMF built with Secure Boot, and a variable store with Microsoft's keys enrolled
+/// (the keys every PC ships with): Secure Boot is on from the first start.
+pub const OVMF_CODE_SECURE: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
+pub const OVMF_VARS_MICROSOFT: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 /// Default bound for one boot, firmware to marker.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -24,6 +28,9 @@ pub enum Firmware {
     BiosIpxeRom,
     /// OVMF with its own PXE client: virtio-net without option ROM (`romfile=`).
     UefiNativePxe,
+    /// The same with Secure Boot on (Microsoft's keys): it runs only signed loaders.
+    /// Needs SMM (`q35,smm=on`) and a secure flash.
+    UefiSecureBoot,
 }
 
 /// How a boot ended.
@@ -46,7 +53,10 @@ fn try_boot(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, marker: &str, t
     let serial = lab.dir().join(format!("serial-{tap}.log"));
     let qemu_log = lab.dir().join(format!("qemu-{tap}.log"));
     let mut command = lab.server_command("qemu-system-x86_64");
-    command.args(["-accel", "tcg", "-m", "256", "-smp", "1", "-nodefaults", "-nographic", "-no-reboot"]);
+    // GRUB loads the kernel into memory it allocates below 4 GiB from the firmware's
+    // pool: with 256 MiB, the signed chain's GRUB stops at "out of memory" (seen here).
+    let memory = if firmware == Firmware::BiosIpxeRom { "256" } else { "512" };
+    command.args(["-accel", "tcg", "-m", memory, "-smp", "1", "-nodefaults", "-nographic", "-no-reboot"]);
     command.arg("-serial").arg(format!("file:{}", serial.display()));
     command.args(["-monitor", "none"]);
     command.arg("-netdev").arg(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
@@ -55,11 +65,18 @@ fn try_boot(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, marker: &str, t
             command.args(["-machine", "pc", "-boot", "n"]);
             command.arg("-device").arg(format!("e1000,netdev=n0,mac={mac},bootindex=1"));
         }
-        Firmware::UefiNativePxe => {
+        Firmware::UefiNativePxe | Firmware::UefiSecureBoot => {
+            let secure = firmware == Firmware::UefiSecureBoot;
+            let (code, vars_from) =
+                if secure { (OVMF_CODE_SECURE, OVMF_VARS_MICROSOFT) } else { (OVMF_CODE, OVMF_VARS) };
             let vars = lab.dir().join(format!("OVMF_VARS-{tap}.fd"));
-            std::fs::copy(OVMF_VARS, &vars).with_context(|| format!("copying {OVMF_VARS} (apt-get install ovmf)"))?;
-            command.args(["-machine", "q35"]);
-            command.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"));
+            std::fs::copy(vars_from, &vars).with_context(|| format!("copying {vars_from} (apt-get install ovmf)"))?;
+            if secure {
+                command.args(["-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"]);
+            } else {
+                command.args(["-machine", "q35"]);
+            }
+            command.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"));
             command.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
             command.arg("-device").arg(format!("virtio-net-pci,netdev=n0,mac={mac},romfile=,bootindex=1"));
         }
@@ -105,12 +122,14 @@ fn try_boot(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, marker: &str, t
 /// Console lines worth a time stamp, in boot order, to see where a boot spends its time.
 const MILESTONES: &[(&str, &str)] = &[
     ("Start PXE over IPv4", "OVMF PXE"),
+    ("Secure Boot", "secure boot"),
     ("Station IP address", "OVMF lease"),
     ("NBP file downloaded", "NBP loaded"),
     ("iPXE initialising devices", "iPXE"),
     ("Configuring (", "iPXE DHCP"),
     ("Filename:", "iPXE lease"),
     ("[script]", "script"),
+    ("GNU GRUB", "GRUB"),
     ("Linux version", "kernel"),
     ("Run /init", "init"),
 ];

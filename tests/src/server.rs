@@ -164,7 +164,7 @@ impl Server {
                 bail!("portapxe exited during start-up with {status}");
             }
             let events = events::read(&self.events_path)?;
-            if let Some(failed) = events.services().into_iter().find(|s| !s.ok) {
+            if let Some(failed) = events.failed_service() {
                 bail!("service {} failed to start: {}", failed.service, failed.message);
             }
             // HTTP is checked by connecting (the server reports no HTTP service event).

@@ -1,7 +1,8 @@
-//! A UEFI machine with OVMF's own PXE client (no iPXE ROM) boots Linux from portapxe:
-//! firmware PXE gets `ipxe.efi` over our TFTP, iPXE starts and asks DHCP again, gets
-//! the generated script URL, fetches kernel and initrd over HTTP; the guest prints
-//! its marker.
+//! A UEFI machine with OVMF's own PXE client (no iPXE ROM) boots Linux from portapxe.
+//! With `--uefi-loader ipxe`: firmware PXE gets `ipxe.efi` over our TFTP, iPXE starts
+//! and asks DHCP again, gets the generated script URL, fetches kernel and initrd over
+//! HTTP. With the defaults and the signed loaders at hand (as a package brings them):
+//! shim → GRUB → kernel over TFTP, Secure Boot off. The guest prints its marker.
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ const MAC: &str = "52:54:00:e1:05:01";
 fn ovmf_native_pxe_chains_ipxe_efi_then_boots_over_http() {
     let mut lab = Lab::new("uefi").unwrap();
     let (spec, guest) = boot_setup(&lab);
+    let spec = spec.arg("--uefi-loader", "ipxe");
     let ipxe_efi = std::fs::metadata(std::path::Path::new(IPXE_DIR).join(UEFI_FILE)).unwrap().len();
     let server = Server::start(&lab, &spec).unwrap();
     let tap = lab.add_tap().unwrap();
@@ -46,4 +48,35 @@ fn ovmf_native_pxe_chains_ipxe_efi_then_boots_over_http() {
     finished_once(&events, "http", "vmlinuz", address, guest.kernel_size());
     finished_once(&events, "http", "initrd.img", address, guest.initrd_size());
     assert!(events.dhcp_for(MAC).iter().all(|d| d.arch.is_some()), "every DHCP event of {MAC} should name its arch");
+}
+
+#[test]
+fn ovmf_native_pxe_boots_the_signed_chain_by_default() {
+    const SIGNED_MAC: &str = "52:54:00:e1:05:02";
+    let mut lab = Lab::new("uefi-signed").unwrap();
+    let (spec, guest) = boot_setup(&lab);
+    portapxe_lab::guest::install_signed_loaders(&spec.root).unwrap();
+    let server = Server::start(&lab, &spec).unwrap();
+    let tap = lab.add_tap().unwrap();
+
+    let boot = qemu::boot(&lab, &tap, Firmware::UefiNativePxe, SIGNED_MAC, &guest.marker, qemu::BOOT_TIMEOUT);
+    eprintln!("BOOT TIME uefi_native_pxe_signed_chain: {:.1} s", boot.elapsed.as_secs_f64());
+    let events = server.wait_for_events("TFTP transfers of kernel and initrd", Duration::from_secs(5), |e| {
+        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
+    });
+    let firmware_ack = expect::acks(&events, SIGNED_MAC)
+        .into_iter()
+        .find(|d| !d.is_ipxe)
+        .unwrap_or_else(|| panic!("no ACK to {SIGNED_MAC}; DHCP events:\n{}", expect::dhcp_story(&events, SIGNED_MAC)));
+    assert_eq!(firmware_ack.boot.as_deref(), Some(portapxe_lab::guest::SHIM_FILE));
+    let address = firmware_ack.address.unwrap();
+    for (file, size) in [("vmlinuz", guest.kernel_size()), ("initrd.img", guest.initrd_size())] {
+        finished_once(&events, "tftp", file, address, size);
+    }
+    finished_nonempty(&events, "tftp", "grub/grub.cfg", address);
+    assert!(
+        !events.transfers().iter().any(|t| t.protocol == "http"),
+        "the signed GRUB reads nothing over HTTP:\n{}",
+        expect::transfer_story(&events)
+    );
 }

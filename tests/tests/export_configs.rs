@@ -367,7 +367,7 @@ impl OffServer {
                 bail!("it exited during start-up with {status}");
             }
             let events = events::read(&self.events_path)?;
-            if let Some(failed) = events.services().into_iter().find(|s| !s.ok) {
+            if let Some(failed) = events.failed_service() {
                 bail!("service {} failed to start: {}", failed.service, failed.message);
             }
             let engine_ready = events.services().iter().any(|s| s.ok && s.service == "engine");

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use portapxe_engine::config::{BootEntry, Config, Mode, PoolRange, load_file, write_atomically};
+use portapxe_engine::config::{BootEntry, Config, Mode, PoolRange, UefiLoader, load_file, write_atomically};
 use portapxe_engine::{Engine, EngineEvent, EventSink, StartOptions};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -30,9 +30,14 @@ pub struct ServeArgs {
     /// Boot program for BIOS PXE clients (default undionly.kpxe).
     #[arg(long)]
     bios_file: Option<String>,
-    /// Boot program for x64 UEFI clients (default ipxe.efi).
+    /// Boot program for x64 UEFI clients instead of the signed chain (implies --uefi-loader ipxe;
+    /// default ipxe.efi).
     #[arg(long)]
     uefi_file: Option<String>,
+    /// What x64 UEFI machines get: `signed` (default: shimx64.efi → grubx64.efi, boots with
+    /// Secure Boot on and off) or `ipxe` (for your own iPXE script, chain URLs, ISO sanboot).
+    #[arg(long)]
+    uefi_loader: Option<UefiLoader>,
     /// Boot program for ARM64 UEFI clients (default ipxe-arm64.efi).
     #[arg(long)]
     arm64_file: Option<String>,
@@ -104,6 +109,12 @@ impl ServeArgs {
             config.dhcp.pool = Some(pool);
         }
         let boot = &mut config.boot;
+        if self.uefi_file.is_some() {
+            boot.uefi_loader = UefiLoader::Ipxe;
+        }
+        if let Some(loader) = self.uefi_loader {
+            boot.uefi_loader = loader;
+        }
         for (flag, slot) in [
             (self.bios_file, &mut boot.bios_file),
             (self.uefi_file, &mut boot.uefi_x64_file),

@@ -8,6 +8,6 @@ mod model;
 mod store;
 mod validate;
 
-pub use model::{BootConfig, BootEntry, Config, DhcpConfig, HttpConfig, Mode, PoolRange, TftpConfig};
+pub use model::{BootConfig, BootEntry, Config, DhcpConfig, HttpConfig, Mode, PoolRange, TftpConfig, UefiLoader};
 pub use store::{ConfigStore, StoreError, create_private_dir, load_file, project_dirs, save_file, write_atomically};
 pub use validate::{ConfigError, InterfaceFacts, validate};

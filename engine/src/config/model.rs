@@ -167,6 +167,34 @@ impl BootEntry {
     }
 }
 
+/// What x64 UEFI machines that PXE-boot are given first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UefiLoader {
+    /// The signed chain: shim (signed by Microsoft's UEFI CA) → GRUB (signed by Debian) →
+    /// the kernel. Boots with Secure Boot on and off; used when `shimx64.efi` and
+    /// `grubx64.efi` are in the boot folder or came with the app, else iPXE.
+    #[default]
+    Signed,
+    /// `uefi_x64_file` (iPXE by default): for iPXE features (an own iPXE script, chaining
+    /// to a URL, ISO `sanboot`). Machines with Secure Boot on refuse it.
+    Ipxe,
+}
+
+impl FromStr for UefiLoader {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "signed" => Ok(Self::Signed),
+            "ipxe" => Ok(Self::Ipxe),
+            other => Err(format!(
+                "unknown UEFI loader `{other}`: use `signed` (shim and GRUB, boots with Secure Boot on) or `ipxe`"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BootConfig {
@@ -178,6 +206,8 @@ pub struct BootConfig {
     pub uefi_x64_file: Option<String>,
     /// Loader for ARM64 UEFI (arch 11; and 19 over HTTP).
     pub uefi_arm64_file: Option<String>,
+    /// Whether x64 UEFI PXE machines get the signed chain or `uefi_x64_file`.
+    pub uefi_loader: UefiLoader,
     /// A script of the user's (relative to the root) given to iPXE instead of the generated one.
     pub ipxe_script: Option<String>,
     /// Seconds the generated menu waits before booting the first entry.
@@ -192,6 +222,7 @@ impl Default for BootConfig {
             uefi_ia32_file: None,
             uefi_x64_file: Some("ipxe.efi".into()),
             uefi_arm64_file: Some("ipxe-arm64.efi".into()),
+            uefi_loader: UefiLoader::Signed,
             ipxe_script: None,
             menu_timeout_secs: 10,
             entries: Vec::new(),

@@ -19,6 +19,10 @@ pub struct BootSettings {
     pub uefi_ia32_file: Option<String>,
     pub uefi_x64_file: Option<String>,
     pub uefi_arm64_file: Option<String>,
+    /// The first loader of the signed chain (shim) for x64 UEFI PXE clients, when the
+    /// signed chain is used; it wins over `uefi_x64_file`, but not over a client rule.
+    /// UEFI HTTP boot keeps `uefi_x64_file`: the signed GRUB cannot read files over HTTP.
+    pub uefi_x64_signed_file: Option<String>,
     /// `None` when HTTP is off: iPXE then fetches its script over TFTP.
     pub http_port: Option<u16>,
     /// Root-relative path of the iPXE script (generated or the user's).
@@ -98,7 +102,11 @@ pub fn choose_boot(request: &PxeRequest, settings: &BootSettings, rule: Option<(
     };
     let wants_http = request.kind == ClientKind::Http || arch.is_http_boot();
     let rule_file = rule.and_then(|(_, rule)| rule.boot_file.as_deref());
-    let Some(file) = rule_file.or_else(|| settings.file_for(arch)) else {
+    let signed = match arch.pxe_equivalent() {
+        ClientArch::UefiX64 if !wants_http => settings.uefi_x64_signed_file.as_deref(),
+        _ => None,
+    };
+    let Some(file) = rule_file.or(signed).or_else(|| settings.file_for(arch)) else {
         return BootPlan::NoBootFile { reason: format!("no boot file configured for {arch}") };
     };
     if wants_http {
@@ -239,6 +247,25 @@ mod tests {
         let arm32 =
             choose_boot(&request(ClientKind::Pxe, Some(10), false), &settings(Some(80)), Some((0, &loader_only)));
         assert_eq!(arm32, tftp("snponly.efi"));
+    }
+
+    #[test]
+    fn the_signed_chain_goes_to_x64_uefi_pxe_only() {
+        let signed = BootSettings { uefi_x64_signed_file: Some("shimx64.efi".into()), ..settings(Some(80)) };
+        let choose = |kind, arch, is_ipxe| choose_boot(&request(kind, Some(arch), is_ipxe), &signed, None);
+        assert_eq!(choose(ClientKind::Pxe, 7, false), tftp("shimx64.efi"));
+        assert_eq!(choose(ClientKind::Pxe, 9, false), tftp("shimx64.efi"));
+        assert_eq!(choose(ClientKind::Pxe, 0, false), tftp("undionly.kpxe"), "BIOS keeps iPXE");
+        assert_eq!(choose(ClientKind::Pxe, 11, false), tftp("arm64/ipxe.efi"), "no signed ARM64 chain yet");
+        assert_eq!(
+            choose(ClientKind::Http, 16, false),
+            BootPlan::HttpBoot { url: "http://10.77.0.1/ipxe.efi".into() },
+            "the signed GRUB cannot read over HTTP"
+        );
+        assert!(matches!(choose(ClientKind::Pxe, 7, true), BootPlan::IpxeScript { .. }), "iPXE gets its script");
+        let rule = ClientRule { boot_file: Some("snponly.efi".into()), ..ClientRule::default() };
+        let ruled = choose_boot(&request(ClientKind::Pxe, Some(7), false), &signed, Some((0, &rule)));
+        assert_eq!(ruled, tftp("snponly.efi"), "a client rule still wins");
     }
 
     #[test]

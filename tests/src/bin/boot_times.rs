@@ -34,6 +34,7 @@ fn firmware_name(firmware: Firmware) -> &'static str {
     match firmware {
         Firmware::BiosIpxeRom => "BIOS (QEMU's iPXE ROM)",
         Firmware::UefiNativePxe => "UEFI (OVMF's PXE → ipxe.efi)",
+        Firmware::UefiSecureBoot => "UEFI, Secure Boot (OVMF → shim → GRUB)",
     }
 }
 

@@ -173,14 +173,15 @@ fn dhcp(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         });
         ui.end_row();
     });
-    ui.checkbox(&mut config.dhcp.answer_router_solicitations, "Tell iPXE there is no IPv6 router here").on_hover_text(
-        "Answers IPv6 router solicitations with \"no router here\" (no address, no route), so iPXE does not \
-             wait about 13 s for IPv6 before it boots. Full DHCP mode only.",
-    );
     for error in [&texts.pool_error, &texts.router_error, &texts.dns_error].into_iter().flatten() {
         ui.label(style::toned(ui, Tone::Error, error));
     }
     field_errors(ui, &panel.errors_for("dhcp"));
+    ui.checkbox(&mut panel.config.dhcp.answer_router_solicitations, "Tell iPXE there is no IPv6 router here")
+        .on_hover_text(
+            "Answers IPv6 router solicitations with \"no router here\" (no address, no route), so iPXE does not \
+             wait about 13 s for IPv6 before it boots. Full DHCP mode only.",
+        );
 }
 
 fn ports(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
