@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Sourced by every installer script: paths, the version, messages, the icon renderer and
-# the iPXE boot files. Needs bash, python3, rsvg-convert (librsvg2-bin) and, for the boot
-# files, Debian's ipxe package (.ci/install-deps.sh installs them all).
+# the boot files. Needs bash, python3, rsvg-convert (librsvg2-bin) and, for the boot files,
+# Debian's ipxe package and the signed loaders that installers/signed-loaders.sh fetches
+# (.ci/install-deps.sh installs and fetches them all).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,6 +14,10 @@ ICON_SVG=$ROOT/assets/portapxe.svg
 # Debian ships no ARM64 iPXE build, so no ipxe-arm64.efi is packaged.
 IPXE_DIR=${IPXE_DIR:-/usr/lib/ipxe}
 BOOT_FILES=(undionly.kpxe ipxe.efi snponly.efi)
+# The signed chain for Secure Boot (shim, then network GRUB), as installers/signed-loaders.sh
+# writes it: the loaders, COPYING.signed-loaders.txt and VERSIONS. x64 only: no ARM64 ones.
+SIGNED_DIR=${SIGNED_DIR:-$ROOT/target/signed-loaders}
+SIGNED_FILES=(shimx64.efi grubx64.efi)
 
 step() { printf '\n==> %s\n' "$*"; }
 die() {
@@ -51,10 +56,16 @@ make_icon() {
     python3 "$ROOT/installers/icons.py" check "$out" "$@" > /dev/null
 }
 
-# make_boot_dir DIR: the iPXE loaders with their license and where their source is.
+# make_boot_dir DIR: the iPXE loaders and the signed loaders, each with their licenses and
+# where their source is (COPYING.ipxe.txt, COPYING.signed-loaders.txt).
 make_boot_dir() {
     local dir=$1 file version
     mkdir -p "$dir"
+    for file in "${SIGNED_FILES[@]}" COPYING.signed-loaders.txt; do
+        [ -s "$SIGNED_DIR/$file" ] ||
+            die "$SIGNED_DIR/$file is missing: run installers/signed-loaders.sh ${SIGNED_DIR#"$ROOT"/} (or .ci/install-deps.sh)"
+        install -m 0644 "$SIGNED_DIR/$file" "$dir/$file"
+    done
     for file in "${BOOT_FILES[@]}"; do
         [ -s "$IPXE_DIR/$file" ] || die "$IPXE_DIR/$file is missing: install Debian's ipxe package"
         install -m 0644 "$IPXE_DIR/$file" "$dir/$file"
@@ -74,6 +85,20 @@ make_boot_dir() {
         printf '\n\n----- GNU General Public License, version 2 -----\n\n'
         cat /usr/share/common-licenses/GPL-2
     } > "$dir/COPYING.ipxe.txt"
+}
+
+# check_boot_dir DIR WHAT: dies unless DIR holds what make_boot_dir puts there: every loader
+# byte for byte as taken, and both license files. WHAT names DIR in the message.
+check_boot_dir() {
+    local dir=$1 what=$2 file
+    for file in "${BOOT_FILES[@]}"; do
+        cmp -s "$dir/$file" "$IPXE_DIR/$file" || die "$what: $file is missing or differs from $IPXE_DIR/$file"
+    done
+    for file in "${SIGNED_FILES[@]}" COPYING.signed-loaders.txt; do
+        cmp -s "$dir/$file" "$SIGNED_DIR/$file" || die "$what: $file is missing or differs from $SIGNED_DIR/$file"
+    done
+    [ -s "$dir/COPYING.ipxe.txt" ] || die "$what lacks COPYING.ipxe.txt"
+    echo "$what: ${BOOT_FILES[*]} ${SIGNED_FILES[*]} as taken, with COPYING.ipxe.txt and COPYING.signed-loaders.txt"
 }
 
 # license_file: the GPL-3 text shipped beside the program: $LICENSE_FILE if set, else a

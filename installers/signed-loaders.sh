@@ -27,13 +27,17 @@ mkdir -p "$out"
 work=$(mktemp -d)
 chmod 755 "$work"   # apt-get download runs as _apt and must write here
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get download shim-signed grub-efi-amd64-signed)
+# grub-common and shim-unsigned only for their copyright files: the signed packages'
+# describe their packaging, not the licences of GRUB and shim themselves.
+(cd "$work" && apt-get download shim-signed grub-efi-amd64-signed shim-unsigned grub-common)
 for deb in "$work"/*.deb; do
     dpkg-deb -x "$deb" "$work/fs"
 done
 version() { dpkg-deb -f "$work"/"$1"_*.deb Version; }
 shim_version=$(version shim-signed)
 grub_version=$(version grub-efi-amd64-signed)
+shim_source=$(version shim-unsigned)
+grub_source=$(version grub-common)
 
 cp "$work/fs/usr/lib/shim/shimx64.efi.signed" "$out/shimx64.efi.tmp"
 cp "$work/fs/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed" "$out/grubx64.efi.tmp"
@@ -42,11 +46,18 @@ cp "$work/fs/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed" "$out/grubx64
     printf 'unmodified (signed by the Microsoft Corporation UEFI CA 2011).\n'
     printf 'grubx64.efi is /usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed from the Debian package\n'
     printf 'grub-efi-amd64-signed %s, unmodified (signed by Debian Secure Boot Signer).\n\n' "$grub_version"
-    printf 'Their complete source: the Debian source packages shim, shim-signed, grub2 and grub-efi-amd64-signed:\n'
-    printf '  apt-get source shim-signed=%s grub-efi-amd64-signed=%s\n' "$shim_version" "$grub_version"
-    printf '  https://snapshot.debian.org/package/shim-signed/%s/\n' "$shim_version"
-    printf '  https://snapshot.debian.org/package/grub-efi-amd64-signed/%s/\n\n' "$grub_version"
-    printf -- '----- Debian copyright file of shim-signed -----\n\n'
+    printf 'shim is under the BSD-2-Clause licence, with parts under the OpenSSL, SSLeay and BSD-style\n'
+    printf 'licences; GRUB is under the GPL, version 3 or later. Both copyright files follow.\n\n'
+    printf 'Their complete source: the Debian source packages shim %s and grub2 %s\n' "$shim_source" "$grub_source"
+    printf '(the signed packages add only the signatures):\n'
+    printf '  apt-get source shim=%s grub2=%s\n' "$shim_source" "$grub_source"
+    printf '  https://snapshot.debian.org/package/shim/%s/\n' "$shim_source"
+    printf '  https://snapshot.debian.org/package/grub2/%s/\n\n' "$grub_source"
+    printf -- '----- Debian copyright file of shim (package shim-unsigned) -----\n\n'
+    cat "$work/fs/usr/share/doc/shim-unsigned/copyright"
+    printf -- '\n----- Debian copyright file of grub2 (package grub-common) -----\n\n'
+    cat "$work/fs/usr/share/doc/grub-common/copyright"
+    printf -- '\n----- Debian copyright file of shim-signed -----\n\n'
     cat "$work/fs/usr/share/doc/shim-signed/copyright"
     printf -- '\n----- Debian copyright file of grub-efi-amd64-signed -----\n\n'
     cat "$work/fs/usr/share/doc/grub-efi-amd64-signed/copyright"

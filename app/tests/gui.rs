@@ -65,7 +65,7 @@ fn ready_to_start() -> (Config, UiSnapshot) {
     let config = Config { interface: "lo".into(), mode: Mode::Off, ..Config::default() };
     let snapshot = UiSnapshot {
         interfaces: Some(vec![loopback()]),
-        validation: Some(Validation { config: config.clone(), errors: Vec::new() }),
+        validation: Some(Validation::passed(config.clone())),
         ..UiSnapshot::default()
     };
     (config, snapshot)
@@ -584,13 +584,48 @@ fn windows_without_elevation_says_how_to_run_as_administrator() {
     assert!(harness.query_by_label_contains("Run as administrator").is_none());
 }
 
+/// The Boot images tab says which loader x64 UEFI machines get and marks an entry
+/// whose kernel cannot boot with Secure Boot on, from the engine's own reading of it.
+#[test]
+fn boot_images_mark_what_cannot_boot_with_secure_boot_on() {
+    let root = boot_folder(); // its "kernel" is a few bytes, not an EFI program
+    let settings = tempfile::tempdir().unwrap();
+    let mut config = loopback_config(root.path());
+    config.boot.entries.push(BootEntry::Linux {
+        name: "Debian".into(),
+        kernel: "debian/vmlinuz".into(),
+        initrd: vec!["debian/initrd.gz".into()],
+        cmdline: String::new(),
+    });
+    let mut harness = harness(config, settings.path());
+    harness.get_by_label("Boot images").click();
+    wait_until(&mut harness, "the settings check", validated);
+    harness.get_by_label("x64 UEFI machines get"); // the choice
+    harness.get_by_label_contains("Why the signed chain");
+    harness.get_by_label("needs Secure Boot off: the kernel is not an EFI program");
+    harness.get_by_label_contains("the signed loaders (shimx64.efi, grubx64.efi) are not in the boot folder");
+
+    // With the signed loaders in the boot folder the chain is used.
+    std::fs::write(root.path().join("shimx64.efi"), b"shim").unwrap();
+    std::fs::write(root.path().join("grubx64.efi"), b"grub").unwrap();
+    harness.state_mut().config_mut().boot.menu_timeout_secs = 11; // a change, so the engine checks again
+    wait_until(&mut harness, "the new check", validated);
+    harness.get_by_label_contains("x64 UEFI machines get shimx64.efi → grubx64.efi");
+
+    // iPXE for UEFI: the entry is no longer marked (the whole choice says Secure Boot must be off).
+    harness.state_mut().config_mut().boot.uefi_loader = portapxe_engine::config::UefiLoader::Ipxe;
+    wait_until(&mut harness, "the new check", validated);
+    assert!(harness.query_by_label("needs Secure Boot off: the kernel is not an EFI program").is_none());
+    harness.get_by_label_contains("x64 UEFI machines get the iPXE loader");
+}
+
 #[test]
 fn before_you_can_start_names_settings_in_words() {
     let (config, mut snapshot) = ready_to_start();
     let error = |field: &str, message: &str| ConfigError { field: field.into(), message: message.into() };
     snapshot.validation = Some(Validation {
-        config: config.clone(),
         errors: vec![error("interface", "no network card chosen"), error("root", "no boot folder chosen")],
+        ..Validation::passed(config.clone())
     });
     let mut harness = detached(config, snapshot, [1100.0, 720.0]);
     harness.run_steps(2);

@@ -59,7 +59,7 @@ fn facts() -> InterfaceFacts {
 /// A config checked by the engine's own rules, as the handle would report it.
 fn checked(config: &Config) -> Option<Validation> {
     let facts = (config.interface == "eth0").then(facts);
-    Some(Validation { config: config.clone(), errors: validate(config, facts.as_ref()) })
+    Some(Validation { errors: validate(config, facts.as_ref()), ..Validation::passed(config.clone()) })
 }
 
 fn serving_config() -> Config {

@@ -14,9 +14,9 @@ use tokio::sync::broadcast;
 
 use crate::capture::live::{CaptureSinks, LiveCapture};
 use crate::capture::pcapng::PcapNgRecorder;
-use crate::clients::{ClientRecord, ClientRegistry};
+use crate::clients::{ClientRecord, ClientRegistry, ServedKernel};
 use crate::config::UefiLoader;
-use crate::config::{Config, ConfigError, Mode, PoolRange, validate};
+use crate::config::{BootEntry, Config, ConfigError, Mode, PoolRange, validate};
 use crate::detect::probe::{ProbeError, ProbeSettings, probe};
 use crate::detect::watch::Conflicts;
 use crate::detect::{ServerRole, ServerSighting};
@@ -157,6 +157,52 @@ pub fn export_target(config: &Config, server_ip: Ipv4Addr) -> crate::export::Boo
         uefi_x64_file: boot.uefi_x64_signed_file.or(boot.uefi_x64_file),
         uefi_arm64_file: boot.uefi_arm64_file,
         rules: config.rules.clone(),
+    }
+}
+
+/// The kernels the boot entries serve, and whether each can boot with Secure Boot on
+/// (read from its signature), so the registry can explain a boot that stops after one.
+async fn served_kernels(config: &Config) -> Vec<(String, ServedKernel)> {
+    let root = config.serving_root().to_path_buf();
+    let entries = config.boot.entries.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        entries
+            .iter()
+            .filter_map(|entry| match entry {
+                BootEntry::Linux { name, kernel, initrd, .. } => {
+                    let signature = crate::signature::read_file(&root.join(kernel)).ok();
+                    let secure_boot_problem = signature.as_ref().and_then(crate::signature::secure_boot_refusal_reason);
+                    Some((
+                        kernel.clone(),
+                        ServedKernel { entry: name.clone(), initrds: initrd.clone(), secure_boot_problem },
+                    ))
+                }
+                _ => None,
+            })
+            .collect()
+    });
+    read.await.unwrap_or_default()
+}
+
+/// Why the kernel at `path` cannot boot with Secure Boot on, or `None` when it can
+/// (or cannot be read: validation reports a missing file).
+pub fn kernel_secure_boot_problem(path: &std::path::Path) -> Option<String> {
+    let signature = crate::signature::read_file(path).ok()?;
+    crate::signature::secure_boot_problem(&signature)
+}
+
+/// Why boot entry `entry` of `config` cannot boot on a machine with Secure Boot on, in
+/// words for the Boot images list, or `None` when it can. Reads the kernel's signature.
+pub fn entry_secure_boot_problem(config: &Config, entry: &BootEntry) -> Option<String> {
+    match entry {
+        BootEntry::Linux { kernel, .. } => kernel_secure_boot_problem(&config.serving_root().join(kernel)),
+        BootEntry::Iso { .. } => {
+            Some("needs Secure Boot off: an ISO boots through iPXE (sanboot), which is not signed".into())
+        }
+        BootEntry::Chain { .. } => {
+            Some("needs Secure Boot off: a chain URL boots through iPXE, which is not signed".into())
+        }
+        BootEntry::LocalDisk { .. } => None,
     }
 }
 
@@ -347,6 +393,11 @@ impl Engine {
             GeneratedFiles::new(files)
         };
         let boot = boot_settings(&config, server_ip);
+        let kernels = served_kernels(&config).await;
+        match engine.registry.write() {
+            Ok(mut registry) => registry.set_served_kernels(kernels),
+            Err(poisoned) => poisoned.into_inner().set_served_kernels(kernels),
+        }
         let chain = signed_chain(&config);
         let generated = if chain == SignedChain::Used { generated.with(grub_configs(&config)) } else { generated };
         engine.status.signed_chain = chain.clone();
@@ -355,6 +406,17 @@ impl Engine {
             message: chain.to_string(),
             ok: !matches!(chain, SignedChain::Missing { .. }),
         }));
+        if chain == SignedChain::Used {
+            for entry in &config.boot.entries {
+                if let Some(problem) = entry_secure_boot_problem(&config, entry) {
+                    engine.events.emit(EngineEvent::Service(ServiceEvent {
+                        service: "boot".into(),
+                        message: format!("boot entry \"{}\" {problem}", entry.name()),
+                        ok: false,
+                    }));
+                }
+            }
+        }
         engine.status.ipxe_script = script_path;
         let started = engine.start_services(&config, &interface, boot, generated, facts.prefix, &options);
         let result = match &options.cancel {

@@ -18,9 +18,11 @@ pub mod proxy;
 pub mod pxe;
 pub mod router_advert;
 pub mod rules;
+pub mod signature;
 pub mod tftp;
 
 pub use engine::{
-    Engine, EngineError, EngineStatus, SignedChain, StartOptions, boot_settings, export_target, signed_chain,
+    Engine, EngineError, EngineStatus, SignedChain, StartOptions, boot_settings, entry_secure_boot_problem,
+    export_target, kernel_secure_boot_problem, signed_chain,
 };
 pub use events::{EngineEvent, EventSink};

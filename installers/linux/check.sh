@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Checks the Linux packages that build.sh made, as a user meets them:
+#   - the .deb, the archive and an install.sh prefix hold the iPXE and the signed loaders
+#     byte for byte as taken (common.sh: check_boot_dir);
 #   - every library the binary loads is linked or declared (runtime-libs → Depends);
 #   - in a fresh Debian bookworm root (debootstrap --variant=minbase), `apt-get install
 #     ./portapxe.deb` pulls in what it needs, `portapxe --version` and `portapxe interfaces`
 #     run, getcap shows cap_net_bind_service,cap_net_raw, every declared library resolves;
 #   - there, as user nobody in a private network namespace, `portapxe serve --mode off`
-#     binds TFTP 69 and HTTP 80, captures on lo, and serves the packaged iPXE loaders
-#     (found beside the binary, behind a boot root that lacks them) and the root's own files;
+#     binds TFTP 69 and HTTP 80, captures on lo, offers x64 UEFI the signed chain, and
+#     serves the packaged iPXE and signed loaders (found beside the binary, behind a boot
+#     root that lacks them) and the root's own files;
 #   - the portable archive unpacks with its README and runs; its install.sh installs into a
 #     prefix with the capabilities, and --uninstall removes every file.
 # Needs root (debootstrap, chroot, unshare) and network access to the Debian mirror.
@@ -53,13 +56,10 @@ for package in libpcap0.8 libcap2-bin; do
     grep -qw "$package" "$CHECK/depends" || die "Depends lacks $package"
 done
 for path in usr/bin/portapxe usr/share/applications/portapxe.desktop \
-    usr/share/icons/hicolor/scalable/apps/portapxe.svg usr/share/doc/portapxe/copyright \
-    usr/share/portapxe/boot/COPYING.ipxe.txt; do
+    usr/share/icons/hicolor/scalable/apps/portapxe.svg usr/share/doc/portapxe/copyright; do
     [ -s "$CHECK/deb/$path" ] || die "the .deb lacks /$path"
 done
-for file in "${BOOT_FILES[@]}"; do
-    cmp -s "$CHECK/deb/usr/share/portapxe/boot/$file" "$IPXE_DIR/$file" || die "/usr/share/portapxe/boot/$file differs from $IPXE_DIR/$file"
-done
+check_boot_dir "$CHECK/deb/usr/share/portapxe/boot" "the .deb's /usr/share/portapxe/boot"
 desktop-file-validate "$CHECK/deb/usr/share/applications/portapxe.desktop"
 
 step "every library the binary names is linked or in runtime-libs"
@@ -139,8 +139,10 @@ in_root private "
         sleep 0.2
     done
     curl -sf -o '$CHECK/http-ipxe.efi' http://127.0.0.1:80/ipxe.efi
+    curl -sf -o '$CHECK/http-shimx64.efi' http://127.0.0.1:80/shimx64.efi
     curl -sf -o '$CHECK/http-user.txt' http://127.0.0.1:80/user.txt
     (cd '$CHECK' && tftp -m binary 127.0.0.1 69 -c get undionly.kpxe tftp-undionly.kpxe)
+    (cd '$CHECK' && tftp -m binary 127.0.0.1 69 -c get grubx64.efi tftp-grubx64.efi)
     for _ in \$(seq 50); do
         grep -q 'packet capture\|capturing DHCP' '$CHECK/serve.log' && break
         sleep 0.2
@@ -151,25 +153,29 @@ in_root private "
 cat "$CHECK/serve.log"
 cmp "$CHECK/http-ipxe.efi" "$IPXE_DIR/ipxe.efi" || die "HTTP served a different ipxe.efi"
 cmp "$CHECK/tftp-undionly.kpxe" "$IPXE_DIR/undionly.kpxe" || die "TFTP served a different undionly.kpxe"
+cmp "$CHECK/http-shimx64.efi" "$SIGNED_DIR/shimx64.efi" || die "HTTP served a different shimx64.efi"
+cmp "$CHECK/tftp-grubx64.efi" "$SIGNED_DIR/grubx64.efi" || die "TFTP served a different grubx64.efi"
 cmp "$CHECK/http-user.txt" "$R/srv/pxe/user.txt" || die "HTTP did not serve the boot root's own file"
 grep -q "served from /usr/share/portapxe/boot" "$CHECK/serve.log" || die "serve did not say where the packaged loaders are"
 grep -q "capturing DHCP traffic on lo" "$CHECK/serve.log" || die "capture did not start as nobody (cap_net_raw)"
-echo "as nobody: the packaged ipxe.efi over HTTP :80 and undionly.kpxe over TFTP :69 behind /srv/pxe,"
-echo "and /srv/pxe/user.txt over HTTP; capture ran"
+grep -q "x64 UEFI machines get shimx64.efi" "$CHECK/serve.log" || die "serve did not offer x64 UEFI the packaged signed chain"
+echo "as nobody: the packaged ipxe.efi and shimx64.efi over HTTP :80, undionly.kpxe and grubx64.efi over"
+echo "TFTP :69 behind /srv/pxe, and /srv/pxe/user.txt over HTTP; signed chain offered; capture ran"
 
 step "portable archive"
 tar -C "$CHECK" -xzf "$DIST/$TARBALL_NAME.tar.gz"
-for path in portapxe README.md LICENSE install.sh portapxe.desktop portapxe.svg boot/COPYING.ipxe.txt "${BOOT_FILES[@]/#/boot/}"; do
+for path in portapxe README.md LICENSE install.sh portapxe.desktop portapxe.svg; do
     [ -s "$CHECK/$TARBALL_NAME/$path" ] || die "$TARBALL_NAME.tar.gz lacks $path"
 done
+check_boot_dir "$CHECK/$TARBALL_NAME/boot" "$TARBALL_NAME.tar.gz's boot/"
 ! grep -n '@[A-Z_]*@' "$CHECK/$TARBALL_NAME/README.md" || die "README.md in the archive has an unfilled placeholder"
 "$CHECK/$TARBALL_NAME/portapxe" --version
 prefix=$CHECK/prefix
 "$CHECK/$TARBALL_NAME/install.sh" --prefix "$prefix"
-for path in bin/portapxe share/applications/portapxe.desktop share/icons/hicolor/scalable/apps/portapxe.svg \
-    "${BOOT_FILES[@]/#/share/portapxe/boot/}"; do
+for path in bin/portapxe share/applications/portapxe.desktop share/icons/hicolor/scalable/apps/portapxe.svg; do
     [ -s "$prefix/$path" ] || die "install.sh did not install $path"
 done
+check_boot_dir "$prefix/share/portapxe/boot" "install.sh's share/portapxe/boot"
 case $(getcap "$prefix/bin/portapxe") in
     *cap_net_bind_service,cap_net_raw=ep*) ;;
     *) die "install.sh did not grant the capabilities" ;;

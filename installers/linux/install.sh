@@ -2,8 +2,9 @@
 # Installs this portable PortaPXE for all users and grants it the network capabilities.
 #   sudo ./install.sh [--prefix DIR]       default prefix: /usr/local
 #   sudo ./install.sh --uninstall [--prefix DIR]
-# Puts the binary in PREFIX/bin, the iPXE loaders in PREFIX/share/portapxe/boot (where the
-# app looks, relative to its binary), and the menu entry and icon under PREFIX/share.
+# Puts the binary in PREFIX/bin, everything in boot/ (the iPXE and the signed loaders, their
+# licenses) in PREFIX/share/portapxe/boot (where the app looks, relative to its binary), and
+# the menu entry and icon under PREFIX/share.
 set -eu
 cd "$(dirname "$0")"
 prefix=/usr/local

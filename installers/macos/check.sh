@@ -3,7 +3,8 @@
 #   - the engine and the app compile for Apple silicon and Intel (cargo check; linking
 #     needs Apple's SDK, so the .dmg itself is built by build-dmg.sh on a Mac);
 #   - make-bundle.sh lays out PortaPXE.app (with a stand-in binary): Info.plist parses and
-#     names files that exist, the .icns holds every size, the loaders are in Resources/boot.
+#     names files that exist, the .icns holds every size, the iPXE and the signed loaders
+#     are in Resources/boot byte for byte as taken, with their licenses.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../common.sh
 source "$(dirname "$0")/../common.sh"
@@ -26,9 +27,9 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 printf '#!/bin/sh\necho "portapxe %s"\n' "$VERSION" > "$OUT/portapxe" && chmod +x "$OUT/portapxe"
 make_boot_dir "$OUT/boot"
 bash "$ROOT/installers/macos/make-bundle.sh" --bin "$OUT/portapxe" --boot "$OUT/boot" --out "$OUT"
-python3 - "$OUT/PortaPXE.app" "$VERSION" "${BOOT_FILES[@]}" << 'EOF'
+python3 - "$OUT/PortaPXE.app" "$VERSION" << 'EOF'
 import os, plistlib, sys
-app, version, boot_files = sys.argv[1], sys.argv[2], sys.argv[3:]
+app, version = sys.argv[1], sys.argv[2]
 with open(f"{app}/Contents/Info.plist", "rb") as f:
     info = plistlib.load(f)
 for key in ("CFBundleExecutable", "CFBundleIdentifier", "CFBundleIconFile", "CFBundleName",
@@ -41,11 +42,10 @@ exe = f"{app}/Contents/MacOS/{info['CFBundleExecutable']}"
 assert os.access(exe, os.X_OK), f"{exe} is not executable"
 icon = f"{app}/Contents/Resources/{info['CFBundleIconFile']}"
 assert os.path.getsize(icon) > 0, f"{icon} is missing"
-for name in boot_files + ["COPYING.ipxe.txt"]:
-    assert os.path.getsize(f"{app}/Contents/Resources/boot/{name}") > 0, f"boot/{name} is missing"
 assert os.path.getsize(f"{app}/Contents/Resources/LICENSE.txt") > 0
 print(f"Info.plist: {info['CFBundleIdentifier']} {version}, executable and icon present")
 EOF
+check_boot_dir "$OUT/PortaPXE.app/Contents/Resources/boot" "PortaPXE.app's Contents/Resources/boot"
 python3 "$ROOT/installers/icons.py" check "$OUT/PortaPXE.app/Contents/Resources/PortaPXE.icns" 16 32 64 128 256 512 1024
 bash -n "$ROOT/installers/macos/build-dmg.sh"
 rm -rf "$OUT"

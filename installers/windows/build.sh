@@ -6,7 +6,8 @@
 # delay-load import library, so it starts where Npcap is absent (the engine probes for
 # wpcap.dll before its first pcap call).
 # Usage: installers/windows/build.sh   (needs mingw-w64, wixl, msitools, rustup target
-#        x86_64-pc-windows-gnu; .ci/install-deps.sh installs them)
+#        x86_64-pc-windows-gnu, Debian's ipxe and the signed loaders in target/signed-loaders;
+#        .ci/install-deps.sh installs and fetches them)
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../common.sh
 source "$(dirname "$0")/../common.sh"

@@ -2,11 +2,11 @@
 # Checks the Windows build that build.sh made:
 #   - wpcap.dll is only delay-imported (the exe must start without Npcap);
 #   - under Wine (no Npcap), the exe runs `--version` and `interfaces`;
-#   - `msiexec /i … /qn` installs the exe, the iPXE loaders and the Start-menu shortcut and
-#     runs netsh for both inbound firewall rules; the installed exe runs, and with no --root
-#     serves the installed loaders (found in boot\ beside it) over TFTP and HTTP in a
-#     private network namespace, with capture reporting itself unavailable; `msiexec /x` removes the files, the shortcut and both
-#     rules.
+#   - `msiexec /i … /qn` installs the exe, the iPXE and the signed loaders (byte for byte as
+#     taken) and the Start-menu shortcut and runs netsh for both inbound firewall rules; the
+#     installed exe runs, and with no --root serves the installed loaders (found in boot\
+#     beside it) over TFTP and HTTP in a private network namespace, with capture reporting
+#     itself unavailable; `msiexec /x` removes the files, the shortcut and both rules.
 # Wine 8 lacks bcryptprimitives.dll (every Rust 1.78+ exe imports ProcessPrng from it) and
 # its netsh ignores advfirewall: a stub DLL (wine/bcryptprimitives.c) and a netsh.exe that
 # records its command line (wine/netsh-recorder.c) go into a throwaway Wine prefix.
@@ -87,9 +87,10 @@ timeout 300 wine msiexec /i "$(winpath "$MSI")" /qn /l*v 'C:\install.log' || {
     die "msiexec /i failed"
 }
 wineserver -w
-for path in portapxe.exe LICENSE.txt boot/COPYING.ipxe.txt "${BOOT_FILES[@]/#/boot/}"; do
+for path in portapxe.exe LICENSE.txt; do
     [ -s "$PF/$path" ] || die "the MSI did not install Program Files\\PortaPXE\\$path"
 done
+check_boot_dir "$PF/boot" "the MSI's Program Files\\PortaPXE\\boot"
 cmp "$PF/portapxe.exe" "$EXE" || die "the installed portapxe.exe differs from the built one"
 # Wine puts per-machine Start-menu entries in the user's folder; Windows uses ProgramData.
 shortcut=$(find "$WINEPREFIX/drive_c" -name 'PortaPXE.lnk' -path '*Start Menu/Programs/*' | head -1)
@@ -118,7 +119,7 @@ step "installed exe serves its loaders under Wine without Npcap (no --root, priv
 # wineserver, so a new one runs inside the namespace.
 wineserver -k 2> /dev/null || true
 wineserver -w
-rm -f "$OUT/serve.log" "$OUT/http-ipxe.efi" "$OUT/tftp-undionly.kpxe"
+rm -f "$OUT/serve.log" "$OUT/http-ipxe.efi" "$OUT/http-shimx64.efi" "$OUT/tftp-undionly.kpxe"
 # shellcheck disable=SC2016 # expanded by the inner bash
 timeout 180 unshare --net bash -euo pipefail -c '
     out=$1
@@ -135,6 +136,7 @@ timeout 180 unshare --net bash -euo pipefail -c '
         sleep 0.3
     done
     curl -sf -o "$out/http-ipxe.efi" http://127.0.0.1:80/ipxe.efi
+    curl -sf -o "$out/http-shimx64.efi" http://127.0.0.1:80/shimx64.efi
     (cd "$out" && tftp -m binary 127.0.0.1 69 -c get undionly.kpxe tftp-undionly.kpxe)
     for _ in $(seq 50); do
         grep -q "packet capture" "$out/serve.log" && break
@@ -145,10 +147,11 @@ timeout 180 unshare --net bash -euo pipefail -c '
 tr -d '\r' < "$OUT/serve.log" | grep -v '^\s*$' | head -20
 cmp "$OUT/http-ipxe.efi" "$IPXE_DIR/ipxe.efi" || die "HTTP served a different ipxe.efi"
 cmp "$OUT/tftp-undionly.kpxe" "$IPXE_DIR/undionly.kpxe" || die "TFTP served a different undionly.kpxe"
+cmp "$OUT/http-shimx64.efi" "$SIGNED_DIR/shimx64.efi" || die "HTTP served a different shimx64.efi"
 grep -q 'packet capture is unavailable.*Npcap' "$OUT/serve.log" || die "serve did not report capture unavailable (no Npcap)"
 grep -qF 'serving only the iPXE loaders in C:\Program Files\PortaPXE\boot' "$OUT/serve.log" ||
     die "serve did not find the installed loaders in Program Files\PortaPXE\boot"
-echo "served the installed ipxe.efi over HTTP and undionly.kpxe over TFTP; capture reported itself unavailable"
+echo "served the installed ipxe.efi and shimx64.efi over HTTP and undionly.kpxe over TFTP; capture reported itself unavailable"
 
 step "upgrade: a newer MSI replaces this one and keeps the firewall rules"
 # The same contents as version MAJOR.MINOR.(PATCH+1), made only for this check.
@@ -177,6 +180,8 @@ expect_rule delete "PortaPXE (UDP 67, 69, 4011)"
 expect_rule delete "PortaPXE (TCP 80)"
 ! grep -q 'advfirewall firewall add rule' "$NETSH_LOG" || die "uninstall added a firewall rule"
 [ ! -e "$PF/portapxe.exe" ] || die "uninstall left portapxe.exe behind"
+left=$(find "$PF" -type f 2> /dev/null || true)
+[ -z "$left" ] || die "uninstall left files behind: $left"
 [ -z "$(find "$WINEPREFIX/drive_c" -name 'PortaPXE.lnk')" ] || die "uninstall left the shortcut behind"
 wineserver -k || true
 trap - EXIT

@@ -3,7 +3,7 @@
 //! Owns: the QEMU command line per firmware, the per-run OVMF variable store, the
 //! serial log, and the bounded wait for the guest's marker.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -49,71 +49,108 @@ pub fn boot(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, marker: &str, t
     }
 }
 
-fn try_boot(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, marker: &str, timeout: Duration) -> Result<Boot> {
-    let serial = lab.dir().join(format!("serial-{tap}.log"));
-    let qemu_log = lab.dir().join(format!("qemu-{tap}.log"));
-    let mut command = lab.server_command("qemu-system-x86_64");
-    // GRUB loads the kernel into memory it allocates below 4 GiB from the firmware's
-    // pool: with 256 MiB, the signed chain's GRUB stops at "out of memory" (seen here).
-    let memory = if firmware == Firmware::BiosIpxeRom { "256" } else { "512" };
-    command.args(["-accel", "tcg", "-m", memory, "-smp", "1", "-nodefaults", "-nographic", "-no-reboot"]);
-    command.arg("-serial").arg(format!("file:{}", serial.display()));
-    command.args(["-monitor", "none"]);
-    command.arg("-netdev").arg(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
-    match firmware {
-        Firmware::BiosIpxeRom => {
-            command.args(["-machine", "pc", "-boot", "n"]);
-            command.arg("-device").arg(format!("e1000,netdev=n0,mac={mac},bootindex=1"));
-        }
-        Firmware::UefiNativePxe | Firmware::UefiSecureBoot => {
-            let secure = firmware == Firmware::UefiSecureBoot;
-            let (code, vars_from) =
-                if secure { (OVMF_CODE_SECURE, OVMF_VARS_MICROSOFT) } else { (OVMF_CODE, OVMF_VARS) };
-            let vars = lab.dir().join(format!("OVMF_VARS-{tap}.fd"));
-            std::fs::copy(vars_from, &vars).with_context(|| format!("copying {vars_from} (apt-get install ovmf)"))?;
-            if secure {
-                command.args(["-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"]);
-            } else {
-                command.args(["-machine", "q35"]);
+/// A QEMU guest started on a tap, stopped (SIGTERM, then SIGKILL, by PID) when dropped.
+pub struct RunningGuest {
+    pub qemu: Guarded,
+    pub firmware: Firmware,
+    pub mac: String,
+    serial: PathBuf,
+    qemu_log: PathBuf,
+    pub started: Instant,
+}
+
+impl RunningGuest {
+    /// Start `firmware` with NIC `mac` on `tap`; the serial console goes to a file.
+    pub fn start(lab: &Lab, tap: &str, firmware: Firmware, mac: &str) -> Result<Self> {
+        let serial = lab.dir().join(format!("serial-{tap}.log"));
+        let qemu_log = lab.dir().join(format!("qemu-{tap}.log"));
+        let mut command = lab.server_command("qemu-system-x86_64");
+        // GRUB loads the kernel into memory it allocates below 4 GiB from the firmware's
+        // pool: with 256 MiB, the signed chain's GRUB stops at "out of memory" (seen here).
+        let memory = if firmware == Firmware::BiosIpxeRom { "256" } else { "512" };
+        command.args(["-accel", "tcg", "-m", memory, "-smp", "1", "-nodefaults", "-nographic", "-no-reboot"]);
+        command.arg("-serial").arg(format!("file:{}", serial.display()));
+        command.args(["-monitor", "none"]);
+        command.arg("-netdev").arg(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
+        match firmware {
+            Firmware::BiosIpxeRom => {
+                command.args(["-machine", "pc", "-boot", "n"]);
+                command.arg("-device").arg(format!("e1000,netdev=n0,mac={mac},bootindex=1"));
             }
-            command.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"));
-            command.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
-            command.arg("-device").arg(format!("virtio-net-pci,netdev=n0,mac={mac},romfile=,bootindex=1"));
+            Firmware::UefiNativePxe | Firmware::UefiSecureBoot => {
+                let secure = firmware == Firmware::UefiSecureBoot;
+                let (code, vars_from) =
+                    if secure { (OVMF_CODE_SECURE, OVMF_VARS_MICROSOFT) } else { (OVMF_CODE, OVMF_VARS) };
+                let vars = lab.dir().join(format!("OVMF_VARS-{tap}.fd"));
+                std::fs::copy(vars_from, &vars)
+                    .with_context(|| format!("copying {vars_from} (apt-get install ovmf)"))?;
+                if secure {
+                    command.args(["-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"]);
+                } else {
+                    command.args(["-machine", "q35"]);
+                }
+                command.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"));
+                command.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
+                command.arg("-device").arg(format!("virtio-net-pci,netdev=n0,mac={mac},romfile=,bootindex=1"));
+            }
         }
+        let log_file = std::fs::File::create(&qemu_log)?;
+        command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+        eprintln!("[lab] starting {firmware:?} guest {mac} on {tap}: {command:?}");
+        let started = Instant::now();
+        let qemu = Guarded::spawn("qemu-system-x86_64", &mut command)?;
+        Ok(Self { qemu, firmware, mac: mac.to_owned(), serial, qemu_log, started })
     }
-    let log_file = std::fs::File::create(&qemu_log)?;
-    command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
-    eprintln!("[lab] starting {firmware:?} guest {mac} on {tap}: {command:?}");
-    let started = Instant::now();
-    let mut qemu = Guarded::spawn("qemu-system-x86_64", &mut command)?;
-    let failure = |why: String| {
-        anyhow::anyhow!(
-            "{why}\n===== serial {} (last 60 lines) =====\n{}\n===== qemu stderr =====\n{}\n=====",
-            serial.display(),
-            tail_lines(&read_lossy(&serial), 60),
-            read_lossy(&qemu_log)
+
+    /// The serial console so far.
+    pub fn serial(&self) -> String {
+        read_lossy(&self.serial)
+    }
+
+    /// The console's last lines and QEMU's own messages, for failure messages.
+    pub fn report(&self) -> String {
+        format!(
+            "===== serial {} (last 60 lines) =====\n{}\n===== qemu stderr =====\n{}\n=====",
+            self.serial.display(),
+            tail_lines(&self.serial(), 60),
+            read_lossy(&self.qemu_log)
         )
-    };
+    }
+
+    /// SIGTERM (then SIGKILL) by PID; returns the serial console.
+    pub fn kill(mut self) -> String {
+        let pid = self.qemu.pid();
+        let (status, graceful) = self.qemu.terminate(Duration::from_secs(5));
+        eprintln!("[lab] stopped QEMU guest {} (pid {pid}): {status:?}, graceful={graceful}", self.mac);
+        self.serial()
+    }
+}
+
+fn try_boot(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, marker: &str, timeout: Duration) -> Result<Boot> {
+    let mut guest = RunningGuest::start(lab, tap, firmware, mac)?;
+    let failure = |guest: &RunningGuest, why: String| anyhow::anyhow!("{why}\n{}", guest.report());
     let mut timeline = Timeline::default();
     loop {
-        timeline.observe(&read_lossy(&serial), started.elapsed());
-        if read_lossy(&serial).contains(marker) {
-            let elapsed = started.elapsed();
+        let serial = guest.serial();
+        let elapsed = guest.started.elapsed();
+        timeline.observe(&serial, elapsed);
+        if serial.contains(marker) {
             eprintln!("[lab] {firmware:?} guest {mac} booted to the marker in {:.1} s", elapsed.as_secs_f64());
             eprintln!("[lab]   timeline: {}", timeline.render());
             // poweroff -f follows the marker; give QEMU a moment to exit by itself.
-            qemu.wait_timeout(Duration::from_secs(10));
-            return Ok(Boot { elapsed, serial: read_lossy(&serial) });
+            guest.qemu.wait_timeout(Duration::from_secs(10));
+            return Ok(Boot { elapsed, serial: guest.serial() });
         }
-        if let Some(status) = qemu.try_status() {
-            if read_lossy(&serial).contains(marker) {
+        if let Some(status) = guest.qemu.try_status() {
+            if guest.serial().contains(marker) {
                 continue;
             }
-            return Err(failure(format!("QEMU exited ({status}) after {:.1?} without the marker", started.elapsed())));
+            return Err(failure(&guest, format!("QEMU exited ({status}) after {elapsed:.1?} without the marker")));
         }
-        if started.elapsed() >= timeout {
-            drop(qemu); // SIGTERM, then SIGKILL, by PID
-            return Err(failure(format!("no marker within {timeout:?}; QEMU killed")));
+        if elapsed >= timeout {
+            let error = failure(&guest, format!("no marker within {timeout:?}; QEMU killed"));
+            drop(guest); // SIGTERM, then SIGKILL, by PID
+            return Err(error);
         }
         std::thread::sleep(POLL * 4);
     }

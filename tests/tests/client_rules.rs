@@ -12,17 +12,14 @@
 //! The two QEMU guests run one after the other, to spare the CPU.
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use portapxe_lab::clients::{self, PxeIdentity};
 use portapxe_lab::events::{Event, EventsExt, parse_http_url};
 use portapxe_lab::expect::{self, dhcp_story, finished_nonempty, finished_once, has_finished, transfer_story};
 use portapxe_lab::guest::BIOS_FILE;
-use portapxe_lab::process::{Guarded, wait_until};
+use portapxe_lab::process::wait_until;
 use portapxe_lab::qemu::{self, Firmware};
-use portapxe_lab::server::tail_lines;
 use portapxe_lab::{Lab, Server, boot_setup, pool};
 
 /// QEMU guest on the allowlist; client rule 0 pins it to the entry "Linux".
@@ -82,59 +79,6 @@ fn only_ignored(events: &[Event], mac: &str, why: &str, min: usize) {
     assert!(all.len() >= min, "{mac}: expected at least {min} ignored DHCP events, got:\n{}", dhcp_story(events, mac));
 }
 
-/// A BIOS guest (SeaBIOS + QEMU's iPXE ROM on e1000) that is expected not to boot:
-/// the same command line as `qemu::boot`, but started and stopped by the test.
-struct BiosGuest {
-    qemu: Guarded,
-    serial: PathBuf,
-    qemu_log: PathBuf,
-    started: Instant,
-}
-
-impl BiosGuest {
-    fn start(lab: &Lab, tap: &str, mac: &str) -> Self {
-        let serial = lab.dir().join(format!("serial-{tap}.log"));
-        let qemu_log = lab.dir().join(format!("qemu-{tap}.log"));
-        let mut command = lab.server_command("qemu-system-x86_64");
-        command.args(["-accel", "tcg", "-m", "256", "-smp", "1", "-nodefaults", "-nographic", "-no-reboot"]);
-        command.arg("-serial").arg(format!("file:{}", serial.display()));
-        command.args(["-monitor", "none", "-machine", "pc", "-boot", "n"]);
-        command.arg("-netdev").arg(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
-        command.arg("-device").arg(format!("e1000,netdev=n0,mac={mac},bootindex=1"));
-        let log_file = std::fs::File::create(&qemu_log).expect("QEMU log file");
-        command.stdin(Stdio::null()).stdout(log_file.try_clone().expect("QEMU log file")).stderr(log_file);
-        eprintln!("[rules] starting BIOS guest {mac} on {tap} (expected to get no reply): {command:?}");
-        let started = Instant::now();
-        let qemu = Guarded::spawn("qemu-system-x86_64 (outsider)", &mut command).expect("starting QEMU");
-        Self { qemu, serial, qemu_log, started }
-    }
-
-    fn serial(&self) -> String {
-        read_lossy(&self.serial)
-    }
-
-    fn report(&self) -> String {
-        format!(
-            "===== serial {} (last 60 lines) =====\n{}\n===== qemu stderr =====\n{}\n=====",
-            self.serial.display(),
-            tail_lines(&self.serial(), 60),
-            read_lossy(&self.qemu_log)
-        )
-    }
-
-    /// SIGTERM (then SIGKILL) by PID; returns the serial log.
-    fn kill(mut self) -> String {
-        let pid = self.qemu.pid();
-        let (status, graceful) = self.qemu.terminate(Duration::from_secs(5));
-        eprintln!("[rules] killed outsider QEMU (pid {pid}): {status:?}, graceful={graceful}");
-        self.serial()
-    }
-}
-
-fn read_lossy(path: &Path) -> String {
-    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
-}
-
 #[test]
 fn allowlist_denylist_and_entry_rule_from_the_config_file() {
     let mut lab = Lab::new("rules").unwrap();
@@ -171,7 +115,7 @@ fn allowlist_denylist_and_entry_rule_from_the_config_file() {
 
     // 1c. A real BIOS guest outside the allowlist: no reply, no lease, no transfer.
     let tap = lab.add_tap().unwrap();
-    let mut outsider = BiosGuest::start(&lab, &tap, OUTSIDER);
+    let mut outsider = qemu::RunningGuest::start(&lab, &tap, Firmware::BiosIpxeRom, OUTSIDER).expect("starting QEMU");
     let seen = wait_until(GUEST_TIMEOUT, || {
         if let Some(status) = outsider.qemu.try_status() {
             panic!("outsider QEMU exited ({status}) before two DISCOVERs were ignored\n{}", outsider.report());

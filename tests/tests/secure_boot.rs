@@ -8,6 +8,7 @@ use std::time::Duration;
 use portapxe_lab::events::EventsExt;
 use portapxe_lab::expect::{self, has_finished};
 use portapxe_lab::guest::{self, GRUB_FILE, SHIM_FILE};
+use portapxe_lab::process::wait_until;
 use portapxe_lab::qemu::{self, Firmware};
 use portapxe_lab::{Lab, Server, boot_setup};
 
@@ -41,4 +42,78 @@ fn a_secure_boot_machine_boots_the_signed_chain_with_the_defaults() {
             expect::transfer_story(&events)
         );
     }
+}
+
+/// The client's diagnosis in the `--status` file, if it has one.
+fn diagnosis(status: &std::path::Path, mac: &str) -> Option<String> {
+    let text = std::fs::read_to_string(status).ok()?;
+    let snapshot: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let clients = snapshot["clients"].as_array()?;
+    let client = clients.iter().find(|c| c["mac"].as_str().is_some_and(|m| m.eq_ignore_ascii_case(mac)))?;
+    client["diagnosis"].as_str().map(str::to_owned)
+}
+
+/// Starts a Secure Boot guest that is expected not to boot, and waits (bounded) until
+/// the status file's diagnosis for it contains `words`; returns that diagnosis.
+fn refused(lab: &mut Lab, server: &Server, status: &std::path::Path, mac: &str, words: &str) -> String {
+    let tap = lab.add_tap().unwrap();
+    let guest = qemu::RunningGuest::start(lab, &tap, Firmware::UefiSecureBoot, mac).unwrap();
+    let found = wait_until(Duration::from_secs(150), || diagnosis(status, mac).filter(|d| d.contains(words)));
+    let report = guest.report();
+    let serial = guest.kill();
+    match found {
+        Some(diagnosis) => {
+            eprintln!("[secure-boot] {mac}: {diagnosis}");
+            diagnosis
+        }
+        None => panic!(
+            "no diagnosis naming {words:?} for {mac} within 150 s; status: {:?}\n{}\n{report}\nserial:\n{}",
+            diagnosis(status, mac),
+            expect::dhcp_story(&server.events(), mac),
+            serial
+        ),
+    }
+}
+
+#[test]
+fn ipxe_under_secure_boot_is_refused_and_the_diagnosis_says_so() {
+    const MAC: &str = "52:54:00:5b:00:02";
+    let mut lab = Lab::new("secure-boot-ipxe").unwrap();
+    let (spec, _guest) = boot_setup(&lab);
+    guest::install_signed_loaders(&spec.root).unwrap();
+    let status = lab.dir().join("status.json");
+    let spec = spec.arg("--uefi-loader", "ipxe").arg("--status", status.display().to_string());
+    let server = Server::start(&lab, &spec).unwrap();
+    let diagnosis = refused(&mut lab, &server, &status, MAC, "Secure Boot");
+    assert!(diagnosis.contains("refused ipxe.efi"), "{diagnosis}");
+    assert!(diagnosis.contains("signed chain"), "says what to do: {diagnosis}");
+}
+
+#[test]
+fn an_unsigned_kernel_is_marked_in_advance_and_named_when_refused() {
+    const MAC: &str = "52:54:00:5b:00:03";
+    let mut lab = Lab::new("secure-boot-unsigned").unwrap();
+    let (spec, guest) = boot_setup(&lab);
+    guest::install_signed_loaders(&spec.root).unwrap();
+    // The lab's Debian kernel with its signature taken off.
+    let stripped = std::process::Command::new("sbattach").arg("--remove").arg(&guest.kernel).output();
+    let stripped = stripped.expect("sbattach (apt-get install sbsigntool)");
+    assert!(stripped.status.success(), "sbattach --remove: {}", String::from_utf8_lossy(&stripped.stderr));
+    let status = lab.dir().join("status.json");
+    let spec = spec.arg("--status", status.display().to_string());
+    let server = Server::start(&lab, &spec).unwrap();
+    // In advance: the server read the kernel's signature at start, before anything booted.
+    let warned =
+        server.events().services().iter().any(|s| {
+            s.service == "boot" && s.message.contains("Linux") && s.message.contains("the kernel is not signed")
+        });
+    assert!(warned, "no warning about the unsigned kernel at start\n{}", server.report());
+    let diagnosis = refused(&mut lab, &server, &status, MAC, "vmlinuz");
+    assert!(diagnosis.contains("not signed"), "names why: {diagnosis}");
+    let events = server.events();
+    assert!(
+        !has_finished(&events, "initrd.img"),
+        "the initrd was fetched, so the kernel was accepted:\n{}",
+        expect::transfer_story(&events)
+    );
 }

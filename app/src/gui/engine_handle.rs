@@ -19,7 +19,7 @@ use portapxe_engine::detect::ServerSighting;
 use portapxe_engine::detect::probe::{ProbeSettings, probe};
 use portapxe_engine::events::{MacAddr, TransferPhase};
 use portapxe_engine::net::{InterfaceInfo, find_interface, find_up_interface, list_interfaces};
-use portapxe_engine::{Engine, EngineError, EngineEvent, EngineStatus, EventSink, StartOptions};
+use portapxe_engine::{Engine, EngineError, EngineEvent, EngineStatus, EventSink, SignedChain, StartOptions};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -137,6 +137,30 @@ pub enum ScanState {
 pub struct Validation {
     pub config: Config,
     pub errors: Vec<ConfigError>,
+    /// What x64 UEFI machines get with this config (the signed chain, or iPXE and why).
+    pub signed_chain: SignedChain,
+    /// Per boot entry, why it cannot boot with Secure Boot on (`None`: it can).
+    pub secure_boot_problems: Vec<Option<String>>,
+}
+
+impl Validation {
+    /// Checks `config` (reads the disk: the boot files, kernels' signatures).
+    pub fn of(config: Config, errors: Vec<ConfigError>) -> Self {
+        let signed_chain = portapxe_engine::signed_chain(&config);
+        let secure_boot_problems = config
+            .boot
+            .entries
+            .iter()
+            .map(|entry| portapxe_engine::entry_secure_boot_problem(&config, entry))
+            .collect();
+        Self { config, errors, signed_chain, secure_boot_problems }
+    }
+
+    /// A check with nothing found: no errors, the signed chain in use, every entry fine.
+    pub fn passed(config: Config) -> Self {
+        let secure_boot_problems = vec![None; config.boot.entries.len()];
+        Self { config, errors: Vec::new(), signed_chain: SignedChain::Used, secure_boot_problems }
+    }
 }
 
 /// Everything the window draws from. Cloned or locked briefly each frame.
@@ -534,7 +558,8 @@ impl Actor {
                 // Reads the disk (root, boot files) and the interface list: not on a runtime worker.
                 let _ = tokio::task::spawn_blocking(move || {
                     let errors = validate_config(&config);
-                    shared.update(|s| s.validation = Some(Validation { config: *config, errors }));
+                    let validation = Validation::of(*config, errors);
+                    shared.update(|s| s.validation = Some(validation));
                 })
                 .await;
             }

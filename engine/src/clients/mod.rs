@@ -8,5 +8,8 @@
 mod registry;
 mod vendor;
 
-pub use registry::{AddressSource, ClientPhase, ClientRecord, ClientRegistry, TimelineEntry, TransferProgress};
+pub use registry::{
+    AddressSource, ClientPhase, ClientRecord, ClientRegistry, SecureBootRefusal, ServedKernel, TimelineEntry,
+    TransferProgress,
+};
 pub use vendor::vendor;

@@ -16,6 +16,66 @@ const MAX_TIMELINE: usize = 64;
 const IDLE_FORGET_MS: Millis = 60 * 60 * 1000;
 /// A proxy offer not followed by a 4011 request or a download within this long is a stuck boot.
 const PROXY_FOLLOW_UP_MS: Millis = 15_000;
+/// The firmware asking again this soon after it fetched its loader: the loader was refused.
+/// OVMF tries PXE over IPv6 in between, which took 64 s here (emulated): 5 minutes.
+const LOADER_RESTART_MS: Millis = 5 * 60_000;
+/// A kernel fetched and no initrd asked for within this long: the loader refused the kernel.
+const KERNEL_FOLLOW_UP_MS: Millis = 10_000;
+
+/// What a kernel the server offers is, so a boot that stops right after it can be explained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedKernel {
+    /// The boot entry it belongs to.
+    pub entry: String,
+    /// Root-relative paths of its initrds, fetched right after it when the kernel is accepted.
+    pub initrds: Vec<String>,
+    /// Why shim refuses it ("the kernel is not signed"), when it does.
+    pub secure_boot_problem: Option<String>,
+}
+
+/// Why a machine's boot stopped at the firmware's or shim's signature check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "refused", rename_all = "snake_case")]
+pub enum SecureBootRefusal {
+    /// The firmware ran the loader over TFTP and then started over instead of running it.
+    Loader { file: String },
+    /// The kernel was fetched and its initrd never asked for: the loader refused the kernel.
+    Kernel { file: String, entry: String, problem: Option<String> },
+}
+
+impl std::fmt::Display for SecureBootRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Loader { file } => write!(
+                f,
+                "the firmware refused {file}: Secure Boot is probably on — use the signed chain (default) or turn \
+                 Secure Boot off"
+            ),
+            Self::Kernel { file, entry, problem: Some(problem) } => write!(
+                f,
+                "the kernel {file} of \"{entry}\" was refused after it was fetched ({problem}): Secure Boot is on. \
+                 Boot a signed kernel (Debian's) or turn Secure Boot off"
+            ),
+            Self::Kernel { file, entry, problem: None } => write!(
+                f,
+                "the kernel {file} of \"{entry}\" was fetched but its initrd never was: the loader refused the \
+                 kernel (with Secure Boot on, one not signed by a key shim trusts)"
+            ),
+        }
+    }
+}
+
+/// The path of a boot file as a client names it: a UEFI HTTP boot URL's path, or the TFTP name.
+fn boot_path(boot: &str) -> &str {
+    match boot.strip_prefix("http://").or_else(|| boot.strip_prefix("https://")) {
+        Some(rest) => rest.find('/').map_or("", |slash| &rest[slash..]),
+        None => boot,
+    }
+}
+
+fn served_name(file: &str) -> &str {
+    file.trim_start_matches(['/', '\\'])
+}
 
 /// How far a client got, in the order a network boot goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -81,7 +141,12 @@ pub struct ClientRecord {
     pub timeline: VecDeque<TimelineEntry>,
     /// Why the boot stopped, in plain words, when we can tell.
     pub diagnosis: Option<String>,
+    /// The boot stopped at a Secure Boot signature check (also in `diagnosis`).
+    pub secure_boot_refusal: Option<SecureBootRefusal>,
     proxy_offer_ms: Option<Millis>,
+    /// The boot program we named, fetched over TFTP by the firmware (and when), not yet seen running.
+    #[serde(skip)]
+    loader_fetched: Option<(String, Millis)>,
 }
 
 impl ClientRecord {
@@ -102,7 +167,9 @@ impl ClientRecord {
             completed: Vec::new(),
             timeline: VecDeque::new(),
             diagnosis: None,
+            secure_boot_refusal: None,
             proxy_offer_ms: None,
+            loader_fetched: None,
         }
     }
 
@@ -120,9 +187,16 @@ impl ClientRecord {
 pub struct ClientRegistry {
     clients: HashMap<MacAddr, ClientRecord>,
     by_address: HashMap<Ipv4Addr, MacAddr>,
+    /// Kernels served, by root-relative path.
+    kernels: HashMap<String, ServedKernel>,
 }
 
 impl ClientRegistry {
+    /// Tells the registry which kernels the boot entries serve (paths root-relative).
+    pub fn set_served_kernels(&mut self, kernels: impl IntoIterator<Item = (String, ServedKernel)>) {
+        self.kernels = kernels.into_iter().map(|(path, kernel)| (served_name(&path).to_owned(), kernel)).collect();
+    }
+
     pub fn apply(&mut self, event: &EngineEvent, now: Millis) {
         match event {
             EngineEvent::Dhcp(dhcp) => self.apply_dhcp(dhcp, now),
@@ -192,6 +266,22 @@ impl ClientRegistry {
                 record.diagnosis = None;
             }
         }
+        // iPXE asking means the loader ran; the firmware asking again means it did not.
+        if event.is_ipxe {
+            record.loader_fetched = None;
+            record.secure_boot_refusal = None;
+        } else if received == "DISCOVER"
+            && let Some((file, at)) = record.loader_fetched.take()
+            && now.saturating_sub(at) <= LOADER_RESTART_MS
+        {
+            record.secure_boot_refusal = Some(SecureBootRefusal::Loader { file });
+        }
+        // The firmware's next tries (HTTP boot, PXE again) are answered: the refusal stands.
+        if let Some(refusal) = &record.secure_boot_refusal
+            && record.diagnosis.is_none()
+        {
+            record.diagnosis = Some(refusal.to_string());
+        }
         if let Some(address) = record.address {
             self.by_address.insert(address, event.mac);
         }
@@ -241,6 +331,10 @@ impl ClientRegistry {
         record.proxy_offer_ms = None;
         match &event.phase {
             TransferPhase::Started { size } => {
+                // Asking for another file means the loader runs (shim fetching GRUB, GRUB its config).
+                if record.loader_fetched.as_ref().is_some_and(|(file, _)| file != served_name(&event.file)) {
+                    record.loader_fetched = None;
+                }
                 record.phase = phase;
                 record.transfer = Some(TransferProgress {
                     protocol: event.protocol,
@@ -267,7 +361,16 @@ impl ClientRegistry {
                 }
                 record.completed.push((event.file.clone(), *bytes));
                 record.phase = if event.protocol == Protocol::Http { ClientPhase::HandedOff } else { phase };
-                record.diagnosis = None;
+                let file = served_name(&event.file);
+                // The firmware fetching the loader it refused (again, or over HTTP boot) changes nothing.
+                let refused_again = matches!(&record.secure_boot_refusal, Some(SecureBootRefusal::Loader { file: refused }) if refused == file);
+                if !refused_again {
+                    record.diagnosis = None;
+                    record.secure_boot_refusal = None;
+                }
+                if !record.is_ipxe && record.boot.as_deref().is_some_and(|boot| served_name(boot_path(boot)) == file) {
+                    record.loader_fetched = Some((file.to_owned(), now));
+                }
                 record.log(now, format!("{protocol} {} finished, {bytes} bytes", event.file));
             }
             TransferPhase::Failed { bytes, reason } => {
@@ -349,9 +452,30 @@ impl ClientRegistry {
                         .into(),
                 );
             }
+            if record.diagnosis.is_none()
+                && now.saturating_sub(record.last_seen_ms) > KERNEL_FOLLOW_UP_MS
+                && let Some(refusal) = self.refused_kernel(record)
+            {
+                record.diagnosis = Some(refusal.to_string());
+                record.secure_boot_refusal = Some(refusal);
+            }
         }
         all.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then(a.mac.cmp(&b.mac)));
         all
+    }
+
+    /// The last file `record` fetched is a kernel with an initrd that never followed.
+    fn refused_kernel(&self, record: &ClientRecord) -> Option<SecureBootRefusal> {
+        let (file, _) = record.completed.last()?;
+        let kernel = self.kernels.get(served_name(file))?;
+        if kernel.initrds.is_empty() || record.transfer.as_ref().is_some_and(|t| !t.done) {
+            return None;
+        }
+        Some(SecureBootRefusal::Kernel {
+            file: served_name(file).to_owned(),
+            entry: kernel.entry.clone(),
+            problem: kernel.secure_boot_problem.clone(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -511,6 +635,88 @@ mod tests {
         assert_eq!(record.address, Some([10, 77, 0, 60].into()));
         assert_eq!(record.address_from, Some(AddressSource::Other([10, 77, 0, 1].into())));
         assert!(record.diagnosis.is_none(), "{:?}", record.diagnosis);
+    }
+
+    fn uefi(received: &str, answered: Option<&str>, is_ipxe: bool, boot: &str) -> EngineEvent {
+        EngineEvent::Dhcp(DhcpEvent {
+            mac: MAC,
+            received: received.into(),
+            answered: answered.map(str::to_owned),
+            address: Some(Ipv4Addr::new(10, 77, 0, 100)),
+            arch: Some("UEFI x64".into()),
+            vendor_class: Some("PXEClient:Arch:00007:UNDI:003000".into()),
+            is_ipxe,
+            boot: answered.map(|_| boot.to_owned()),
+            note: String::new(),
+        })
+    }
+
+    #[test]
+    fn a_firmware_that_starts_over_after_its_loader_was_refused_says_secure_boot() {
+        let mut registry = ClientRegistry::default();
+        registry.apply(&uefi("DISCOVER", Some("OFFER"), false, "ipxe.efi"), 1_000);
+        registry.apply(&uefi("REQUEST", Some("ACK"), false, "ipxe.efi"), 1_100);
+        registry.apply(&transfer(Protocol::Tftp, "ipxe.efi", TransferPhase::Finished { bytes: 1000 }), 2_000);
+        assert!(registry.snapshot(2_000)[0].diagnosis.is_none());
+        // OVMF refused it and tries its next boot option: DHCP again, not as iPXE.
+        registry.apply(&uefi("DISCOVER", Some("OFFER"), false, "ipxe.efi"), 3_000);
+        let record = &registry.snapshot(3_000)[0];
+        assert_eq!(record.secure_boot_refusal, Some(SecureBootRefusal::Loader { file: "ipxe.efi".into() }));
+        assert!(
+            record
+                .diagnosis
+                .as_deref()
+                .unwrap()
+                .starts_with("the firmware refused ipxe.efi: Secure Boot is probably on")
+        );
+        // OVMF's HTTP boot then fetches the same loader by URL and is refused again.
+        registry.apply(&uefi("REQUEST", Some("ACK"), false, "http://10.77.0.1/ipxe.efi"), 3_500);
+        registry.apply(&transfer(Protocol::Http, "/ipxe.efi", TransferPhase::Finished { bytes: 1000 }), 4_000);
+        let record = &registry.snapshot(4_000)[0];
+        assert_eq!(record.secure_boot_refusal, Some(SecureBootRefusal::Loader { file: "ipxe.efi".into() }));
+        registry.apply(&uefi("DISCOVER", Some("OFFER"), false, "ipxe.efi"), 5_000);
+        assert!(registry.snapshot(5_000)[0].diagnosis.as_deref().unwrap().contains("refused ipxe.efi"));
+    }
+
+    #[test]
+    fn a_loader_that_runs_is_no_refusal() {
+        let mut registry = ClientRegistry::default();
+        registry.apply(&uefi("REQUEST", Some("ACK"), false, "ipxe.efi"), 1_000);
+        registry.apply(&transfer(Protocol::Tftp, "/ipxe.efi", TransferPhase::Finished { bytes: 1000 }), 2_000);
+        registry.apply(&uefi("DISCOVER", Some("OFFER"), true, "boot.ipxe"), 3_000);
+        registry.apply(&uefi("DISCOVER", Some("OFFER"), false, "ipxe.efi"), 30_000);
+        assert_eq!(registry.snapshot(30_000)[0].secure_boot_refusal, None, "iPXE ran in between");
+        // shim ran: it fetched GRUB. The machine boots from the network again the next day.
+        registry.apply(&uefi("REQUEST", Some("ACK"), false, "shimx64.efi"), 40_000);
+        registry.apply(&transfer(Protocol::Tftp, "shimx64.efi", TransferPhase::Finished { bytes: 10 }), 41_000);
+        registry.apply(&transfer(Protocol::Tftp, "grubx64.efi", TransferPhase::Started { size: None }), 42_000);
+        registry.apply(&uefi("DISCOVER", Some("OFFER"), false, "shimx64.efi"), 43_000);
+        assert_eq!(registry.snapshot(43_000)[0].secure_boot_refusal, None, "shim fetched GRUB: it ran");
+        registry.apply(&transfer(Protocol::Tftp, "shimx64.efi", TransferPhase::Finished { bytes: 10 }), 50_000);
+        registry.apply(&uefi("DISCOVER", Some("OFFER"), false, "shimx64.efi"), 50_000 + LOADER_RESTART_MS + 1);
+        assert_eq!(registry.snapshot(200_000)[0].secure_boot_refusal, None, "a restart much later is a new boot");
+    }
+
+    #[test]
+    fn a_kernel_whose_initrd_never_follows_was_refused() {
+        let kernel = ServedKernel {
+            entry: "Linux".into(),
+            initrds: vec!["initrd.img".into()],
+            secure_boot_problem: Some("the kernel is not signed".into()),
+        };
+        let mut registry = ClientRegistry::default();
+        registry.set_served_kernels([("vmlinuz".to_owned(), kernel)]);
+        registry.apply(&uefi("REQUEST", Some("ACK"), false, "shimx64.efi"), 1_000);
+        registry.apply(&transfer(Protocol::Tftp, "shimx64.efi", TransferPhase::Finished { bytes: 10 }), 2_000);
+        registry.apply(&transfer(Protocol::Tftp, "grubx64.efi", TransferPhase::Finished { bytes: 10 }), 3_000);
+        registry.apply(&transfer(Protocol::Tftp, "/vmlinuz", TransferPhase::Finished { bytes: 10 }), 4_000);
+        assert!(registry.snapshot(4_000 + KERNEL_FOLLOW_UP_MS)[0].diagnosis.is_none(), "not silent long enough");
+        let record = &registry.snapshot(4_001 + KERNEL_FOLLOW_UP_MS)[0];
+        let diagnosis = record.diagnosis.as_deref().unwrap();
+        assert!(diagnosis.contains("vmlinuz") && diagnosis.contains("not signed"), "{diagnosis}");
+        // The same kernel with its initrd after it: a boot that went on.
+        registry.apply(&transfer(Protocol::Tftp, "/initrd.img", TransferPhase::Finished { bytes: 10 }), 4_500);
+        assert!(registry.snapshot(60_000)[0].diagnosis.is_none());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! as the clients will get it.
 
 use egui::Ui;
-use portapxe_engine::config::{BootEntry, Config};
+use portapxe_engine::SignedChain;
+use portapxe_engine::config::{BootEntry, Config, UefiLoader};
 use portapxe_engine::ipxe::generate_script;
 
 use super::{PanelCtx, field_errors};
@@ -130,6 +131,7 @@ fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     field_errors(ui, &panel.errors_for("boot.uefi_arm64_file"));
     field_errors(ui, &panel.errors_for("boot.uefi_ia32_file"));
     field_errors(ui, &panel.errors_for("boot.ipxe_script"));
+    uefi_loader(ui, panel);
     ui.add_space(SPACING);
     ui.horizontal(|ui| {
         ui.strong("Menu entries");
@@ -138,6 +140,40 @@ fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         });
     });
     entries(ui, panel);
+}
+
+/// What x64 UEFI machines get first, and why the signed chain is the default.
+fn uefi_loader(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
+    ui.horizontal(|ui| {
+        let loader = &mut panel.config.boot.uefi_loader;
+        egui::ComboBox::from_label("x64 UEFI machines get").selected_text(uefi_loader_label(*loader)).show_ui(
+            ui,
+            |ui| {
+                for choice in [UefiLoader::Signed, UefiLoader::Ipxe] {
+                    ui.selectable_value(loader, choice, uefi_loader_label(choice));
+                }
+            },
+        );
+    });
+    ui.label(
+        "Why the signed chain: most PCs run only programs signed with Microsoft's key while Secure Boot is on. \
+         shim carries that signature, and GRUB and Debian's kernels are signed with keys shim trusts; iPXE is not \
+         signed. BIOS machines always get iPXE.",
+    );
+    let chain = panel.validation().map(|v| v.signed_chain.clone());
+    let (tone, text) = match chain {
+        Some(SignedChain::Used) => (Tone::Ok, format!("{}", SignedChain::Used)),
+        Some(other) => (Tone::Caution, other.to_string()),
+        None => return,
+    };
+    ui.label(style::toned(ui, tone, text));
+}
+
+fn uefi_loader_label(loader: UefiLoader) -> &'static str {
+    match loader {
+        UefiLoader::Signed => "the signed chain: shim → GRUB (works with Secure Boot)",
+        UefiLoader::Ipxe => "the UEFI x64 loader above (iPXE: Secure Boot must be off)",
+    }
 }
 
 /// A text field for an optional file: empty means none.
@@ -159,6 +195,10 @@ fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     let mut removed = None;
     for index in 0..count {
         let errors = panel.errors_for(&format!("boot.entries[{index}]"));
+        let secure_boot = panel
+            .validation()
+            .and_then(|v| v.secure_boot_problems.get(index).cloned().flatten())
+            .filter(|_| panel.config.boot.uefi_loader == UefiLoader::Signed);
         let entry = &mut panel.config.boot.entries[index];
         ui.push_id(index, |ui| {
             egui::Frame::group(ui.style()).show(ui, |ui| {
@@ -209,6 +249,9 @@ fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
                     BootEntry::LocalDisk { .. } => {
                         ui.label("continues with the next boot device");
                     }
+                }
+                if let Some(problem) = &secure_boot {
+                    ui.label(style::toned(ui, Tone::Caution, problem));
                 }
                 field_errors(ui, &errors);
             });

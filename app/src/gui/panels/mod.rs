@@ -58,6 +58,11 @@ impl PanelCtx<'_> {
             .collect()
     }
 
+    /// The engine's check of the config as it is now (`None`: not checked yet).
+    pub fn validation(&self) -> Option<&crate::gui::engine_handle::Validation> {
+        self.snapshot.validation.as_ref().filter(|v| &v.config == self.config)
+    }
+
     /// Every validation error for the current config (`None`: not checked yet).
     pub fn all_errors(&self) -> Option<Vec<String>> {
         let validation = self.snapshot.validation.as_ref().filter(|v| &v.config == self.config)?;
