@@ -17,7 +17,10 @@ use portapxe_lab::{Lab, Server, boot_setup};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Peer {
+    /// A source build's root: the iPXE loaders only.
     PortaPxe,
+    /// A packaged install: the signed loaders too, so UEFI gets shim → GRUB.
+    PortaPxeSigned,
     Dnsmasq,
 }
 
@@ -25,6 +28,7 @@ impl Peer {
     fn name(self) -> &'static str {
         match self {
             Self::PortaPxe => "PortaPXE (full DHCP, defaults)",
+            Self::PortaPxeSigned => "PortaPXE with the signed loaders (shim → GRUB → kernel over TFTP)",
             Self::Dnsmasq => "dnsmasq as Debian ships it",
         }
     }
@@ -41,10 +45,13 @@ fn firmware_name(firmware: Firmware) -> &'static str {
 /// One boot in a fresh lab: seconds from QEMU's start to the marker on the serial console.
 fn boot_once(peer: Peer, firmware: Firmware, n: usize) -> Result<f64> {
     let mut lab = Lab::new("boot-times")?;
-    let mac = format!("52:54:00:be:{:02x}:{:02x}", n % 256, (firmware == Firmware::UefiNativePxe) as u8);
+    let mac = format!("52:54:00:be:{:02x}:{:02x}", n % 256, firmware as u8);
     let (_server, _dnsmasq, marker) = match peer {
-        Peer::PortaPxe => {
+        Peer::PortaPxe | Peer::PortaPxeSigned => {
             let (spec, guest) = boot_setup(&lab);
+            if peer == Peer::PortaPxeSigned {
+                guest::install_signed_loaders(&spec.root)?;
+            }
             (Some(Server::start(&lab, &spec)?), None, guest.marker)
         }
         Peer::Dnsmasq => {
@@ -85,6 +92,8 @@ fn main() -> Result<()> {
         (Peer::Dnsmasq, Firmware::BiosIpxeRom),
         (Peer::PortaPxe, Firmware::UefiNativePxe),
         (Peer::Dnsmasq, Firmware::UefiNativePxe),
+        (Peer::PortaPxeSigned, Firmware::UefiNativePxe),
+        (Peer::PortaPxeSigned, Firmware::UefiSecureBoot),
     ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     // Rounds interleave the cases, so a slow spell of the machine hits all of them alike.
@@ -107,6 +116,11 @@ fn main() -> Result<()> {
     }
     println!();
     println!("PortaPXE / dnsmasq, BIOS: {:.2}×; UEFI: {:.2}×", medians[0] / medians[1], medians[2] / medians[3]);
+    println!(
+        "Signed chain / iPXE, UEFI without Secure Boot: {:.2}×; signed chain with Secure Boot / iPXE without: {:.2}×",
+        medians[4] / medians[2],
+        medians[5] / medians[2]
+    );
     eprintln!("[boot-times] {} boots in {:.0?}", runs * cases.len(), Duration::from_secs(started.elapsed().as_secs()));
     Ok(())
 }
