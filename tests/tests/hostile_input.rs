@@ -178,3 +178,52 @@ fn tftp_serves_nothing_outside_the_root_and_refuses_writes() {
     server.assert_alive();
     note_panics(&server);
 }
+
+/// 512 read requests asking for `timeout=255`, never acknowledged (they once held every
+/// transfer slot for 17 minutes): a real tftp-hpa client still gets its file at once.
+#[test]
+fn a_flood_of_unanswered_tftp_requests_does_not_lock_out_a_real_client() {
+    const FLOOD: usize = 512;
+    let mut lab = Lab::new("hostile-tftp-flood").unwrap();
+    let spec = ServerSpec::new(&lab).unwrap();
+    let file: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(spec.root.join("boot.bin"), &file).unwrap();
+    let mut server = Server::start(&lab, &spec).unwrap();
+    let attacker = lab.add_client(ATTACKER_MAC).unwrap();
+    attacker.add_address(lab.ip(250)).unwrap();
+    let student = lab.add_client("52:54:00:66:00:04").unwrap();
+    student.add_address(lab.ip(251)).unwrap();
+    let tftp = SocketAddr::from((server.ip, 69));
+
+    // The flood's socket stays open (and silent) while the real client asks.
+    let flood = in_netns(&attacker.ns, || {
+        let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        let mut request = wire::tftp_request(1, b"boot.bin");
+        request.extend_from_slice(b"timeout\0255\0");
+        for _ in 0..FLOOD {
+            socket.send_to(&request, tftp).unwrap();
+        }
+        socket
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let work = lab.dir().join("student");
+    std::fs::create_dir_all(&work).unwrap();
+    let asked = Instant::now();
+    let got = clients::tftp_get(&student, server.ip, "boot.bin", &work);
+    let took = asked.elapsed();
+    eprintln!("[hostile] after {FLOOD} unanswered RRQs with timeout=255: tftp-hpa got its file in {took:.1?}");
+    assert_eq!(got.unwrap_or_else(|error| panic!("{error:#}\n{}", server.report())), file);
+    assert!(took < Duration::from_secs(10), "the real client waited {took:?}");
+    drop(flood);
+
+    // The flood was answered, but reported once, not once per request.
+    let events = server.events();
+    let refused = events
+        .transfers()
+        .iter()
+        .filter(|t| matches!(&t.phase, Phase::Refused { reason } if reason.contains("too many")))
+        .count();
+    assert_eq!(refused, 1, "refusals of the flood reported:\n{}", portapxe_lab::expect::transfer_story(&events));
+    server.assert_alive();
+}

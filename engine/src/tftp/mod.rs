@@ -13,8 +13,8 @@
 //! [`TftpSettings`]), and anything outside the root. It never writes: write
 //! requests are refused.
 //!
-//! Flow of one read request: the listener parses the RRQ and starts a transfer
-//! thread → [`TftpHandler`] normalises the name → a generated file, or
+//! Flow of one read request: the listener parses the RRQ, [`admission`] lets it in
+//! (at most 512 transfers, 64 per client address) and it starts a transfer thread → [`TftpHandler`] normalises the name → a generated file, or
 //! [`paths::resolve_request`] then open → options negotiated → the
 //! [`transfer::ReadTransfer`] says which blocks to send as ACKs and timeouts
 //! come in → a [`TransferReport`] reports `Started`, `Progress`,
@@ -22,6 +22,7 @@
 //!
 //! [`GeneratedFiles`]: crate::generated::GeneratedFiles
 
+pub mod admission;
 mod handler;
 pub mod packet;
 pub mod paths;
@@ -31,12 +32,13 @@ pub mod transfer;
 #[cfg(test)]
 mod tests;
 
+pub use admission::{MAX_TRANSFERS, MAX_TRANSFERS_PER_CLIENT};
 pub use handler::{
     BlockSource, Opened, PROGRESS_INTERVAL, READ_ONLY_MESSAGE, Refusal, TftpHandler, TransferReport, tftp_error,
 };
 pub use paths::{PathError, RelativePath, ResolvedPath, normalise, resolve_request};
 pub use service::{
-    DEFAULT_MAX_SEND_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WINDOW_SIZE_LIMIT, MAX_TRANSFERS, TftpService, TftpSettings,
-    TftpStartError, bind_error, start,
+    DEFAULT_MAX_SEND_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WINDOW_SIZE_LIMIT, TftpService, TftpSettings, TftpStartError,
+    bind_error, start,
 };
 pub use transfer::MAX_BLOCK_SIZE;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::admission::Admission;
 use super::handler::{Opened, Refusal, TftpHandler};
 use super::packet::{self, ClientPacket, DATA_HEADER_LEN, ErrorCode, Mode, Request};
 use super::transfer::{Action, Limits, MAX_BLOCK_SIZE, Negotiated, ReadTransfer, negotiate};
@@ -38,10 +39,6 @@ pub const DEFAULT_MAX_SEND_RETRIES: u32 = 10;
 /// Default longest wait for an acknowledgement before resending (clients may
 /// ask for another with the `timeout` option).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Transfers served at once; a request beyond gets "server busy". Each is a
-/// thread with a small stack and one block of buffer.
-pub const MAX_TRANSFERS: usize = 512;
 
 /// How often a transfer waiting for an ACK checks whether the service stopped.
 const STOP_POLL: Duration = Duration::from_millis(100);
@@ -186,6 +183,14 @@ pub struct TftpService {
 struct Transfers {
     stopping: AtomicBool,
     active: AtomicUsize,
+    /// Per-address limits; `active` mirrors its count for lock-free reads.
+    admission: std::sync::Mutex<Admission>,
+}
+
+impl Transfers {
+    fn admission(&self) -> std::sync::MutexGuard<'_, Admission> {
+        self.admission.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl std::fmt::Debug for TftpService {
@@ -339,9 +344,13 @@ impl Listener {
             let refusal = self.handler.refuse(client, &request.filename, &"mail mode is not supported");
             return reply_error(socket, client, &refusal).await;
         }
-        if self.transfers.active.load(Ordering::SeqCst) >= MAX_TRANSFERS {
-            let busy = format!("server busy: {MAX_TRANSFERS} transfers in progress");
-            let refusal = self.handler.refuse(client, &request.filename, &busy);
+        let admitted = self.transfers.admission().admit(client.ip());
+        if let Err(refused) = admitted {
+            let refusal = if refused.first {
+                self.handler.refuse(client, &request.filename, &refused.why)
+            } else {
+                Refusal { code: ErrorCode::Undefined, message: refused.why.to_string() }
+            };
             return reply_error(socket, client, &refusal).await;
         }
         let transfer = TransferThread {
@@ -358,7 +367,8 @@ impl Listener {
             .stack_size(TRANSFER_STACK)
             .spawn(move || transfer.run());
         if let Err(err) = spawned {
-            self.transfers.active.fetch_sub(1, Ordering::SeqCst);
+            // The thread never ran, so its guard never releases the slot: do it here.
+            drop(ActiveGuard { transfers: Arc::clone(&self.transfers), client: client.ip() });
             tracing::error!(%client, "cannot start a TFTP transfer thread: {err}");
         }
     }
@@ -386,7 +396,7 @@ struct TransferThread {
 
 impl TransferThread {
     fn run(self) {
-        let _active = ActiveGuard(Arc::clone(&self.transfers));
+        let _active = ActiveGuard { transfers: Arc::clone(&self.transfers), client: self.client.ip() };
         let socket = match UdpSocket::bind(self.bind).and_then(|socket| socket.connect(self.client).map(|()| socket)) {
             Ok(socket) => socket,
             Err(err) => {
@@ -443,12 +453,16 @@ impl TransferThread {
     }
 }
 
-/// Counts a transfer as active for as long as it lives.
-struct ActiveGuard(Arc<Transfers>);
+/// Counts a transfer as active (overall and for its client) for as long as it lives.
+struct ActiveGuard {
+    transfers: Arc<Transfers>,
+    client: std::net::IpAddr,
+}
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        self.transfers.admission().release(self.client);
+        self.transfers.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

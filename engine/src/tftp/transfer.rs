@@ -24,6 +24,17 @@ const MIN_BLOCK_SIZE: u16 = 8;
 /// 64 × 1468 did not.
 pub const WINDOW_BYTES: usize = 96 * 1024;
 
+/// The longest resend timeout a client may ask for (RFC 2349 allows 255 s). One that
+/// asks for more gets the server's own (the option is left out of the OACK): a
+/// student's 512 requests with `timeout=255`, never acknowledged, held every transfer
+/// slot for 17 minutes.
+pub const MAX_CLIENT_TIMEOUT_SECS: u64 = 5;
+/// A transfer that has not been answered for this long is given up, whatever its resends.
+pub const MAX_STALL: Duration = Duration::from_secs(15);
+/// The same before the client answered at all (the OACK or block 1): a real client
+/// answers at once, a flood never does.
+pub const MAX_UNANSWERED: Duration = Duration::from_secs(6);
+
 /// The shortest wait for an ACK before resending. Above a LAN's round trip with
 /// room for a slow client; a premature resend only costs a duplicate block.
 pub const MIN_RESEND_TIMEOUT: Duration = Duration::from_millis(20);
@@ -71,7 +82,7 @@ pub fn negotiate(options: &[(String, String)], size: u64, limits: &Limits) -> Ne
                 block_size_accepted = true;
             }
             ("tsize", Some(_)) => oack.push(("tsize", size.to_string())),
-            ("timeout", Some(seconds @ 1..=255)) => {
+            ("timeout", Some(seconds @ 1..=MAX_CLIENT_TIMEOUT_SECS)) => {
                 timeout = Duration::from_secs(seconds);
                 oack.push(("timeout", seconds.to_string()));
             }
@@ -129,6 +140,10 @@ pub struct ReadTransfer {
     sent_at: Instant,
     /// Karn's rule: no round-trip sample from a burst that was a resend.
     resent: bool,
+    /// The start, or the last ACK that moved the transfer on.
+    progressed_at: Instant,
+    /// Whether the client has answered anything yet.
+    answered: bool,
 }
 
 impl ReadTransfer {
@@ -152,6 +167,8 @@ impl ReadTransfer {
             rtt_variance: Duration::ZERO,
             sent_at: now,
             resent: false,
+            progressed_at: now,
+            answered: false,
         };
         let action = if transfer.awaiting_oack_ack { Action::SendOack } else { transfer.send_window(now, false) };
         (transfer, action)
@@ -216,7 +233,9 @@ impl ReadTransfer {
             return Action::Wait;
         }
         self.failures += 1;
-        if self.failures > self.max_retries {
+        let stalled = now.saturating_duration_since(self.progressed_at);
+        let stall_limit = if self.answered { MAX_STALL } else { MAX_UNANSWERED };
+        if self.failures > self.max_retries || stalled >= stall_limit {
             return Action::GiveUp;
         }
         self.resend_timeout = (self.resend_timeout * 2).min(self.max_timeout);
@@ -245,6 +264,8 @@ impl ReadTransfer {
     /// burst was a resend, the round trip updates the timeout (RFC 6298's estimator).
     fn progress(&mut self, now: Instant) {
         self.failures = 0;
+        self.progressed_at = now;
+        self.answered = true;
         if self.resent {
             return;
         }
@@ -309,11 +330,55 @@ mod tests {
     }
 
     #[test]
-    fn the_client_timeout_is_honoured() {
-        let got = negotiate(&options(&[("timeout", "7")]), 0, &LIMITS);
-        assert_eq!(got.timeout, Duration::from_secs(7));
-        assert_eq!(got.oack, vec![("timeout", "7".to_owned())]);
+    fn a_client_timeout_up_to_the_cap_is_honoured() {
+        let got = negotiate(&options(&[("timeout", "5")]), 0, &LIMITS);
+        assert_eq!(got.timeout, Duration::from_secs(5));
+        assert_eq!(got.oack, vec![("timeout", "5".to_owned())]);
         assert_eq!(negotiate(&options(&[("timeout", "0")]), 0, &LIMITS).timeout, LIMITS.timeout);
+        // Longer is not granted: left out of the OACK (RFC 2349 has no counter-offer), the server's own used.
+        for asked in ["6", "255"] {
+            let got = negotiate(&options(&[("timeout", asked), ("tsize", "0")]), 9, &LIMITS);
+            assert_eq!(got.timeout, LIMITS.timeout, "timeout={asked}");
+            assert_eq!(got.oack, vec![("tsize", "9".to_owned())], "timeout={asked}");
+        }
+    }
+
+    #[test]
+    fn a_client_that_never_answers_is_given_up_within_the_unanswered_limit() {
+        // The flood: an OACK for `timeout=5` that nobody acknowledges, with many resends allowed.
+        let start = Instant::now();
+        let negotiated = Negotiated { timeout: Duration::from_secs(5), ..plain(512, 1) };
+        let negotiated = Negotiated { oack: vec![("timeout", "5".to_owned())], ..negotiated };
+        let (mut transfer, _) = ReadTransfer::start(&negotiated, 1000, 100, start);
+        let gave_up = loop {
+            let now = transfer.deadline();
+            match transfer.on_timeout(now) {
+                Action::GiveUp => break now,
+                Action::SendOack => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        let held = gave_up - start;
+        assert!(held >= MAX_UNANSWERED && held < MAX_UNANSWERED + Duration::from_secs(5), "held {held:?}");
+    }
+
+    #[test]
+    fn a_client_that_stops_answering_is_given_up_within_the_stall_limit() {
+        let start = Instant::now();
+        let negotiated = Negotiated { timeout: Duration::from_secs(5), ..plain(512, 1) };
+        let (mut transfer, _) = ReadTransfer::start(&negotiated, 100_000, 100, start);
+        let answered = start + Duration::from_millis(10);
+        assert_eq!(transfer.on_ack(1, answered), Action::Send(2..=2));
+        let gave_up = loop {
+            let now = transfer.deadline();
+            match transfer.on_timeout(now) {
+                Action::GiveUp => break now,
+                Action::Send(_) => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        let held = gave_up - answered;
+        assert!(held >= MAX_STALL && held < MAX_STALL + Duration::from_secs(5), "held {held:?}");
     }
 
     #[test]
