@@ -199,7 +199,7 @@ fn a_flood_of_unanswered_tftp_requests_does_not_lock_out_a_real_client() {
     let flood = in_netns(&attacker.ns, || {
         let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
         let mut request = wire::tftp_request(1, b"boot.bin");
-        request.extend_from_slice(b"timeout\0255\0");
+        request.extend_from_slice(b"timeout\x00255\x00");
         for _ in 0..FLOOD {
             socket.send_to(&request, tftp).unwrap();
         }
