@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use super::leases::LeaseTable;
+use super::leases::{LeaseTable, SnapshotError};
 use crate::config::{PoolRange, write_atomically};
 
 /// The journal is compacted once it holds more lines than this or the table's size, whichever is larger.
@@ -23,13 +23,22 @@ const MIN_COMPACTION_LINES: usize = 4096;
 pub struct Loaded {
     /// Journal lines that could not be read (a torn last line after a power cut).
     pub unreadable_journal_lines: usize,
+    /// Snapshot records that could not be read; the others were kept.
+    pub skipped_records: usize,
+    /// Folding the journal into a new snapshot failed (a full disk): the server still
+    /// starts, appending to the journal it has.
+    pub compaction_failed: Option<io::Error>,
 }
 
 pub struct LeaseStore {
     snapshot: PathBuf,
     journal_path: PathBuf,
     journal: File,
+    /// Length of the journal up to its last whole line: where a failed append is cut back to.
+    journal_len: u64,
     journal_lines: usize,
+    /// Journal lines when a compaction last failed: the next try waits for more.
+    failed_compaction_at: Option<usize>,
 }
 
 impl LeaseStore {
@@ -49,9 +58,12 @@ impl LeaseStore {
         server_ip: Ipv4Addr,
         snapshot_bytes: Option<&[u8]>,
     ) -> Result<(Self, LeaseTable, Loaded), OpenError> {
-        let mut table = match snapshot_bytes {
-            Some(bytes) => LeaseTable::from_bytes(pool, server_ip, bytes).map_err(OpenError::Snapshot)?,
-            None => LeaseTable::new(pool, server_ip),
+        let (mut table, skipped_records) = match snapshot_bytes {
+            Some(bytes) => {
+                let restored = LeaseTable::restore_snapshot(pool, server_ip, bytes).map_err(OpenError::Snapshot)?;
+                (restored.table, restored.skipped_records)
+            }
+            None => (LeaseTable::new(pool, server_ip), 0),
         };
         let journal_path = Self::journal_path(snapshot);
         let journal_bytes = match std::fs::read(&journal_path) {
@@ -59,30 +71,57 @@ impl LeaseStore {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(source) => return Err(OpenError::Io { path: journal_path, source }),
         };
-        let loaded = Loaded { unreadable_journal_lines: table.replay_journal(&journal_bytes) };
-        let journal = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&journal_path)
-            .map_err(|source| OpenError::Io { path: journal_path.clone(), source })?;
-        let mut store = Self { snapshot: snapshot.to_path_buf(), journal_path, journal, journal_lines: 0 };
-        if snapshot_bytes.is_some() || !journal_bytes.is_empty() {
-            store.compact(&table).map_err(|source| OpenError::Io { path: store.snapshot.clone(), source })?;
+        let unreadable_journal_lines = table.replay_journal(&journal_bytes);
+        let io_error = |source| OpenError::Io { path: journal_path.clone(), source };
+        let journal = OpenOptions::new().create(true).append(true).open(&journal_path).map_err(io_error)?;
+        // A torn last line (a crash, or a disk that filled mid-write) is cut off, so the
+        // next line is not glued to it. Cutting frees space: it works on a full disk.
+        let whole = journal_bytes.iter().rposition(|b| *b == b'\n').map_or(0, |last| last + 1);
+        if whole < journal_bytes.len() {
+            journal.set_len(whole as u64).and_then(|()| journal.sync_all()).map_err(io_error)?;
+        }
+        let journal_lines = journal_bytes[..whole].split(|b| *b == b'\n').filter(|line| !line.is_empty()).count();
+        let mut store = Self {
+            snapshot: snapshot.to_path_buf(),
+            journal_path,
+            journal,
+            journal_len: whole as u64,
+            journal_lines,
+            failed_compaction_at: None,
+        };
+        let mut loaded = Loaded { unreadable_journal_lines, skipped_records, compaction_failed: None };
+        if snapshot_bytes.is_some() || journal_lines > 0 {
+            // Without room for a new snapshot the journal still holds every lease.
+            if let Err(err) = store.compact(&table) {
+                store.failed_compaction_at = Some(store.journal_lines);
+                loaded.compaction_failed = Some(err);
+            }
         }
         Ok((store, table, loaded))
     }
 
-    /// Appends journal lines ([`LeaseTable::journal_line`]) and waits until the disk has them.
+    /// Appends journal lines ([`LeaseTable::journal_line`]) and waits until the disk has
+    /// them. When that fails (a full disk), the journal is cut back to where it was, so a
+    /// half-written line never glues itself to the next one, and the caller sends no reply.
     pub fn append(&mut self, lines: &[Vec<u8>]) -> io::Result<()> {
-        self.journal.write_all(&lines.concat())?;
-        self.journal.sync_data()?;
+        let bytes = lines.concat();
+        let written = self.journal.write_all(&bytes).and_then(|()| self.journal.sync_data());
+        if let Err(err) = written {
+            let _ = self.journal.set_len(self.journal_len).and_then(|()| self.journal.sync_data());
+            return Err(err);
+        }
+        self.journal_len += bytes.len() as u64;
         self.journal_lines += lines.len();
         Ok(())
     }
 
     /// The journal has outgrown a table of `table_len` leases: time to [`compact`](Self::compact).
     pub fn needs_compaction(&self, table_len: usize) -> bool {
-        self.journal_lines > MIN_COMPACTION_LINES.max(table_len)
+        let due = self.journal_lines > MIN_COMPACTION_LINES.max(table_len);
+        // After a failure (no room for the snapshot) try again only once the journal grew
+        // by as much again, not on every request.
+        let retry = self.failed_compaction_at.is_none_or(|at| self.journal_lines >= at + MIN_COMPACTION_LINES);
+        due && retry
     }
 
     pub fn compact(&mut self, table: &LeaseTable) -> io::Result<()> {
@@ -92,10 +131,15 @@ impl LeaseStore {
     /// Writes `snapshot` ([`LeaseTable::to_bytes`]) as the new snapshot, then empties the
     /// journal. A crash in between replays the old journal over the new snapshot: the same leases.
     pub fn compact_to(&mut self, snapshot: &[u8]) -> io::Result<()> {
-        write_atomically(&self.snapshot, snapshot)?;
+        if let Err(err) = write_atomically(&self.snapshot, snapshot) {
+            self.failed_compaction_at = Some(self.journal_lines);
+            return Err(err);
+        }
         self.journal.set_len(0)?;
         self.journal.sync_all()?;
+        self.journal_len = 0;
         self.journal_lines = 0;
+        self.failed_compaction_at = None;
         Ok(())
     }
 
@@ -106,8 +150,8 @@ impl LeaseStore {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("the lease file is not valid: {0}")]
-    Snapshot(serde_json::Error),
+    #[error("the lease file cannot be used: {0}")]
+    Snapshot(SnapshotError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -189,5 +233,77 @@ mod tests {
         let (_, back, loaded) = reopen(&path);
         assert_eq!(loaded.unreadable_journal_lines, 1);
         assert_eq!(back.get(ip).map(|l| l.state), Some(LeaseState::Bound));
+    }
+
+    #[test]
+    fn a_bad_record_costs_that_record_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leases.json");
+        let (mut store, mut table, _) = reopen(&path);
+        let ips: Vec<Ipv4Addr> = (0..3).map(|n| bind(&mut table, n)).collect();
+        store.compact(&table).unwrap();
+        let mut file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        file["leases"][1]["state"] = serde_json::json!("no-such-state");
+        std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+        let (_, back, loaded) = reopen(&path);
+        assert_eq!(loaded.skipped_records, 1);
+        assert!(back.get(ips[0]).is_some() && back.get(ips[2]).is_some(), "the other leases are kept");
+    }
+
+    #[test]
+    fn a_file_of_a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leases.json");
+        std::fs::write(&path, br#"{"version": 99, "leases": []}"#).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let refused = LeaseStore::open(&path, pool(), [10, 0, 0, 1].into(), Some(&bytes)).err().unwrap();
+        assert!(matches!(refused, OpenError::Snapshot(SnapshotError::UnknownVersion { found: 99 })), "{refused}");
+        assert!(refused.to_string().contains("newer PortaPXE"), "{refused}");
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_so_the_next_lease_is_not_glued_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leases.json");
+        let (mut store, mut table, _) = reopen(&path);
+        let first = bind(&mut table, 1);
+        store.append(&[table.journal_line(first).unwrap()]).unwrap();
+        drop(store);
+        // A write cut short, then the server starts without room to compact (the
+        // snapshot path is taken by a folder): it appends after the cut.
+        let mut journal = OpenOptions::new().append(true).open(LeaseStore::journal_path(&path)).unwrap();
+        journal.write_all(b"{\"ip\":\"10.0.0.3").unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let (mut store, mut table, loaded) = LeaseStore::open(&path, pool(), [10, 0, 0, 1].into(), None).unwrap();
+        assert_eq!(loaded.unreadable_journal_lines, 1);
+        assert!(loaded.compaction_failed.is_some(), "the snapshot could not be written");
+        let second = bind(&mut table, 2);
+        store.append(&[table.journal_line(second).unwrap()]).unwrap();
+        drop(store);
+        std::fs::remove_dir(&path).unwrap();
+        let (_, back, loaded) = reopen(&path);
+        assert_eq!(loaded.unreadable_journal_lines, 0, "the torn line was cut before the next append");
+        assert!(back.get(first).is_some() && back.get(second).is_some());
+    }
+
+    #[test]
+    fn a_failed_compaction_is_not_retried_on_every_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leases.json");
+        let (mut store, mut table, _) = reopen(&path);
+        let ip = bind(&mut table, 1);
+        let line = table.journal_line(ip).unwrap();
+        for _ in 0..=MIN_COMPACTION_LINES {
+            store.append(std::slice::from_ref(&line)).unwrap();
+        }
+        assert!(store.needs_compaction(table.len()));
+        std::fs::create_dir(&path).unwrap(); // no room for the snapshot
+        assert!(store.compact(&table).is_err());
+        store.append(std::slice::from_ref(&line)).unwrap();
+        assert!(!store.needs_compaction(table.len()), "not again at once");
+        for _ in 0..MIN_COMPACTION_LINES {
+            store.append(std::slice::from_ref(&line)).unwrap();
+        }
+        assert!(store.needs_compaction(table.len()), "again once the journal grew as much");
     }
 }

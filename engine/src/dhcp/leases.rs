@@ -75,10 +75,34 @@ pub enum LeaseError {
     TakenByOther { ip: Ipv4Addr },
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct LeaseFile {
     version: u32,
     leases: Vec<Lease>,
+}
+
+/// The file as read: each lease kept as JSON until it is checked, so one bad record
+/// costs that record, not the whole table.
+#[derive(Deserialize)]
+struct StoredLeaseFile {
+    version: u32,
+    leases: Vec<serde_json::Value>,
+}
+
+/// Why a saved lease table cannot be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("it is not a lease file ({0})")]
+    Unreadable(serde_json::Error),
+    #[error("it was written by a newer PortaPXE (format {found}; this one reads format {FILE_VERSION})")]
+    UnknownVersion { found: u32 },
+}
+
+/// A saved table, and how many of its records could not be read.
+#[derive(Debug)]
+pub struct Restored {
+    pub table: LeaseTable,
+    pub skipped_records: usize,
 }
 
 /// All leases of one pool, indexed both ways.
@@ -257,13 +281,27 @@ impl LeaseTable {
 
     /// Rebuilds a table from a saved file. Leases outside the current pool are
     /// dropped (the pool may have changed).
-    pub fn from_bytes(pool: PoolRange, reserved: Ipv4Addr, bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        let file: LeaseFile = serde_json::from_slice(bytes)?;
-        let mut table = Self::new(pool, reserved);
-        for lease in file.leases {
-            table.restore(lease);
+    pub fn from_bytes(pool: PoolRange, reserved: Ipv4Addr, bytes: &[u8]) -> Result<Self, SnapshotError> {
+        Self::restore_snapshot(pool, reserved, bytes).map(|restored| restored.table)
+    }
+
+    /// Rebuilds a table from a saved file, skipping (and counting) records that cannot
+    /// be read. A file of a newer format is refused whole: its records may not mean
+    /// what this version reads into them.
+    pub fn restore_snapshot(pool: PoolRange, reserved: Ipv4Addr, bytes: &[u8]) -> Result<Restored, SnapshotError> {
+        let file: StoredLeaseFile = serde_json::from_slice(bytes).map_err(SnapshotError::Unreadable)?;
+        if file.version > FILE_VERSION {
+            return Err(SnapshotError::UnknownVersion { found: file.version });
         }
-        Ok(table)
+        let mut table = Self::new(pool, reserved);
+        let mut skipped_records = 0;
+        for record in file.leases {
+            match serde_json::from_value::<Lease>(record) {
+                Ok(lease) => table.restore(lease),
+                Err(_) => skipped_records += 1,
+            }
+        }
+        Ok(Restored { table, skipped_records })
     }
 
     /// One line of the lease journal: the lease at `ip` as it is now.

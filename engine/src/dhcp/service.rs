@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::lease_store::{LeaseStore, OpenError};
+use super::leases::SnapshotError;
 use super::leases::{LeaseTable, Timestamp};
 use super::server::{Destination, DhcpSettings, Outcome, encode_reply, handle};
 use dhcproto::v4::MessageType;
@@ -156,12 +157,16 @@ async fn load_leases(
     let lease_file_error = |source: io::Error| DhcpStartError::LeaseFile { path: path.clone(), source };
     let opened = match open(bytes).await.map_err(|err| lease_file_error(io_error(err)))? {
         Err(OpenError::Snapshot(err)) => {
-            let aside = path.with_extension(format!("corrupt-{}", now()));
+            let kind = match err {
+                SnapshotError::Unreadable(_) => "corrupt",
+                SnapshotError::UnknownVersion { .. } => "newer-format",
+            };
+            let aside = path.with_extension(format!("{kind}-{}", now()));
             let moved = tokio::fs::rename(&path, &aside).await;
             events.emit(EngineEvent::Service(ServiceEvent {
                 service: "dhcp".into(),
                 message: format!(
-                    "lease file {} is unreadable ({err}); kept it as {} ({}) and started from its journal alone",
+                    "lease file {} cannot be used: {err}; kept it as {} ({}) and started from its journal alone",
                     path.display(),
                     aside.display(),
                     if moved.is_ok() { "moved" } else { "could not move" },
@@ -176,6 +181,28 @@ async fn load_leases(
         OpenError::Io { source, .. } => lease_file_error(source),
         OpenError::Snapshot(err) => lease_file_error(io::Error::other(err)),
     })?;
+    if loaded.skipped_records > 0 {
+        events.emit(EngineEvent::Service(ServiceEvent {
+            service: "dhcp".into(),
+            message: format!(
+                "skipped {} unreadable record(s) of the lease file {}; every other lease was kept",
+                loaded.skipped_records,
+                path.display()
+            ),
+            ok: false,
+        }));
+    }
+    if let Some(err) = &loaded.compaction_failed {
+        events.emit(EngineEvent::Service(ServiceEvent {
+            service: "dhcp".into(),
+            message: format!(
+                "cannot fold the lease journal into {} ({err}); serving from the journal, which holds every lease: \
+                 free some disk space",
+                path.display()
+            ),
+            ok: false,
+        }));
+    }
     if loaded.unreadable_journal_lines > 0 {
         events.emit(EngineEvent::Service(ServiceEvent {
             service: "dhcp".into(),
@@ -328,19 +355,30 @@ impl ServeState {
         let written = tokio::task::spawn_blocking(move || {
             let mut store = store.lock().map_err(|_| io::Error::other("lease store poisoned"))?;
             store.append(&lines)?;
-            match compact {
-                Some(snapshot) => store.compact_to(&snapshot),
-                None => Ok(()),
-            }
+            // The journal holds the batch now: a failed compaction must not hold its replies back.
+            Ok::<_, io::Error>(compact.and_then(|snapshot| store.compact_to(&snapshot).err()))
         })
         .await;
         match written {
-            Ok(Ok(())) => true,
+            Ok(Ok(compaction_failed)) => {
+                if let Some(err) = compaction_failed {
+                    self.events.emit(EngineEvent::Service(ServiceEvent {
+                        service: "dhcp".into(),
+                        message: format!(
+                            "cannot fold the lease journal into {} ({err}); the journal keeps every lease, \
+                             free some disk space",
+                            self.settings.lease_file.display()
+                        ),
+                        ok: false,
+                    }));
+                }
+                true
+            }
             failure => {
                 let reason = match failure {
                     Ok(Err(err)) => err.to_string(),
                     Err(err) => err.to_string(),
-                    Ok(Ok(())) => String::new(),
+                    Ok(Ok(_)) => String::new(),
                 };
                 // Never acknowledge a lease that would be lost on a crash.
                 self.events.emit(EngineEvent::Service(ServiceEvent {
