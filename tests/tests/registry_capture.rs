@@ -86,7 +86,7 @@ fn a_uefi_boot_is_in_the_registry_and_the_capture() {
 
     server.stop();
     let read = Command::new("tcpdump")
-        .args(["-nn", "-e", "-r"])
+        .args(["-nn", "-e", "-tttt", "-r"])
         .arg(&capture)
         .output()
         .expect("tcpdump (Debian package tcpdump)");
@@ -97,6 +97,10 @@ fn a_uefi_boot_is_in_the_registry_and_the_capture() {
         capture.display(),
         String::from_utf8_lossy(&read.stderr)
     );
+    // Packet times are read as taken: today's date (they once read as the year 58900).
+    let today = String::from_utf8(Command::new("date").arg("+%Y-%m-%d").output().unwrap().stdout).unwrap();
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.starts_with(today.trim()), "the capture's first packet is not from today ({today}): {first}");
     let dhcp_lines = text.lines().filter(|line| line.contains(".67") || line.contains(".68")).count();
     assert!(dhcp_lines >= 8, "expected the DORA of firmware and iPXE in the capture, got:\n{text}");
     assert!(text.contains(MAC), "the guest's frames are not in the capture:\n{text}");

@@ -15,6 +15,9 @@ use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock
 /// Frames larger than this are cut (DHCP fits easily).
 pub const SNAPLEN: u32 = 2048;
 
+/// `if_tsresol` for 10^-9 s (pcapng: a power of ten when the top bit is clear).
+const NANOSECONDS: u8 = 9;
+
 pub struct PcapNgRecorder {
     writer: PcapNgWriter<BufWriter<File>>,
 }
@@ -31,7 +34,12 @@ impl PcapNgRecorder {
         let interface_block = InterfaceDescriptionBlock {
             linktype: DataLink::ETHERNET,
             snaplen: SNAPLEN,
-            options: vec![InterfaceDescriptionOption::IfName(Cow::Owned(interface.to_owned()))],
+            // pcap-file writes packet times in nanoseconds; without `if_tsresol` = 9
+            // readers take them as microseconds (tcpdump showed the year 58900).
+            options: vec![
+                InterfaceDescriptionOption::IfName(Cow::Owned(interface.to_owned())),
+                InterfaceDescriptionOption::IfTsResol(NANOSECONDS),
+            ],
         };
         writer.write_pcapng_block(interface_block).map_err(io::Error::other)?;
         Ok(Self { writer })
@@ -69,11 +77,21 @@ mod tests {
 
         let mut reader = PcapNgReader::new(File::open(&path).unwrap()).unwrap();
         let mut packets = Vec::new();
+        let mut resolution = None;
         while let Some(block) = reader.next_block() {
-            if let Block::EnhancedPacket(packet) = block.unwrap() {
-                packets.push((packet.timestamp, packet.data.into_owned()));
+            match block.unwrap() {
+                Block::EnhancedPacket(packet) => packets.push((packet.timestamp, packet.data.into_owned())),
+                Block::InterfaceDescription(interface) => {
+                    resolution = interface.options.iter().find_map(|option| match option {
+                        InterfaceDescriptionOption::IfTsResol(resolution) => Some(*resolution),
+                        _ => None,
+                    });
+                }
+                _ => {}
             }
         }
+        // Other readers (tcpdump, Wireshark) need to be told that times are in nanoseconds.
+        assert_eq!(resolution, Some(NANOSECONDS));
         assert_eq!(packets.len(), 2);
         assert_eq!(packets[0].1, frame);
         assert_eq!(packets[1].0, Duration::from_millis(1_700_000_000_456));
