@@ -66,6 +66,7 @@ impl ConfigError {
             "dhcp.pool" => "Address pool",
             "dhcp.router" => "Router",
             "dhcp.lease_time_secs" => "Lease time",
+            "dhcp.port" => "DHCP port",
             "tftp.enabled" => "TFTP",
             "tftp.block_size_limit" => "TFTP block size limit",
             "tftp.window_size_limit" => "TFTP window size limit",
@@ -95,6 +96,18 @@ pub fn validate(config: &Config, interface: Option<&InterfaceFacts>) -> Vec<Conf
     if config.interface.trim().is_empty() {
         errors
             .push(error("interface", "no network card chosen: pick one in the Network card list, or pass --interface"));
+    } else if config.interface.chars().any(char::is_control) {
+        errors.push(error(
+            "interface",
+            format!("{:?} contains control characters: pick the card in the Network card list", config.interface),
+        ));
+    }
+    // Clients listen one port above the server's (67 → 68): 65535 would answer to port 0.
+    if config.mode != Mode::Off && !(1..=65534).contains(&config.dhcp.port) {
+        errors.push(error(
+            "dhcp.port",
+            format!("DHCP port {} cannot be used: 1 to 65534 (normally 67)", config.dhcp.port),
+        ));
     }
     check_folders(config, &mut errors);
     if config.mode == Mode::Dhcp {
@@ -184,6 +197,14 @@ fn check_dhcp(config: &Config, interface: Option<&InterfaceFacts>, errors: &mut 
     }
     if let Some(router) = dhcp.router.filter(|router| !subnet.contains(router)) {
         errors.push(error("dhcp.router", format!("router {router} is not in {subnet}")));
+    }
+    if let (Some(router), Some(pool)) = (dhcp.router, dhcp.pool)
+        && pool.contains(router)
+    {
+        errors.push(error(
+            "dhcp.pool",
+            format!("pool {pool} holds the router {router}: a client could be given the router's address"),
+        ));
     }
 }
 
@@ -309,6 +330,30 @@ mod tests {
         let big = facts([10, 0, 0, 1], 16).default_pool().unwrap();
         assert_eq!(big.len(), 200);
         assert!(facts([10, 0, 0, 1], 31).default_pool().is_none());
+    }
+
+    #[test]
+    fn ports_routers_and_names_that_cannot_work_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let facts = facts([10, 77, 0, 1], 24);
+        let fields = |config: &Config| -> Vec<String> {
+            validate(config, Some(&facts)).into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect()
+        };
+        let mut config = config_in(root.path());
+        config.dhcp.port = 65535;
+        assert!(fields(&config).iter().any(|e| e.starts_with("dhcp.port: DHCP port 65535")), "{:?}", fields(&config));
+        config.mode = Mode::Off;
+        assert_eq!(fields(&config), Vec::<String>::new(), "boot files only: no DHCP port is used");
+
+        let mut config = config_in(root.path());
+        config.dhcp.pool = Some("10.77.0.1-10.77.0.50".parse().unwrap());
+        config.dhcp.router = Some([10, 77, 0, 20].into());
+        assert!(fields(&config).iter().any(|e| e.contains("holds the router 10.77.0.20")), "{:?}", fields(&config));
+
+        let config = Config { interface: "eth\u{0}0\u{1b}[31m".into(), ..config_in(root.path()) };
+        let errors = fields(&config);
+        assert!(errors.iter().any(|e| e.contains("control characters")), "{errors:?}");
+        assert!(errors.iter().all(|e| !e.contains('\u{1b}') && !e.contains('\u{0}')), "printed raw: {errors:?}");
     }
 
     #[test]

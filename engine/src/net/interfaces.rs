@@ -51,11 +51,13 @@ impl InterfaceInfo {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InterfaceLookupError {
-    #[error("no interface named `{name}`; available: {available}")]
+    // Names are printed escaped ({:?}): one typed or pasted with a control character
+    // must not reach the terminal raw.
+    #[error("no interface named {name:?}; available: {available}")]
     NotFound { name: String, available: String },
-    #[error("interface `{0}` has no IPv4 address: give it one (e.g. 192.168.50.1/24) before serving on it")]
+    #[error("interface {0:?} has no IPv4 address: give it one (e.g. 192.168.50.1/24) before serving on it")]
     NoIpv4(String),
-    #[error("interface `{0}` is down: plug in the cable or bring it up")]
+    #[error("interface {0:?} is down: plug in the cable or bring it up")]
     Down(String),
 }
 

@@ -25,9 +25,12 @@ impl FromStr for MacPattern {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes: Result<Vec<u8>, _> = s.trim().split([':', '-']).map(|part| u8::from_str_radix(part, 16)).collect();
+        // Two hex digits per byte and nothing else: `from_str_radix` alone takes "+1".
+        let parts: Vec<&str> = s.trim().split([':', '-']).collect();
+        let hex_pairs = parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+        let bytes: Result<Vec<u8>, _> = parts.iter().map(|part| u8::from_str_radix(part, 16)).collect();
         match bytes {
-            Ok(bytes) if (1..=6).contains(&bytes.len()) && s.split([':', '-']).all(|p| p.len() == 2) => Ok(Self(bytes)),
+            Ok(bytes) if (1..=6).contains(&bytes.len()) && hex_pairs => Ok(Self(bytes)),
             _ => Err(format!("`{s}` is not a MAC address or prefix (e.g. 52:54:00:12:34:56 or the OUI 52:54:00)")),
         }
     }
@@ -193,7 +196,7 @@ mod tests {
         let exact: MacPattern = "52-54-00-00-00-01".parse().unwrap();
         assert!(exact.matches(&QEMU_1));
         assert_eq!(exact.to_string(), "52:54:00:00:00:01");
-        for bad in ["", "52:54:00:00:00:01:02", "5254", "zz:00", "5:54:00"] {
+        for bad in ["", "52:54:00:00:00:01:02", "5254", "zz:00", "5:54:00", "+1:02:03", "-1:02", "52:+4"] {
             assert!(bad.parse::<MacPattern>().is_err(), "{bad}");
         }
     }
