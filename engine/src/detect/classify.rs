@@ -142,6 +142,11 @@ pub struct ConflictDetector {
     seen: HashMap<(Ipv4Addr, ServerRole), ServerSighting>,
 }
 
+/// Servers remembered at most. A real segment has one or two; 20,000 REQUESTs naming
+/// random server IDs once made 20,000 entries and a 7 MB status file. Past the limit
+/// new ones are neither kept nor reported (the first 64 already say what is wrong).
+pub const MAX_SERVERS: usize = 64;
+
 impl ConflictDetector {
     /// `ours`: our own server addresses, never reported.
     pub fn new(ours: Vec<Ipv4Addr>) -> Self {
@@ -154,6 +159,7 @@ impl ConflictDetector {
             return None;
         }
         let key = (sighting.server_id, sighting.role);
+        let full = self.seen.len() >= MAX_SERVERS;
         match self.seen.get_mut(&key) {
             Some(known) => {
                 // Fill in what a later reply tells (boot file from the PXE probe, MAC from capture).
@@ -165,6 +171,7 @@ impl ConflictDetector {
                 known.pxe |= sighting.pxe;
                 None
             }
+            None if full => None,
             None => {
                 self.seen.insert(key, sighting.clone());
                 Some(sighting)
@@ -257,5 +264,20 @@ mod tests {
         own.server_id = ours;
         own.source = ours;
         assert!(detector.observe(own).is_none());
+    }
+
+    #[test]
+    fn the_detector_keeps_a_bounded_number_of_servers() {
+        let mut detector = ConflictDetector::new(vec![Ipv4Addr::new(10, 77, 0, 1)]);
+        let offer = reply(MessageType::Offer, Ipv4Addr::new(10, 77, 0, 50), vec![]);
+        let sighting = classify(&offer, ROGUE, None).unwrap();
+        let reported = (0..20_000u32)
+            .filter(|n| {
+                let id = Ipv4Addr::from(0x0a00_0000 | n);
+                detector.observe(ServerSighting { server_id: id, source: id, ..sighting.clone() }).is_some()
+            })
+            .count();
+        assert_eq!(reported, MAX_SERVERS);
+        assert_eq!(detector.servers().len(), MAX_SERVERS);
     }
 }
