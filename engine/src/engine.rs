@@ -35,6 +35,11 @@ use crate::tftp::{TftpService, TftpSettings, TftpStartError};
 
 const LEASE_FILE: &str = "leases.json";
 
+/// How long full DHCP listens for another DHCP server before it answers anyone. Servers
+/// that check an address before offering it answer late: busybox udhcpd at 2.0 s, dnsmasq
+/// (so every Pi-hole) after its ping of up to 3 s. 2 s let PortaPXE start beside both.
+pub const SAFETY_PROBE_LISTEN: Duration = Duration::from_millis(4500);
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
@@ -262,7 +267,7 @@ pub struct StartOptions {
 
 impl Default for StartOptions {
     fn default() -> Self {
-        Self { force_dhcp: false, probe_time: Duration::from_secs(2), capture_file: None, cancel: None }
+        Self { force_dhcp: false, probe_time: SAFETY_PROBE_LISTEN, capture_file: None, cancel: None }
     }
 }
 

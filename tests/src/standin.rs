@@ -128,7 +128,7 @@ impl NetworkDhcp {
         let lease_file = lab.dir().join("network-dhcp.leases");
         let pid_file = lab.dir().join("network-dhcp.pid");
         let range_arg = format!("--dhcp-range={},{},255.255.255.0,1h", range.start(), range.end());
-        let mut command = dnsmasq_command(&ns, &[range_arg], &lease_file, &pid_file);
+        let mut command = dnsmasq_command(&ns, &[range_arg], Ping::Off, &lease_file, &pid_file);
         let log_file = std::fs::File::create(&log)?;
         command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
         eprintln!("[lab] starting the network's DHCP server (address only) in {}: {command:?}", ns.ns);
@@ -187,9 +187,18 @@ impl Drop for NetworkDhcp {
     }
 }
 
+/// Whether a stand-in dnsmasq pings an address before it offers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ping {
+    /// `--no-ping`: offers at once (a ping costs 3 s per new client).
+    Off,
+    /// dnsmasq's default, as Debian ships it: the first offer to a new client comes late.
+    AsShipped,
+}
+
 /// dnsmasq in the foreground on a client namespace's interface, logging DHCP to
 /// stdout, no DNS: the base every stand-in server here starts from.
-pub fn dnsmasq_command(ns: &ClientNs, role_args: &[String], lease_file: &Path, pid_file: &Path) -> Command {
+pub fn dnsmasq_command(ns: &ClientNs, role_args: &[String], ping: Ping, lease_file: &Path, pid_file: &Path) -> Command {
     let mut command = ns.command("dnsmasq");
     command.args([
         "--keep-in-foreground",
@@ -199,9 +208,11 @@ pub fn dnsmasq_command(ns: &ClientNs, role_args: &[String], lease_file: &Path, p
         "--no-hosts",
         "--port=0",
         "--bind-interfaces",
-        "--no-ping",
         "--log-dhcp",
     ]);
+    if ping == Ping::Off {
+        command.arg("--no-ping");
+    }
     command.arg(format!("--interface={}", ns.interface()));
     command.args(role_args);
     command.arg(format!("--dhcp-leasefile={}", lease_file.display()));

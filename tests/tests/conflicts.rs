@@ -34,7 +34,7 @@ use portapxe_lab::expect::{self, dhcp_story, has_finished, transfer_story};
 use portapxe_lab::netns::{BRIDGE, in_netns};
 use portapxe_lab::process::{Finished, Guarded, run_bounded, wait_until};
 use portapxe_lab::qemu::{self, Firmware};
-use portapxe_lab::standin::dnsmasq_command;
+use portapxe_lab::standin::{Ping, dnsmasq_command};
 use portapxe_lab::{ClientNs, Lab, Server, ServerSpec, binary, boot_setup, mac_bytes, pool, wire};
 use serde::Deserialize;
 
@@ -54,7 +54,7 @@ const SCANNER_HOST: u8 = 9;
 const SCAN_LISTEN_SECS: &str = "2";
 /// Bound for one `scan` run: listening, the 4011 round and start-up, with room to spare.
 const SCAN_BOUND: Duration = Duration::from_secs(30);
-/// Bound for a `serve` that should refuse: a 2 s probe, then exit.
+/// Bound for a `serve` that should refuse: the probe (4.5 s), then exit.
 const REFUSAL_BOUND: Duration = Duration::from_secs(30);
 /// A conflict must be reported this soon after the rogue's first answer.
 const DETECTION_LIMIT: Duration = Duration::from_secs(5);
@@ -134,24 +134,32 @@ impl Foreign {
         let ip = lab.ip(ROGUE_HOST);
         let range = format!("--dhcp-range={},{},255.255.255.0,1h", lab.ip(ROGUE_RANGE.0), lab.ip(ROGUE_RANGE.1));
         let boot = format!("--dhcp-boot={ROGUE_BOOT_FILE},,{ip}");
-        Self::start(lab, "rogue", ROGUE_MAC, ROGUE_HOST, &[range, boot])
+        Self::start(lab, "rogue", ROGUE_MAC, ROGUE_HOST, &[range, boot], Ping::Off)
+    }
+
+    /// The same rogue with dnsmasq's default ping: its first offer comes about 3 s late.
+    fn pinging_rogue(lab: &mut Lab) -> Self {
+        let ip = lab.ip(ROGUE_HOST);
+        let range = format!("--dhcp-range={},{},255.255.255.0,1h", lab.ip(ROGUE_RANGE.0), lab.ip(ROGUE_RANGE.1));
+        let boot = format!("--dhcp-boot={ROGUE_BOOT_FILE},,{ip}");
+        Self::start(lab, "rogue", ROGUE_MAC, ROGUE_HOST, &[range, boot], Ping::AsShipped)
     }
 
     /// proxyDHCP: no addresses, a PXE menu with one x86PC item (boot file `pxelinux.0`).
     fn proxy(lab: &mut Lab) -> Self {
         let range = format!("--dhcp-range={},proxy", lab.ip(0));
         let service = "--pxe-service=x86PC,Boot from the proxy,pxelinux".to_owned();
-        Self::start(lab, "proxy", PROXY_MAC, PROXY_HOST, &[range, service])
+        Self::start(lab, "proxy", PROXY_MAC, PROXY_HOST, &[range, service], Ping::Off)
     }
 
-    fn start(lab: &mut Lab, what: &'static str, mac: &str, host: u8, role_args: &[String]) -> Self {
+    fn start(lab: &mut Lab, what: &'static str, mac: &str, host: u8, role_args: &[String], ping: Ping) -> Self {
         let ns = lab.add_client(mac).unwrap();
         let ip = lab.ip(host);
         ns.add_address(ip).unwrap();
         let log = lab.dir().join(format!("{what}-dnsmasq.log"));
         let lease_file = lab.dir().join(format!("{what}-dnsmasq.leases"));
         let pid_file = lab.dir().join(format!("{what}-dnsmasq.pid"));
-        let mut command = dnsmasq_command(&ns, role_args, &lease_file, &pid_file);
+        let mut command = dnsmasq_command(&ns, role_args, ping, &lease_file, &pid_file);
         let log_file = std::fs::File::create(&log).unwrap();
         command.stdin(Stdio::null()).stdout(log_file.try_clone().unwrap()).stderr(log_file);
         eprintln!("[conflicts] starting the {what} DHCP server at {ip} in {}: {command:?}", ns.ns);
@@ -402,6 +410,26 @@ fn scan_reports_a_rogue_dhcp_server_and_a_proxy() {
         );
     }
     eprintln!("[conflicts] scan (table), {:.1} s:\n{}", table.elapsed.as_secs_f64(), text.trim_end());
+}
+
+/// A server that pings before it offers (dnsmasq as shipped, so every Pi-hole) answers
+/// about 3 s late: the gate still hears it (it once listened only 2 s).
+#[test]
+fn full_dhcp_refuses_to_start_beside_a_server_that_pings_before_offering() {
+    let _serial = one_at_a_time();
+    let mut lab = Lab::new("gate-ping").unwrap();
+    let rogue = Foreign::pinging_rogue(&mut lab);
+    let spec = ServerSpec::new(&lab).unwrap();
+    let events = lab.dir().join("events-refused.jsonl");
+    let refused = serve_to_completion(&lab, &spec, &events);
+    eprintln!(
+        "[conflicts] serve --mode dhcp beside a pinging dnsmasq: exit {:?} after {:.1} s",
+        refused.code(),
+        refused.elapsed.as_secs_f64()
+    );
+    assert_eq!(refused.code(), Some(1), "serve must refuse beside the pinging rogue:\n{}", refused.finished);
+    let named = format!("DHCP server {}", rogue.ip);
+    assert!(refused.finished.stderr.contains(&named), "stderr must name {named:?}:\n{}", refused.finished);
 }
 
 #[test]

@@ -585,7 +585,7 @@ impl Actor {
     }
 
     /// Starts an engine; a Stop that comes meanwhile (full DHCP's safety probe takes
-    /// 2 s) cancels the start. Events keep reaching the log; other commands wait in `later`.
+    /// 4.5 s) cancels the start. Events keep reaching the log; other commands wait in `later`.
     async fn start(
         &mut self,
         config: Config,

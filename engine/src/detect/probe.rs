@@ -70,6 +70,9 @@ pub async fn probe(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, Prob
     })
 }
 
+/// How often the probe repeats its DISCOVERs while it listens.
+const RESEND_EVERY: Duration = Duration::from_millis(1500);
+
 async fn probe_sockets(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, ProbeError> {
     let socket_error = |source: io::Error| ProbeError::Socket { interface: settings.interface.clone(), source };
     let client_port = settings.server_port.wrapping_add(1);
@@ -82,12 +85,22 @@ async fn probe_sockets(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, 
     let plain = discover(random_mac(), false);
     let pxe = discover(random_mac(), true);
     let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, settings.server_port);
-    for message in [&plain, &pxe] {
-        let bytes = message.to_vec().map_err(|err| socket_error(io::Error::other(err)))?;
-        socket.send_to(&bytes, broadcast).await.map_err(socket_error)?;
-    }
     let mut detector = ConflictDetector::new(settings.ours.clone());
-    collect(&socket, &[plain.xid(), pxe.xid()], Instant::now() + settings.listen, &mut detector, false).await;
+    // Like a real client, ask again while listening: a server that checks an address
+    // before offering it (dnsmasq pings for up to 3 s, busybox udhcpd arps) answers late,
+    // and a lost broadcast must not hide a server.
+    let deadline = Instant::now() + settings.listen;
+    loop {
+        for message in [&plain, &pxe] {
+            let bytes = message.to_vec().map_err(|err| socket_error(io::Error::other(err)))?;
+            socket.send_to(&bytes, broadcast).await.map_err(socket_error)?;
+        }
+        let resend = (Instant::now() + RESEND_EVERY).min(deadline);
+        collect(&socket, &[plain.xid(), pxe.xid()], resend, &mut detector, false).await;
+        if resend >= deadline {
+            break;
+        }
+    }
 
     // A proxy may give its boot file only on 4011; ask each one that answered.
     if let Some(address) = settings.address {

@@ -141,7 +141,7 @@ fn mode_row(ui: &mut Ui, panel: &mut PanelCtx<'_>, editable: bool) {
         RunState::Starting => {
             ui.add(egui::Spinner::new());
             ui.label("Starting…");
-            // Full DHCP looks for other servers for 2 s first; Stop cancels that.
+            // Full DHCP looks for other servers for 4.5 s first; Stop cancels that.
             if ui.button("Stop").on_hover_text("Cancel the start").clicked() {
                 panel.actions.stop = true;
             }
