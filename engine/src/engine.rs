@@ -450,6 +450,8 @@ impl Engine {
         let server_ip = boot.server_ip;
         self.registry_feed = Some(tokio::spawn(feed_registry(self.events.subscribe(), Arc::clone(&self.registry))));
         let conflicts = Conflicts::new(vec![server_ip], config.mode != Mode::Dhcp, self.events.clone());
+        let conflicts =
+            if config.mode == Mode::Dhcp && !options.force_dhcp { conflicts.halting_full_dhcp() } else { conflicts };
         let bind_ip = IpAddr::V4(server_ip);
         let root = config.serving_root().to_path_buf();
         if let Some(loader_dir) = config.fallback_loader_dir() {

@@ -562,6 +562,21 @@ fn a_rogue_that_appears_while_serving_is_reported_within_seconds() {
     );
     assert!(seen.iter().all(|c| c.server.server_id != server.ip), "our own server was reported:\n{}", show(&seen));
     assert_eq!(seen.len(), 1, "one rogue, one event (a repeat sighting is not news):\n{}", show(&seen));
+
+    // Full DHCP stops answering at once: never two servers fighting over each client.
+    server.wait_for_events("full DHCP to stop answering", DETECTION_LIMIT, |events| {
+        events
+            .services()
+            .iter()
+            .any(|s| s.service == "dhcp" && !s.ok && s.message.starts_with("stopped answering DHCP"))
+    });
+    const LATE_MAC: &str = "52:54:00:cf:02:02";
+    let late = lab.add_client(LATE_MAC).unwrap();
+    let (mut udhcpc, _) = udhcpc_broadcast(&late, &work);
+    udhcpc.wait_timeout(Duration::from_secs(30));
+    drop(udhcpc);
+    let answered: Vec<String> = server.events().dhcp_for(LATE_MAC).iter().filter_map(|d| d.answered.clone()).collect();
+    assert!(answered.is_empty(), "we still answered a client beside the rogue: {answered:?}");
     server.assert_alive();
 }
 

@@ -153,9 +153,14 @@ impl ConflictDetector {
         Self { ours, seen: HashMap::new() }
     }
 
+    /// Whether `sighting` is one of our own replies.
+    pub fn is_ours(&self, sighting: &ServerSighting) -> bool {
+        self.ours.contains(&sighting.server_id) || self.ours.contains(&sighting.source)
+    }
+
     /// The sighting if it is news: a foreign server, or a role of it, not seen before.
     pub fn observe(&mut self, sighting: ServerSighting) -> Option<ServerSighting> {
-        if self.ours.contains(&sighting.server_id) || self.ours.contains(&sighting.source) {
+        if self.is_ours(&sighting) {
             return None;
         }
         let key = (sighting.server_id, sighting.role);

@@ -3,12 +3,13 @@
 
 use std::io;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
 use super::classify::{ConflictDetector, ServerRole, ServerSighting, classify};
-use crate::events::{ConflictEvent, EngineEvent, EventSink};
+use crate::events::{ConflictEvent, EngineEvent, EventSink, ServiceEvent};
 use crate::pxe::decode_message;
 
 /// Shared by the watcher and the DHCP services (which see clients choose other servers).
@@ -18,15 +19,59 @@ pub struct Conflicts {
     events: EventSink,
     /// In proxy and boot-files-only modes a DHCP server is supposed to be there.
     address_servers_expected: bool,
+    /// Full DHCP (not forced): set once another server's offer or ACK is seen, and our
+    /// DHCP then answers no one. `None`: nothing stops (other modes, `--force-dhcp`).
+    full_dhcp_halted: Option<Arc<AtomicBool>>,
 }
 
 impl Conflicts {
     pub fn new(ours: Vec<Ipv4Addr>, address_servers_expected: bool, events: EventSink) -> Self {
-        Self { detector: Arc::new(Mutex::new(ConflictDetector::new(ours))), events, address_servers_expected }
+        Self {
+            detector: Arc::new(Mutex::new(ConflictDetector::new(ours))),
+            events,
+            address_servers_expected,
+            full_dhcp_halted: None,
+        }
     }
 
-    /// Reports `sighting` if it is a foreign server not reported before.
+    /// Full DHCP stops answering as soon as another server is seen handing out
+    /// addresses: two would fight over every client, and ours may be the rogue.
+    pub fn halting_full_dhcp(mut self) -> Self {
+        self.full_dhcp_halted = Some(Arc::new(AtomicBool::new(false)));
+        self
+    }
+
+    /// Another address server was seen while full DHCP served: it answers no one.
+    pub fn full_dhcp_halted(&self) -> bool {
+        self.full_dhcp_halted.as_ref().is_some_and(|halted| halted.load(Ordering::Relaxed))
+    }
+
+    /// Reports `sighting`, a reply another server sent, if it is a server not reported
+    /// before. An address server stops full DHCP (see [`Self::halting_full_dhcp`]).
     pub fn observe(&self, sighting: ServerSighting) {
+        let ours = match self.detector.lock() {
+            Ok(detector) => detector.is_ours(&sighting),
+            Err(poisoned) => poisoned.into_inner().is_ours(&sighting),
+        };
+        let address_server = (sighting.role == ServerRole::AddressServer && !ours).then_some(sighting.server_id);
+        self.record(sighting);
+        if let (Some(server), Some(halted)) = (address_server, &self.full_dhcp_halted)
+            && !self.address_servers_expected
+            && !halted.swap(true, Ordering::Relaxed)
+        {
+            self.events.emit(EngineEvent::Service(ServiceEvent {
+                service: "dhcp".into(),
+                message: format!(
+                    "stopped answering DHCP: another DHCP server ({server}) hands out addresses on this network. \
+                     Switch to proxy mode to boot machines beside it, or restart with --force-dhcp only if that \
+                     server may be overruled"
+                ),
+                ok: false,
+            }));
+        }
+    }
+
+    fn record(&self, sighting: ServerSighting) {
         let news = match self.detector.lock() {
             Ok(mut detector) => detector.observe(sighting),
             Err(poisoned) => poisoned.into_inner().observe(sighting),
@@ -37,6 +82,11 @@ impl Conflicts {
                 ServerRole::AddressServer if expected => {
                     format!("the network's DHCP server: {} (expected beside PortaPXE in this mode)", server.describe())
                 }
+                ServerRole::AddressServer if self.full_dhcp_halted.is_some() => format!(
+                    "another DHCP server is on this network: {}. PortaPXE stopped answering DHCP so the two do not \
+                     fight over clients: use proxy mode beside it, or stop it and start again",
+                    server.describe()
+                ),
                 ServerRole::AddressServer => format!(
                     "another DHCP server is on this network: {}. Clients may take its offer instead of ours; \
                      use proxy mode beside it, or stop it",
@@ -51,9 +101,10 @@ impl Conflicts {
         }
     }
 
-    /// A client's REQUEST named `server_id` as the server whose offer it took.
+    /// A client's REQUEST named `server_id` as the server whose offer it took. Reported,
+    /// but it stops nothing: anyone can send such a REQUEST.
     pub fn client_chose(&self, server_id: Ipv4Addr) {
-        self.observe(ServerSighting {
+        self.record(ServerSighting {
             server_id,
             source: server_id,
             mac: None,

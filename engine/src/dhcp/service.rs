@@ -306,6 +306,10 @@ async fn serve(socket: UdpSocket, mut state: ServeState, mut stop: oneshot::Rece
                 Err(_) => break,
             }
         }
+        // Another server hands out addresses here: answer no one (the log says why).
+        if state.conflicts.full_dhcp_halted() {
+            continue;
+        }
         let outcomes: Vec<Outcome> =
             received.iter().zip(&buffers).filter_map(|(&(len, peer), buf)| state.decide(&buf[..len], peer)).collect();
         let persisted = state.persist(&outcomes).await;
