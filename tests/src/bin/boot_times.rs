@@ -27,7 +27,7 @@ enum Peer {
 impl Peer {
     fn name(self) -> &'static str {
         match self {
-            Self::PortaPxe => "PortaPXE (full DHCP, defaults)",
+            Self::PortaPxe => "PortaPXE (full DHCP, defaults; UEFI gets ipxe.efi)",
             Self::PortaPxeSigned => "PortaPXE with the signed loaders (shim → GRUB → kernel over TFTP)",
             Self::Dnsmasq => "dnsmasq as Debian ships it",
         }
@@ -37,8 +37,8 @@ impl Peer {
 fn firmware_name(firmware: Firmware) -> &'static str {
     match firmware {
         Firmware::BiosIpxeRom => "BIOS (QEMU's iPXE ROM)",
-        Firmware::UefiNativePxe => "UEFI (OVMF's PXE → ipxe.efi)",
-        Firmware::UefiSecureBoot => "UEFI, Secure Boot (OVMF → shim → GRUB)",
+        Firmware::UefiNativePxe => "UEFI (OVMF's own PXE client)",
+        Firmware::UefiSecureBoot => "UEFI with Secure Boot on (OVMF, Microsoft's keys)",
     }
 }
 
