@@ -181,38 +181,29 @@ async fn load_leases(
         OpenError::Io { source, .. } => lease_file_error(source),
         OpenError::Snapshot(err) => lease_file_error(io::Error::other(err)),
     })?;
+    let warn = |message: String| {
+        events.emit(EngineEvent::Service(ServiceEvent { service: "dhcp".into(), message, ok: false }))
+    };
     if loaded.skipped_records > 0 {
-        events.emit(EngineEvent::Service(ServiceEvent {
-            service: "dhcp".into(),
-            message: format!(
-                "skipped {} unreadable record(s) of the lease file {}; every other lease was kept",
-                loaded.skipped_records,
-                path.display()
-            ),
-            ok: false,
-        }));
+        warn(format!(
+            "skipped {} unreadable record(s) of the lease file {}; every other lease was kept",
+            loaded.skipped_records,
+            path.display()
+        ));
     }
     if let Some(err) = &loaded.compaction_failed {
-        events.emit(EngineEvent::Service(ServiceEvent {
-            service: "dhcp".into(),
-            message: format!(
-                "cannot fold the lease journal into {} ({err}); serving from the journal, which holds every lease: \
-                 free some disk space",
-                path.display()
-            ),
-            ok: false,
-        }));
+        warn(format!(
+            "cannot fold the lease journal into {} ({err}); serving from the journal, which holds every lease: \
+             free some disk space",
+            path.display()
+        ));
     }
     if loaded.unreadable_journal_lines > 0 {
-        events.emit(EngineEvent::Service(ServiceEvent {
-            service: "dhcp".into(),
-            message: format!(
-                "skipped {} unreadable line(s) of the lease journal {} (a write cut short; no reply had gone out for it)",
-                loaded.unreadable_journal_lines,
-                store.journal_file().display()
-            ),
-            ok: false,
-        }));
+        warn(format!(
+            "skipped {} unreadable line(s) of the lease journal {} (a write cut short; no reply had gone out for it)",
+            loaded.unreadable_journal_lines,
+            store.journal_file().display()
+        ));
     }
     Ok((store, table))
 }
