@@ -453,6 +453,8 @@ impl Engine {
         let conflicts =
             if config.mode == Mode::Dhcp && !options.force_dhcp { conflicts.halting_full_dhcp() } else { conflicts };
         let bind_ip = IpAddr::V4(server_ip);
+        // TFTP and HTTP answer only on the serving interface, not on whatever routes to its address.
+        let serving_interface = crate::socket::Interface { name: interface.name.clone(), index: interface.index };
         let root = config.serving_root().to_path_buf();
         if let Some(loader_dir) = config.fallback_loader_dir() {
             match crate::loaders::register(&root, loader_dir) {
@@ -463,6 +465,7 @@ impl Engine {
         }
         if config.tftp.enabled {
             let mut settings = TftpSettings::new(SocketAddr::new(bind_ip, config.tftp.port), &root);
+            settings.interface = Some(serving_interface.clone());
             settings.block_size_limit = Some(config.tftp.block_size_limit);
             settings.window_size_limit = Some(config.tftp.window_size_limit);
             let tftp = crate::tftp::start(settings, generated.clone(), self.events.clone()).await?;
@@ -470,7 +473,11 @@ impl Engine {
             self.tftp = Some(tftp);
         }
         if config.http.enabled {
-            let settings = HttpSettings { bind: SocketAddr::new(bind_ip, config.http.port), root: root.clone() };
+            let settings = HttpSettings {
+                bind: SocketAddr::new(bind_ip, config.http.port),
+                root: root.clone(),
+                interface: Some(serving_interface.clone()),
+            };
             let http = crate::http::start(settings, generated.clone(), self.events.clone()).await?;
             self.status.http = Some(http.local_addr());
             self.events.emit(EngineEvent::Service(ServiceEvent {

@@ -19,6 +19,7 @@ pub mod pxe;
 pub mod router_advert;
 pub mod rules;
 pub mod signature;
+pub mod socket;
 pub mod tftp;
 
 pub use engine::{

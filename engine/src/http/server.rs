@@ -37,6 +37,8 @@ pub struct HttpSettings {
     pub bind: SocketAddr,
     /// The boot root; every URL path is looked up below it.
     pub root: PathBuf,
+    /// Accept only connections that arrive on this interface (`None`: any).
+    pub interface: Option<crate::socket::Interface>,
 }
 
 /// Why the HTTP service did not start. The message says what to do about it.
@@ -113,8 +115,11 @@ pub async fn start(
     let root = canonical_root(&settings.root)
         .await
         .map_err(|source| HttpStartError::Root { path: settings.root.clone(), source })?;
-    let listener =
-        TcpListener::bind(settings.bind).await.map_err(|source| HttpStartError::from_bind(settings.bind, source))?;
+    let bind_error = |source| HttpStartError::from_bind(settings.bind, source);
+    let listener = crate::socket::tcp_listener(settings.bind, settings.interface.as_ref())
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+        .and_then(TcpListener::from_std)
+        .map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(|source| HttpStartError::Bind { addr: settings.bind, source })?;
 
     let (graceful, graceful_rx) = oneshot::channel();

@@ -57,7 +57,7 @@ impl Fixture {
         let sink = EventSink::new();
         let events = sink.subscribe();
         let generated = GeneratedFiles::new([("boot.ipxe".to_string(), Bytes::from(SCRIPT))]);
-        let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root };
+        let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root, interface: None };
         let service = start(settings, generated, sink).await.expect("start");
         Self { _tmp: tmp, service, events }
     }
@@ -417,7 +417,7 @@ async fn stop_cuts_a_stalled_transfer_and_frees_the_port() {
     .expect("an end event");
     assert!(matches!(failed, TransferPhase::Failed { .. }), "{failed:?}");
 
-    let again = HttpSettings { bind: addr, root: _tmp.path().join("root") };
+    let again = HttpSettings { bind: addr, root: _tmp.path().join("root"), interface: None };
     let service = start(again, GeneratedFiles::default(), EventSink::new()).await.expect("rebind");
     assert_eq!(get(service.local_addr(), "/small.bin").await.status, 200);
     service.stop().await;
@@ -569,7 +569,7 @@ async fn a_port_in_use_is_a_clear_error() {
     let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = holder.local_addr().expect("addr");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let settings = HttpSettings { bind: addr, root: tmp.path().to_path_buf() };
+    let settings = HttpSettings { bind: addr, root: tmp.path().to_path_buf(), interface: None };
     let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.expect_err("the port is taken");
     assert!(matches!(error, HttpStartError::AddressInUse { .. }), "{error:?}");
     let message = error.to_string();
@@ -581,14 +581,14 @@ async fn a_port_in_use_is_a_clear_error() {
 async fn a_missing_root_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let missing = tmp.path().join("no-such-folder");
-    let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: missing.clone() };
+    let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: missing.clone(), interface: None };
     let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.expect_err("no root");
     assert!(matches!(error, HttpStartError::Root { .. }), "{error:?}");
     assert!(error.to_string().contains(&missing.display().to_string()));
 
     let file = tmp.path().join("file");
     std::fs::write(&file, "x").expect("write");
-    let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: file };
+    let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: file, interface: None };
     let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.err();
     assert!(matches!(error, Some(HttpStartError::Root { .. })), "{error:?}");
 }

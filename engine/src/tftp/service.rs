@@ -72,6 +72,8 @@ pub struct TftpSettings {
     pub max_send_retries: u32,
     /// Wait for an acknowledgement before resending.
     pub timeout: Duration,
+    /// Answer only requests that arrive on this interface (`None`: any).
+    pub interface: Option<crate::socket::Interface>,
 }
 
 impl TftpSettings {
@@ -84,6 +86,7 @@ impl TftpSettings {
             window_size_limit: Some(DEFAULT_WINDOW_SIZE_LIMIT),
             max_send_retries: DEFAULT_MAX_SEND_RETRIES,
             timeout: DEFAULT_TIMEOUT,
+            interface: None,
         }
     }
 
@@ -260,7 +263,7 @@ pub async fn start(
     check_root(settings.root.clone()).await?;
 
     let addr = settings.bind;
-    let socket = UdpSocket::bind(addr).map_err(|e| bind_error(addr, e))?;
+    let socket = crate::socket::udp(addr, settings.interface.as_ref()).map_err(|e| bind_error(addr, e))?;
     let local_addr = socket.local_addr().map_err(|e| bind_error(addr, e))?;
     // A bigger buffer only helps; the system's default still works.
     let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(LISTEN_BUFFER);
