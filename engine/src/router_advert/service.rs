@@ -61,7 +61,7 @@ fn open_socket(interface: &str, index: u32) -> io::Result<Socket> {
     socket.bind_device(Some(interface.as_bytes()))?;
     #[cfg(any(target_os = "macos", target_os = "ios"))]
     socket.bind_device_by_index_v6(std::num::NonZeroU32::new(index))?;
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios")))]
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = interface;
     // Hosts drop neighbour-discovery messages whose hop limit is not 255 (RFC 4861 §6.1.2).
     socket.set_multicast_hops_v6(255)?;
