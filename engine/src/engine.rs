@@ -398,6 +398,12 @@ impl Engine {
             GeneratedFiles::new(files)
         };
         let boot = boot_settings(&config, server_ip);
+        let files = crate::limits::raise_open_file_limit();
+        engine.events.emit(EngineEvent::Service(ServiceEvent {
+            service: "files".into(),
+            ok: !matches!(files, crate::limits::OpenFileLimit::Unchanged(_)),
+            message: files.to_string(),
+        }));
         let kernels = served_kernels(&config).await;
         match engine.registry.write() {
             Ok(mut registry) => registry.set_served_kernels(kernels),

@@ -12,6 +12,7 @@ pub mod generated;
 pub mod grub;
 pub mod http;
 pub mod ipxe;
+pub mod limits;
 pub mod loaders;
 pub mod net;
 pub mod proxy;

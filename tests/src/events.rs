@@ -93,10 +93,10 @@ pub trait EventsExt {
     fn dhcp_for(&self, mac: &str) -> Vec<&DhcpEvent>;
     fn transfers(&self) -> Vec<&TransferEvent>;
     fn services(&self) -> Vec<&ServiceEvent>;
-    /// The first service that failed to start. Capture, IPv6 router advertisements and
-    /// the signed chain (`boot`) are helps: without them serving goes on, so they are not failures.
+    /// The first service that failed to start. Capture, IPv6 router advertisements, the
+    /// signed chain (`boot`) and the open-file limit (`files`) are helps: without them serving goes on, so they are not failures.
     fn failed_service(&self) -> Option<&ServiceEvent> {
-        const HELPS: [&str; 3] = ["capture", "ipv6", "boot"];
+        const HELPS: [&str; 4] = ["capture", "ipv6", "boot", "files"];
         self.services().into_iter().find(|s| !s.ok && !HELPS.contains(&s.service.as_str()))
     }
 }

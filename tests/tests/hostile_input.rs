@@ -217,6 +217,12 @@ fn a_flood_of_unanswered_tftp_requests_does_not_lock_out_a_real_client() {
     assert!(took < Duration::from_secs(10), "the real client waited {took:?}");
     drop(flood);
 
+    // The server raised its open-file limit to the hard limit at start.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid().unwrap())).unwrap();
+    let open_files: Vec<&str> =
+        limits.lines().find(|line| line.starts_with("Max open files")).unwrap().split_whitespace().collect();
+    assert_eq!(open_files[3], open_files[4], "soft and hard open-file limits: {open_files:?}");
+
     // The flood was answered, but reported once, not once per request.
     let events = server.events();
     let refused = events

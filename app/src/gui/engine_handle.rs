@@ -292,7 +292,7 @@ impl UiSnapshot {
                 }
             }
             EngineEvent::Service(service)
-                if !service.ok && !["capture", "ipv6", "boot"].contains(&service.service.as_str()) =>
+                if !service.ok && !["capture", "ipv6", "boot", "files"].contains(&service.service.as_str()) =>
             {
                 self.service_errors.push((service.service.clone(), service.message.clone()));
             }
