@@ -166,7 +166,9 @@ fn pick_loopback_and_add_a_kernel_with_its_initrd() {
     assert!(preview.contains("kernel http://127.0.0.1/debian/vmlinuz initrd=initrd.gz"), "{preview}");
     assert!(preview.contains("initrd --name initrd.gz http://127.0.0.1/debian/initrd.gz"), "{preview}");
 
-    // Rename through the entry's name field.
+    // Rename through the entry's name field, once the engine's check of the new entry
+    // has arrived (it adds lines to the page, which must not land mid-typing).
+    wait_until(&mut harness, "the settings check", validated);
     harness.get_by_label("Name").focus();
     harness.run_steps(1);
     harness.get_by_label("Name").type_text(" stable");
