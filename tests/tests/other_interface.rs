@@ -30,43 +30,17 @@ fn a_host_behind_another_interface_gets_no_boot_files() {
     let bench = format!("{}.0/24", lab.ip(0).to_string().rsplit_once('.').unwrap().0);
     run_ok("ip", &["-n", &corp, "route", "add", &bench, "via", "10.99.0.1"]).unwrap();
     let url = format!("http://{}/answers.cfg", server.ip);
+    let server_ip = server.ip.to_string();
+    let from_corp = |program: &str, args: &[&str]| {
+        let mut command = portapxe_lab::netns::netns_command(&corp, program);
+        run_bounded(program, command.args(args), Duration::from_secs(30)).unwrap()
+    };
     // The route works: the serving address answers ping from the corporate side.
-    let ping = run_bounded(
-        "ping",
-        portapxe_lab::netns::netns_command(&corp, "busybox").args([
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "2",
-            &server.ip.to_string(),
-        ]),
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let ping = from_corp("busybox", &["ping", "-c", "1", "-W", "2", &server_ip]);
     assert!(ping.success(), "no route from the corporate side to {}: {ping}", server.ip);
-
-    let curl = run_bounded(
-        "curl",
-        portapxe_lab::netns::netns_command(&corp, "curl").args(["-s", "-o", "/dev/null", "--max-time", "3", &url]),
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let curl = from_corp("curl", &["-s", "-o", "/dev/null", "--max-time", "3", &url]);
     assert!(!curl.success(), "HTTP answered a host behind another interface: {curl}");
-    let tftp = run_bounded(
-        "tftp",
-        portapxe_lab::netns::netns_command(&corp, "busybox").args([
-            "tftp",
-            "-g",
-            "-r",
-            "answers.cfg",
-            "-l",
-            "/dev/null",
-            &server.ip.to_string(),
-        ]),
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let tftp = from_corp("busybox", &["tftp", "-g", "-r", "answers.cfg", "-l", "/dev/null", &server_ip]);
     assert!(!tftp.success(), "TFTP answered a host behind another interface: {tftp}");
 
     // Positive control: a client on the bench segment gets the file over both.
