@@ -140,13 +140,18 @@ pub fn signed_chain(config: &Config) -> SignedChain {
 /// What the PXE decision needs from a config, for a server at `server_ip`. Looks for
 /// the signed loaders ([`signed_chain`]).
 pub fn boot_settings(config: &Config, server_ip: Ipv4Addr) -> BootSettings {
+    boot_settings_with(config, server_ip, &signed_chain(config))
+}
+
+/// [`boot_settings`] once the signed chain has been looked for.
+fn boot_settings_with(config: &Config, server_ip: Ipv4Addr, chain: &SignedChain) -> BootSettings {
     BootSettings {
         server_ip,
         bios_file: config.boot.bios_file.clone(),
         uefi_ia32_file: config.boot.uefi_ia32_file.clone(),
         uefi_x64_file: config.boot.uefi_x64_file.clone(),
         uefi_arm64_file: config.boot.uefi_arm64_file.clone(),
-        uefi_x64_signed_file: (signed_chain(config) == SignedChain::Used).then(|| SHIM_X64.to_owned()),
+        uefi_x64_signed_file: (*chain == SignedChain::Used).then(|| SHIM_X64.to_owned()),
         http_port: config.http.enabled.then_some(config.http.port),
         ipxe_script: config.boot.ipxe_script.clone().unwrap_or_else(|| SCRIPT_PATH.to_owned()),
     }
@@ -189,24 +194,25 @@ async fn served_kernels(config: &Config) -> Vec<(String, ServedKernel)> {
     read.await.unwrap_or_default()
 }
 
-/// Why the kernel at `path` cannot boot with Secure Boot on, or `None` when it can
-/// (or cannot be read: validation reports a missing file).
-pub fn kernel_secure_boot_problem(path: &std::path::Path) -> Option<String> {
-    let signature = crate::signature::read_file(path).ok()?;
-    crate::signature::secure_boot_problem(&signature)
-}
-
 /// Why boot entry `entry` of `config` cannot boot on a machine with Secure Boot on, in
 /// words for the Boot images list, or `None` when it can. Reads the kernel's signature.
 pub fn entry_secure_boot_problem(config: &Config, entry: &BootEntry) -> Option<String> {
+    secure_boot_problem_of(entry, |kernel| {
+        let signature = crate::signature::read_file(&config.serving_root().join(kernel)).ok()?;
+        crate::signature::secure_boot_refusal_reason(&signature)
+    })
+}
+
+/// [`entry_secure_boot_problem`], with `kernel_reason` saying why shim refuses a kernel
+/// (`None`: it accepts it, or it cannot be read: validation reports a missing file).
+fn secure_boot_problem_of(entry: &BootEntry, kernel_reason: impl FnOnce(&str) -> Option<String>) -> Option<String> {
+    use crate::signature::needs_secure_boot_off;
     match entry {
-        BootEntry::Linux { kernel, .. } => kernel_secure_boot_problem(&config.serving_root().join(kernel)),
+        BootEntry::Linux { kernel, .. } => kernel_reason(kernel).map(|why| needs_secure_boot_off(&why)),
         BootEntry::Iso { .. } => {
-            Some("needs Secure Boot off: an ISO boots through iPXE (sanboot), which is not signed".into())
+            Some(needs_secure_boot_off("an ISO boots through iPXE (sanboot), which is not signed"))
         }
-        BootEntry::Chain { .. } => {
-            Some("needs Secure Boot off: a chain URL boots through iPXE, which is not signed".into())
-        }
+        BootEntry::Chain { .. } => Some(needs_secure_boot_off("a chain URL boots through iPXE, which is not signed")),
         BootEntry::LocalDisk { .. } => None,
     }
 }
@@ -397,19 +403,22 @@ impl Engine {
             }
             GeneratedFiles::new(files)
         };
-        let boot = boot_settings(&config, server_ip);
+        let chain = signed_chain(&config);
+        let boot = boot_settings_with(&config, server_ip, &chain);
         let files = crate::limits::raise_open_file_limit();
         engine.events.emit(EngineEvent::Service(ServiceEvent {
             service: "files".into(),
             ok: !matches!(files, crate::limits::OpenFileLimit::Unchanged(_)),
             message: files.to_string(),
         }));
+        // Each kernel's signature is read once: for the registry and for the warnings below.
         let kernels = served_kernels(&config).await;
+        let refusals: std::collections::HashMap<String, Option<String>> =
+            kernels.iter().map(|(path, kernel)| (path.clone(), kernel.secure_boot_problem.clone())).collect();
         match engine.registry.write() {
             Ok(mut registry) => registry.set_served_kernels(kernels),
             Err(poisoned) => poisoned.into_inner().set_served_kernels(kernels),
         }
-        let chain = signed_chain(&config);
         let generated = if chain == SignedChain::Used { generated.with(grub_configs(&config)) } else { generated };
         engine.status.signed_chain = chain.clone();
         engine.events.emit(EngineEvent::Service(ServiceEvent {
@@ -419,7 +428,7 @@ impl Engine {
         }));
         if chain == SignedChain::Used {
             for entry in &config.boot.entries {
-                if let Some(problem) = entry_secure_boot_problem(&config, entry) {
+                if let Some(problem) = secure_boot_problem_of(entry, |kernel| refusals.get(kernel).cloned().flatten()) {
                     engine.events.emit(EngineEvent::Service(ServiceEvent {
                         service: "boot".into(),
                         message: format!("boot entry \"{}\" {problem}", entry.name()),

@@ -25,6 +25,6 @@ pub mod tftp;
 
 pub use engine::{
     Engine, EngineError, EngineStatus, SignedChain, StartOptions, boot_settings, entry_secure_boot_problem,
-    export_target, kernel_secure_boot_problem, signed_chain,
+    export_target, signed_chain,
 };
 pub use events::{EngineEvent, EventSink};

@@ -123,7 +123,12 @@ impl fmt::Display for KernelSignature {
 /// kernel is signed by Canonical Ltd. Secure Boot Signing, which Debian's shim does not
 /// trust", "needs Secure Boot off: the kernel is not an EFI program".
 pub fn secure_boot_problem(signature: &KernelSignature) -> Option<String> {
-    secure_boot_refusal_reason(signature).map(|why| format!("needs Secure Boot off: {why}"))
+    secure_boot_refusal_reason(signature).map(|why| needs_secure_boot_off(&why))
+}
+
+/// The words for an entry that cannot boot with Secure Boot on, `why` being the reason.
+pub fn needs_secure_boot_off(why: &str) -> String {
+    format!("needs Secure Boot off: {why}")
 }
 
 /// Why shim refuses this kernel ("the kernel is not signed"), or `None` when it accepts it.

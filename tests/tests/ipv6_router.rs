@@ -59,7 +59,7 @@ fn full_dhcp_answers_router_solicitations_with_no_router_here() {
     assert_eq!(advertisement[1], 0, "code 0");
     assert_eq!(advertisement[5] & 0xc0, 0, "no managed or other-config flag");
     assert_eq!(&advertisement[6..8], &[0, 0], "router lifetime 0: nobody's default router");
-    assert_eq!(from.segments()[0] & 0xffc0, 0xfe80, "sent from a link-local address: {from}");
+    assert!(from.is_unicast_link_local(), "sent from a link-local address: {from}");
     assert!(
         server.events().services().iter().any(|s| s.ok && s.service == "ipv6"),
         "the log says the solicitations are answered\n{}",

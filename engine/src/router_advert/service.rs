@@ -3,7 +3,7 @@
 //! every [`POLL`] to see whether it should stop.
 
 use std::io;
-use std::net::{Ipv6Addr, SocketAddrV6};
+use std::net::SocketAddrV6;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,15 +92,11 @@ fn answer(socket: &Socket, index: u32, stop: &AtomicBool) {
             Destination::Unicast(address) => address,
             Destination::AllNodes => ALL_NODES,
         };
-        let scope = if is_link_local(to) || to.is_multicast() { index } else { 0 };
+        let scope = if to.is_unicast_link_local() || to.is_multicast() { index } else { 0 };
         // Fails while the interface's link-local address is still tentative (just after
         // it came up); the host solicits again.
         if let Err(err) = socket.send_to(&ADVERTISEMENT, &SockAddr::from(SocketAddrV6::new(to, 0, 0, scope))) {
             tracing::debug!(%err, "cannot send a router advertisement to {to}");
         }
     }
-}
-
-fn is_link_local(address: Ipv6Addr) -> bool {
-    address.segments()[0] & 0xffc0 == 0xfe80
 }
