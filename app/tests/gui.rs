@@ -44,13 +44,21 @@ fn loopback_config(root: &Path) -> Config {
 
 /// The window over a real engine thread; settings in `settings`, capture and
 /// diagnostics in `settings/data` (never the real home folder).
+/// The window over a real engine thread, once the engine's first answers (the
+/// interface list, the check of the config) are on screen. Both change the layout:
+/// a click aimed from an earlier frame would land beside its button (the top bar
+/// grows when "before you can start" appears), which made tests flaky under load.
 fn harness(config: Config, settings: &Path) -> Harness<'static, PortaApp> {
     let store = ConfigStore::at(settings);
     let data = settings.join("data");
-    Harness::builder().with_size([1280.0, 860.0]).build_eframe(move |cc| {
+    let mut harness = Harness::builder().with_size([1280.0, 860.0]).build_eframe(move |cc| {
         let handle = EngineHandle::spawn_in(Some(store), Some(data)).expect("engine thread");
         PortaApp::new(&cc.egui_ctx, handle, config)
-    })
+    });
+    wait_until(&mut harness, "the engine's first answers", |app| {
+        app.handle().snapshot().interfaces.is_some() && validated(app)
+    });
+    harness
 }
 
 /// The window over a fixed snapshot (no engine thread): what a frame draws from it.
