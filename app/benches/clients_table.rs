@@ -11,7 +11,10 @@ use portapxe::gui::engine_handle::UiSnapshot;
 use portapxe::gui::{EngineHandle, PortaApp};
 use portapxe_engine::clients::ClientRegistry;
 use portapxe_engine::config::Config;
-use portapxe_engine::events::{DhcpEvent, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase};
+use portapxe_engine::events::{
+    DhcpEvent, DhcpMessage, DhcpRole, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase,
+};
+use portapxe_engine::pxe::ClientArch;
 
 const CLIENTS: u32 = 1000;
 const FRAMES: usize = 200;
@@ -23,17 +26,19 @@ fn registry(now: u64) -> ClientRegistry {
         let mac = MacAddr([0x52, 0x54, 0x00, 0x10, hi, lo]);
         let address = Ipv4Addr::new(10, 20, hi, lo);
         let at = now - u64::from(n) * 50;
-        let dhcp = |received: &str, answered: &str| {
+        let dhcp = |received: DhcpMessage, answered: DhcpMessage| {
             EngineEvent::Dhcp(DhcpEvent {
                 mac,
-                received: received.into(),
-                answered: Some(answered.into()),
+                role: DhcpRole::Server,
+                received,
+                answered: Some(answered),
                 address: Some(address),
-                arch: Some(if n % 2 == 0 { "BIOS" } else { "UEFI x64" }.into()),
+                arch: Some(if n % 2 == 0 { ClientArch::Bios } else { ClientArch::UefiX64 }),
                 vendor_class: Some("PXEClient:Arch:00007:UNDI:003010".into()),
                 is_ipxe: false,
                 boot: Some("ipxe.efi".into()),
-                note: String::new(),
+                reason: None,
+                rule: None,
             })
         };
         let transfer = |phase| {
@@ -44,8 +49,8 @@ fn registry(now: u64) -> ClientRegistry {
                 phase,
             })
         };
-        registry.apply(&dhcp("DISCOVER", "OFFER"), at - 300);
-        registry.apply(&dhcp("REQUEST", "ACK"), at - 200);
+        registry.apply(&dhcp(DhcpMessage::DISCOVER, DhcpMessage::OFFER), at - 300);
+        registry.apply(&dhcp(DhcpMessage::REQUEST, DhcpMessage::ACK), at - 200);
         registry.apply(&transfer(TransferPhase::Started { size: Some(1_000_000) }), at - 100);
         registry.apply(&transfer(TransferPhase::Progress { bytes: u64::from(n) * 997, size: Some(1_000_000) }), at);
     }

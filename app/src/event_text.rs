@@ -2,7 +2,7 @@
 //! so both say the same thing the same way.
 
 use portapxe_engine::EngineEvent;
-use portapxe_engine::events::{DhcpEvent, Protocol, TransferEvent, TransferPhase};
+use portapxe_engine::events::{DhcpEvent, TransferEvent, TransferPhase};
 
 /// How much an event matters to the person watching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -53,22 +53,19 @@ fn describe_dhcp(event: &DhcpEvent) -> String {
     if let Some(arch) = &event.arch {
         who.push_str(&format!(" ({arch}{})", if event.is_ipxe { ", iPXE" } else { "" }));
     }
-    let answer = match (&event.answered, event.address) {
+    let answer = match (event.answered_text(), event.address) {
         (Some(kind), Some(ip)) => format!("{kind} {ip}"),
-        (Some(kind), None) => kind.clone(),
+        (Some(kind), None) => kind,
         (None, _) => "no reply".to_string(),
     };
     let boot = event.boot.as_deref().map(|b| format!(", boot {b}")).unwrap_or_default();
-    let note = if event.note.is_empty() { String::new() } else { format!(" — {}", event.note) };
-    format!("DHCP {} from {who} → {answer}{boot}{note}", event.received)
+    let note = event.note();
+    let note = if note.is_empty() { String::new() } else { format!(" — {note}") };
+    format!("DHCP {} from {who} → {answer}{boot}{note}", event.received_text())
 }
 
 fn describe_transfer(event: &TransferEvent) -> (Level, String) {
-    let protocol = match event.protocol {
-        Protocol::Tftp => "TFTP",
-        Protocol::Http => "HTTP",
-    };
-    let what = format!("{protocol} {} {}", event.client, event.file);
+    let what = format!("{} {} {}", event.protocol, event.client, event.file);
     match &event.phase {
         TransferPhase::Started { size } => {
             (Level::Info, format!("{what}: started ({})", size.map_or("size unknown".into(), |s| format!("{s} bytes"))))
@@ -78,6 +75,6 @@ fn describe_transfer(event: &TransferEvent) -> (Level, String) {
         TransferPhase::Failed { bytes, reason } => {
             (Level::Warn, format!("{what}: failed after {bytes} bytes: {reason}"))
         }
-        TransferPhase::Refused { reason } => (Level::Warn, format!("{what}: refused: {reason}")),
+        TransferPhase::Refused { reason, .. } => (Level::Warn, format!("{what}: refused: {reason}")),
     }
 }

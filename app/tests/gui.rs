@@ -16,8 +16,11 @@ use portapxe::gui::{EngineHandle, PortaApp};
 use portapxe_engine::clients::ClientRegistry;
 use portapxe_engine::config::{BootEntry, Config, ConfigError, ConfigStore, Mode};
 use portapxe_engine::detect::{ServerRole, ServerSighting};
-use portapxe_engine::events::{ConflictEvent, DhcpEvent, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase};
+use portapxe_engine::events::{
+    ConflictEvent, DhcpEvent, DhcpMessage, DhcpRole, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase,
+};
 use portapxe_engine::net::{InterfaceInfo, InterfaceKind};
+use portapxe_engine::pxe::ClientArch;
 use portapxe_engine::rules::{ClientRule, MacPattern};
 
 const CLIENT: MacAddr = MacAddr([0x52, 0x54, 0x00, 0xab, 0xcd, 0xef]);
@@ -113,17 +116,19 @@ fn emit(app: &PortaApp, event: EngineEvent) {
     app.handle().events().emit(event);
 }
 
-fn dhcp(received: &str, answered: &str, address: Option<Ipv4Addr>) -> EngineEvent {
+fn dhcp(received: DhcpMessage, answered: DhcpMessage, address: Option<Ipv4Addr>) -> EngineEvent {
     EngineEvent::Dhcp(DhcpEvent {
         mac: CLIENT,
-        received: received.into(),
-        answered: Some(answered.into()),
+        role: DhcpRole::Server,
+        received,
+        answered: Some(answered),
         address,
-        arch: Some("UEFI x64".into()),
+        arch: Some(ClientArch::UefiX64),
         vendor_class: Some("PXEClient:Arch:00007:UNDI:003010".into()),
         is_ipxe: false,
         boot: Some("ipxe.efi".into()),
-        note: String::new(),
+        reason: None,
+        rule: None,
     })
 }
 
@@ -142,7 +147,7 @@ fn sighting(server: [u8; 4]) -> ServerSighting {
         source: server.into(),
         mac: None,
         role: ServerRole::AddressServer,
-        message: "OFFER".into(),
+        message: DhcpMessage::OFFER,
         offered_address: Some([192, 168, 77, 150].into()),
         next_server: None,
         boot_file: None,
@@ -212,8 +217,8 @@ fn serve_boot_files_on_loopback_and_watch_a_client_boot() {
     // A client boots: the engine's registry (inside the running engine) hears it.
     let app = harness.state();
     let address = Ipv4Addr::new(10, 99, 0, 7);
-    emit(app, dhcp("DISCOVER", "OFFER", Some(address)));
-    emit(app, dhcp("REQUEST", "ACK", Some(address)));
+    emit(app, dhcp(DhcpMessage::DISCOVER, DhcpMessage::OFFER, Some(address)));
+    emit(app, dhcp(DhcpMessage::REQUEST, DhcpMessage::ACK, Some(address)));
     emit(app, transfer(address, TransferPhase::Started { size: Some(1_000_000) }));
     emit(app, transfer(address, TransferPhase::Progress { bytes: 400_000, size: Some(1_000_000) }));
     wait_until(&mut harness, "the client row", |app| {
@@ -371,8 +376,8 @@ fn export_diagnostics_writes_one_zip_with_config_log_status_and_capture() {
         }
     }
     let address = Ipv4Addr::new(10, 99, 0, 8);
-    emit(harness.state(), dhcp("DISCOVER", "OFFER", Some(address)));
-    emit(harness.state(), dhcp("REQUEST", "ACK", Some(address)));
+    emit(harness.state(), dhcp(DhcpMessage::DISCOVER, DhcpMessage::OFFER, Some(address)));
+    emit(harness.state(), dhcp(DhcpMessage::REQUEST, DhcpMessage::ACK, Some(address)));
     wait_until(&mut harness, "the client row", |app| {
         app.handle().snapshot().clients.iter().any(|c| c.address == Some(address))
     });
@@ -650,8 +655,8 @@ fn registry_with_one_client(t0: u64) -> ClientRegistry {
     let mut registry = ClientRegistry::default();
     let address = Ipv4Addr::new(10, 99, 0, 7);
     for (at, event) in [
-        (t0, dhcp("DISCOVER", "OFFER", Some(address))),
-        (t0 + 100, dhcp("REQUEST", "ACK", Some(address))),
+        (t0, dhcp(DhcpMessage::DISCOVER, DhcpMessage::OFFER, Some(address))),
+        (t0 + 100, dhcp(DhcpMessage::REQUEST, DhcpMessage::ACK, Some(address))),
         (t0 + 200, transfer(address, TransferPhase::Started { size: Some(1_000_000) })),
         (t0 + 1200, transfer(address, TransferPhase::Progress { bytes: 600_000, size: Some(1_000_000) })),
     ] {

@@ -17,8 +17,12 @@ use portapxe_engine::EngineStatus;
 use portapxe_engine::clients::ClientRegistry;
 use portapxe_engine::config::{BootEntry, Config, InterfaceFacts, Mode, PoolRange, validate};
 use portapxe_engine::detect::{ServerRole, ServerSighting};
-use portapxe_engine::events::{DhcpEvent, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase, WireDhcp};
+use portapxe_engine::events::{
+    DhcpEvent, DhcpMessage, DhcpReason, DhcpRole, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase,
+    WireDhcp,
+};
 use portapxe_engine::net::{InterfaceInfo, InterfaceKind};
+use portapxe_engine::pxe::ClientArch;
 
 const SIZE: [f32; 2] = [960.0, 600.0];
 const T0: u64 = 1_700_000_000_000;
@@ -77,21 +81,23 @@ fn serving_config() -> Config {
 }
 
 /// What the proxy service reports for a firmware client: an offer with its loader, no address.
-fn proxy_offer(mac: MacAddr, arch: &str) -> EngineEvent {
+fn proxy_offer(mac: MacAddr, arch: ClientArch) -> EngineEvent {
     let (vendor_class, boot) = match arch {
-        "BIOS" => ("PXEClient:Arch:00000:UNDI:002001", "undionly.kpxe"),
+        ClientArch::Bios => ("PXEClient:Arch:00000:UNDI:002001", "undionly.kpxe"),
         _ => ("PXEClient:Arch:00007:UNDI:003010", "ipxe.efi"),
     };
     EngineEvent::Dhcp(DhcpEvent {
         mac,
-        received: "DISCOVER".into(),
-        answered: Some("proxy OFFER".into()),
+        role: DhcpRole::Proxy,
+        received: DhcpMessage::DISCOVER,
+        answered: Some(DhcpMessage::OFFER),
         address: None,
-        arch: Some(arch.into()),
+        arch: Some(arch),
         vendor_class: Some(vendor_class.into()),
         is_ipxe: false,
         boot: Some(boot.into()),
-        note: "boot file offered; address left to the network's DHCP server".into(),
+        reason: Some(DhcpReason::BootFileOffered),
+        rule: None,
     })
 }
 
@@ -101,7 +107,7 @@ fn network_ack(client: MacAddr, address: Ipv4Addr) -> EngineEvent {
         client,
         server: NETWORK_DHCP_SERVER,
         server_mac: NETWORK_DHCP_SERVER_MAC,
-        message: "ACK".into(),
+        message: DhcpMessage::ACK,
         address: Some(address),
     })
 }
@@ -121,7 +127,7 @@ fn network_dhcp_server(expected: bool) -> ConflictEntry {
         source: NETWORK_DHCP_SERVER,
         mac: Some(NETWORK_DHCP_SERVER_MAC),
         role: ServerRole::AddressServer,
-        message: "OFFER".into(),
+        message: DhcpMessage::OFFER,
         offered_address: Some([192, 168, 1, 150].into()),
         next_server: None,
         boot_file: None,
@@ -145,13 +151,13 @@ fn serving() -> (Config, UiSnapshot) {
     let (a, b) = (Ipv4Addr::new(192, 168, 1, 151), Ipv4Addr::new(192, 168, 1, 152));
     let mut log = Vec::new();
     for (at, event) in [
-        (T0, proxy_offer(uefi, "UEFI x64")),
+        (T0, proxy_offer(uefi, ClientArch::UefiX64)),
         (T0 + 400, network_ack(uefi, a)),
         (T0 + 600, transfer(a, "ipxe.efi", TransferPhase::Started { size: Some(1_030_000) })),
         (T0 + 1_400, transfer(a, "ipxe.efi", TransferPhase::Finished { bytes: 1_030_000 })),
         (T0 + 5_000, transfer(a, "debian/linux", TransferPhase::Started { size: Some(9_800_000) })),
         (T0 + 7_000, transfer(a, "debian/linux", TransferPhase::Progress { bytes: 6_100_000, size: Some(9_800_000) })),
-        (T0 + 8_000, proxy_offer(bios, "BIOS")),
+        (T0 + 8_000, proxy_offer(bios, ClientArch::Bios)),
         (T0 + 8_500, network_ack(bios, b)),
     ] {
         registry.apply(&event, at);

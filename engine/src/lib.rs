@@ -14,6 +14,8 @@ pub mod http;
 pub mod ipxe;
 pub mod limits;
 pub mod loaders;
+pub mod mac;
+pub mod message_type;
 pub mod net;
 pub mod proxy;
 pub mod pxe;

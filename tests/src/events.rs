@@ -37,14 +37,45 @@ fn parse_line(line: &str) -> Result<Event> {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DhcpEvent {
     pub mac: String,
+    pub role: DhcpRole,
+    /// The message type as on the wire: "DISCOVER", "REQUEST".
     pub received: String,
     pub answered: Option<String>,
     pub address: Option<Ipv4Addr>,
     pub arch: Option<String>,
     pub is_ipxe: bool,
     pub boot: Option<String>,
-    #[serde(default)]
+    /// Why, as a tag with its facts; `None` for a plain OFFER or ACK.
+    pub reason: Option<DhcpReason>,
+    /// The reason (and the rule) in words.
     pub note: String,
+}
+
+impl DhcpEvent {
+    /// Our full DHCP server answered with an ACK.
+    pub fn is_ack(&self) -> bool {
+        self.role == DhcpRole::Server && self.answered.as_deref() == Some("ACK")
+    }
+
+    /// The reason's tag ("ignored", "took_other_offer"), if there is one.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_ref().map(|r| r.reason.as_str())
+    }
+}
+
+/// Which of the server's DHCP roles the message reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DhcpRole {
+    Server,
+    Proxy,
+    BootServer,
+}
+
+/// The reason's tag; its other fields (addresses, the rule) are left to the note.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DhcpReason {
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,7 +93,7 @@ pub enum Phase {
     Progress { bytes: u64, size: Option<u64> },
     Finished { bytes: u64 },
     Failed { bytes: u64, reason: String },
-    Refused { reason: String },
+    Refused { reason: String, not_found: bool },
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,8 +13,8 @@ pub fn dhcp_story(events: &[Event], mac: &str) -> String {
         .iter()
         .map(|d| {
             format!(
-                "  {} -> {:?} address={:?} arch={:?} ipxe={} boot={:?} ({})",
-                d.received, d.answered, d.address, d.arch, d.is_ipxe, d.boot, d.note
+                "  {:?} {} -> {:?} address={:?} arch={:?} ipxe={} boot={:?} ({})",
+                d.role, d.received, d.answered, d.address, d.arch, d.is_ipxe, d.boot, d.note
             )
         })
         .collect();
@@ -34,7 +34,7 @@ pub fn transfer_story(events: &[Event]) -> String {
 
 /// DHCP ACKs the server sent to `mac`, in order.
 pub fn acks<'a>(events: &'a [Event], mac: &str) -> Vec<&'a DhcpEvent> {
-    events.dhcp_for(mac).into_iter().filter(|d| d.answered.as_deref() == Some("ACK")).collect()
+    events.dhcp_for(mac).into_iter().filter(|d| d.is_ack()).collect()
 }
 
 /// The last ACK to `mac` as an iPXE client, which must carry the script URL; returns its address.

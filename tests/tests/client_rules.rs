@@ -66,7 +66,7 @@ fn only_ignored(events: &[Event], mac: &str, why: &str, min: usize) {
     );
     for event in &all {
         assert!(
-            event.note.starts_with("ignored: ") && event.note.contains(why),
+            event.reason() == Some("ignored") && event.note.contains(why),
             "{mac}: expected every event to be ignored because it {why:?}, got note {:?}:\n{}",
             event.note,
             dhcp_story(events, mac)

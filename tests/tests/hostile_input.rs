@@ -228,7 +228,7 @@ fn a_flood_of_unanswered_tftp_requests_does_not_lock_out_a_real_client() {
     let refused = events
         .transfers()
         .iter()
-        .filter(|t| matches!(&t.phase, Phase::Refused { reason } if reason.contains("too many")))
+        .filter(|t| matches!(&t.phase, Phase::Refused { reason, .. } if reason.contains("too many")))
         .count();
     assert_eq!(refused, 1, "refusals of the flood reported:\n{}", portapxe_lab::expect::transfer_story(&events));
     server.assert_alive();

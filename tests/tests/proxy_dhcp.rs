@@ -11,7 +11,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use portapxe_lab::events::{Event, EventsExt, is_script_url};
+use portapxe_lab::events::{DhcpRole, Event, EventsExt, is_script_url};
 use portapxe_lab::expect::{dhcp_story, has_finished, transfer_story};
 use portapxe_lab::guest::{Guest, IPXE_DIR, UEFI_FILE};
 use portapxe_lab::process::wait_until;
@@ -26,7 +26,7 @@ const NETWORK_DHCP_HOST: u8 = 2;
 const RANGE: (u8, u8) = (50, 90);
 
 /// The two answers a proxyDHCP server may give; neither may carry an address.
-const PROXY_ANSWERS: [&str; 2] = ["proxy OFFER", "ACK (port 4011)"];
+const PROXY_ANSWERS: [(DhcpRole, &str); 2] = [(DhcpRole::Proxy, "OFFER"), (DhcpRole::BootServer, "ACK")];
 
 /// Lab + the network's DHCP server (dnsmasq) + portapxe in proxy mode + guest files.
 /// Dropped in reverse order: guest, server, dnsmasq, then the lab's namespaces.
@@ -68,7 +68,7 @@ fn address_came_from_the_network(events: &[Event], network: &NetworkDhcp, mac: &
         );
         if let Some(answered) = event.answered.as_deref() {
             assert!(
-                PROXY_ANSWERS.contains(&answered),
+                PROXY_ANSWERS.contains(&(event.role, answered)),
                 "proxyDHCP answered {mac} with {answered:?}, expected only {PROXY_ANSWERS:?}; our DHCP events:\n{}",
                 dhcp_story(events, mac)
             );

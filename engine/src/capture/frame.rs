@@ -3,7 +3,7 @@ use std::net::Ipv4Addr;
 use dhcproto::v4::Message;
 use etherparse::{LinkSlice, NetSlice, SlicedPacket, TransportSlice};
 
-use crate::events::MacAddr;
+use crate::mac::MacAddr;
 use crate::pxe::decode_message;
 
 /// UDP ports DHCP and PXE use.

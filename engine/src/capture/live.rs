@@ -11,7 +11,8 @@ use super::frame::parse_dhcp_frame;
 use super::pcapng::PcapNgRecorder;
 use crate::detect::classify;
 use crate::detect::watch::Conflicts;
-use crate::events::{EngineEvent, EventSink, MacAddr, WireDhcp};
+use crate::events::{EngineEvent, EventSink, WireDhcp};
+use crate::mac::MacAddr;
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("packet capture is unavailable on {interface}: {reason}. {hint}")]
@@ -226,7 +227,7 @@ pub fn handle_frame(sinks: &mut CaptureSinks, at: Duration, frame: &[u8], origin
             client: MacAddr(client),
             server: sighting.server_id,
             server_mac: dhcp.source_mac,
-            message: sighting.message.clone(),
+            message: sighting.message,
             address: sighting.offered_address,
         }));
     }

@@ -5,11 +5,12 @@
 //! snapshot), the plain-words diagnosis of why a boot stopped, and the bounds that
 //! keep its memory flat. Must not open sockets; the engine feeds it.
 
+mod diagnosis;
 mod registry;
 mod vendor;
 
+pub use diagnosis::{Diagnosis, SecureBootRefusal};
 pub use registry::{
-    AddressSource, ClientPhase, ClientRecord, ClientRegistry, SecureBootRefusal, ServedKernel, TimelineEntry,
-    TransferProgress,
+    AddressSource, ClientPhase, ClientRecord, ClientRegistry, ServedKernel, TimelineEntry, TransferProgress,
 };
 pub use vendor::vendor;

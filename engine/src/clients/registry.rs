@@ -3,7 +3,12 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use crate::events::{DhcpEvent, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase, WireDhcp};
+use super::diagnosis::{Diagnosis, SecureBootRefusal};
+use crate::events::{
+    DhcpEvent, DhcpMessage, DhcpReason, DhcpRole, EngineEvent, Protocol, TransferEvent, TransferPhase, WireDhcp,
+};
+use crate::mac::MacAddr;
+use crate::pxe::ClientArch;
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = u64;
@@ -31,38 +36,6 @@ pub struct ServedKernel {
     pub initrds: Vec<String>,
     /// Why shim refuses it ("the kernel is not signed"), when it does.
     pub secure_boot_problem: Option<String>,
-}
-
-/// Why a machine's boot stopped at the firmware's or shim's signature check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "refused", rename_all = "snake_case")]
-pub enum SecureBootRefusal {
-    /// The firmware ran the loader over TFTP and then started over instead of running it.
-    Loader { file: String },
-    /// The kernel was fetched and its initrd never asked for: the loader refused the kernel.
-    Kernel { file: String, entry: String, problem: Option<String> },
-}
-
-impl std::fmt::Display for SecureBootRefusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Loader { file } => write!(
-                f,
-                "the firmware refused {file}: Secure Boot is probably on — use the signed chain (default) or turn \
-                 Secure Boot off"
-            ),
-            Self::Kernel { file, entry, problem: Some(problem) } => write!(
-                f,
-                "the kernel {file} of \"{entry}\" was refused after it was fetched ({problem}): Secure Boot is on. \
-                 Boot a signed kernel (Debian's) or turn Secure Boot off"
-            ),
-            Self::Kernel { file, entry, problem: None } => write!(
-                f,
-                "the kernel {file} of \"{entry}\" was fetched but its initrd never was: the loader refused the \
-                 kernel (with Secure Boot on, one not signed by a key shim trusts)"
-            ),
-        }
-    }
 }
 
 /// The path of a boot file as a client names it: a UEFI HTTP boot URL's path, or the TFTP name.
@@ -129,7 +102,7 @@ pub struct ClientRecord {
     pub first_seen_ms: Millis,
     pub last_seen_ms: Millis,
     pub vendor_class: Option<String>,
-    pub arch: Option<String>,
+    pub arch: Option<ClientArch>,
     pub is_ipxe: bool,
     pub address: Option<Ipv4Addr>,
     pub address_from: Option<AddressSource>,
@@ -139,9 +112,10 @@ pub struct ClientRecord {
     /// Files fully sent, in order.
     pub completed: Vec<(String, u64)>,
     pub timeline: VecDeque<TimelineEntry>,
-    /// Why the boot stopped, in plain words, when we can tell.
-    pub diagnosis: Option<String>,
-    /// The boot stopped at a Secure Boot signature check (also in `diagnosis`).
+    /// Why the boot stopped, when we can tell.
+    pub diagnosis: Option<Diagnosis>,
+    /// The boot stopped at a Secure Boot signature check (also in `diagnosis`, unless
+    /// something later says more).
     pub secure_boot_refusal: Option<SecureBootRefusal>,
     proxy_offer_ms: Option<Millis>,
     /// The boot program we named, fetched over TFTP by the firmware (and when), not yet seen running.
@@ -210,58 +184,57 @@ impl ClientRegistry {
     fn apply_dhcp(&mut self, event: &DhcpEvent, now: Millis) {
         let record = self.clients.entry(event.mac).or_insert_with(|| ClientRecord::new(event.mac, now));
         if event.arch.is_some() {
-            record.arch.clone_from(&event.arch);
+            record.arch = event.arch;
         }
         if event.vendor_class.is_some() {
             record.vendor_class.clone_from(&event.vendor_class);
         }
         record.is_ipxe |= event.is_ipxe;
-        let received = event.received.split(' ').next().unwrap_or_default();
-        let answer = event.answered.as_deref().unwrap_or("no reply");
-        let mut line = format!("{} → {answer}", event.received);
+        let answer = event.answered_text().unwrap_or_else(|| "no reply".into());
+        let mut line = format!("{} → {answer}", event.received_text());
         if let Some(address) = event.address {
             line.push_str(&format!(" {address}"));
         }
         if let Some(boot) = &event.boot {
             line.push_str(&format!(", boot {boot}"));
         }
-        if !event.note.is_empty() {
-            line.push_str(&format!(" ({})", event.note));
+        let note = event.note();
+        if !note.is_empty() {
+            line.push_str(&format!(" ({note})"));
         }
         record.log(now, line);
 
-        match (received, event.answered.as_deref()) {
-            (_, None) if event.note.starts_with("ignored:") => {
+        match (event.role, event.received, event.answered, &event.reason) {
+            (_, _, None, Some(DhcpReason::Ignored(reason))) => {
                 record.phase = ClientPhase::Ignored;
-                record.diagnosis = Some(format!("denied by a rule: {}", event.note.trim_start_matches("ignored: ")));
+                record.diagnosis = Some(Diagnosis::Denied(reason.clone()));
             }
-            (_, None) if event.note.starts_with("client took the offer of server ") => {
-                let server = event.note.trim_start_matches("client took the offer of server ");
+            (_, _, None, Some(DhcpReason::TookOtherOffer { server })) => {
                 record.phase = ClientPhase::Ignored;
-                record.address_from = server.parse().ok().map(AddressSource::Other);
-                record.diagnosis = Some(format!("took an offer from another DHCP server ({server})"));
+                record.address_from = Some(AddressSource::Other(*server));
+                record.diagnosis = Some(Diagnosis::OtherServer { server: *server });
             }
-            ("DISCOVER", Some("proxy OFFER")) => {
+            (DhcpRole::Proxy, DhcpMessage::DISCOVER, Some(DhcpMessage::OFFER), _) => {
                 record.phase = ClientPhase::Offer;
                 record.proxy_offer_ms = Some(now);
             }
-            ("DISCOVER", Some("OFFER")) => record.phase = ClientPhase::Offer,
-            ("DISCOVER", None) => record.phase = ClientPhase::Discover,
-            ("REQUEST", Some("ACK")) | ("INFORM", Some("ACK")) => {
+            (_, DhcpMessage::DISCOVER, Some(DhcpMessage::OFFER), _) => record.phase = ClientPhase::Offer,
+            (_, DhcpMessage::DISCOVER, None, _) => record.phase = ClientPhase::Discover,
+            (_, DhcpMessage::REQUEST | DhcpMessage::INFORM, Some(DhcpMessage::ACK), _) => {
                 record.phase = ClientPhase::Ack;
                 record.proxy_offer_ms = None;
             }
-            ("REQUEST", Some(_)) => record.phase = ClientPhase::Request,
+            (_, DhcpMessage::REQUEST, Some(_), _) => record.phase = ClientPhase::Request,
             _ => {}
         }
-        if event.answered.as_deref() == Some("ACK") && event.address.is_some() {
+        if event.role == DhcpRole::Server && event.answered == Some(DhcpMessage::ACK) && event.address.is_some() {
             record.address = event.address;
             record.address_from = Some(AddressSource::Us);
         }
         if event.answered.is_some() {
             record.boot.clone_from(&event.boot);
-            if event.boot.is_none() && event.note.starts_with("no boot file") {
-                record.diagnosis = Some(format!("{}: it gets an address but nothing to boot", event.note));
+            if let (None, Some(DhcpReason::NoBootFile(reason))) = (&event.boot, &event.reason) {
+                record.diagnosis = Some(Diagnosis::NothingToBoot(*reason));
             } else if !matches!(record.phase, ClientPhase::Ignored) {
                 record.diagnosis = None;
             }
@@ -270,7 +243,7 @@ impl ClientRegistry {
         if event.is_ipxe {
             record.loader_fetched = None;
             record.secure_boot_refusal = None;
-        } else if received == "DISCOVER"
+        } else if event.received == DhcpMessage::DISCOVER
             && let Some((file, at)) = record.loader_fetched.take()
             && now.saturating_sub(at) <= LOADER_RESTART_MS
         {
@@ -280,7 +253,7 @@ impl ClientRegistry {
         if let Some(refusal) = &record.secure_boot_refusal
             && record.diagnosis.is_none()
         {
-            record.diagnosis = Some(refusal.to_string());
+            record.diagnosis = Some(Diagnosis::SecureBoot(refusal.clone()));
         }
         if let Some(address) = record.address {
             self.by_address.insert(address, event.mac);
@@ -295,7 +268,7 @@ impl ClientRegistry {
             line.push_str(&format!(" → {address}"));
         }
         record.log(now, line);
-        if wire.message == "ACK"
+        if wire.message == DhcpMessage::ACK
             && let Some(address) = wire.address
         {
             record.address = Some(address);
@@ -307,7 +280,7 @@ impl ClientRegistry {
                 if record.proxy_offer_ms.is_some() {
                     record.phase = ClientPhase::Ack;
                 } else {
-                    record.diagnosis = Some(format!("took an offer from another DHCP server ({})", wire.server));
+                    record.diagnosis = Some(Diagnosis::OtherServer { server: wire.server });
                 }
             }
         }
@@ -320,10 +293,7 @@ impl ClientRegistry {
             return;
         };
         let Some(record) = self.clients.get_mut(&mac) else { return };
-        let protocol = match event.protocol {
-            Protocol::Tftp => "TFTP",
-            Protocol::Http => "HTTP",
-        };
+        let protocol = event.protocol;
         let phase = match event.protocol {
             Protocol::Tftp => ClientPhase::BootFile,
             Protocol::Http => ClientPhase::Http,
@@ -377,22 +347,22 @@ impl ClientRegistry {
                 if let Some(transfer) = record.transfer.as_mut().filter(|t| t.file == event.file) {
                     transfer.update(*bytes, now);
                 }
-                record.diagnosis = Some(match event.protocol {
-                    Protocol::Tftp => format!(
-                        "TFTP of {} stopped after {bytes} bytes ({reason}): a firewall dropping packets, or the client gave up",
-                        event.file
-                    ),
-                    Protocol::Http => format!("HTTP download of {} stopped after {bytes} bytes ({reason})", event.file),
+                record.diagnosis = Some(Diagnosis::TransferStopped {
+                    protocol,
+                    file: event.file.clone(),
+                    bytes: *bytes,
+                    reason: reason.clone(),
                 });
                 record.log(now, format!("{protocol} {} failed after {bytes} bytes: {reason}", event.file));
             }
-            TransferPhase::Refused { reason } => {
-                record.diagnosis = Some(if reason.contains("not found") || reason.starts_with("404") {
-                    format!("file not found: {} ({reason})", event.file)
-                } else {
-                    format!("{protocol} refused {}: {reason}", event.file)
-                });
+            TransferPhase::Refused { reason, not_found } => {
                 record.log(now, format!("{protocol} {} refused: {reason}", event.file));
+                let (file, reason) = (event.file.clone(), reason.clone());
+                record.diagnosis = Some(if *not_found {
+                    Diagnosis::FileNotFound { file, reason }
+                } else {
+                    Diagnosis::TransferRefused { protocol, file, reason }
+                });
             }
         }
     }
@@ -446,17 +416,13 @@ impl ClientRegistry {
                 && now.saturating_sub(offered) > PROXY_FOLLOW_UP_MS
                 && record.diagnosis.is_none()
             {
-                record.diagnosis = Some(
-                    "got our proxy offer but never asked on port 4011 or for the boot file: \
-                     its firmware may ignore proxyDHCP, or a firewall blocks UDP 4011/69"
-                        .into(),
-                );
+                record.diagnosis = Some(Diagnosis::NoProxyFollowUp);
             }
             if record.diagnosis.is_none()
                 && now.saturating_sub(record.last_seen_ms) > KERNEL_FOLLOW_UP_MS
                 && let Some(refusal) = self.refused_kernel(record)
             {
-                record.diagnosis = Some(refusal.to_string());
+                record.diagnosis = Some(Diagnosis::SecureBoot(refusal.clone()));
                 record.secure_boot_refusal = Some(refusal);
             }
         }
@@ -499,21 +465,45 @@ impl TransferProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::IgnoreReason;
     use std::net::SocketAddr;
 
     const MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
 
-    fn dhcp(received: &str, answered: Option<&str>, address: Option<[u8; 4]>, note: &str) -> EngineEvent {
-        EngineEvent::Dhcp(DhcpEvent {
+    const DISCOVER: DhcpMessage = DhcpMessage::DISCOVER;
+    const REQUEST: DhcpMessage = DhcpMessage::REQUEST;
+    const OFFER: Option<DhcpMessage> = Some(DhcpMessage::OFFER);
+    const ACK: Option<DhcpMessage> = Some(DhcpMessage::ACK);
+
+    fn event(received: DhcpMessage, answered: Option<DhcpMessage>, reason: Option<DhcpReason>) -> DhcpEvent {
+        DhcpEvent {
             mac: MAC,
-            received: received.into(),
-            answered: answered.map(str::to_owned),
-            address: address.map(Ipv4Addr::from),
-            arch: Some("BIOS".into()),
+            role: DhcpRole::Server,
+            received,
+            answered,
+            address: None,
+            arch: Some(ClientArch::Bios),
             vendor_class: Some("PXEClient:Arch:00000:UNDI:002001".into()),
             is_ipxe: false,
             boot: answered.map(|_| "undionly.kpxe".to_owned()),
-            note: note.into(),
+            reason,
+            rule: None,
+        }
+    }
+
+    fn dhcp(received: DhcpMessage, answered: Option<DhcpMessage>, address: Option<[u8; 4]>) -> EngineEvent {
+        EngineEvent::Dhcp(DhcpEvent { address: address.map(Ipv4Addr::from), ..event(received, answered, None) })
+    }
+
+    fn silent(received: DhcpMessage, reason: DhcpReason) -> EngineEvent {
+        EngineEvent::Dhcp(event(received, None, Some(reason)))
+    }
+
+    fn proxy_offer() -> EngineEvent {
+        EngineEvent::Dhcp(DhcpEvent {
+            role: DhcpRole::Proxy,
+            reason: Some(DhcpReason::BootFileOffered),
+            ..event(DISCOVER, OFFER, None)
         })
     }
 
@@ -523,7 +513,7 @@ mod tests {
             client: MAC,
             server: server.into(),
             server_mac: MacAddr([0xaa, 0, 0, 0, 0, server[3]]),
-            message: "ACK".into(),
+            message: DhcpMessage::ACK,
             address: Some(address.into()),
         })
     }
@@ -540,9 +530,9 @@ mod tests {
     #[test]
     fn a_boot_walks_the_phases_with_bytes_and_throughput() {
         let mut registry = ClientRegistry::default();
-        registry.apply(&dhcp("DISCOVER", Some("OFFER"), Some([10, 77, 0, 100]), ""), 1_000);
+        registry.apply(&dhcp(DISCOVER, OFFER, Some([10, 77, 0, 100])), 1_000);
         assert_eq!(registry.snapshot(1_000)[0].phase, ClientPhase::Offer);
-        registry.apply(&dhcp("REQUEST", Some("ACK"), Some([10, 77, 0, 100]), ""), 1_100);
+        registry.apply(&dhcp(REQUEST, ACK, Some([10, 77, 0, 100])), 1_100);
         registry.apply(&transfer(Protocol::Tftp, "undionly.kpxe", TransferPhase::Started { size: Some(1000) }), 1_200);
         let record = &registry.snapshot(1_200)[0];
         assert_eq!(record.phase, ClientPhase::BootFile);
@@ -559,7 +549,7 @@ mod tests {
         assert_eq!(record.phase, ClientPhase::HandedOff);
         assert_eq!(record.completed, vec![("undionly.kpxe".to_owned(), 1000), ("/vmlinuz".to_owned(), 8)]);
         assert_eq!(record.vendor.as_deref(), None, "52:54:00 is QEMU's, not in the IEEE table");
-        assert_eq!(record.arch.as_deref(), Some("BIOS"));
+        assert_eq!(record.arch, Some(ClientArch::Bios));
         assert_eq!(record.timeline.len(), 6);
         assert!(record.diagnosis.is_none());
     }
@@ -567,47 +557,51 @@ mod tests {
     #[test]
     fn diagnoses_in_plain_words() {
         let mut registry = ClientRegistry::default();
-        registry.apply(&dhcp("DISCOVER", None, None, "ignored: 52:54:00:12:34:56 is not in the allowlist"), 0);
+        let not_allowed = IgnoreReason::NotAllowlisted { mac: MAC };
+        registry.apply(&silent(DISCOVER, DhcpReason::Ignored(not_allowed.clone())), 0);
+        let record = &registry.snapshot(0)[0];
+        assert_eq!(record.phase, ClientPhase::Ignored);
+        assert_eq!(record.diagnosis, Some(Diagnosis::Denied(not_allowed)));
         assert_eq!(
-            registry.snapshot(0)[0].diagnosis.as_deref(),
-            Some("denied by a rule: 52:54:00:12:34:56 is not in the allowlist")
+            record.diagnosis.as_ref().unwrap().to_string(),
+            "denied by a rule: 52:54:00:12:34:56 is not in the allowlist"
         );
 
         let mut registry = ClientRegistry::default();
-        registry.apply(&dhcp("REQUEST", None, None, "client took the offer of server 10.77.0.2"), 0);
+        registry.apply(&silent(REQUEST, DhcpReason::TookOtherOffer { server: [10, 77, 0, 2].into() }), 0);
         let record = &registry.snapshot(0)[0];
         assert_eq!(record.address_from, Some(AddressSource::Other([10, 77, 0, 2].into())));
-        assert!(record.diagnosis.as_deref().unwrap().contains("another DHCP server (10.77.0.2)"));
+        assert_eq!(record.diagnosis, Some(Diagnosis::OtherServer { server: [10, 77, 0, 2].into() }));
+        assert!(record.diagnosis.as_ref().unwrap().to_string().contains("another DHCP server (10.77.0.2)"));
 
         let mut registry = ClientRegistry::default();
-        registry.apply(&dhcp("REQUEST", Some("ACK"), Some([10, 77, 0, 100]), ""), 0);
+        registry.apply(&dhcp(REQUEST, ACK, Some([10, 77, 0, 100])), 0);
         registry.apply(
             &transfer(Protocol::Tftp, "ipxe.efi", TransferPhase::Failed { bytes: 2936, reason: "timeout".into() }),
             9,
         );
-        assert!(
-            registry.snapshot(9)[0]
-                .diagnosis
-                .as_deref()
-                .unwrap()
-                .starts_with("TFTP of ipxe.efi stopped after 2936 bytes")
+        let diagnosis = registry.snapshot(9)[0].diagnosis.clone().unwrap();
+        assert!(matches!(diagnosis, Diagnosis::TransferStopped { bytes: 2936, .. }), "{diagnosis:?}");
+        assert!(diagnosis.to_string().starts_with("TFTP of ipxe.efi stopped after 2936 bytes"));
+        // TFTP says "does not exist", HTTP "404": the registry reads the fact, not the words.
+        let missing = TransferPhase::Refused { reason: "\"nope.efi\" does not exist".into(), not_found: true };
+        registry.apply(&transfer(Protocol::Tftp, "nope.efi", missing), 10);
+        let diagnosis = registry.snapshot(10)[0].diagnosis.clone().unwrap();
+        assert!(matches!(diagnosis, Diagnosis::FileNotFound { .. }), "{diagnosis:?}");
+        assert!(diagnosis.to_string().starts_with("file not found: nope.efi"));
+        let bad_name = TransferPhase::Refused { reason: "contains `..`".into(), not_found: false };
+        registry.apply(&transfer(Protocol::Tftp, "../x", bad_name), 11);
+        assert_eq!(
+            registry.snapshot(11)[0].diagnosis.as_ref().unwrap().to_string(),
+            "TFTP refused ../x: contains `..`"
         );
-        registry
-            .apply(&transfer(Protocol::Tftp, "nope.efi", TransferPhase::Refused { reason: "not found".into() }), 10);
-        assert!(registry.snapshot(10)[0].diagnosis.as_deref().unwrap().starts_with("file not found: nope.efi"));
     }
 
     #[test]
     fn proxy_clients_are_adopted_by_their_first_download_or_diagnosed() {
         let mut registry = ClientRegistry::default();
-        registry.apply(&dhcp("DISCOVER", Some("proxy OFFER"), None, ""), 0);
-        assert!(
-            registry.snapshot(PROXY_FOLLOW_UP_MS + 1)[0]
-                .diagnosis
-                .as_deref()
-                .unwrap()
-                .contains("never asked on port 4011")
-        );
+        registry.apply(&proxy_offer(), 0);
+        assert_eq!(registry.snapshot(PROXY_FOLLOW_UP_MS + 1)[0].diagnosis, Some(Diagnosis::NoProxyFollowUp));
         registry.apply(&transfer(Protocol::Tftp, "ipxe.efi", TransferPhase::Started { size: None }), 100);
         let record = &registry.snapshot(PROXY_FOLLOW_UP_MS + 200)[0];
         assert_eq!(record.address, Some([10, 77, 0, 100].into()));
@@ -618,17 +612,20 @@ mod tests {
     #[test]
     fn a_captured_foreign_ack_names_the_other_server() {
         let mut registry = ClientRegistry::default();
-        registry.apply(&dhcp("DISCOVER", Some("OFFER"), Some([10, 77, 0, 100]), ""), 0);
+        registry.apply(&dhcp(DISCOVER, OFFER, Some([10, 77, 0, 100])), 0);
         registry.apply(&captured_ack([10, 77, 0, 2], [10, 77, 0, 60]), 10);
         let record = &registry.snapshot(10)[0];
         assert_eq!(record.address_from, Some(AddressSource::Other([10, 77, 0, 2].into())));
-        assert_eq!(record.diagnosis.as_deref(), Some("took an offer from another DHCP server (10.77.0.2)"));
+        assert_eq!(
+            record.diagnosis.as_ref().map(ToString::to_string).as_deref(),
+            Some("took an offer from another DHCP server (10.77.0.2)")
+        );
     }
 
     #[test]
     fn beside_our_proxy_offer_the_networks_ack_is_the_clients_address() {
         let mut registry = ClientRegistry::default();
-        registry.apply(&dhcp("DISCOVER", Some("proxy OFFER"), None, ""), 0);
+        registry.apply(&proxy_offer(), 0);
         registry.apply(&captured_ack([10, 77, 0, 1], [10, 77, 0, 60]), 10);
         let record = &registry.snapshot(10)[0];
         assert_eq!(record.phase, ClientPhase::Ack);
@@ -637,63 +634,56 @@ mod tests {
         assert!(record.diagnosis.is_none(), "{:?}", record.diagnosis);
     }
 
-    fn uefi(received: &str, answered: Option<&str>, is_ipxe: bool, boot: &str) -> EngineEvent {
+    fn uefi(received: DhcpMessage, answered: Option<DhcpMessage>, is_ipxe: bool, boot: &str) -> EngineEvent {
         EngineEvent::Dhcp(DhcpEvent {
-            mac: MAC,
-            received: received.into(),
-            answered: answered.map(str::to_owned),
             address: Some(Ipv4Addr::new(10, 77, 0, 100)),
-            arch: Some("UEFI x64".into()),
+            arch: Some(ClientArch::UefiX64),
             vendor_class: Some("PXEClient:Arch:00007:UNDI:003000".into()),
             is_ipxe,
             boot: answered.map(|_| boot.to_owned()),
-            note: String::new(),
+            ..event(received, answered, None)
         })
     }
 
     #[test]
     fn a_firmware_that_starts_over_after_its_loader_was_refused_says_secure_boot() {
         let mut registry = ClientRegistry::default();
-        registry.apply(&uefi("DISCOVER", Some("OFFER"), false, "ipxe.efi"), 1_000);
-        registry.apply(&uefi("REQUEST", Some("ACK"), false, "ipxe.efi"), 1_100);
+        registry.apply(&uefi(DISCOVER, OFFER, false, "ipxe.efi"), 1_000);
+        registry.apply(&uefi(REQUEST, ACK, false, "ipxe.efi"), 1_100);
         registry.apply(&transfer(Protocol::Tftp, "ipxe.efi", TransferPhase::Finished { bytes: 1000 }), 2_000);
         assert!(registry.snapshot(2_000)[0].diagnosis.is_none());
         // OVMF refused it and tries its next boot option: DHCP again, not as iPXE.
-        registry.apply(&uefi("DISCOVER", Some("OFFER"), false, "ipxe.efi"), 3_000);
+        registry.apply(&uefi(DISCOVER, OFFER, false, "ipxe.efi"), 3_000);
         let record = &registry.snapshot(3_000)[0];
         assert_eq!(record.secure_boot_refusal, Some(SecureBootRefusal::Loader { file: "ipxe.efi".into() }));
-        assert!(
-            record
-                .diagnosis
-                .as_deref()
-                .unwrap()
-                .starts_with("the firmware refused ipxe.efi: Secure Boot is probably on")
-        );
+        let refused = Diagnosis::SecureBoot(SecureBootRefusal::Loader { file: "ipxe.efi".into() });
+        assert_eq!(record.diagnosis.as_ref(), Some(&refused));
+        assert!(refused.to_string().starts_with("the firmware refused ipxe.efi: Secure Boot is probably on"));
         // OVMF's HTTP boot then fetches the same loader by URL and is refused again.
-        registry.apply(&uefi("REQUEST", Some("ACK"), false, "http://10.77.0.1/ipxe.efi"), 3_500);
+        registry.apply(&uefi(REQUEST, ACK, false, "http://10.77.0.1/ipxe.efi"), 3_500);
         registry.apply(&transfer(Protocol::Http, "/ipxe.efi", TransferPhase::Finished { bytes: 1000 }), 4_000);
         let record = &registry.snapshot(4_000)[0];
         assert_eq!(record.secure_boot_refusal, Some(SecureBootRefusal::Loader { file: "ipxe.efi".into() }));
-        registry.apply(&uefi("DISCOVER", Some("OFFER"), false, "ipxe.efi"), 5_000);
-        assert!(registry.snapshot(5_000)[0].diagnosis.as_deref().unwrap().contains("refused ipxe.efi"));
+        registry.apply(&uefi(DISCOVER, OFFER, false, "ipxe.efi"), 5_000);
+        assert_eq!(registry.snapshot(5_000)[0].diagnosis, Some(refused));
     }
 
     #[test]
     fn a_loader_that_runs_is_no_refusal() {
         let mut registry = ClientRegistry::default();
-        registry.apply(&uefi("REQUEST", Some("ACK"), false, "ipxe.efi"), 1_000);
+        registry.apply(&uefi(REQUEST, ACK, false, "ipxe.efi"), 1_000);
         registry.apply(&transfer(Protocol::Tftp, "/ipxe.efi", TransferPhase::Finished { bytes: 1000 }), 2_000);
-        registry.apply(&uefi("DISCOVER", Some("OFFER"), true, "boot.ipxe"), 3_000);
-        registry.apply(&uefi("DISCOVER", Some("OFFER"), false, "ipxe.efi"), 30_000);
+        registry.apply(&uefi(DISCOVER, OFFER, true, "boot.ipxe"), 3_000);
+        registry.apply(&uefi(DISCOVER, OFFER, false, "ipxe.efi"), 30_000);
         assert_eq!(registry.snapshot(30_000)[0].secure_boot_refusal, None, "iPXE ran in between");
         // shim ran: it fetched GRUB. The machine boots from the network again the next day.
-        registry.apply(&uefi("REQUEST", Some("ACK"), false, "shimx64.efi"), 40_000);
+        registry.apply(&uefi(REQUEST, ACK, false, "shimx64.efi"), 40_000);
         registry.apply(&transfer(Protocol::Tftp, "shimx64.efi", TransferPhase::Finished { bytes: 10 }), 41_000);
         registry.apply(&transfer(Protocol::Tftp, "grubx64.efi", TransferPhase::Started { size: None }), 42_000);
-        registry.apply(&uefi("DISCOVER", Some("OFFER"), false, "shimx64.efi"), 43_000);
+        registry.apply(&uefi(DISCOVER, OFFER, false, "shimx64.efi"), 43_000);
         assert_eq!(registry.snapshot(43_000)[0].secure_boot_refusal, None, "shim fetched GRUB: it ran");
         registry.apply(&transfer(Protocol::Tftp, "shimx64.efi", TransferPhase::Finished { bytes: 10 }), 50_000);
-        registry.apply(&uefi("DISCOVER", Some("OFFER"), false, "shimx64.efi"), 50_000 + LOADER_RESTART_MS + 1);
+        registry.apply(&uefi(DISCOVER, OFFER, false, "shimx64.efi"), 50_000 + LOADER_RESTART_MS + 1);
         assert_eq!(registry.snapshot(200_000)[0].secure_boot_refusal, None, "a restart much later is a new boot");
     }
 
@@ -706,14 +696,22 @@ mod tests {
         };
         let mut registry = ClientRegistry::default();
         registry.set_served_kernels([("vmlinuz".to_owned(), kernel)]);
-        registry.apply(&uefi("REQUEST", Some("ACK"), false, "shimx64.efi"), 1_000);
+        registry.apply(&uefi(REQUEST, ACK, false, "shimx64.efi"), 1_000);
         registry.apply(&transfer(Protocol::Tftp, "shimx64.efi", TransferPhase::Finished { bytes: 10 }), 2_000);
         registry.apply(&transfer(Protocol::Tftp, "grubx64.efi", TransferPhase::Finished { bytes: 10 }), 3_000);
         registry.apply(&transfer(Protocol::Tftp, "/vmlinuz", TransferPhase::Finished { bytes: 10 }), 4_000);
         assert!(registry.snapshot(4_000 + KERNEL_FOLLOW_UP_MS)[0].diagnosis.is_none(), "not silent long enough");
         let record = &registry.snapshot(4_001 + KERNEL_FOLLOW_UP_MS)[0];
-        let diagnosis = record.diagnosis.as_deref().unwrap();
-        assert!(diagnosis.contains("vmlinuz") && diagnosis.contains("not signed"), "{diagnosis}");
+        let diagnosis = record.diagnosis.clone().unwrap();
+        assert_eq!(
+            diagnosis,
+            Diagnosis::SecureBoot(SecureBootRefusal::Kernel {
+                file: "vmlinuz".into(),
+                entry: "Linux".into(),
+                problem: Some("the kernel is not signed".into())
+            })
+        );
+        assert!(diagnosis.to_string().contains("not signed"), "{diagnosis}");
         // The same kernel with its initrd after it: a boot that went on.
         registry.apply(&transfer(Protocol::Tftp, "/initrd.img", TransferPhase::Finished { bytes: 10 }), 4_500);
         assert!(registry.snapshot(60_000)[0].diagnosis.is_none());
@@ -724,25 +722,15 @@ mod tests {
         let mut registry = ClientRegistry::default();
         for n in 0..(MAX_CLIENTS as u32 + 10) {
             let mac = MacAddr([2, 0, (n >> 16) as u8, (n >> 8) as u8, n as u8, 1]);
-            let event = EngineEvent::Dhcp(DhcpEvent {
-                mac,
-                received: "DISCOVER".into(),
-                answered: None,
-                address: None,
-                arch: None,
-                vendor_class: None,
-                is_ipxe: false,
-                boot: None,
-                note: String::new(),
-            });
+            let event = EngineEvent::Dhcp(DhcpEvent { mac, ..event(DISCOVER, None, None) });
             registry.apply(&event, u64::from(n));
         }
         assert_eq!(registry.len(), MAX_CLIENTS);
         for step in 0..(MAX_TIMELINE + 5) {
-            registry.apply(&dhcp("DISCOVER", Some("OFFER"), Some([10, 77, 0, 100]), ""), 5_000 + step as u64);
+            registry.apply(&dhcp(DISCOVER, OFFER, Some([10, 77, 0, 100])), 5_000 + step as u64);
         }
         assert_eq!(registry.snapshot(6_000).iter().find(|r| r.mac == MAC).unwrap().timeline.len(), MAX_TIMELINE);
-        registry.apply(&dhcp("DISCOVER", None, None, ""), 5_000 + IDLE_FORGET_MS + 100_000);
+        registry.apply(&dhcp(DISCOVER, None, None), 5_000 + IDLE_FORGET_MS + 100_000);
         assert_eq!(registry.len(), 1, "idle clients are forgotten");
     }
 
@@ -750,20 +738,7 @@ mod tests {
     fn nic_vendor_comes_from_the_oui_table() {
         let mut registry = ClientRegistry::default();
         let intel = MacAddr([0x00, 0x1b, 0x21, 0, 0, 1]);
-        registry.apply(
-            &EngineEvent::Dhcp(DhcpEvent {
-                mac: intel,
-                received: "DISCOVER".into(),
-                answered: None,
-                address: None,
-                arch: None,
-                vendor_class: None,
-                is_ipxe: false,
-                boot: None,
-                note: String::new(),
-            }),
-            0,
-        );
+        registry.apply(&EngineEvent::Dhcp(DhcpEvent { mac: intel, ..event(DISCOVER, None, None) }), 0);
         assert!(registry.snapshot(0)[0].vendor.as_deref().unwrap_or_default().contains("Intel"));
     }
 }

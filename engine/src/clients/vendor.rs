@@ -3,7 +3,7 @@
 //! The registry is compiled in as sorted integer tables by `engine/build.rs`
 //! (see there why not the `oui-data` map itself).
 
-use crate::events::MacAddr;
+use crate::mac::MacAddr;
 
 mod table {
     include!(concat!(env!("OUT_DIR"), "/oui_tables.rs"));

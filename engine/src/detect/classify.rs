@@ -5,7 +5,8 @@ use std::net::Ipv4Addr;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use serde::Serialize;
 
-use crate::events::MacAddr;
+use crate::mac::MacAddr;
+use crate::message_type::DhcpMessage;
 use crate::pxe::pxe_sub_option;
 
 /// PXE spec option 43 sub-option: the boot menu (type, description length, description …).
@@ -39,8 +40,8 @@ pub struct ServerSighting {
     /// The sender's Ethernet address, where the frame was seen (capture).
     pub mac: Option<MacAddr>,
     pub role: ServerRole,
-    /// OFFER, ACK, NAK.
-    pub message: String,
+    /// OFFER, ACK, NAK; REQUEST when a client's request named it.
+    pub message: DhcpMessage,
     pub offered_address: Option<Ipv4Addr>,
     /// siaddr, when the server points clients at a boot server.
     pub next_server: Option<Ipv4Addr>,
@@ -115,7 +116,7 @@ pub fn classify(message: &Message, source: Ipv4Addr, mac: Option<MacAddr>) -> Op
         source,
         mac,
         role,
-        message: format!("{kind:?}").to_uppercase(),
+        message: DhcpMessage(kind),
         offered_address: (!offered.is_unspecified()).then_some(offered),
         next_server: Some(message.siaddr()).filter(|ip| !ip.is_unspecified()),
         boot_file,

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::classify::{ConflictDetector, ServerRole, ServerSighting, classify};
 use crate::events::{ConflictEvent, EngineEvent, EventSink, ServiceEvent};
+use crate::message_type::DhcpMessage;
 use crate::pxe::decode_message;
 
 /// Shared by the watcher and the DHCP services (which see clients choose other servers).
@@ -109,7 +110,7 @@ impl Conflicts {
             source: server_id,
             mac: None,
             role: ServerRole::AddressServer,
-            message: "REQUEST (a client accepted its offer)".into(),
+            message: DhcpMessage::REQUEST,
             offered_address: None,
             next_server: None,
             boot_file: None,

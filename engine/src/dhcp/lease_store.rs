@@ -160,7 +160,7 @@ pub enum OpenError {
 mod tests {
     use super::*;
     use crate::dhcp::leases::{ClientKey, Lease, LeaseState};
-    use crate::events::MacAddr;
+    use crate::mac::MacAddr;
 
     const NOW: u64 = 1_000_000;
 

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::config::PoolRange;
-use crate::events::MacAddr;
+use crate::mac::MacAddr;
 
 /// Seconds since the Unix epoch.
 pub type Timestamp = u64;
@@ -65,12 +65,13 @@ impl Lease {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
 pub enum LeaseError {
-    #[error("the pool {0} is exhausted: every address is leased")]
-    PoolExhausted(PoolRange),
-    #[error("{0} is not in the pool")]
-    OutsidePool(Ipv4Addr),
+    #[error("the pool {pool} is exhausted: every address is leased")]
+    PoolExhausted { pool: PoolRange },
+    #[error("{ip} is not in the pool")]
+    OutsidePool { ip: Ipv4Addr },
     #[error("{ip} belongs to another client")]
     TakenByOther { ip: Ipv4Addr },
 }
@@ -169,7 +170,7 @@ impl LeaseTable {
             .filter(|lease| lease.state == LeaseState::Offered)
             .min_by_key(|lease| lease.expires)
             .map(|lease| lease.ip)
-            .ok_or(LeaseError::PoolExhausted(self.pool))
+            .ok_or(LeaseError::PoolExhausted { pool: self.pool })
     }
 
     fn is_free(&self, ip: Ipv4Addr, now: Timestamp) -> bool {
@@ -191,7 +192,7 @@ impl LeaseTable {
     pub fn assign(&mut self, lease: Lease, now: Timestamp) -> Result<(), LeaseError> {
         let (ip, client) = (lease.ip, lease.client.clone());
         if !self.pool.contains(ip) || ip == self.reserved {
-            return Err(LeaseError::OutsidePool(ip));
+            return Err(LeaseError::OutsidePool { ip });
         }
         if let Some(existing) = self.by_ip.get(&ip)
             && existing.client != client
@@ -367,7 +368,7 @@ mod tests {
         assert_eq!(bind(&mut t, 2, NOW), Ipv4Addr::new(10, 0, 0, 12));
         assert_eq!(bind(&mut t, 3, NOW), Ipv4Addr::new(10, 0, 0, 13));
         let (client, mac) = key(4);
-        assert!(matches!(t.choose(&client, None, NOW), Err(LeaseError::PoolExhausted(_))));
+        assert!(matches!(t.choose(&client, None, NOW), Err(LeaseError::PoolExhausted { .. })));
         // An offer nobody took yields to a new client when nothing else is left.
         t.release(&key(1).0, Ipv4Addr::new(10, 0, 0, 10), NOW);
         t.assign(lease(key(5).0, key(5).1, Ipv4Addr::new(10, 0, 0, 10), LeaseState::Offered, NOW + 60), NOW).unwrap();

@@ -7,9 +7,9 @@ use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use ipnet::Ipv4Net;
 
 use super::leases::{ClientKey, Lease, LeaseState, LeaseTable, OFFER_HOLD_SECS, Timestamp};
-use crate::events::DhcpEvent;
+use crate::events::{DhcpEvent, DhcpMessage, DhcpReason, DhcpRole};
 use crate::pxe::{BootPlan, BootSettings, PxeRequest, choose_boot, write_boot_fields};
-use crate::rules::{ClientRule, ClientRules, Verdict};
+use crate::rules::{AppliedRule, ClientRule, ClientRules, Verdict};
 
 /// Some ROMs drop BOOTP replies shorter than the RFC 951 minimum.
 pub const MIN_BOOTP_LEN: usize = 300;
@@ -60,18 +60,17 @@ pub fn handle(
     now: Timestamp,
 ) -> Outcome {
     let client = ClientKey::new(request.mac, request.client_id.as_deref());
-    let mut event = request.event(type_name(request.message_type));
-    let silent = |mut event: DhcpEvent, note: String| {
-        event.note = note;
+    let mut event = DhcpEvent::for_request(request, DhcpRole::Server);
+    let silent = |mut event: DhcpEvent, reason: DhcpReason| {
+        event.reason = Some(reason);
         Outcome { reply: None, persist: None, event }
     };
     let rule = match settings.rules.evaluate(request) {
-        Verdict::Ignore(reason) => return silent(event, reason),
+        Verdict::Ignore(reason) => return silent(event, DhcpReason::Ignored(reason)),
         Verdict::Serve { rule } => rule,
     };
     if !request.giaddr.is_unspecified() && !settings.subnet.contains(&request.giaddr) {
-        let note = format!("relayed from {}, a subnet we have no pool for", request.giaddr);
-        return silent(event, note);
+        return silent(event, DhcpReason::ForeignRelay { relay: request.giaddr });
     }
 
     let answer = match request.message_type {
@@ -80,38 +79,39 @@ pub fn handle(
         MessageType::Release => {
             let released =
                 request.server_id == Some(settings.server_ip) && leases.release(&client, request.ciaddr, now);
-            let note = if released { "address released" } else { "release for an address we did not lease" };
-            Answer::Silent { note: note.into(), persist: released.then_some(request.ciaddr) }
+            let reason =
+                if released { DhcpReason::Released { address: request.ciaddr } } else { DhcpReason::ReleaseNotOurs };
+            Answer::Silent { reason, persist: released.then_some(request.ciaddr) }
         }
         MessageType::Decline => match request.requested_ip {
             Some(ip) if leases.decline(&client, ip, now) => {
-                Answer::Silent { note: format!("client reports {ip} already in use; held back"), persist: Some(ip) }
+                Answer::Silent { reason: DhcpReason::Declined { address: ip }, persist: Some(ip) }
             }
-            _ => Answer::Silent { note: "decline for an address we did not offer".into(), persist: None },
+            _ => Answer::silent(DhcpReason::DeclineNotOffered),
         },
-        MessageType::Inform => Answer::Ack { ip: None, note: "configuration only (INFORM)".into() },
-        other => Answer::Silent { note: format!("{} is not for a server", type_name(other)), persist: None },
+        MessageType::Inform => Answer::Ack { ip: None, reason: Some(DhcpReason::InformOnly) },
+        _ => Answer::silent(DhcpReason::NotForServer),
     };
 
     match answer {
-        Answer::Silent { note, persist } => {
-            let mut outcome = silent(event, note);
+        Answer::Silent { reason, persist } => {
+            let mut outcome = silent(event, reason);
             outcome.persist = persist;
             outcome
         }
-        Answer::Nak { note } => {
-            event.answered = Some("NAK".into());
-            event.note = note;
+        Answer::Nak { reason } => {
+            event.answered = Some(DhcpMessage::NAK);
+            event.reason = Some(reason);
             let reply = Reply { message: nak(message, settings), destination: destination(request, true) };
             Outcome { reply: Some(reply), persist: None, event }
         }
-        Answer::Offer { ip, note } => {
-            finish(ReplyContext { message, request, settings, rule }, MessageType::Offer, Some(ip), note, event)
+        Answer::Offer { ip } => {
+            finish(ReplyContext { message, request, settings, rule }, MessageType::Offer, Some(ip), None, event)
         }
-        Answer::Ack { ip, note } => {
+        Answer::Ack { ip, reason } => {
             // Only a real lease (not an INFORM) must reach the disk before the ACK.
             let mut outcome =
-                finish(ReplyContext { message, request, settings, rule }, MessageType::Ack, ip, note, event);
+                finish(ReplyContext { message, request, settings, rule }, MessageType::Ack, ip, reason, event);
             outcome.persist = ip;
             outcome
         }
@@ -120,27 +120,32 @@ pub fn handle(
 
 enum Answer {
     Silent {
-        note: String,
+        reason: DhcpReason,
         persist: Option<Ipv4Addr>,
     },
     Offer {
         ip: Ipv4Addr,
-        note: String,
     },
     /// `ip` is `None` for INFORM: options only, no lease.
     Ack {
         ip: Option<Ipv4Addr>,
-        note: String,
+        reason: Option<DhcpReason>,
     },
     Nak {
-        note: String,
+        reason: DhcpReason,
     },
+}
+
+impl Answer {
+    fn silent(reason: DhcpReason) -> Self {
+        Self::Silent { reason, persist: None }
+    }
 }
 
 fn discover(request: &PxeRequest, client: &ClientKey, leases: &mut LeaseTable, now: Timestamp) -> Answer {
     let ip = match leases.choose(client, request.requested_ip, now) {
         Ok(ip) => ip,
-        Err(err) => return Answer::Silent { note: err.to_string(), persist: None },
+        Err(err) => return Answer::silent(DhcpReason::Lease(err)),
     };
     // Keep a bound lease bound (a client re-DISCOVERs after iPXE starts); only a new address is "offered".
     let state = match leases.get(ip) {
@@ -156,8 +161,8 @@ fn discover(request: &PxeRequest, client: &ClientKey, leases: &mut LeaseTable, n
     let lease =
         Lease { ip, client: client.clone(), mac: request.mac, state, expires, hostname: request.hostname.clone() };
     match leases.assign(lease, now) {
-        Ok(()) => Answer::Offer { ip, note: String::new() },
-        Err(err) => Answer::Silent { note: err.to_string(), persist: None },
+        Ok(()) => Answer::Offer { ip },
+        Err(err) => Answer::silent(DhcpReason::Lease(err)),
     }
 }
 
@@ -173,39 +178,39 @@ fn request_(
         // SELECTING: the client names the server whose offer it took.
         (Some(server), _, _) if server != ours => {
             leases.drop_offer(client);
-            return Answer::Silent { note: format!("client took the offer of server {server}"), persist: None };
+            return Answer::silent(DhcpReason::TookOtherOffer { server });
         }
         (Some(_), _, Some(ip)) => ip,
         (Some(_), false, None) => request.ciaddr,
         // INIT-REBOOT: the client asks to keep an address it remembers.
         (None, true, Some(ip)) => {
             if !settings.subnet.contains(&ip) {
-                return Answer::Nak { note: format!("{ip} is not on this network") };
+                return Answer::Nak { reason: DhcpReason::NotOnNetwork { address: ip } };
             }
             match leases.lease_of(client) {
                 Some(lease) if lease.ip == ip => ip,
                 Some(lease) => {
-                    return Answer::Nak { note: format!("{ip} is not this client's address ({})", lease.ip) };
+                    return Answer::Nak { reason: DhcpReason::NotClientsAddress { address: ip, lease: lease.ip } };
                 }
                 None => {
-                    return Answer::Silent { note: format!("no record of this client asking for {ip}"), persist: None };
+                    return Answer::silent(DhcpReason::NoRecord { address: ip });
                 }
             }
         }
         // RENEWING / REBINDING.
         (None, false, _) => request.ciaddr,
-        _ => return Answer::Silent { note: "request names no address".into(), persist: None },
+        _ => return Answer::silent(DhcpReason::NoAddressNamed),
     };
     let known = leases.lease_of(client).is_some_and(|lease| lease.ip == wanted && lease.state != LeaseState::Declined);
     if !known {
         if !leases.pool().contains(wanted) {
             return if settings.subnet.contains(&wanted) {
-                Answer::Nak { note: format!("{wanted} is not in our pool") }
+                Answer::Nak { reason: DhcpReason::NotInPool { address: wanted } }
             } else {
-                Answer::Silent { note: format!("{wanted} is not on our network"), persist: None }
+                Answer::silent(DhcpReason::ForeignAddress { address: wanted })
             };
         }
-        return Answer::Nak { note: format!("{wanted} was not offered to this client") };
+        return Answer::Nak { reason: DhcpReason::NotOffered { address: wanted } };
     }
     let lease = Lease {
         ip: wanted,
@@ -216,8 +221,8 @@ fn request_(
         hostname: request.hostname.clone(),
     };
     match leases.assign(lease, now) {
-        Ok(()) => Answer::Ack { ip: Some(wanted), note: String::new() },
-        Err(err) => Answer::Nak { note: err.to_string() },
+        Ok(()) => Answer::Ack { ip: Some(wanted), reason: None },
+        Err(err) => Answer::Nak { reason: DhcpReason::Lease(err) },
     }
 }
 
@@ -233,23 +238,22 @@ fn finish(
     context: ReplyContext<'_>,
     kind: MessageType,
     ip: Option<Ipv4Addr>,
-    note: String,
+    reason: Option<DhcpReason>,
     mut event: DhcpEvent,
 ) -> Outcome {
     let ReplyContext { message, request, settings, rule } = context;
-    let plan = choose_boot(request, &settings.boot, rule);
+    let overrides = rule.map(|(index, rule)| rule.boot_override(index)).unwrap_or_default();
+    let plan = choose_boot(request, &settings.boot, &overrides);
     let reply_message = build_reply(message, request, settings, kind, ip, &plan);
-    event.answered = Some(type_name(kind));
+    event.answered = Some(DhcpMessage(kind));
     event.address = ip;
     event.boot = plan.boot_file().map(str::to_owned);
-    event.note = match (&plan, note.is_empty()) {
-        (BootPlan::NoBootFile { reason }, _) => reason.clone(),
-        (BootPlan::IpxeScript { .. }, true) => "iPXE is running: handing it the script".into(),
-        (_, _) => note,
+    event.reason = match (&plan, reason) {
+        (BootPlan::NoBootFile { reason }, _) => Some(DhcpReason::NoBootFile(*reason)),
+        (BootPlan::IpxeScript { .. }, None) => Some(DhcpReason::IpxeScript),
+        (_, reason) => reason,
     };
-    if let Some((index, rule)) = rule {
-        event.note = format!("{} [rule {}: {}]", event.note, index + 1, rule.describe()).trim_start().to_owned();
-    }
+    event.rule = rule.map(|(index, rule)| AppliedRule::new(index, rule));
     let destination = if ip.is_none() && !request.ciaddr.is_unspecified() && request.giaddr.is_unspecified() {
         Destination::Client(request.ciaddr)
     } else {
@@ -324,10 +328,6 @@ fn build_reply(
     reply
 }
 
-pub(crate) fn type_name(kind: MessageType) -> String {
-    format!("{kind:?}").to_uppercase()
-}
-
 /// Encodes a reply padded to the BOOTP minimum size.
 pub fn encode_reply(message: &Message) -> Result<Vec<u8>, dhcproto::error::EncodeError> {
     use dhcproto::Encodable;
@@ -344,7 +344,11 @@ mod tests {
     use crate::config::PoolRange;
     use dhcproto::v4::{Architecture, Flags};
 
+    use crate::dhcp::leases::LeaseError;
+    use crate::mac::MacAddr;
     use crate::pxe::fixtures::{self, SERVER};
+    use crate::pxe::{ClientArch, NoBootFile};
+    use crate::rules::IgnoreReason;
     const NOW: Timestamp = 1_700_000_000;
 
     fn settings() -> DhcpSettings {
@@ -451,9 +455,9 @@ mod tests {
         let mut leases = table();
         let (_, ack) = dora(&Client::firmware(1, 7), &mut leases, NOW);
         assert_eq!(ack.persist, Some([10, 77, 0, 100].into()));
-        assert_eq!(ack.event.answered.as_deref(), Some("ACK"));
+        assert_eq!(ack.event.answered, Some(DhcpMessage::ACK));
         assert_eq!(ack.event.boot.as_deref(), Some("ipxe.efi"));
-        assert_eq!(ack.event.arch.as_deref(), Some("UEFI x64"));
+        assert_eq!(ack.event.arch, Some(ClientArch::UefiX64));
         assert_eq!(leases.get([10, 77, 0, 100].into()).unwrap().state, LeaseState::Bound);
     }
 
@@ -611,7 +615,11 @@ mod tests {
         let request = PxeRequest::from_message(&denied).unwrap();
         let outcome = handle(&denied, &request, &rules_settings, &mut leases, NOW);
         assert!(outcome.reply.is_none());
-        assert_eq!(outcome.event.note, "ignored: 52:54:00:00:00:02 is not in the allowlist");
+        assert_eq!(
+            outcome.event.reason,
+            Some(DhcpReason::Ignored(IgnoreReason::NotAllowlisted { mac: MacAddr([0x52, 0x54, 0, 0, 0, 2]) }))
+        );
+        assert_eq!(outcome.event.note(), "ignored: 52:54:00:00:00:02 is not in the allowlist");
         assert_eq!(leases.leases().count(), 0, "a denied client reserves nothing");
         let allowed = Client::firmware(1, 0).message(MessageType::Discover, &[]);
         let request = PxeRequest::from_message(&allowed).unwrap();
@@ -626,7 +634,7 @@ mod tests {
         }
         let full = run(Client::firmware(9, 0).message(MessageType::Discover, &[]), &mut leases, NOW);
         assert!(full.reply.is_none());
-        assert!(full.event.note.contains("exhausted"), "{}", full.event.note);
+        assert!(matches!(full.event.reason, Some(DhcpReason::Lease(LeaseError::PoolExhausted { .. }))));
     }
 
     #[test]
@@ -634,6 +642,7 @@ mod tests {
         let mut leases = table();
         let (offer, _) = dora(&Client::firmware(1, 11), &mut leases, NOW);
         assert!(offer.reply.unwrap().message.fname().is_none());
-        assert!(offer.event.note.contains("no boot file configured for UEFI ARM64"), "{}", offer.event.note);
+        assert_eq!(offer.event.reason, Some(DhcpReason::NoBootFile(NoBootFile::NotConfigured(ClientArch::UefiArm64))));
+        assert_eq!(offer.event.note(), "no boot file configured for UEFI ARM64");
     }
 }

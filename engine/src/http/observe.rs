@@ -67,7 +67,8 @@ pub(super) fn begin(
     let transfer = Transfer { events: events.clone(), client, file };
     let status = response.status();
     if status.is_client_error() {
-        transfer.report(TransferPhase::Refused { reason: refusal_reason(status) });
+        let not_found = status == StatusCode::NOT_FOUND;
+        transfer.report(TransferPhase::Refused { reason: refusal_reason(status), not_found });
         return None;
     }
     if status.is_server_error() {

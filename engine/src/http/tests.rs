@@ -207,7 +207,7 @@ async fn unsatisfiable_range_is_416_and_refused() {
     assert_eq!(reply.status, 416);
     assert_eq!(reply.header("content-range"), Some("bytes */1000"));
     let event = fx.next_transfer().await;
-    assert!(matches!(event.phase, TransferPhase::Refused { ref reason } if reason.starts_with("416")));
+    assert!(matches!(event.phase, TransferPhase::Refused { ref reason, .. } if reason.starts_with("416")));
 }
 
 #[tokio::test]
@@ -280,7 +280,7 @@ async fn missing_file_is_404_and_refused() {
     assert_eq!(reply.status, 404);
     let event = fx.next_transfer().await;
     assert_eq!(event.file, "/nope.efi");
-    assert!(matches!(event.phase, TransferPhase::Refused { ref reason } if reason.starts_with("404")));
+    assert!(matches!(event.phase, TransferPhase::Refused { not_found: true, ref reason } if reason.starts_with("404")));
 }
 
 #[tokio::test]
@@ -480,7 +480,8 @@ async fn one_connection_carries_pipelined_requests_and_then_a_post() {
         let event = fx.next_milestone().await;
         milestones.push((event.file, event.phase));
     }
-    let refused = |reason: &str| TransferPhase::Refused { reason: reason.to_owned() };
+    let refused =
+        |reason: &str| TransferPhase::Refused { reason: reason.to_owned(), not_found: reason.starts_with("404") };
     let big = BIG_LEN as u64;
     assert_eq!(
         milestones,

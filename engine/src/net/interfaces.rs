@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 use crate::config::InterfaceFacts;
-use crate::events::MacAddr;
+use crate::mac::MacAddr;
 
 /// What sort of link an interface is, as far as the OS tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -2,10 +2,10 @@ use std::net::Ipv4Addr;
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 
-use crate::dhcp::server::{reply_skeleton, type_name};
-use crate::events::DhcpEvent;
+use crate::dhcp::server::reply_skeleton;
+use crate::events::{DhcpEvent, DhcpMessage, DhcpReason, DhcpRole};
 use crate::pxe::{BootPlan, BootSettings, PXE_BOOT_ITEM, PxeRequest, choose_boot, write_boot_fields};
-use crate::rules::{ClientRules, Verdict};
+use crate::rules::{AppliedRule, ClientRules, Verdict};
 
 /// Which of the two proxyDHCP sockets a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,33 +42,33 @@ pub struct ProxyOutcome {
 /// What to answer a client on `port`. Non-PXE clients and address requests are
 /// left to the network's DHCP server: silence, with the reason in the event.
 pub fn decide(message: &Message, request: &PxeRequest, settings: &ProxySettings, port: ProxyPort) -> ProxyOutcome {
-    let mut event = request.event(match port {
-        ProxyPort::Dhcp => type_name(request.message_type),
-        ProxyPort::BootServer => format!("{} (port 4011)", type_name(request.message_type)),
-    });
-    let silent = |mut event: DhcpEvent, note: &str| {
-        event.note = note.to_owned();
+    let role = match port {
+        ProxyPort::Dhcp => DhcpRole::Proxy,
+        ProxyPort::BootServer => DhcpRole::BootServer,
+    };
+    let mut event = DhcpEvent::for_request(request, role);
+    let silent = |mut event: DhcpEvent, reason: DhcpReason| {
+        event.reason = Some(reason);
         ProxyOutcome { reply: None, event }
     };
     if !request.is_boot_client() {
-        return silent(event, "not a PXE client: its address comes from the network's DHCP server");
+        return silent(event, DhcpReason::NotPxeClient);
     }
     let rule = match settings.rules.evaluate(request) {
-        Verdict::Ignore(reason) => return silent(event, &reason),
+        Verdict::Ignore(reason) => return silent(event, DhcpReason::Ignored(reason)),
         Verdict::Serve { rule } => rule,
     };
     let reply_type = match (port, request.message_type) {
         (ProxyPort::Dhcp, MessageType::Discover) => MessageType::Offer,
         (ProxyPort::BootServer, MessageType::Request | MessageType::Inform) => MessageType::Ack,
-        (ProxyPort::Dhcp, _) => {
-            return silent(event, "address requests are for the network's DHCP server (proxy mode)");
-        }
-        (ProxyPort::BootServer, _) => return silent(event, "only REQUEST and INFORM are answered on port 4011"),
+        (ProxyPort::Dhcp, _) => return silent(event, DhcpReason::AddressRequest),
+        (ProxyPort::BootServer, _) => return silent(event, DhcpReason::NotForBootServer),
     };
-    let plan = choose_boot(request, &settings.boot, rule);
+    let overrides = rule.map(|(index, rule)| rule.boot_override(index)).unwrap_or_default();
+    let plan = choose_boot(request, &settings.boot, &overrides);
     match &plan {
-        BootPlan::AddressOnly => return silent(event, "nothing to boot for this client"),
-        BootPlan::NoBootFile { reason } => return silent(event, reason),
+        BootPlan::AddressOnly => return silent(event, DhcpReason::NothingToBoot),
+        BootPlan::NoBootFile { reason } => return silent(event, DhcpReason::NoBootFile(*reason)),
         _ => {}
     }
 
@@ -84,19 +84,14 @@ pub fn decide(message: &Message, request: &PxeRequest, settings: &ProxySettings,
         ProxyPort::Dhcp if !request.giaddr.is_unspecified() => ProxyDestination::Relay(request.giaddr),
         ProxyPort::Dhcp => ProxyDestination::Broadcast,
     };
-    event.answered = Some(match port {
-        ProxyPort::Dhcp => "proxy OFFER".into(),
-        ProxyPort::BootServer => "ACK (port 4011)".into(),
-    });
+    event.answered = Some(DhcpMessage(reply_type));
     event.boot = plan.boot_file().map(str::to_owned);
-    event.note = match (port, request.is_ipxe) {
-        (_, true) => "iPXE is running: handing it the script".into(),
-        (ProxyPort::Dhcp, false) => "boot file offered; address left to the network's DHCP server".into(),
-        (ProxyPort::BootServer, false) => "boot file confirmed on port 4011".into(),
-    };
-    if let Some((index, rule)) = rule {
-        event.note = format!("{} [rule {}: {}]", event.note, index + 1, rule.describe());
-    }
+    event.reason = Some(match (port, request.is_ipxe) {
+        (_, true) => DhcpReason::IpxeScript,
+        (ProxyPort::Dhcp, false) => DhcpReason::BootFileOffered,
+        (ProxyPort::BootServer, false) => DhcpReason::BootFileConfirmed,
+    });
+    event.rule = rule.map(|(index, rule)| AppliedRule::new(index, rule));
     ProxyOutcome { reply: Some((reply, destination)), event }
 }
 
@@ -171,7 +166,8 @@ mod tests {
         for forbidden in [OptionCode::AddressLeaseTime, OptionCode::SubnetMask, OptionCode::Router] {
             assert!(opt(&offer, forbidden).is_none(), "{forbidden:?} in a proxy offer");
         }
-        assert_eq!(outcome.event.answered.as_deref(), Some("proxy OFFER"));
+        assert_eq!((outcome.event.role, outcome.event.answered), (DhcpRole::Proxy, Some(DhcpMessage::OFFER)));
+        assert_eq!(outcome.event.answered_text().as_deref(), Some("proxy OFFER"));
     }
 
     #[test]
@@ -223,14 +219,14 @@ mod tests {
     fn silent_for_plain_clients_address_requests_and_unknown_arch() {
         let plain = run(message(MessageType::Discover, vec![]), ProxyPort::Dhcp);
         assert!(plain.reply.is_none());
-        assert!(plain.event.note.contains("not a PXE client"));
+        assert_eq!(plain.event.reason, Some(DhcpReason::NotPxeClient));
         let request_on_67 = run(message(MessageType::Request, firmware(0)), ProxyPort::Dhcp);
         assert!(request_on_67.reply.is_none());
         let discover_on_4011 = run(message(MessageType::Discover, firmware(0)), ProxyPort::BootServer);
         assert!(discover_on_4011.reply.is_none());
         let arm32 = run(message(MessageType::Discover, firmware(10)), ProxyPort::Dhcp);
         assert!(arm32.reply.is_none());
-        assert!(arm32.event.note.contains("no boot file"), "{}", arm32.event.note);
+        assert!(matches!(arm32.event.reason, Some(DhcpReason::NoBootFile(_))), "{}", arm32.event.note());
     }
 
     #[test]

@@ -59,6 +59,13 @@ impl ClientArch {
     }
 }
 
+/// Written as its label ("UEFI x64") in event streams.
+impl serde::Serialize for ClientArch {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl fmt::Display for ClientArch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -3,7 +3,6 @@ use std::net::Ipv4Addr;
 use dhcproto::v4::{DhcpOption, Message};
 
 use super::{ClientArch, ClientKind, PxeRequest};
-use crate::rules::ClientRule;
 
 /// PXE discovery control (option 43 sub-option 6) bit 3: "boot the file named in
 /// this offer, no boot-server discovery, no menu".
@@ -64,7 +63,29 @@ pub enum BootPlan {
     /// iPXE is already running: hand it the script, never the loader again.
     IpxeScript { location: String },
     /// A boot client we have nothing for; it still gets an address.
-    NoBootFile { reason: String },
+    NoBootFile { reason: NoBootFile },
+}
+
+/// Why a boot client gets no boot file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "why", content = "arch", rename_all = "snake_case")]
+pub enum NoBootFile {
+    /// The client sent no architecture (option 93), so no loader can be chosen.
+    NoArch,
+    /// No loader is set for this architecture.
+    NotConfigured(ClientArch),
+    /// A UEFI HTTP boot client, and HTTP is off.
+    HttpOff(ClientArch),
+}
+
+impl std::fmt::Display for NoBootFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoArch => f.write_str("client sent no architecture (option 93)"),
+            Self::NotConfigured(arch) => write!(f, "no boot file configured for {arch}"),
+            Self::HttpOff(arch) => write!(f, "{arch} boots over HTTP, but HTTP is off"),
+        }
+    }
 }
 
 impl BootPlan {
@@ -84,35 +105,40 @@ pub fn rule_script_path(index: usize) -> String {
     format!("rules/{index}.ipxe")
 }
 
-/// The PXE decision table: who gets which boot program. `rule` is the client rule
-/// that matched this client (see `rules`), which may override the loader or the entry.
-pub fn choose_boot(request: &PxeRequest, settings: &BootSettings, rule: Option<(usize, &ClientRule)>) -> BootPlan {
+/// What a client rule (see `rules`) changes in the boot choice: the loader, and the
+/// script iPXE gets (a rule naming an entry has its own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootOverride<'a> {
+    pub loader: Option<&'a str>,
+    pub script: Option<String>,
+}
+
+/// The PXE decision table: who gets which boot program, with what the matching client
+/// rule overrides.
+pub fn choose_boot(request: &PxeRequest, settings: &BootSettings, overrides: &BootOverride<'_>) -> BootPlan {
     if request.is_ipxe {
-        let script = match rule {
-            Some((index, ClientRule { entry: Some(_), .. })) => rule_script_path(index),
-            _ => settings.ipxe_script.clone(),
-        };
-        return BootPlan::IpxeScript { location: settings.location(&script) };
+        let script = overrides.script.as_deref().unwrap_or(&settings.ipxe_script);
+        return BootPlan::IpxeScript { location: settings.location(script) };
     }
     if !request.is_boot_client() {
         return BootPlan::AddressOnly;
     }
     let Some(arch) = request.arch else {
-        return BootPlan::NoBootFile { reason: "client sent no architecture (option 93)".into() };
+        return BootPlan::NoBootFile { reason: NoBootFile::NoArch };
     };
     let wants_http = request.kind == ClientKind::Http || arch.is_http_boot();
-    let rule_file = rule.and_then(|(_, rule)| rule.boot_file.as_deref());
+    let rule_file = overrides.loader;
     let signed = match arch.pxe_equivalent() {
         ClientArch::UefiX64 if !wants_http => settings.uefi_x64_signed_file.as_deref(),
         _ => None,
     };
     let Some(file) = rule_file.or(signed).or_else(|| settings.file_for(arch)) else {
-        return BootPlan::NoBootFile { reason: format!("no boot file configured for {arch}") };
+        return BootPlan::NoBootFile { reason: NoBootFile::NotConfigured(arch) };
     };
     if wants_http {
         return match settings.http_url(file) {
             Some(url) => BootPlan::HttpBoot { url },
-            None => BootPlan::NoBootFile { reason: format!("{arch} boots over HTTP, but HTTP is off") },
+            None => BootPlan::NoBootFile { reason: NoBootFile::HttpOff(arch) },
         };
     }
     BootPlan::Tftp { file: file.to_owned() }
@@ -176,29 +202,30 @@ mod tests {
     #[test]
     fn decision_table() {
         let script_80 = BootPlan::IpxeScript { location: "http://10.77.0.1/boot.ipxe".into() };
-        let no_file = |arch: &str| BootPlan::NoBootFile { reason: format!("no boot file configured for {arch}") };
+        let no_file =
+            |arch: u16| BootPlan::NoBootFile { reason: NoBootFile::NotConfigured(ClientArch::from_code(arch)) };
         let cases: Vec<(ClientKind, u16, bool, BootPlan)> = vec![
             (ClientKind::Pxe, 0, false, tftp("undionly.kpxe")),
             (ClientKind::Pxe, 0, true, script_80.clone()),
-            (ClientKind::Pxe, 6, false, no_file("UEFI IA32")),
+            (ClientKind::Pxe, 6, false, no_file(6)),
             (ClientKind::Pxe, 6, true, script_80.clone()),
             (ClientKind::Pxe, 7, false, tftp("ipxe.efi")),
             (ClientKind::Pxe, 7, true, script_80.clone()),
             (ClientKind::Pxe, 9, false, tftp("ipxe.efi")),
             (ClientKind::Pxe, 9, true, script_80.clone()),
-            (ClientKind::Pxe, 10, false, no_file("UEFI ARM32")),
+            (ClientKind::Pxe, 10, false, no_file(10)),
             (ClientKind::Pxe, 11, false, tftp("arm64/ipxe.efi")),
             (ClientKind::Pxe, 11, true, script_80.clone()),
             (ClientKind::Http, 16, false, BootPlan::HttpBoot { url: "http://10.77.0.1/ipxe.efi".into() }),
             (ClientKind::Http, 16, true, script_80.clone()),
             (ClientKind::Http, 19, false, BootPlan::HttpBoot { url: "http://10.77.0.1/arm64/ipxe.efi".into() }),
             (ClientKind::Pxe, 16, false, BootPlan::HttpBoot { url: "http://10.77.0.1/ipxe.efi".into() }),
-            (ClientKind::Pxe, 2, false, no_file("arch 2")),
+            (ClientKind::Pxe, 2, false, no_file(2)),
             (ClientKind::Plain, 0, false, BootPlan::AddressOnly),
             (ClientKind::Plain, 7, true, script_80.clone()),
         ];
         for (kind, arch, is_ipxe, expected) in cases {
-            let got = choose_boot(&request(kind, Some(arch), is_ipxe), &settings(Some(80)), None);
+            let got = choose_boot(&request(kind, Some(arch), is_ipxe), &settings(Some(80)), &BootOverride::default());
             assert_eq!(got, expected, "kind {kind:?} arch {arch} ipxe {is_ipxe}");
         }
     }
@@ -207,52 +234,52 @@ mod tests {
     fn http_off_sends_ipxe_to_tftp_script_and_refuses_http_boot() {
         let off = settings(None);
         assert_eq!(
-            choose_boot(&request(ClientKind::Pxe, Some(0), true), &off, None),
+            choose_boot(&request(ClientKind::Pxe, Some(0), true), &off, &BootOverride::default()),
             BootPlan::IpxeScript { location: "boot.ipxe".into() }
         );
         assert!(matches!(
-            choose_boot(&request(ClientKind::Http, Some(16), false), &off, None),
+            choose_boot(&request(ClientKind::Http, Some(16), false), &off, &BootOverride::default()),
             BootPlan::NoBootFile { .. }
         ));
-        assert_eq!(choose_boot(&request(ClientKind::Pxe, Some(7), false), &off, None), tftp("ipxe.efi"));
+        assert_eq!(
+            choose_boot(&request(ClientKind::Pxe, Some(7), false), &off, &BootOverride::default()),
+            tftp("ipxe.efi")
+        );
     }
 
     #[test]
     fn non_default_http_port_is_in_the_url() {
-        let plan = choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(8080)), None);
+        let plan =
+            choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(8080)), &BootOverride::default());
         assert_eq!(plan, BootPlan::IpxeScript { location: "http://10.77.0.1:8080/boot.ipxe".into() });
     }
 
     #[test]
     fn pxe_client_without_arch_gets_no_file() {
-        let plan = choose_boot(&request(ClientKind::Pxe, None, false), &settings(Some(80)), None);
+        let plan = choose_boot(&request(ClientKind::Pxe, None, false), &settings(Some(80)), &BootOverride::default());
         assert!(matches!(plan, BootPlan::NoBootFile { .. }));
     }
 
     #[test]
-    fn a_client_rule_overrides_loader_and_entry() {
-        let rule = ClientRule {
-            boot_file: Some("snponly.efi".into()),
-            entry: Some("Memtest".into()),
-            ..ClientRule::default()
-        };
-        let firmware = choose_boot(&request(ClientKind::Pxe, Some(7), false), &settings(Some(80)), Some((3, &rule)));
+    fn an_override_changes_loader_and_script() {
+        let both = BootOverride { loader: Some("snponly.efi"), script: Some(rule_script_path(3)) };
+        let firmware = choose_boot(&request(ClientKind::Pxe, Some(7), false), &settings(Some(80)), &both);
         assert_eq!(firmware, tftp("snponly.efi"));
-        let ipxe = choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(80)), Some((3, &rule)));
+        let ipxe = choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(80)), &both);
         assert_eq!(ipxe, BootPlan::IpxeScript { location: "http://10.77.0.1/rules/3.ipxe".into() });
-        let loader_only = ClientRule { boot_file: Some("snponly.efi".into()), ..ClientRule::default() };
-        let ipxe = choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(80)), Some((0, &loader_only)));
+        let loader_only = BootOverride { loader: Some("snponly.efi"), script: None };
+        let ipxe = choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(80)), &loader_only);
         assert_eq!(ipxe, BootPlan::IpxeScript { location: "http://10.77.0.1/boot.ipxe".into() });
         // A loader override also reaches architectures without a default.
-        let arm32 =
-            choose_boot(&request(ClientKind::Pxe, Some(10), false), &settings(Some(80)), Some((0, &loader_only)));
+        let arm32 = choose_boot(&request(ClientKind::Pxe, Some(10), false), &settings(Some(80)), &loader_only);
         assert_eq!(arm32, tftp("snponly.efi"));
     }
 
     #[test]
     fn the_signed_chain_goes_to_x64_uefi_pxe_only() {
         let signed = BootSettings { uefi_x64_signed_file: Some("shimx64.efi".into()), ..settings(Some(80)) };
-        let choose = |kind, arch, is_ipxe| choose_boot(&request(kind, Some(arch), is_ipxe), &signed, None);
+        let choose =
+            |kind, arch, is_ipxe| choose_boot(&request(kind, Some(arch), is_ipxe), &signed, &BootOverride::default());
         assert_eq!(choose(ClientKind::Pxe, 7, false), tftp("shimx64.efi"));
         assert_eq!(choose(ClientKind::Pxe, 9, false), tftp("shimx64.efi"));
         assert_eq!(choose(ClientKind::Pxe, 0, false), tftp("undionly.kpxe"), "BIOS keeps iPXE");
@@ -263,8 +290,8 @@ mod tests {
             "the signed GRUB cannot read over HTTP"
         );
         assert!(matches!(choose(ClientKind::Pxe, 7, true), BootPlan::IpxeScript { .. }), "iPXE gets its script");
-        let rule = ClientRule { boot_file: Some("snponly.efi".into()), ..ClientRule::default() };
-        let ruled = choose_boot(&request(ClientKind::Pxe, Some(7), false), &signed, Some((0, &rule)));
+        let rule = BootOverride { loader: Some("snponly.efi"), script: None };
+        let ruled = choose_boot(&request(ClientKind::Pxe, Some(7), false), &signed, &rule);
         assert_eq!(ruled, tftp("snponly.efi"), "a client rule still wins");
     }
 

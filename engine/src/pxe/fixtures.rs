@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use dhcproto::v4::MessageType;
 
 use super::{BootSettings, ClientArch, ClientKind, PxeRequest};
-use crate::events::MacAddr;
+use crate::mac::MacAddr;
 
 pub(crate) const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 

@@ -12,7 +12,10 @@ pub(crate) mod fixtures;
 mod request;
 
 pub use arch::ClientArch;
-pub use boot::{BootPlan, BootSettings, choose_boot, pxe_vendor_options, rule_script_path, write_boot_fields};
+pub use boot::{
+    BootOverride, BootPlan, BootSettings, NoBootFile, choose_boot, pxe_vendor_options, rule_script_path,
+    write_boot_fields,
+};
 pub use request::PXE_BOOT_ITEM;
 pub(crate) use request::pxe_sub_option;
 pub use request::{ClientKind, ParseError, PxeRequest, decode_message};

@@ -4,7 +4,7 @@ use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder};
 
 use super::ClientArch;
-use crate::events::{DhcpEvent, MacAddr};
+use crate::mac::MacAddr;
 
 /// iPXE announces itself with user-class `iPXE` (option 77) and always sends its
 /// own encapsulated options in 175; either is enough to know the loader already runs.
@@ -140,21 +140,6 @@ impl PxeRequest {
             giaddr: message.giaddr(),
             broadcast: message.flags().broadcast(),
         })
-    }
-
-    /// The event describing this request, before any answer.
-    pub fn event(&self, received: String) -> DhcpEvent {
-        DhcpEvent {
-            mac: self.mac,
-            received,
-            answered: None,
-            address: None,
-            arch: self.arch.map(|arch| arch.to_string()),
-            vendor_class: self.vendor_class.clone(),
-            is_ipxe: self.is_ipxe,
-            boot: None,
-            note: String::new(),
-        }
     }
 
     /// Whether this client wants to network-boot at all (as opposed to just an address).

@@ -17,7 +17,7 @@ pub mod service;
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
 
-use crate::events::MacAddr;
+use crate::mac::MacAddr;
 
 /// ICMPv6 router solicitation (RFC 4861 §4.1).
 const ROUTER_SOLICITATION: u8 = 133;

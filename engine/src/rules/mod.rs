@@ -9,7 +9,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pxe::{ClientArch, PxeRequest};
+use crate::mac::MacAddr;
+use crate::pxe::{BootOverride, ClientArch, PxeRequest, rule_script_path};
 
 /// A whole MAC (`52:54:00:12:34:56`) or a prefix of one, usually the 3-byte OUI (`52:54:00`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -107,6 +108,11 @@ impl ClientRule {
                 .is_none_or(|prefix| request.vendor_class.as_deref().is_some_and(|class| class.starts_with(prefix)))
     }
 
+    /// What the rule changes in the boot choice of the clients it matches (rule `index`).
+    pub fn boot_override(&self, index: usize) -> BootOverride<'_> {
+        BootOverride { loader: self.boot_file.as_deref(), script: self.entry.as_ref().map(|_| rule_script_path(index)) }
+    }
+
     /// What the rule says to do, for an event or a rules table.
     pub fn describe(&self) -> String {
         let mut conditions = Vec::new();
@@ -153,24 +159,66 @@ pub struct ClientRules {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict<'a> {
     /// No reply at all; the reason goes into the event stream.
-    Ignore(String),
+    Ignore(IgnoreReason),
     /// Answer; `rule` is the matching per-client rule and its index, if any.
     Serve { rule: Option<(usize, &'a ClientRule)> },
+}
+
+/// Why the rules keep a client unanswered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum IgnoreReason {
+    Denylist {
+        mac: MacAddr,
+        pattern: MacPattern,
+    },
+    NotAllowlisted {
+        mac: MacAddr,
+    },
+    /// A per-client rule with `ignore = true`.
+    Rule(AppliedRule),
+}
+
+impl fmt::Display for IgnoreReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Denylist { mac, pattern } => write!(f, "{mac} is on the denylist ({pattern})"),
+            Self::NotAllowlisted { mac } => write!(f, "{mac} is not in the allowlist"),
+            Self::Rule(rule) => write!(f, "{rule} says not to answer"),
+        }
+    }
+}
+
+/// A per-client rule that matched: its number as the user counts (from 1) and what it says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppliedRule {
+    pub number: usize,
+    pub description: String,
+}
+
+impl AppliedRule {
+    pub fn new(index: usize, rule: &ClientRule) -> Self {
+        Self { number: index + 1, description: rule.describe() }
+    }
+}
+
+impl fmt::Display for AppliedRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rule {} ({})", self.number, self.description)
+    }
 }
 
 impl ClientRules {
     pub fn evaluate(&self, request: &PxeRequest) -> Verdict<'_> {
         let mac = &request.mac.0;
         if let Some(pattern) = self.deny.iter().find(|pattern| pattern.matches(mac)) {
-            return Verdict::Ignore(format!("ignored: {} is on the denylist ({pattern})", request.mac));
+            return Verdict::Ignore(IgnoreReason::Denylist { mac: request.mac, pattern: pattern.clone() });
         }
         if !self.allow.is_empty() && !self.allow.iter().any(|pattern| pattern.matches(mac)) {
-            return Verdict::Ignore(format!("ignored: {} is not in the allowlist", request.mac));
+            return Verdict::Ignore(IgnoreReason::NotAllowlisted { mac: request.mac });
         }
         match self.clients.iter().enumerate().find(|(_, rule)| rule.matches(request)) {
-            Some((index, rule)) if rule.ignore => {
-                Verdict::Ignore(format!("ignored: rule {} ({}) says not to answer", index + 1, rule.describe()))
-            }
+            Some((index, rule)) if rule.ignore => Verdict::Ignore(IgnoreReason::Rule(AppliedRule::new(index, rule))),
             found => Verdict::Serve { rule: found },
         }
     }
@@ -214,9 +262,10 @@ mod tests {
             clients: vec![],
         };
         let Verdict::Ignore(denied) = rules.evaluate(&request(QEMU_1, 0, "PXEClient")) else { panic!() };
-        assert!(denied.contains("denylist"), "{denied}");
+        assert!(matches!(denied, IgnoreReason::Denylist { .. }), "{denied}");
+        assert_eq!(denied.to_string(), "52:54:00:00:00:01 is on the denylist (52:54:00:00:00:01)");
         let Verdict::Ignore(outside) = rules.evaluate(&request(OTHER, 0, "PXEClient")) else { panic!() };
-        assert!(outside.contains("not in the allowlist"), "{outside}");
+        assert_eq!(outside, IgnoreReason::NotAllowlisted { mac: MacAddr(OTHER) });
         let mut allowed = QEMU_1;
         allowed[5] = 9;
         assert_eq!(rules.evaluate(&request(allowed, 0, "PXEClient")), Verdict::Serve { rule: None });
@@ -250,7 +299,22 @@ mod tests {
         assert!(matches!(rules.evaluate(&request(OTHER, 0, "PXEClient")), Verdict::Serve { rule: Some((2, _)) }));
         assert!(matches!(rules.evaluate(&request(OTHER, 16, "HTTPClient:Arch:00016")), Verdict::Serve { rule: None }));
         let Verdict::Ignore(why) = rules.evaluate(&request(OTHER, 7, "HTTPClient:Arch:00007")) else { panic!() };
-        assert!(why.contains("rule 1"), "{why}");
+        assert!(matches!(&why, IgnoreReason::Rule(AppliedRule { number: 1, .. })), "{why}");
+    }
+
+    #[test]
+    fn a_rule_overrides_the_loader_and_with_an_entry_the_script() {
+        let rule = ClientRule {
+            boot_file: Some("snponly.efi".into()),
+            entry: Some("Memtest".into()),
+            ..ClientRule::default()
+        };
+        assert_eq!(
+            rule.boot_override(3),
+            BootOverride { loader: Some("snponly.efi"), script: Some("rules/3.ipxe".into()) }
+        );
+        let loader_only = ClientRule { boot_file: Some("snponly.efi".into()), ..ClientRule::default() };
+        assert_eq!(loader_only.boot_override(0), BootOverride { loader: Some("snponly.efi"), script: None });
     }
 
     #[test]

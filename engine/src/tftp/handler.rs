@@ -92,20 +92,24 @@ impl TftpHandler {
     pub fn refuse_write(&self, client: SocketAddr, requested: &str) -> Refusal {
         tracing::debug!(%client, file = ?requested, "TFTP write request refused");
         let reason = format!("write request refused: {READ_ONLY_MESSAGE}");
-        emit(&self.events, client, requested, TransferPhase::Refused { reason });
+        emit(&self.events, client, requested, TransferPhase::Refused { reason, not_found: false });
         Refusal { code: ErrorCode::Undefined, message: READ_ONLY_MESSAGE.to_owned() }
     }
 
     /// A request refused before anything was opened (bad mode, server busy).
     pub fn refuse(&self, client: SocketAddr, requested: &str, error: &dyn std::fmt::Display) -> Refusal {
-        tracing::debug!(%client, file = ?requested, "TFTP request refused: {error}");
-        emit(&self.events, client, requested, TransferPhase::Refused { reason: error.to_string() });
+        self.report_refusal(client, requested, error, false);
         Refusal { code: ErrorCode::Undefined, message: error.to_string() }
     }
 
     fn refuse_path(&self, client: SocketAddr, requested: &str, error: &PathError) -> Refusal {
-        self.refuse(client, requested, error);
+        self.report_refusal(client, requested, error, error.is_not_found());
         tftp_error(error)
+    }
+
+    fn report_refusal(&self, client: SocketAddr, requested: &str, error: &dyn std::fmt::Display, not_found: bool) {
+        tracing::debug!(%client, file = ?requested, "TFTP request refused: {error}");
+        emit(&self.events, client, requested, TransferPhase::Refused { reason: error.to_string(), not_found });
     }
 }
 
@@ -370,9 +374,11 @@ mod tests {
 
         let phases = phases(&mut rx);
         assert_eq!(phases.len(), 4, "{phases:?}");
-        assert!(matches!(&phases[0], TransferPhase::Refused { reason } if reason.contains("..")));
-        assert!(matches!(&phases[1], TransferPhase::Refused { reason } if reason.contains("does not exist")));
-        assert!(matches!(&phases[2], TransferPhase::Refused { reason } if reason.contains("directory")));
+        assert!(matches!(&phases[0], TransferPhase::Refused { reason, .. } if reason.contains("..")));
+        assert!(
+            matches!(&phases[1], TransferPhase::Refused { reason, not_found: true } if reason.contains("does not exist"))
+        );
+        assert!(matches!(&phases[2], TransferPhase::Refused { reason, .. } if reason.contains("directory")));
     }
 
     #[test]
@@ -382,7 +388,7 @@ mod tests {
         let refusal = handler.refuse_write(client(), "upload.bin");
         assert_eq!((refusal.code, refusal.message.as_str()), (ErrorCode::Undefined, READ_ONLY_MESSAGE));
         assert!(
-            matches!(phases(&mut rx).as_slice(), [TransferPhase::Refused { reason }] if reason.contains("read-only"))
+            matches!(phases(&mut rx).as_slice(), [TransferPhase::Refused { reason, .. }] if reason.contains("read-only"))
         );
         assert!(!dir.path().join("upload.bin").exists());
     }

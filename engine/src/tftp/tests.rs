@@ -331,7 +331,7 @@ async fn symlink_out_of_the_root_gets_an_error() {
     assert_eq!(code, 2);
     let phases = phases_until(&mut lab.rx, "escape", is_final).await;
     assert!(
-        matches!(phases.as_slice(), [TransferPhase::Refused { reason }] if reason.contains("outside the boot root")),
+        matches!(phases.as_slice(), [TransferPhase::Refused { reason, .. }] if reason.contains("outside the boot root")),
         "{phases:?}"
     );
 
@@ -359,7 +359,7 @@ async fn missing_file_is_not_found() {
     assert_eq!(code, 1);
     let phases = phases_until(&mut lab.rx, "nope.efi", is_final).await;
     assert!(
-        matches!(phases.as_slice(), [TransferPhase::Refused { reason }] if reason.contains("does not exist")),
+        matches!(phases.as_slice(), [TransferPhase::Refused { reason, not_found: true }] if reason.contains("does not exist")),
         "{phases:?}"
     );
 }
@@ -370,7 +370,7 @@ async fn write_requests_are_refused() {
     let (code, message) = expect_only_error(lab.addr(), &request(OP_WRQ, b"upload.bin", &[])).await;
     assert_eq!((code, message.as_str()), (0, READ_ONLY_MESSAGE));
     let phases = phases_until(&mut lab.rx, "upload.bin", is_final).await;
-    assert!(matches!(phases.as_slice(), [TransferPhase::Refused { reason }] if reason.contains("read-only")));
+    assert!(matches!(phases.as_slice(), [TransferPhase::Refused { reason, .. }] if reason.contains("read-only")));
     assert!(!lab.root.path().join("upload.bin").exists());
 }
 

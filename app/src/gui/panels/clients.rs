@@ -49,16 +49,20 @@ fn transfer_text(client: &ClientRecord) -> String {
     }
 }
 
+fn arch_text(client: &ClientRecord) -> String {
+    client.arch.map_or_else(|| "-".into(), |arch| arch.to_string())
+}
+
 /// The row as one line of tab-separated text, for the clipboard.
 pub fn row_text(client: &ClientRecord, now_ms: u64) -> String {
     [
         mac_text(client),
         address_text(client),
-        client.arch.clone().unwrap_or_else(|| "-".into()),
+        arch_text(client),
         phase_label(client.phase).to_string(),
         transfer_text(client),
         style::ago(now_ms, client.last_seen_ms),
-        client.diagnosis.clone().unwrap_or_default(),
+        client.diagnosis.as_ref().map(ToString::to_string).unwrap_or_default(),
     ]
     .join("\t")
 }
@@ -69,7 +73,7 @@ pub fn sort_clients(clients: &mut [&ClientRecord], column: SortColumn, ascending
         let order = match column {
             SortColumn::Mac => a.mac.cmp(&b.mac),
             SortColumn::Address => a.address.cmp(&b.address),
-            SortColumn::Arch => a.arch.cmp(&b.arch),
+            SortColumn::Arch => arch_text(a).cmp(&arch_text(b)),
             SortColumn::Phase => a.phase.cmp(&b.phase),
             SortColumn::Transfer => {
                 let bytes = |c: &ClientRecord| c.transfer.as_ref().map(|t| t.bytes);
@@ -155,7 +159,7 @@ fn table(ui: &mut Ui, view: &mut ViewState, clients: &[&ClientRecord], now: u64)
                     ui.label(address_text(client));
                 });
                 row.col(|ui| {
-                    ui.label(client.arch.as_deref().unwrap_or("-"));
+                    ui.label(arch_text(client));
                 });
                 row.col(|ui| {
                     let tone = match client.phase {
@@ -217,21 +221,24 @@ fn details(ui: &mut Ui, client: &ClientRecord, now: u64) {
 mod tests {
     use super::*;
     use portapxe_engine::clients::ClientRegistry;
-    use portapxe_engine::events::{DhcpEvent, EngineEvent, MacAddr};
+    use portapxe_engine::events::{DhcpEvent, DhcpMessage, DhcpRole, EngineEvent, MacAddr};
+    use portapxe_engine::pxe::ClientArch;
 
     fn client(last: u8, at: u64) -> ClientRecord {
         let mut registry = ClientRegistry::default();
         registry.apply(
             &EngineEvent::Dhcp(DhcpEvent {
                 mac: MacAddr([0x52, 0x54, 0, 0, 0, last]),
-                received: "DISCOVER".into(),
-                answered: Some("OFFER".into()),
+                role: DhcpRole::Server,
+                received: DhcpMessage::DISCOVER,
+                answered: Some(DhcpMessage::OFFER),
                 address: Some([10, 0, 0, last].into()),
-                arch: Some("BIOS".into()),
+                arch: Some(ClientArch::Bios),
                 vendor_class: None,
                 is_ipxe: false,
                 boot: Some("undionly.kpxe".into()),
-                note: String::new(),
+                reason: None,
+                rule: None,
             }),
             at,
         );
