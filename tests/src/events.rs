@@ -189,7 +189,11 @@ mod tests {
 
     #[test]
     fn contract_examples_parse() {
-        let dhcp = r#"{"kind":"dhcp","mac":"52:54:00:12:34:56","received":"DISCOVER","answered":"OFFER","address":"10.77.0.100","arch":"BIOS","is_ipxe":true,"boot":"http://10.77.0.1:80/boot.ipxe","note":"..."}"#;
+        let dhcp = r#"{"kind":"dhcp","mac":"52:54:00:12:34:56","role":"server","received":"DISCOVER","answered":"OFFER","address":"10.77.0.100","arch":"BIOS","vendor_class":null,"is_ipxe":true,"boot":"http://10.77.0.1:80/boot.ipxe","reason":{"reason":"ipxe_script"},"rule":null,"note":"iPXE is running: handing it the script"}"#;
+        let ignored = r#"{"kind":"dhcp","mac":"52:54:00:00:00:02","role":"proxy","received":"DISCOVER","answered":null,"address":null,"arch":"UEFI x64","vendor_class":"PXEClient:Arch:00007:UNDI:003000","is_ipxe":false,"boot":null,"reason":{"reason":"ignored","by":"not_allowlisted","mac":"52:54:00:00:00:02"},"rule":null,"note":"ignored: 52:54:00:00:00:02 is not in the allowlist"}"#;
+        assert!(
+            matches!(parse_line(ignored).unwrap(), Event::Dhcp(d) if d.role == DhcpRole::Proxy && d.reason() == Some("ignored"))
+        );
         let transfer = r#"{"kind":"transfer","protocol":"tftp","client":"10.77.0.100:1234","file":"ipxe.efi","phase":{"phase":"finished","bytes":1234}}"#;
         let service = r#"{"kind":"service","service":"dhcp","message":"...","ok":true}"#;
         assert!(matches!(parse_line(dhcp).unwrap(), Event::Dhcp(d) if d.is_ipxe));

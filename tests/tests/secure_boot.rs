@@ -50,7 +50,7 @@ fn diagnosis(status: &std::path::Path, mac: &str) -> Option<String> {
     let snapshot: serde_json::Value = serde_json::from_str(&text).ok()?;
     let clients = snapshot["clients"].as_array()?;
     let client = clients.iter().find(|c| c["mac"].as_str().is_some_and(|m| m.eq_ignore_ascii_case(mac)))?;
-    client["diagnosis"].as_str().map(str::to_owned)
+    client["diagnosis"]["text"].as_str().map(str::to_owned)
 }
 
 /// Starts a Secure Boot guest that is expected not to boot, and waits (bounded) until

@@ -75,6 +75,19 @@ pub enum Diagnosis {
     NoProxyFollowUp,
 }
 
+/// A diagnosis in the status file: its tag and facts, and the words beside them.
+#[derive(Serialize)]
+struct Described<'a> {
+    #[serde(flatten)]
+    diagnosis: &'a Diagnosis,
+    text: String,
+}
+
+/// For `#[serde(serialize_with)]` on an `Option<Diagnosis>` field.
+pub(super) fn described<S: serde::Serializer>(diagnosis: &Option<Diagnosis>, serializer: S) -> Result<S::Ok, S::Error> {
+    diagnosis.as_ref().map(|diagnosis| Described { diagnosis, text: diagnosis.to_string() }).serialize(serializer)
+}
+
 impl fmt::Display for Diagnosis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -112,7 +112,8 @@ pub struct ClientRecord {
     /// Files fully sent, in order.
     pub completed: Vec<(String, u64)>,
     pub timeline: VecDeque<TimelineEntry>,
-    /// Why the boot stopped, when we can tell.
+    /// Why the boot stopped, when we can tell (serialized with its words as `text`).
+    #[serde(serialize_with = "super::diagnosis::described")]
     pub diagnosis: Option<Diagnosis>,
     /// The boot stopped at a Secure Boot signature check (also in `diagnosis`, unless
     /// something later says more).
@@ -712,6 +713,10 @@ mod tests {
             })
         );
         assert!(diagnosis.to_string().contains("not signed"), "{diagnosis}");
+        let json = serde_json::to_value(record).unwrap();
+        assert_eq!(json["diagnosis"]["diagnosis"], "secure_boot");
+        assert_eq!(json["diagnosis"]["refused"], "kernel");
+        assert_eq!(json["diagnosis"]["text"], diagnosis.to_string());
         // The same kernel with its initrd after it: a boot that went on.
         registry.apply(&transfer(Protocol::Tftp, "/initrd.img", TransferPhase::Finished { bytes: 10 }), 4_500);
         assert!(registry.snapshot(60_000)[0].diagnosis.is_none());

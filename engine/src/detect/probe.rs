@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use dhcproto::Encodable;
 use dhcproto::v4::{Architecture, DhcpOption, Flags, Message, MessageType, Opcode};
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::time::{Instant, timeout_at};
 
@@ -76,12 +75,13 @@ const RESEND_EVERY: Duration = Duration::from_millis(1500);
 async fn probe_sockets(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, ProbeError> {
     let socket_error = |source: io::Error| ProbeError::Socket { interface: settings.interface.clone(), source };
     let client_port = settings.server_port.wrapping_add(1);
-    let socket = client_socket(&settings.interface, client_port).map_err(|source| match source.kind() {
-        io::ErrorKind::PermissionDenied => {
-            ProbeError::Permission { port: client_port, interface: settings.interface.clone() }
-        }
-        _ => socket_error(source),
-    })?;
+    let socket =
+        crate::socket::dhcp_client_socket(&settings.interface, client_port).map_err(|source| match source.kind() {
+            io::ErrorKind::PermissionDenied => {
+                ProbeError::Permission { port: client_port, interface: settings.interface.clone() }
+            }
+            _ => socket_error(source),
+        })?;
     let plain = discover(random_mac(), false);
     let pxe = discover(random_mac(), true);
     let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, settings.server_port);
@@ -148,20 +148,6 @@ async fn collect(
             detector.observe(sighting);
         }
     }
-}
-
-/// Port 68 on the interface, shared with any DHCP client already running there.
-pub(super) fn client_socket(interface: &str, port: u16) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_broadcast(true)?;
-    socket.set_nonblocking(true)?;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    socket.bind_device(Some(interface.as_bytes()))?;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = interface;
-    socket.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())?;
-    UdpSocket::from_std(socket.into())
 }
 
 /// A locally administered unicast MAC, so the probe never poses as a real machine.

@@ -130,7 +130,7 @@ impl Conflicts {
 /// Listens on the DHCP client port of `interface` (shared with any DHCP client
 /// there) for server replies until the task is aborted.
 pub fn start(interface: &str, client_port: u16, conflicts: Conflicts) -> io::Result<JoinHandle<()>> {
-    let socket = super::probe::client_socket(interface, client_port)?;
+    let socket = crate::socket::dhcp_client_socket(interface, client_port)?;
     Ok(tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         loop {

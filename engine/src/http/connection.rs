@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::observe::Peer;
-use super::server::{CuttableStream, Site};
+use super::site::{CuttableStream, Site};
 
 /// Serves `stream` until the client closes it, the service drains (after the
 /// response in progress) or the service is cut.

@@ -17,6 +17,7 @@ mod connection;
 mod observe;
 mod router;
 mod server;
+mod site;
 #[cfg(target_os = "linux")]
 mod zero_copy;
 

@@ -33,7 +33,7 @@ use tower::ServiceExt;
 use super::confine::resolve_inside;
 use super::observe::{self, Peer};
 use super::router::{FromBootRoot, root_relative};
-use super::server::{CuttableStream, Site};
+use super::site::{CuttableStream, Site};
 
 /// A request head longer than this is left to hyper (which refuses it).
 const MAX_HEAD: usize = 16 * 1024;

@@ -1,0 +1,397 @@
+//! The engine's files import each other in one direction only: this test reads every
+//! source file, resolves each `crate::`/`super::`/`self::` path to the file that
+//! defines what it names (through the `pub use` re-exports of `mod.rs` and `lib.rs`),
+//! and fails on a cycle, naming its files and what ties them.
+//!
+//! Hand-written rather than built on `syn`: paths are all it needs, and a plain scan
+//! of the text keeps this test free of a parser build. Comments and string literals
+//! are blanked first, so a path in a doc comment or a message is not an import.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+type Module = Vec<String>;
+
+/// One source file: its module path and its text with comments and strings blanked.
+struct Source {
+    module: Module,
+    file: PathBuf,
+    code: String,
+}
+
+fn sources(root: &Path) -> Vec<Source> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let relative = path.strip_prefix(root).unwrap();
+                let mut module: Module =
+                    relative.with_extension("").iter().map(|part| part.to_string_lossy().into_owned()).collect();
+                if matches!(module.last().map(String::as_str), Some("mod" | "lib")) {
+                    module.pop();
+                }
+                let code = blank_comments_and_strings(&std::fs::read_to_string(&path).unwrap());
+                found.push(Source { module, file: relative.to_path_buf(), code });
+            }
+        }
+    }
+    found.sort_by(|a, b| a.file.cmp(&b.file));
+    found
+}
+
+/// Replaces comments, string and char literals with spaces (newlines kept).
+fn blank_comments_and_strings(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+        } else if c == 'r' && (next == Some('"') || next == Some('#')) && !is_ident(chars.get(i.wrapping_sub(1))) {
+            // A raw string: r"…", r#"…"#.
+            let mut hashes = 0;
+            let mut j = i + 1;
+            while chars.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if chars.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            j += 1;
+            while j < chars.len() {
+                if chars[j] == '"' && (1..=hashes).all(|k| chars.get(j + k) == Some(&'#')) {
+                    j += 1 + hashes;
+                    break;
+                }
+                j += 1;
+            }
+            out.extend(chars[i..j.min(chars.len())].iter().map(|&c| blank(c)));
+            i = j;
+        } else if c == '"' {
+            out.push(' ');
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if i < chars.len() {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+            out.push(' ');
+            i += 1;
+        } else if c == '\'' && is_char_literal(&chars[i..]) {
+            let end = chars[i + 1..].iter().position(|&c| c == '\'').map_or(chars.len(), |p| i + 2 + p);
+            out.extend(std::iter::repeat_n(' ', end - i));
+            i = end;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn is_ident(c: Option<&char>) -> bool {
+    c.is_some_and(|c| c.is_alphanumeric() || *c == '_')
+}
+
+/// `'a'`, `'\n'`, `'\''`: a char literal, not a lifetime (`'a`).
+fn is_char_literal(rest: &[char]) -> bool {
+    matches!(rest, ['\'', '\\', ..] | ['\'', _, '\'', ..])
+}
+
+/// Every path starting at `crate::`, `super::` or `self::` in `code`, as segment lists
+/// (a use tree's braces expanded: `crate::a::{b, c::D}` gives `a::b` and `a::c::D`).
+fn paths(code: &str) -> Vec<Vec<String>> {
+    let chars: Vec<char> = code.chars().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let starts = ["crate::", "super::", "self::"]
+            .iter()
+            .find(|head| {
+                chars[i..].starts_with(&head.chars().collect::<Vec<_>>()) && !is_ident(chars.get(i.wrapping_sub(1)))
+            })
+            .filter(|_| i == 0 || chars[i - 1] != ':');
+        if let Some(head) = starts {
+            let first = head.trim_end_matches(':').to_owned();
+            let mut at = i + head.len();
+            tree(&chars, &mut at, vec![first], &mut found);
+            i = at.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    found
+}
+
+/// Reads a use tree at `at` after `prefix::`.
+fn tree(chars: &[char], at: &mut usize, prefix: Vec<String>, found: &mut Vec<Vec<String>>) {
+    skip_space(chars, at);
+    if chars.get(*at) == Some(&'{') {
+        *at += 1;
+        loop {
+            skip_space(chars, at);
+            match chars.get(*at) {
+                Some('}') => {
+                    *at += 1;
+                    return;
+                }
+                Some(',') => *at += 1,
+                None => return,
+                _ => {
+                    let before = *at;
+                    tree(chars, at, prefix.clone(), found);
+                    if *at == before {
+                        *at += 1;
+                    }
+                }
+            }
+        }
+    }
+    let start = *at;
+    while is_ident(chars.get(*at)) || chars.get(*at) == Some(&'*') {
+        *at += 1;
+    }
+    let segment: String = chars[start..*at].iter().collect();
+    if segment.is_empty() {
+        found.push(prefix);
+        return;
+    }
+    let mut path = prefix;
+    if segment != "self" && segment != "*" {
+        path.push(segment);
+    }
+    if chars.get(*at) == Some(&':') && chars.get(*at + 1) == Some(&':') {
+        *at += 2;
+        tree(chars, at, path, found);
+    } else {
+        found.push(path);
+    }
+}
+
+fn skip_space(chars: &[char], at: &mut usize) {
+    while chars.get(*at).is_some_and(|c| c.is_whitespace()) {
+        *at += 1;
+    }
+}
+
+/// What a module file re-exports: name → the child module it comes from.
+fn reexports(source: &Source) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    for line in source.code.split(';') {
+        let line = line.trim();
+        let Some(rest) = line.strip_prefix("pub use ").or_else(|| line.strip_prefix("pub(crate) use ")) else {
+            continue;
+        };
+        // `pub use child::{A, B}` / `pub use self::child::A` / `pub use child::A as B`.
+        let rest = rest.trim_start_matches("self::");
+        let Some((child, items)) = rest.split_once("::") else { continue };
+        if child == "crate" || child == "super" {
+            continue;
+        }
+        for item in items.trim_matches(|c| c == '{' || c == '}').split(',') {
+            let item = item.trim();
+            let name = item.rsplit(" as ").next().unwrap_or(item).rsplit("::").next().unwrap_or(item).trim();
+            if !name.is_empty() {
+                names.insert(name.to_owned(), child.trim().to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// The code before the first inline `mod NAME {`, and from there on.
+fn split_inline_module(code: &str) -> (&str, &str) {
+    let mut search = 0;
+    while let Some(found) = code[search..].find("mod ") {
+        let at = search + found;
+        let rest = &code[at + 4..];
+        let name_len = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').count();
+        let after = rest[name_len..].trim_start();
+        let starts_word = at == 0 || !code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        if starts_word && name_len > 0 && after.starts_with('{') {
+            return (&code[..at], &code[at..]);
+        }
+        search = at + 4;
+    }
+    (code, "")
+}
+
+/// The file (by module path) a path leads to, from a module whose path is `base`
+/// without its last segment.
+fn resolve(path: &[String], base: &Module, modules: &BTreeMap<Module, &Source>) -> Option<Module> {
+    let mut current: Module = match path.first().map(String::as_str) {
+        Some("crate") => Vec::new(),
+        Some("self") | Some("super") => {
+            let mut parent = base.clone();
+            parent.pop();
+            if path[0] == "super" {
+                parent.pop();
+            }
+            parent
+        }
+        _ => return None,
+    };
+    let mut rest = &path[1..];
+    while rest.first().map(String::as_str) == Some("super") {
+        current.pop();
+        rest = &rest[1..];
+    }
+    for segment in rest {
+        let mut child = current.clone();
+        child.push(segment.clone());
+        if modules.contains_key(&child) {
+            current = child;
+            continue;
+        }
+        // Not a module: an item of `current`, maybe re-exported from one of its children.
+        let source = modules.get(&current)?;
+        return Some(match reexports(source).get(segment) {
+            Some(from_child) => {
+                let mut child = current.clone();
+                child.push(from_child.clone());
+                if modules.contains_key(&child) { child } else { current }
+            }
+            None => current,
+        });
+    }
+    Some(current)
+}
+
+#[test]
+fn the_engines_files_import_each_other_without_a_cycle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let sources = sources(&root);
+    let modules: BTreeMap<Module, &Source> = sources.iter().map(|s| (s.module.clone(), s)).collect();
+    let mut edges: BTreeMap<Module, BTreeMap<Module, BTreeSet<String>>> = BTreeMap::new();
+    for source in &sources {
+        // An inline module (`mod tests { use super::*; }`, last in the file by habit) is
+        // a module of its own, one level deeper: there `super::` names the file itself.
+        let (outer, inner) = split_inline_module(&source.code);
+        let mut inline = source.module.clone();
+        inline.push("inline".into());
+        for (code, from) in [(outer, &source.module), (inner, &inline)] {
+            // `self::` is the module itself (`a::b` in `a/b.rs` and `a/b/mod.rs`), `super::` its parent.
+            let mut base = from.clone();
+            base.push("self".into());
+            for path in paths(code) {
+                let Some(target) = resolve(&path, &base, &modules) else { continue };
+                if &target == from {
+                    continue;
+                }
+                let named = path.last().cloned().unwrap_or_default();
+                edges.entry(from.clone()).or_default().entry(target).or_default().insert(named);
+            }
+        }
+    }
+    let cycles = find_cycles(&edges);
+    let name = |module: &Module| {
+        if module.is_empty() { "lib.rs".to_owned() } else { module.join("::") }
+    };
+    let described: Vec<String> = cycles
+        .iter()
+        .map(|cycle| {
+            let mut text = cycle.iter().map(name).collect::<Vec<_>>().join(" → ");
+            for pair in cycle.windows(2) {
+                let names = &edges[&pair[0]][&pair[1]];
+                text.push_str(&format!("\n    {} takes {:?} from {}", name(&pair[0]), names, name(&pair[1])));
+            }
+            text
+        })
+        .collect();
+    assert!(described.is_empty(), "the engine's files import in a circle:\n  {}", described.join("\n  "));
+    assert!(edges.len() > 20, "the scan found too few imports ({}): the checker is broken", edges.len());
+}
+
+/// Each strongly connected group of files, as one cycle through it (Tarjan's algorithm
+/// would give the groups; a search from each file for a way back is plenty at this size).
+fn find_cycles(edges: &BTreeMap<Module, BTreeMap<Module, BTreeSet<String>>>) -> Vec<Vec<Module>> {
+    let mut cycles: Vec<Vec<Module>> = Vec::new();
+    let mut seen: BTreeSet<BTreeSet<Module>> = BTreeSet::new();
+    for start in edges.keys() {
+        // Breadth-first from `start` back to `start`: the shortest cycle through it.
+        let mut parent: BTreeMap<Module, Module> = BTreeMap::new();
+        let mut queue = std::collections::VecDeque::from([start.clone()]);
+        let mut back = None;
+        while let Some(node) = queue.pop_front() {
+            for next in edges.get(&node).into_iter().flat_map(BTreeMap::keys) {
+                if next == start {
+                    back = Some(node.clone());
+                    break;
+                }
+                if !parent.contains_key(next) {
+                    parent.insert(next.clone(), node.clone());
+                    queue.push_back(next.clone());
+                }
+            }
+            if back.is_some() {
+                break;
+            }
+        }
+        let Some(mut node) = back else { continue };
+        let mut cycle = vec![start.clone()];
+        while &node != start {
+            cycle.push(node.clone());
+            node = parent[&node].clone();
+        }
+        cycle.push(start.clone());
+        let last = cycle.len() - 1;
+        cycle[1..last].reverse();
+        let members: BTreeSet<Module> = cycle.iter().cloned().collect();
+        if seen.insert(members) {
+            cycles.push(cycle);
+        }
+    }
+    cycles
+}
+
+#[test]
+fn the_scan_reads_use_trees_and_skips_comments() {
+    let code = blank_comments_and_strings(
+        "use crate::a::{b::C, d};\n// use crate::x::Y;\nlet s = \"crate::z::W\";\nsuper::e::f();\n",
+    );
+    let found = paths(&code);
+    let want: Vec<Vec<String>> = [vec!["crate", "a", "b", "C"], vec!["crate", "a", "d"], vec!["super", "e", "f"]]
+        .iter()
+        .map(|p| p.iter().map(|s| s.to_string()).collect())
+        .collect();
+    assert_eq!(found, want);
+    let lifetimes = blank_comments_and_strings("fn f<'a>(x: &'a str) -> char { 'x' } // crate::q");
+    assert!(lifetimes.contains("<'a>") && !lifetimes.contains("'x'") && !lifetimes.contains("crate::q"));
+}
