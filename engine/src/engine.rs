@@ -469,7 +469,7 @@ impl Engine {
             if config.mode == Mode::Dhcp && !options.force_dhcp { conflicts.halting_full_dhcp() } else { conflicts };
         let bind_ip = IpAddr::V4(server_ip);
         // TFTP and HTTP answer only on the serving interface, not on whatever routes to its address.
-        let serving_interface = crate::socket::Interface { name: interface.name.clone(), index: interface.index };
+        let serving_interface = crate::socket::Interface::from(interface);
         let root = config.serving_root().to_path_buf();
         if let Some(loader_dir) = config.fallback_loader_dir() {
             match crate::loaders::register(&root, loader_dir) {
@@ -561,7 +561,7 @@ impl Engine {
                 self.start_router_advertiser(interface);
             }
         }
-        match crate::detect::watch::start(&interface.name, config.dhcp.port.wrapping_add(1), conflicts.clone()) {
+        match crate::detect::watch::start(&interface.into(), config.dhcp.port.wrapping_add(1), conflicts.clone()) {
             Ok(task) => self.watcher = Some(task),
             Err(err) => self.events.emit(EngineEvent::Service(ServiceEvent {
                 service: "detect".into(),
@@ -607,7 +607,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let server_ip = self.status.server_ip;
         let found = probe(&ProbeSettings {
-            interface: interface.name.clone(),
+            interface: interface.into(),
             address: Some(server_ip),
             listen: options.probe_time,
             server_port: config.dhcp.port,

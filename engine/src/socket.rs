@@ -19,6 +19,12 @@ pub struct Interface {
     pub index: u32,
 }
 
+impl From<&crate::net::InterfaceInfo> for Interface {
+    fn from(info: &crate::net::InterfaceInfo) -> Self {
+        Self { name: info.name.clone(), index: info.index }
+    }
+}
+
 /// Ties `socket` to `interface`: SO_BINDTODEVICE on Linux, IP_BOUND_IF on macOS. On
 /// Windows the address binding is all there is (a socket bound to the interface's
 /// address receives only what is addressed to it; not proven here).
@@ -65,18 +71,13 @@ pub fn tcp_listener(addr: SocketAddr, interface: Option<&Interface>) -> io::Resu
 }
 
 /// The DHCP client port (68) on `interface`, shared with any DHCP client already running
-/// there: what the probe sends from and the watcher listens on. Tied to the interface by
-/// name on Linux; elsewhere the port is shared by every interface (macOS needs the
-/// index, which the callers do not have yet).
-pub fn dhcp_client_socket(interface: &str, port: u16) -> io::Result<tokio::net::UdpSocket> {
+/// there: what the probe sends from and the watcher listens on.
+pub fn dhcp_client_socket(interface: &Interface, port: u16) -> io::Result<tokio::net::UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.set_broadcast(true)?;
     socket.set_nonblocking(true)?;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    socket.bind_device(Some(interface.as_bytes()))?;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = interface;
+    bind_to_interface(&socket, interface, false)?;
     socket.bind(&std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, port).into())?;
     tokio::net::UdpSocket::from_std(socket.into())
 }

@@ -37,7 +37,7 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         .filter(|d| !d.is_zero())
         .ok_or_else(|| anyhow::anyhow!("--timeout must be a positive number of seconds"))?;
     let settings = ProbeSettings {
-        interface: interface.name.clone(),
+        interface: (&interface).into(),
         address: interface.facts().map(|facts| facts.address),
         listen,
         server_port: 67,

@@ -711,7 +711,7 @@ impl Actor {
         tokio::spawn(async move {
             let result = match find_up_interface(&interface) {
                 Ok(found) => probe(&ProbeSettings {
-                    interface: found.name.clone(),
+                    interface: (&found).into(),
                     address: found.facts().map(|facts| facts.address),
                     listen,
                     server_port: 67,

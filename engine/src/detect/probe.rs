@@ -21,7 +21,7 @@ use crate::pxe::{PXE_BOOT_ITEM, decode_message};
 
 #[derive(Debug, Clone)]
 pub struct ProbeSettings {
-    pub interface: String,
+    pub interface: crate::socket::Interface,
     /// Our address on the interface, if it has one: the source of the 4011 probe.
     pub address: Option<Ipv4Addr>,
     /// How long to collect answers.
@@ -54,7 +54,7 @@ pub async fn probe(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, Prob
         events: EventSink::new(),
         recorder: None,
     };
-    let capture = crate::capture::live::start(&settings.interface, sinks).ok();
+    let capture = crate::capture::live::start(&settings.interface.name, sinks).ok();
     let result = probe_sockets(settings).await;
     if let Some(capture) = capture {
         // Joining waits for frames already read; the thread wakes every 50 ms.
@@ -73,12 +73,12 @@ pub async fn probe(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, Prob
 const RESEND_EVERY: Duration = Duration::from_millis(1500);
 
 async fn probe_sockets(settings: &ProbeSettings) -> Result<Vec<ServerSighting>, ProbeError> {
-    let socket_error = |source: io::Error| ProbeError::Socket { interface: settings.interface.clone(), source };
+    let socket_error = |source: io::Error| ProbeError::Socket { interface: settings.interface.name.clone(), source };
     let client_port = settings.server_port.wrapping_add(1);
     let socket =
         crate::socket::dhcp_client_socket(&settings.interface, client_port).map_err(|source| match source.kind() {
             io::ErrorKind::PermissionDenied => {
-                ProbeError::Permission { port: client_port, interface: settings.interface.clone() }
+                ProbeError::Permission { port: client_port, interface: settings.interface.name.clone() }
             }
             _ => socket_error(source),
         })?;

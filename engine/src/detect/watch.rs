@@ -12,6 +12,7 @@ use super::classify::{ConflictDetector, ServerRole, ServerSighting, classify};
 use crate::events::{ConflictEvent, EngineEvent, EventSink, ServiceEvent};
 use crate::message_type::DhcpMessage;
 use crate::pxe::decode_message;
+use crate::socket::Interface;
 
 /// Shared by the watcher and the DHCP services (which see clients choose other servers).
 #[derive(Clone)]
@@ -129,7 +130,7 @@ impl Conflicts {
 
 /// Listens on the DHCP client port of `interface` (shared with any DHCP client
 /// there) for server replies until the task is aborted.
-pub fn start(interface: &str, client_port: u16, conflicts: Conflicts) -> io::Result<JoinHandle<()>> {
+pub fn start(interface: &Interface, client_port: u16, conflicts: Conflicts) -> io::Result<JoinHandle<()>> {
     let socket = crate::socket::dhcp_client_socket(interface, client_port)?;
     Ok(tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];

@@ -213,13 +213,8 @@ async fn load_leases(
 pub(crate) struct InterfacePort {
     pub interface: String,
     /// Used to bind on macOS.
-    #[cfg_attr(not(any(target_os = "macos", target_os = "ios")), allow(dead_code))]
     pub index: u32,
     /// Used to bind on Windows.
-    #[cfg_attr(
-        any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios"),
-        allow(dead_code)
-    )]
     pub address: Ipv4Addr,
     pub port: u16,
 }
@@ -245,23 +240,15 @@ pub(crate) fn open_socket(at: &InterfacePort) -> Result<UdpSocket, DhcpStartErro
     UdpSocket::from_std(socket.into()).map_err(socket_error)
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+/// Ties the socket to the interface; the address to bind: 0.0.0.0, except on Windows,
+/// which delivers broadcasts to a socket bound to the interface's address and sends
+/// from that interface.
 fn bind_to_interface(socket: &Socket, at: &InterfacePort) -> io::Result<Ipv4Addr> {
-    socket.bind_device(Some(at.interface.as_bytes()))?;
-    Ok(Ipv4Addr::UNSPECIFIED)
-}
-
-#[cfg(any(target_os = "macos", target_os = "ios"))]
-fn bind_to_interface(socket: &Socket, at: &InterfacePort) -> io::Result<Ipv4Addr> {
-    socket.bind_device_by_index_v4(std::num::NonZeroU32::new(at.index))?;
-    Ok(Ipv4Addr::UNSPECIFIED)
-}
-
-/// Windows delivers broadcasts to a socket bound to the interface's address and
-/// sends from that interface.
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios")))]
-fn bind_to_interface(_socket: &Socket, at: &InterfacePort) -> io::Result<Ipv4Addr> {
-    Ok(at.address)
+    let interface = crate::socket::Interface { name: at.interface.clone(), index: at.index };
+    crate::socket::bind_to_interface(socket, &interface, false)?;
+    let tied_by_the_system =
+        cfg!(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios"));
+    Ok(if tied_by_the_system { Ipv4Addr::UNSPECIFIED } else { at.address })
 }
 
 struct ServeState {

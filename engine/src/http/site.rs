@@ -4,9 +4,7 @@
 
 use std::future::Future;
 use std::io;
-use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -14,8 +12,6 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-
-use crate::events::EventSink;
 
 /// Most bytes one sendfile(2) call may move: on a cold page cache the call reads
 /// them from disk while it holds a runtime worker (about 25 ms from a 20 MB/s stick).
@@ -31,9 +27,9 @@ pub(super) struct Site {
     pub(super) files: Router,
     /// Canonical.
     #[cfg(target_os = "linux")]
-    pub(super) root: Arc<Path>,
+    pub(super) root: std::sync::Arc<std::path::Path>,
     #[cfg(target_os = "linux")]
-    pub(super) events: EventSink,
+    pub(super) events: crate::events::EventSink,
 }
 
 /// A connection that fails every read and write once the service is cut: a

@@ -57,12 +57,7 @@ impl Drop for RouterAdvertiser {
 
 fn open_socket(interface: &str, index: u32) -> io::Result<Socket> {
     let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    socket.bind_device(Some(interface.as_bytes()))?;
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
-    socket.bind_device_by_index_v6(std::num::NonZeroU32::new(index))?;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = interface;
+    crate::socket::bind_to_interface(&socket, &crate::socket::Interface { name: interface.into(), index }, true)?;
     // Hosts drop neighbour-discovery messages whose hop limit is not 255 (RFC 4861 §6.1.2).
     socket.set_multicast_hops_v6(255)?;
     socket.set_unicast_hops_v6(255)?;
