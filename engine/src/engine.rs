@@ -128,12 +128,8 @@ pub fn signed_chain(config: &Config) -> SignedChain {
     if config.boot.uefi_loader == UefiLoader::Ipxe {
         return SignedChain::NotChosen;
     }
-    let served = |name: &str| {
-        let root = config.serving_root();
-        (!root.as_os_str().is_empty() && root.join(name).is_file())
-            || config.fallback_loader_dir().is_some_and(|dir| dir.join(name).is_file())
-    };
-    let files: Vec<String> = [SHIM_X64, GRUB_X64].into_iter().filter(|name| !served(name)).map(String::from).collect();
+    let files: Vec<String> =
+        [SHIM_X64, GRUB_X64].into_iter().filter(|name| !config.serves_file(name)).map(String::from).collect();
     if files.is_empty() { SignedChain::Used } else { SignedChain::Missing { files } }
 }
 
@@ -180,8 +176,7 @@ async fn served_kernels(config: &Config) -> Vec<(String, ServedKernel)> {
             .iter()
             .filter_map(|entry| match entry {
                 BootEntry::Linux { name, kernel, initrd, .. } => {
-                    let signature = crate::signature::read_file(&root.join(kernel)).ok();
-                    let secure_boot_problem = signature.as_ref().and_then(crate::signature::secure_boot_refusal_reason);
+                    let secure_boot_problem = crate::signature::kernel_refusal(&root.join(kernel));
                     Some((
                         kernel.clone(),
                         ServedKernel { entry: name.clone(), initrds: initrd.clone(), secure_boot_problem },
@@ -197,10 +192,7 @@ async fn served_kernels(config: &Config) -> Vec<(String, ServedKernel)> {
 /// Why boot entry `entry` of `config` cannot boot on a machine with Secure Boot on, in
 /// words for the Boot images list, or `None` when it can. Reads the kernel's signature.
 pub fn entry_secure_boot_problem(config: &Config, entry: &BootEntry) -> Option<String> {
-    secure_boot_problem_of(entry, |kernel| {
-        let signature = crate::signature::read_file(&config.serving_root().join(kernel)).ok()?;
-        crate::signature::secure_boot_refusal_reason(&signature)
-    })
+    secure_boot_problem_of(entry, |kernel| crate::signature::kernel_refusal(&config.serving_root().join(kernel)))
 }
 
 /// [`entry_secure_boot_problem`], with `kernel_reason` saying why shim refuses a kernel
@@ -227,16 +219,9 @@ fn grub_configs(config: &Config) -> Vec<(String, Bytes)> {
         config.boot.menu_timeout_secs,
         ipxe_loader,
     ));
-    let mut files: Vec<(String, Bytes)> =
-        crate::grub::CONFIG_PATHS.iter().map(|path| ((*path).to_owned(), main.clone())).collect();
-    for (index, rule) in config.rules.clients.iter().enumerate() {
-        let entry = rule.entry.as_ref().and_then(|name| config.boot.entries.iter().find(|e| e.name() == name));
-        if let Some(entry) = entry {
-            let pinned = crate::grub::generate_pinned_config(entry, ipxe_loader);
-            files.push((crate::grub::rule_config_path(index), Bytes::from(pinned)));
-        }
-    }
-    files
+    let pinned = crate::grub::generate_pinned_configs(&config.boot.entries, &config.rules.clients, ipxe_loader);
+    let main_files = crate::grub::CONFIG_PATHS.iter().map(|path| ((*path).to_owned(), main.clone()));
+    main_files.chain(pinned.into_iter().map(|(path, text)| (path, Bytes::from(text)))).collect()
 }
 
 /// Makes the folder for the leases when it is missing (a fresh account has no data
@@ -413,8 +398,17 @@ impl Engine {
         }));
         // Each kernel's signature is read once: for the registry and for the warnings below.
         let kernels = served_kernels(&config).await;
-        let refusals: std::collections::HashMap<String, Option<String>> =
-            kernels.iter().map(|(path, kernel)| (path.clone(), kernel.secure_boot_problem.clone())).collect();
+        let refused = |kernel: &str| {
+            kernels.iter().find(|(path, _)| path == kernel).and_then(|(_, served)| served.secure_boot_problem.clone())
+        };
+        // Only the signed chain meets Secure Boot; with iPXE the loader itself says it.
+        let entries = if chain == SignedChain::Used { config.boot.entries.as_slice() } else { &[] };
+        let problems: Vec<String> = entries
+            .iter()
+            .filter_map(|entry| {
+                Some(format!("boot entry \"{}\" {}", entry.name(), secure_boot_problem_of(entry, refused)?))
+            })
+            .collect();
         match engine.registry.write() {
             Ok(mut registry) => registry.set_served_kernels(kernels),
             Err(poisoned) => poisoned.into_inner().set_served_kernels(kernels),
@@ -426,16 +420,8 @@ impl Engine {
             message: chain.to_string(),
             ok: !matches!(chain, SignedChain::Missing { .. }),
         }));
-        if chain == SignedChain::Used {
-            for entry in &config.boot.entries {
-                if let Some(problem) = secure_boot_problem_of(entry, |kernel| refusals.get(kernel).cloned().flatten()) {
-                    engine.events.emit(EngineEvent::Service(ServiceEvent {
-                        service: "boot".into(),
-                        message: format!("boot entry \"{}\" {problem}", entry.name()),
-                        ok: false,
-                    }));
-                }
-            }
+        for message in problems {
+            engine.events.emit(EngineEvent::Service(ServiceEvent { service: "boot".into(), message, ok: false }));
         }
         engine.status.ipxe_script = script_path;
         let started = engine.start_services(&config, &interface, boot, generated, facts.prefix, &options);

@@ -47,8 +47,8 @@ pub enum KernelSignature {
 }
 
 /// The PE headers must lie in this many leading bytes. Every EFI program seen in practice
-/// has them in the first 4 KiB; the bound lets [`read_file`] read a fixed prefix and still
-/// agree with [`KernelSignature::read`] on every file.
+/// has them in the first 4 KiB; the bound lets a large file be judged from a fixed prefix
+/// and its certificate table.
 const HEADER_WINDOW: usize = 64 * 1024;
 
 /// A certificate name longer than this is cut (real ones are under 100 characters).
@@ -62,15 +62,8 @@ const TRUSTED_BY_DEBIAN_SHIM: [&str; 3] =
 impl KernelSignature {
     /// What `bytes`, a whole file, say about Secure Boot. Pure; never panics on any input.
     pub fn read(bytes: &[u8]) -> Self {
-        let headers = bytes.get(..HEADER_WINDOW).unwrap_or(bytes);
-        match locate(headers) {
-            Location::NotPe => Self::NotPe,
-            Location::NoTable => Self::Unsigned,
-            Location::Table(table) => match within(&table, bytes.len() as u64).and_then(|table| bytes.get(table)) {
-                Some(table) => Self::from_certificate_table(table),
-                None => Self::Unsigned,
-            },
-        }
+        // Reading memory fails only where the file is too short, which `read_from` answers.
+        read_from(std::io::Cursor::new(bytes)).unwrap_or(Self::Unsigned)
     }
 
     /// Whether Debian's shim (the one PortaPXE serves, signed by Microsoft; it trusts Debian's
@@ -145,12 +138,22 @@ pub fn secure_boot_refusal_reason(signature: &KernelSignature) -> Option<String>
     })
 }
 
-/// What the file at `path` says about Secure Boot: the answer [`KernelSignature::read`]
-/// gives for the whole file, from its first 64 KiB (the PE headers) and its certificate
-/// table, reached by seeking, so a large file is not read whole. Errors are the file's own
-/// (missing, unreadable); what is in it is an answer, never an error. Blocking.
+/// Why shim refuses the kernel at `path`, or `None` when it accepts it or the file
+/// cannot be read (validation reports a missing file).
+pub fn kernel_refusal(path: &Path) -> Option<String> {
+    secure_boot_refusal_reason(&read_file(path).ok()?)
+}
+
+/// What the file at `path` says about Secure Boot, read as [`read_from`] does. Errors
+/// are the file's own (missing, unreadable); what is in it is an answer, never an error.
+/// Blocking.
 pub fn read_file(path: &Path) -> io::Result<KernelSignature> {
-    let mut file = File::open(path)?;
+    read_from(File::open(path)?)
+}
+
+/// What a file says about Secure Boot, from its first 64 KiB (the PE headers) and its
+/// certificate table, reached by seeking, so a large file is not read whole.
+fn read_from(mut file: impl Read + Seek) -> io::Result<KernelSignature> {
     let mut headers = Vec::with_capacity(HEADER_WINDOW);
     file.by_ref().take(HEADER_WINDOW as u64).read_to_end(&mut headers)?;
     let table = match locate(&headers) {
@@ -158,7 +161,7 @@ pub fn read_file(path: &Path) -> io::Result<KernelSignature> {
         Location::NoTable => return Ok(KernelSignature::Unsigned),
         Location::Table(table) => table,
     };
-    let Some(table) = within(&table, file.metadata()?.len()) else {
+    let Some(table) = within(&table, file.seek(SeekFrom::End(0))?) else {
         return Ok(KernelSignature::Unsigned);
     };
     file.seek(SeekFrom::Start(table.start as u64))?;

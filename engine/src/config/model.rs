@@ -268,4 +268,11 @@ impl Config {
     pub fn fallback_loader_dir(&self) -> Option<&Path> {
         self.loader_dir.as_deref().filter(|dir| !self.root.as_os_str().is_empty() && *dir != self.root)
     }
+
+    /// Whether `file` (root-relative) is a file that is served: in the serving root, or
+    /// else in the app's loader folder.
+    pub fn serves_file(&self, file: &str) -> bool {
+        let holds = |folder: &Path| !folder.as_os_str().is_empty() && folder.join(file).is_file();
+        holds(self.serving_root()) || self.fallback_loader_dir().is_some_and(holds)
+    }
 }

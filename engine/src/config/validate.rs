@@ -272,9 +272,7 @@ fn check_relative(field: &str, file: &str, errors: &mut Vec<ConfigError>) {
 fn check_root_file(config: &Config, field: &str, file: &str, errors: &mut Vec<ConfigError>) {
     let before = errors.len();
     check_relative(field, file, errors);
-    let servable = |folder: &Path| !folder.as_os_str().is_empty() && folder.join(file).is_file();
-    if errors.len() == before && !servable(config.serving_root()) && !config.fallback_loader_dir().is_some_and(servable)
-    {
+    if errors.len() == before && !config.serves_file(file) {
         errors.push(error(field, format!("`{file}` is not a file in {}", config.serving_root().display())));
     }
 }

@@ -51,16 +51,15 @@ impl Conflicts {
     /// Reports `sighting`, a reply another server sent, if it is a server not reported
     /// before. An address server stops full DHCP (see [`Self::halting_full_dhcp`]).
     pub fn observe(&self, sighting: ServerSighting) {
-        let ours = match self.detector.lock() {
-            Ok(detector) => detector.is_ours(&sighting),
-            Err(poisoned) => poisoned.into_inner().is_ours(&sighting),
-        };
-        let address_server = (sighting.role == ServerRole::AddressServer && !ours).then_some(sighting.server_id);
-        self.record(sighting);
-        if let (Some(server), Some(halted)) = (address_server, &self.full_dhcp_halted)
-            && !self.address_servers_expected
-            && !halted.swap(true, Ordering::Relaxed)
-        {
+        let server = sighting.server_id;
+        let role = sighting.role;
+        let (ours, news) = self.with_detector(|detector| (detector.is_ours(&sighting), detector.observe(sighting)));
+        // Halt before the report, so its words say what is true now.
+        let halted_now = role == ServerRole::AddressServer
+            && !ours
+            && self.full_dhcp_halted.as_ref().is_some_and(|halted| !halted.swap(true, Ordering::Relaxed));
+        self.report(news);
+        if halted_now {
             self.events.emit(EngineEvent::Service(ServiceEvent {
                 service: "dhcp".into(),
                 message: format!(
@@ -73,40 +72,43 @@ impl Conflicts {
         }
     }
 
-    fn record(&self, sighting: ServerSighting) {
-        let news = match self.detector.lock() {
-            Ok(mut detector) => detector.observe(sighting),
-            Err(poisoned) => poisoned.into_inner().observe(sighting),
-        };
-        if let Some(server) = news {
-            let expected = self.address_servers_expected && server.role == ServerRole::AddressServer;
-            let summary = match server.role {
-                ServerRole::AddressServer if expected => {
-                    format!("the network's DHCP server: {} (expected beside PortaPXE in this mode)", server.describe())
-                }
-                ServerRole::AddressServer if self.full_dhcp_halted.is_some() => format!(
-                    "another DHCP server is on this network: {}. PortaPXE stopped answering DHCP so the two do not \
-                     fight over clients: use proxy mode beside it, or stop it and start again",
-                    server.describe()
-                ),
-                ServerRole::AddressServer => format!(
-                    "another DHCP server is on this network: {}. Clients may take its offer instead of ours; \
-                     use proxy mode beside it, or stop it",
-                    server.describe()
-                ),
-                ServerRole::ProxyDhcp => format!(
-                    "another PXE (proxyDHCP) server is on this network: {}. PXE clients may boot from it instead",
-                    server.describe()
-                ),
-            };
-            self.events.emit(EngineEvent::Conflict(ConflictEvent { server, summary, expected }));
+    fn with_detector<T>(&self, act: impl FnOnce(&mut ConflictDetector) -> T) -> T {
+        match self.detector.lock() {
+            Ok(mut detector) => act(&mut detector),
+            Err(poisoned) => act(&mut poisoned.into_inner()),
         }
+    }
+
+    /// Says what a server seen for the first time means.
+    fn report(&self, news: Option<ServerSighting>) {
+        let Some(server) = news else { return };
+        let expected = self.address_servers_expected && server.role == ServerRole::AddressServer;
+        let summary = match server.role {
+            ServerRole::AddressServer if expected => {
+                format!("the network's DHCP server: {} (expected beside PortaPXE in this mode)", server.describe())
+            }
+            ServerRole::AddressServer if self.full_dhcp_halted() => format!(
+                "another DHCP server is on this network: {}. PortaPXE stopped answering DHCP so the two do not \
+                 fight over clients: use proxy mode beside it, or stop it and start again",
+                server.describe()
+            ),
+            ServerRole::AddressServer => format!(
+                "another DHCP server is on this network: {}. Clients may take its offer instead of ours; \
+                 use proxy mode beside it, or stop it",
+                server.describe()
+            ),
+            ServerRole::ProxyDhcp => format!(
+                "another PXE (proxyDHCP) server is on this network: {}. PXE clients may boot from it instead",
+                server.describe()
+            ),
+        };
+        self.events.emit(EngineEvent::Conflict(ConflictEvent { server, summary, expected }));
     }
 
     /// A client's REQUEST named `server_id` as the server whose offer it took. Reported,
     /// but it stops nothing: anyone can send such a REQUEST.
     pub fn client_chose(&self, server_id: Ipv4Addr) {
-        self.record(ServerSighting {
+        let sighting = ServerSighting {
             server_id,
             source: server_id,
             mac: None,
@@ -117,14 +119,13 @@ impl Conflicts {
             boot_file: None,
             pxe: false,
             boot_server_type: None,
-        });
+        };
+        let news = self.with_detector(|detector| detector.observe(sighting));
+        self.report(news);
     }
 
     pub fn servers(&self) -> Vec<ServerSighting> {
-        match self.detector.lock() {
-            Ok(detector) => detector.servers(),
-            Err(poisoned) => poisoned.into_inner().servers(),
-        }
+        self.with_detector(|detector| detector.servers())
     }
 }
 
@@ -143,4 +144,50 @@ pub fn start(interface: &Interface, client_port: u16, conflicts: Conflicts) -> i
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summaries(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) -> Vec<String> {
+        std::iter::from_fn(|| events.try_recv().ok())
+            .filter_map(|event| match event {
+                EngineEvent::Conflict(conflict) => Some(conflict.summary),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn offer(server: [u8; 4]) -> ServerSighting {
+        ServerSighting {
+            server_id: server.into(),
+            source: server.into(),
+            mac: None,
+            role: ServerRole::AddressServer,
+            message: DhcpMessage::OFFER,
+            offered_address: Some([10, 77, 0, 60].into()),
+            next_server: None,
+            boot_server_type: None,
+            boot_file: None,
+            pxe: false,
+        }
+    }
+
+    #[test]
+    fn a_forged_request_stops_nothing_and_says_nothing_stopped() {
+        let sink = EventSink::new();
+        let mut events = sink.subscribe();
+        let conflicts = Conflicts::new(vec![[10, 77, 0, 1].into()], false, sink).halting_full_dhcp();
+        conflicts.client_chose([10, 77, 0, 9].into());
+        assert!(!conflicts.full_dhcp_halted());
+        let said = summaries(&mut events);
+        assert_eq!(said.len(), 1);
+        assert!(!said[0].contains("stopped answering"), "{said:?}");
+
+        conflicts.observe(offer([10, 77, 0, 2]));
+        assert!(conflicts.full_dhcp_halted());
+        let said = summaries(&mut events);
+        assert!(said[0].contains("PortaPXE stopped answering DHCP"), "{said:?}");
+    }
 }
