@@ -48,13 +48,17 @@ pub enum EngineError {
     Invalid(Vec<ConfigError>),
     #[error("this account has no home folder to keep leases in: choose a folder with --state-dir or in Settings")]
     NoStateDir,
-    /// The reason is part of the message and deliberately not a `source`, so a
-    /// printed error chain says it once.
+    /// The reason is in the message too (the window shows the message alone); the
+    /// CLI's error chain says it once (`cli::error_text`).
     #[error(
         "cannot keep leases in the folder {}: {reason}. Choose another folder with --state-dir or in Settings",
         .path.display()
     )]
-    StateDir { path: PathBuf, reason: std::io::Error },
+    StateDir {
+        path: PathBuf,
+        #[source]
+        reason: std::io::Error,
+    },
     #[error(transparent)]
     Dhcp(#[from] DhcpStartError),
     #[error(transparent)]

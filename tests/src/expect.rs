@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 
 use crate::events::{DhcpEvent, Event, EventsExt, Phase, TransferEvent, is_script_url};
+use crate::guest::{GRUB_FILE, Guest, SHIM_FILE};
 
 /// Render the DHCP events of `mac` one per line.
 pub fn dhcp_story(events: &[Event], mac: &str) -> String {
@@ -103,4 +104,22 @@ pub fn finished_nonempty(events: &[Event], protocol: &str, file: &str, client_ip
 /// Has a transfer of `file` (any client) finished?
 pub fn has_finished(events: &[Event], file: &str) -> bool {
     events.transfers().iter().any(|t| t.name() == file && t.finished_bytes().is_some())
+}
+
+/// The firmware of `mac` was sent to shim and fetched the signed chain over TFTP: shim,
+/// GRUB, GRUB's config, then the guest's kernel and initrd once each, whole. Returns
+/// the client's address.
+pub fn booted_signed_chain(events: &[Event], mac: &str, guest: &Guest) -> Ipv4Addr {
+    let firmware_ack = acks(events, mac).into_iter().find(|d| !d.is_ipxe).unwrap_or_else(|| {
+        panic!("no ACK to the firmware PXE client {mac}; DHCP events:\n{}", dhcp_story(events, mac))
+    });
+    assert_eq!(firmware_ack.boot.as_deref(), Some(SHIM_FILE), "{}", dhcp_story(events, mac));
+    let address = firmware_ack.address.unwrap_or_else(|| panic!("an ACK without an address to {mac}"));
+    for file in [SHIM_FILE, GRUB_FILE, "grub/grub.cfg"] {
+        finished_nonempty(events, "tftp", file, address);
+    }
+    for (file, size) in [("vmlinuz", guest.kernel_size()), ("initrd.img", guest.initrd_size())] {
+        finished_once(events, "tftp", file, address, size);
+    }
+    address
 }

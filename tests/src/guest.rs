@@ -92,7 +92,7 @@ pub fn install_ipxe_binaries(root: &Path) -> Result<()> {
 pub const SHIM_FILE: &str = "shimx64.efi";
 pub const GRUB_FILE: &str = "grubx64.efi";
 
-pub fn signed_loaders_dir() -> PathBuf {
+fn signed_loaders_dir() -> PathBuf {
     workspace_root().join("target/signed-loaders")
 }
 

@@ -65,3 +65,10 @@ pub fn boot_setup(lab: &Lab) -> (ServerSpec, guest::Guest) {
     spec.extra.extend(guest.server_args());
     (spec, guest)
 }
+
+/// [`boot_setup`] with the signed chain (shim, network GRUB) in the root too.
+pub fn signed_boot_setup(lab: &Lab) -> (ServerSpec, guest::Guest) {
+    let (spec, guest) = boot_setup(lab);
+    guest::install_signed_loaders(&spec.root).expect("signed loaders");
+    (spec, guest)
+}

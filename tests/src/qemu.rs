@@ -52,7 +52,6 @@ pub fn boot(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, marker: &str, t
 /// A QEMU guest started on a tap, stopped (SIGTERM, then SIGKILL, by PID) when dropped.
 pub struct RunningGuest {
     pub qemu: Guarded,
-    pub firmware: Firmware,
     pub mac: String,
     serial: PathBuf,
     qemu_log: PathBuf,
@@ -99,7 +98,7 @@ impl RunningGuest {
         eprintln!("[lab] starting {firmware:?} guest {mac} on {tap}: {command:?}");
         let started = Instant::now();
         let qemu = Guarded::spawn("qemu-system-x86_64", &mut command)?;
-        Ok(Self { qemu, firmware, mac: mac.to_owned(), serial, qemu_log, started })
+        Ok(Self { qemu, mac: mac.to_owned(), serial, qemu_log, started })
     }
 
     /// The serial console so far.

@@ -36,6 +36,9 @@ pub struct ServerSpec {
     pub http_port: u16,
     /// Further flags (`--kernel vmlinuz`, …).
     pub extra: Vec<String>,
+    /// Start with this soft open-file limit (a desktop session's is 1024), under the
+    /// hard one: the server is expected to raise it.
+    pub open_files_soft: Option<u64>,
 }
 
 impl ServerSpec {
@@ -53,6 +56,7 @@ impl ServerSpec {
             pool: format!("{}-{}", lab.ip(100), lab.ip(150)),
             http_port: 80,
             extra: Vec::new(),
+            open_files_soft: None,
         })
     }
 
@@ -137,6 +141,18 @@ impl Server {
                 if name.starts_with("XDG_") || name.starts_with("PORTAPXE_") {
                     command.env_remove(&*name);
                 }
+            }
+        }
+        if let Some(soft) = spec.open_files_soft {
+            use nix::sys::resource::{Resource, getrlimit, setrlimit};
+            use std::os::unix::process::CommandExt;
+            let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+            // SAFETY: setrlimit is a plain system call, safe between fork and exec; the
+            // limit passes through `ip netns exec` to the server.
+            unsafe {
+                command.pre_exec(move || {
+                    setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard).map_err(std::io::Error::from)
+                });
             }
         }
         // stdout and stderr share one file; append mode keeps their lines whole.
@@ -259,4 +275,29 @@ impl Drop for Server {
 pub fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The record of client `mac` in a `--status FILE` the server writes, once it is there.
+pub fn status_client(status: &Path, mac: &str) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(status).ok()?;
+    let snapshot: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let clients = snapshot["clients"].as_array()?;
+    clients.iter().find(|c| c["mac"].as_str().is_some_and(|m| m.eq_ignore_ascii_case(mac))).cloned()
+}
+
+/// Every lease (MAC, address) a server keeps in `lease_file` (its snapshot) and the
+/// journal beside it, oldest first; unreadable parts are skipped.
+pub fn leases_on_disk(lease_file: &Path) -> Vec<(String, std::net::Ipv4Addr)> {
+    let mut journal = lease_file.as_os_str().to_owned();
+    journal.push(".journal");
+    let snapshot: Option<serde_json::Value> =
+        std::fs::read(lease_file).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let journal = std::fs::read_to_string(journal).unwrap_or_default();
+    let in_snapshot = snapshot.and_then(|file| file["leases"].as_array().cloned()).unwrap_or_default();
+    let in_journal = journal.lines().filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok());
+    in_snapshot
+        .into_iter()
+        .chain(in_journal)
+        .filter_map(|lease| Some((lease["mac"].as_str()?.to_owned(), lease["ip"].as_str()?.parse().ok()?)))
+        .collect()
 }

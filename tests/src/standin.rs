@@ -29,16 +29,16 @@ impl Dnsmasq {
     /// Serve `root` by TFTP and PXE boot files like portapxe's contract does; no ping
     /// before an offer (it would cost 3 s per new client).
     pub fn start(lab: &Lab, root: &Path) -> Result<Self> {
-        Self::start_with(lab, root, false)
+        Self::start_with(lab, root, Ping::Off)
     }
 
     /// The same, with dnsmasq's defaults as Debian ships them: it pings an address
     /// before offering it (up to 3 s per new client) and sends no router advertisements.
     pub fn start_as_shipped(lab: &Lab, root: &Path) -> Result<Self> {
-        Self::start_with(lab, root, true)
+        Self::start_with(lab, root, Ping::AsShipped)
     }
 
-    fn start_with(lab: &Lab, root: &Path, ping: bool) -> Result<Self> {
+    fn start_with(lab: &Lab, root: &Path, ping: Ping) -> Result<Self> {
         let script = format!(
             "#!ipxe\nkernel tftp://${{next-server}}/vmlinuz initrd=initrd.img {}\ninitrd tftp://${{next-server}}/initrd.img\nboot\n",
             crate::guest::CMDLINE
@@ -54,7 +54,7 @@ impl Dnsmasq {
             "--log-dhcp",
             "--enable-tftp",
         ]);
-        if !ping {
+        if ping == Ping::Off {
             command.arg("--no-ping");
         }
         command.arg(format!("--interface={BRIDGE}"));

@@ -10,7 +10,7 @@ use portapxe_lab::events::EventsExt;
 use portapxe_lab::expect::{self, finished_nonempty, finished_once, has_finished};
 use portapxe_lab::guest::{IPXE_DIR, UEFI_FILE};
 use portapxe_lab::qemu::{self, Firmware};
-use portapxe_lab::{Lab, Server, boot_setup, pool};
+use portapxe_lab::{Lab, Server, boot_setup, pool, signed_boot_setup};
 
 const MAC: &str = "52:54:00:e1:05:01";
 
@@ -54,8 +54,7 @@ fn ovmf_native_pxe_chains_ipxe_efi_then_boots_over_http() {
 fn ovmf_native_pxe_boots_the_signed_chain_by_default() {
     const SIGNED_MAC: &str = "52:54:00:e1:05:02";
     let mut lab = Lab::new("uefi-signed").unwrap();
-    let (spec, guest) = boot_setup(&lab);
-    portapxe_lab::guest::install_signed_loaders(&spec.root).unwrap();
+    let (spec, guest) = signed_boot_setup(&lab);
     let server = Server::start(&lab, &spec).unwrap();
     let tap = lab.add_tap().unwrap();
 
@@ -64,16 +63,7 @@ fn ovmf_native_pxe_boots_the_signed_chain_by_default() {
     let events = server.wait_for_events("TFTP transfers of kernel and initrd", Duration::from_secs(5), |e| {
         has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
     });
-    let firmware_ack = expect::acks(&events, SIGNED_MAC)
-        .into_iter()
-        .find(|d| !d.is_ipxe)
-        .unwrap_or_else(|| panic!("no ACK to {SIGNED_MAC}; DHCP events:\n{}", expect::dhcp_story(&events, SIGNED_MAC)));
-    assert_eq!(firmware_ack.boot.as_deref(), Some(portapxe_lab::guest::SHIM_FILE));
-    let address = firmware_ack.address.unwrap();
-    for (file, size) in [("vmlinuz", guest.kernel_size()), ("initrd.img", guest.initrd_size())] {
-        finished_once(&events, "tftp", file, address, size);
-    }
-    finished_nonempty(&events, "tftp", "grub/grub.cfg", address);
+    expect::booted_signed_chain(&events, SIGNED_MAC, &guest);
     assert!(
         !events.transfers().iter().any(|t| t.protocol == "http"),
         "the signed GRUB reads nothing over HTTP:\n{}",

@@ -131,18 +131,19 @@ struct Foreign {
 impl Foreign {
     /// Full DHCP with a PXE boot file: `--dhcp-range` + `--dhcp-boot=pxelinux.0,,IP`.
     fn rogue(lab: &mut Lab) -> Self {
-        let ip = lab.ip(ROGUE_HOST);
-        let range = format!("--dhcp-range={},{},255.255.255.0,1h", lab.ip(ROGUE_RANGE.0), lab.ip(ROGUE_RANGE.1));
-        let boot = format!("--dhcp-boot={ROGUE_BOOT_FILE},,{ip}");
-        Self::start(lab, "rogue", ROGUE_MAC, ROGUE_HOST, &[range, boot], Ping::Off)
+        Self::rogue_with(lab, Ping::Off)
     }
 
     /// The same rogue with dnsmasq's default ping: its first offer comes about 3 s late.
     fn pinging_rogue(lab: &mut Lab) -> Self {
+        Self::rogue_with(lab, Ping::AsShipped)
+    }
+
+    fn rogue_with(lab: &mut Lab, ping: Ping) -> Self {
         let ip = lab.ip(ROGUE_HOST);
         let range = format!("--dhcp-range={},{},255.255.255.0,1h", lab.ip(ROGUE_RANGE.0), lab.ip(ROGUE_RANGE.1));
         let boot = format!("--dhcp-boot={ROGUE_BOOT_FILE},,{ip}");
-        Self::start(lab, "rogue", ROGUE_MAC, ROGUE_HOST, &[range, boot], Ping::AsShipped)
+        Self::start(lab, "rogue", ROGUE_MAC, ROGUE_HOST, &[range, boot], ping)
     }
 
     /// proxyDHCP: no addresses, a PXE menu with one x86PC item (boot file `pxelinux.0`).
@@ -250,6 +251,21 @@ fn scanner(lab: &mut Lab) -> ClientNs {
 
 /// `portapxe serve` with `spec` (full DHCP), run to completion in the server namespace;
 /// the events go to `events`.
+/// `serve --mode dhcp` beside the rogue at `rogue` (`what` says which): it must refuse
+/// (exit 1) and name the rogue.
+fn refused_beside(lab: &Lab, spec: &ServerSpec, events: &Path, rogue: Ipv4Addr, what: &str) -> Timed {
+    let refused = serve_to_completion(lab, spec, events);
+    eprintln!(
+        "[conflicts] serve --mode dhcp beside {what}: exit {:?} after {:.1} s",
+        refused.code(),
+        refused.elapsed.as_secs_f64()
+    );
+    assert_eq!(refused.code(), Some(1), "serve must refuse (exit 1) beside {what}:\n{}", refused.finished);
+    let named = format!("another DHCP server already answers on {BRIDGE}: DHCP server {rogue}");
+    assert!(refused.finished.stderr.contains(&named), "stderr must contain {named:?}:\n{}", refused.finished);
+    refused
+}
+
 fn serve_to_completion(lab: &Lab, spec: &ServerSpec, events: &Path) -> Timed {
     let mut command = lab.server_command(&binary::portapxe().display().to_string());
     command.args(["serve", "--interface", BRIDGE, "--mode", "dhcp", "--pool", &spec.pool]);
@@ -421,15 +437,7 @@ fn full_dhcp_refuses_to_start_beside_a_server_that_pings_before_offering() {
     let rogue = Foreign::pinging_rogue(&mut lab);
     let spec = ServerSpec::new(&lab).unwrap();
     let events = lab.dir().join("events-refused.jsonl");
-    let refused = serve_to_completion(&lab, &spec, &events);
-    eprintln!(
-        "[conflicts] serve --mode dhcp beside a pinging dnsmasq: exit {:?} after {:.1} s",
-        refused.code(),
-        refused.elapsed.as_secs_f64()
-    );
-    assert_eq!(refused.code(), Some(1), "serve must refuse beside the pinging rogue:\n{}", refused.finished);
-    let named = format!("DHCP server {}", rogue.ip);
-    assert!(refused.finished.stderr.contains(&named), "stderr must name {named:?}:\n{}", refused.finished);
+    refused_beside(&lab, &spec, &events, rogue.ip, "a pinging dnsmasq");
 }
 
 #[test]
@@ -442,16 +450,8 @@ fn full_dhcp_refuses_to_start_beside_a_rogue_unless_forced() {
 
     // Refused: exit 1, the rogue named, proxy mode suggested, nothing answered.
     let events = lab.dir().join("events-refused.jsonl");
-    let refused = serve_to_completion(&lab, &spec, &events);
+    let refused = refused_beside(&lab, &spec, &events, rogue.ip, "the rogue");
     let stderr = &refused.finished.stderr;
-    eprintln!(
-        "[conflicts] serve --mode dhcp beside the rogue: exit {:?} after {:.1} s",
-        refused.code(),
-        refused.elapsed.as_secs_f64()
-    );
-    assert_eq!(refused.code(), Some(1), "serve must refuse (exit 1) beside the rogue:\n{}", refused.finished);
-    let named = format!("another DHCP server already answers on {BRIDGE}: DHCP server {}", rogue.ip);
-    assert!(stderr.contains(&named), "stderr must contain {named:?}:\n{}", refused.finished);
     assert!(stderr.contains("--mode proxy"), "stderr must suggest --mode proxy:\n{}", refused.finished);
     let refused_events = portapxe_lab::events::read(&events).unwrap();
     assert!(

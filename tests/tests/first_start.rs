@@ -6,6 +6,7 @@ use std::path::Path;
 
 use portapxe_lab::clients::{self, Lease, PxeIdentity};
 use portapxe_lab::guest::BIOS_FILE;
+use portapxe_lab::server::leases_on_disk;
 use portapxe_lab::{ClientNs, Lab, Server, ServerSpec, expect, pool};
 
 fn lease(client: &ClientNs, lab: &Lab) -> Lease {
@@ -40,9 +41,8 @@ fn full_dhcp_starts_in_a_fresh_home_and_finds_its_leases_again() {
     let folder = file.parent().unwrap();
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(folder).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700, "{} has mode {:o}", folder.display(), mode & 0o777);
-    let saved = std::fs::read_to_string(&file).unwrap_or_default()
-        + &std::fs::read_to_string(folder.join("leases.json.journal")).unwrap_or_default();
-    assert!(saved.contains(&got.address.to_string()), "the lease of {} is not on disk: {saved}", got.address);
+    let saved = leases_on_disk(&file);
+    assert!(saved.iter().any(|(_, at)| *at == got.address), "the lease of {} is not on disk: {saved:?}", got.address);
 
     // A second start with the same HOME knows the first client: a newcomer gets
     // another address, the first client its own again.

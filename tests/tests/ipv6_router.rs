@@ -75,11 +75,16 @@ fn proxy_mode_and_the_setting_off_stay_silent() {
     portapxe_lab::guest::install_ipxe_binaries(&spec.root).unwrap();
     for (what, spec) in [
         ("full DHCP with --no-router-advertisement", spec.clone().flag("--no-router-advertisement")),
-        ("proxy mode", spec.proxy()),
+        ("proxy mode", spec.clone().proxy()),
     ] {
         let mut server = Server::start(&lab, &spec).unwrap();
         let answer = solicit(&client, Duration::from_secs(3));
         assert!(answer.is_none(), "{what}: a router advertisement came back: {answer:?}");
         server.stop();
     }
+    // The same client hears the default mode: the silence above is the server's.
+    let mut server = Server::start(&lab, &spec).unwrap();
+    let heard = solicit(&client, Duration::from_secs(5));
+    assert!(heard.is_some(), "the client hears no advertisement even in full DHCP\n{}", server.report());
+    server.stop();
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use portapxe_lab::clients::{self, PxeIdentity};
 use portapxe_lab::events::EventsExt;
+use portapxe_lab::server::leases_on_disk;
 use portapxe_lab::{ClientNs, Lab, Server, ServerSpec};
 
 /// A tmpfs mounted for the test and unmounted when dropped, also after a panic.
@@ -59,12 +60,6 @@ fn lease_of(client: &ClientNs, mac: &str, lab: &Lab) -> Option<std::net::Ipv4Add
     clients::udhcpc(client, &PxeIdentity::bios(), &lab.dir().join("clients")).ok().map(|lease| lease.address)
 }
 
-/// Every (MAC, address) in the snapshot and journal on disk.
-fn leases_on_disk(state: &Path) -> String {
-    std::fs::read_to_string(state.join("leases.json")).unwrap_or_default()
-        + &std::fs::read_to_string(state.join("leases.json.journal")).unwrap_or_default()
-}
-
 #[test]
 fn acknowledged_leases_survive_a_full_disk_and_the_server_starts_on_one() {
     let mut lab = Lab::new("lease-full-disk").unwrap();
@@ -112,11 +107,10 @@ fn acknowledged_leases_survive_a_full_disk_and_the_server_starts_on_one() {
     let torn = server.events().services().iter().any(|s| s.message.contains("unreadable"));
     assert!(!torn, "a torn journal line was left behind\n{}", server.report());
     server.stop();
-    let on_disk = leases_on_disk(&state);
+    let on_disk = leases_on_disk(&state.join("leases.json"));
     for (mac, address) in &acked {
-        let found = on_disk.lines().any(|line| line.contains(&format!("\"{address}\"")))
-            && on_disk.contains(&mac.to_ascii_lowercase());
-        assert!(found, "{mac} was acknowledged {address} but is not on disk:\n{on_disk}");
+        let found = on_disk.iter().any(|(kept, at)| kept.eq_ignore_ascii_case(mac) && at == address);
+        assert!(found, "{mac} was acknowledged {address} but is not on disk: {on_disk:?}");
     }
     drop(disk);
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use portapxe_lab::guest::{IPXE_DIR, UEFI_FILE};
 use portapxe_lab::process::wait_until;
 use portapxe_lab::qemu::{self, Firmware};
+use portapxe_lab::server::status_client;
 use portapxe_lab::{Lab, Server, boot_setup, pool};
 use serde_json::Value;
 
@@ -17,9 +18,7 @@ const MAC: &str = "52:54:00:e1:07:01";
 
 /// The client's record once it has fetched everything, from the status file.
 fn handed_off_record(status: &Path) -> Option<Value> {
-    let text = std::fs::read_to_string(status).ok()?;
-    let snapshot: Value = serde_json::from_str(&text).ok()?;
-    let record = snapshot["clients"].as_array()?.iter().find(|c| c["mac"] == MAC)?.clone();
+    let record = status_client(status, MAC)?;
     (record["phase"] == "handed_off" && record["completed"].as_array()?.len() >= 4).then_some(record)
 }
 

@@ -7,17 +7,16 @@ use std::time::Duration;
 
 use portapxe_lab::events::EventsExt;
 use portapxe_lab::expect::{self, has_finished};
-use portapxe_lab::guest::{self, GRUB_FILE, SHIM_FILE};
 use portapxe_lab::process::wait_until;
 use portapxe_lab::qemu::{self, Firmware};
-use portapxe_lab::{Lab, Server, boot_setup};
+use portapxe_lab::server::status_client;
+use portapxe_lab::{Lab, Server, signed_boot_setup};
 
 #[test]
 fn a_secure_boot_machine_boots_the_signed_chain_with_the_defaults() {
     const MAC: &str = "52:54:00:5b:00:01";
     let mut lab = Lab::new("secure-boot").unwrap();
-    let (spec, guest) = boot_setup(&lab);
-    guest::install_signed_loaders(&spec.root).unwrap();
+    let (spec, guest) = signed_boot_setup(&lab);
     let server = Server::start(&lab, &spec).unwrap();
     let tap = lab.add_tap().unwrap();
 
@@ -31,26 +30,12 @@ fn a_secure_boot_machine_boots_the_signed_chain_with_the_defaults() {
     let events = server.wait_for_events("TFTP transfers of kernel and initrd", Duration::from_secs(5), |e| {
         has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
     });
-    let firmware_ack = expect::acks(&events, MAC).into_iter().find(|d| !d.is_ipxe).unwrap_or_else(|| {
-        panic!("no ACK to the firmware PXE client {MAC}; DHCP events:\n{}", expect::dhcp_story(&events, MAC))
-    });
-    assert_eq!(firmware_ack.boot.as_deref(), Some(SHIM_FILE), "{}", expect::dhcp_story(&events, MAC));
-    for file in [SHIM_FILE, GRUB_FILE, "grub/grub.cfg", "vmlinuz", "initrd.img"] {
-        assert!(
-            events.transfers().iter().any(|t| t.protocol == "tftp" && t.name() == file && t.finished_bytes().is_some()),
-            "no finished TFTP transfer of {file}; transfers:\n{}",
-            expect::transfer_story(&events)
-        );
-    }
+    expect::booted_signed_chain(&events, MAC, &guest);
 }
 
 /// The client's diagnosis in the `--status` file, if it has one.
 fn diagnosis(status: &std::path::Path, mac: &str) -> Option<String> {
-    let text = std::fs::read_to_string(status).ok()?;
-    let snapshot: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let clients = snapshot["clients"].as_array()?;
-    let client = clients.iter().find(|c| c["mac"].as_str().is_some_and(|m| m.eq_ignore_ascii_case(mac)))?;
-    client["diagnosis"]["text"].as_str().map(str::to_owned)
+    status_client(status, mac)?["diagnosis"]["text"].as_str().map(str::to_owned)
 }
 
 /// Starts a Secure Boot guest that is expected not to boot, and waits (bounded) until
@@ -79,8 +64,7 @@ fn refused(lab: &mut Lab, server: &Server, status: &std::path::Path, mac: &str, 
 fn ipxe_under_secure_boot_is_refused_and_the_diagnosis_says_so() {
     const MAC: &str = "52:54:00:5b:00:02";
     let mut lab = Lab::new("secure-boot-ipxe").unwrap();
-    let (spec, _guest) = boot_setup(&lab);
-    guest::install_signed_loaders(&spec.root).unwrap();
+    let (spec, _guest) = signed_boot_setup(&lab);
     let status = lab.dir().join("status.json");
     let spec = spec.arg("--uefi-loader", "ipxe").arg("--status", status.display().to_string());
     let server = Server::start(&lab, &spec).unwrap();
@@ -93,8 +77,7 @@ fn ipxe_under_secure_boot_is_refused_and_the_diagnosis_says_so() {
 fn an_unsigned_kernel_is_marked_in_advance_and_named_when_refused() {
     const MAC: &str = "52:54:00:5b:00:03";
     let mut lab = Lab::new("secure-boot-unsigned").unwrap();
-    let (spec, guest) = boot_setup(&lab);
-    guest::install_signed_loaders(&spec.root).unwrap();
+    let (spec, guest) = signed_boot_setup(&lab);
     // The lab's Debian kernel with its signature taken off.
     let stripped = std::process::Command::new("sbattach").arg("--remove").arg(&guest.kernel).output();
     let stripped = stripped.expect("sbattach (apt-get install sbsigntool)");

@@ -43,9 +43,20 @@ pub fn parse_dhcp_frame(frame: &[u8]) -> Option<DhcpFrame> {
 
 #[cfg(test)]
 pub(crate) fn build_frame(source_mac: [u8; 6], source: Ipv4Addr, source_port: u16, payload: &[u8]) -> Vec<u8> {
+    build_frame_to(source_mac, source, source_port, 68, payload)
+}
+
+#[cfg(test)]
+pub(crate) fn build_frame_to(
+    source_mac: [u8; 6],
+    source: Ipv4Addr,
+    source_port: u16,
+    destination_port: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let builder = etherparse::PacketBuilder::ethernet2(source_mac, [0xff; 6])
         .ipv4(source.octets(), [255, 255, 255, 255], 64)
-        .udp(source_port, 68);
+        .udp(source_port, destination_port);
     let mut frame = Vec::with_capacity(builder.size(payload.len()));
     builder.write(&mut frame, payload).expect("writing to a Vec cannot fail");
     frame

@@ -217,6 +217,13 @@ pub fn handle_frame(sinks: &mut CaptureSinks, at: Duration, frame: &[u8], origin
         sinks.recorder = None;
     }
     let Some(dhcp) = parse_dhcp_frame(frame) else { return };
+    // A server answers a client on the client port, and a relay on the server port with
+    // the relay's address in giaddr. A reply sent to port 67 without one reaches no
+    // client: a forged or broken packet, which must not stop full DHCP.
+    let to_a_relay = dhcp.destination_port == 67 && !dhcp.message.giaddr().is_unspecified();
+    if dhcp.destination_port != 68 && !to_a_relay {
+        return;
+    }
     let Some(sighting) = classify(&dhcp.message, dhcp.source_ip, Some(dhcp.source_mac)) else { return };
     if sighting.server_id == sinks.ours || dhcp.source_ip == sinks.ours {
         return;
@@ -237,7 +244,7 @@ pub fn handle_frame(sinks: &mut CaptureSinks, at: Duration, frame: &[u8], origin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::frame::build_frame;
+    use crate::capture::frame::{build_frame, build_frame_to};
     use dhcproto::Encodable;
     use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
 
@@ -276,5 +283,28 @@ mod tests {
         let Ok(EngineEvent::Conflict(conflict)) = received.try_recv() else { panic!("no conflict event") };
         assert_eq!(conflict.server.mac, Some(MacAddr([0xaa, 0, 0, 0, 0, 2])));
         assert!(std::fs::metadata(&path).unwrap().len() > frame.len() as u64);
+    }
+
+    #[test]
+    fn a_reply_sent_to_the_server_port_without_a_relay_is_no_server() {
+        let events = EventSink::new();
+        let mut received = events.subscribe();
+        let conflicts = Conflicts::new(vec![Ipv4Addr::new(10, 0, 0, 1)], false, events.clone()).halting_full_dhcp();
+        let mut sinks =
+            CaptureSinks { ours: Ipv4Addr::new(10, 0, 0, 1), conflicts: conflicts.clone(), events, recorder: None };
+        let mut offer = Message::default();
+        offer.set_opcode(Opcode::BootReply).set_chaddr(&[2, 0, 0, 0, 0, 9]).set_yiaddr(Ipv4Addr::new(10, 0, 0, 77));
+        offer.opts_mut().insert(DhcpOption::MessageType(MessageType::Offer));
+        let source = Ipv4Addr::new(10, 0, 0, 250);
+        // A client machine sending an OFFER to the server port (the hostile-input test).
+        let forged = build_frame_to([0xaa, 0, 0, 0, 0, 3], source, 68, 67, &offer.to_vec().unwrap());
+        handle_frame(&mut sinks, Duration::from_secs(1), &forged, forged.len() as u32);
+        assert!(received.try_recv().is_err(), "a reply to port 67 without a relay is nobody's answer");
+        assert!(!conflicts.full_dhcp_halted());
+        // The same offer to a relay on this segment, and to a client, is another server's.
+        offer.set_giaddr(Ipv4Addr::new(10, 0, 0, 254));
+        let relayed = build_frame_to([0xaa, 0, 0, 0, 0, 3], source, 67, 67, &offer.to_vec().unwrap());
+        handle_frame(&mut sinks, Duration::from_secs(1), &relayed, relayed.len() as u32);
+        assert!(conflicts.full_dhcp_halted(), "a server answering through a relay here");
     }
 }

@@ -297,9 +297,52 @@ mod setting_words {
 
     #[test]
     fn every_field_validation_reports_has_words() {
-        let config =
+        // A config that breaks a rule of every field validation checks.
+        let mut config =
             Config { root: "/no/such/folder".into(), loader_dir: Some("/no/such/loaders".into()), ..Config::default() };
-        for error in validate(&config, None) {
+        config.interface = "eth\u{7}".into();
+        config.mode = Mode::Dhcp;
+        config.dhcp.port = 0;
+        config.dhcp.lease_time_secs = 5;
+        config.dhcp.pool = Some(PoolRange { start: [10, 9, 9, 9].into(), end: [10, 9, 9, 10].into() });
+        config.dhcp.router = Some([10, 9, 9, 1].into());
+        config.tftp.block_size_limit = 1;
+        config.tftp.window_size_limit = 0;
+        config.tftp.enabled = false;
+        config.http.enabled = false;
+        let absolute = Some("/abs.efi".to_owned());
+        config.boot.bios_file = absolute.clone();
+        config.boot.uefi_ia32_file = absolute.clone();
+        config.boot.uefi_x64_file = absolute.clone();
+        config.boot.uefi_arm64_file = absolute;
+        config.boot.ipxe_script = Some("../boot.ipxe".into());
+        config.boot.entries = vec![BootEntry::Chain { name: "Chain".into(), url: "ftp://x".into() }];
+        config.rules.clients = vec![crate::rules::ClientRule::default()];
+        let facts = InterfaceFacts { address: [10, 77, 0, 1].into(), prefix: 24 };
+        let errors = validate(&config, Some(&facts));
+        let fields: std::collections::BTreeSet<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for field in [
+            "interface",
+            "root",
+            "loader_dir",
+            "dhcp.port",
+            "dhcp.pool",
+            "dhcp.router",
+            "dhcp.lease_time_secs",
+            "tftp.enabled",
+            "tftp.block_size_limit",
+            "tftp.window_size_limit",
+            "boot.bios_file",
+            "boot.uefi_ia32_file",
+            "boot.uefi_x64_file",
+            "boot.uefi_arm64_file",
+            "boot.ipxe_script",
+            "boot.entries[0]",
+            "rules.client[0]",
+        ] {
+            assert!(fields.contains(field), "no error for {field}: {errors:#?}");
+        }
+        for error in errors {
             assert!(!error.setting().contains('_') && !error.setting().contains('.'), "{error:?}");
         }
     }

@@ -92,8 +92,8 @@ impl LeaseStore {
         let mut loaded = Loaded { unreadable_journal_lines, skipped_records, compaction_failed: None };
         if snapshot_bytes.is_some() || journal_lines > 0 {
             // Without room for a new snapshot the journal still holds every lease.
+            // `compact` notes the failure, so it is retried only after the journal grew.
             if let Err(err) = store.compact(&table) {
-                store.failed_compaction_at = Some(store.journal_lines);
                 loaded.compaction_failed = Some(err);
             }
         }

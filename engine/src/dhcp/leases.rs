@@ -282,7 +282,8 @@ impl LeaseTable {
 
     /// Rebuilds a table from a saved file. Leases outside the current pool are
     /// dropped (the pool may have changed).
-    pub fn from_bytes(pool: PoolRange, reserved: Ipv4Addr, bytes: &[u8]) -> Result<Self, SnapshotError> {
+    #[cfg(test)]
+    pub(crate) fn from_bytes(pool: PoolRange, reserved: Ipv4Addr, bytes: &[u8]) -> Result<Self, SnapshotError> {
         Self::restore_snapshot(pool, reserved, bytes).map(|restored| restored.table)
     }
 

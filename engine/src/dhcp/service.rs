@@ -192,11 +192,7 @@ async fn load_leases(
         ));
     }
     if let Some(err) = &loaded.compaction_failed {
-        warn(format!(
-            "cannot fold the lease journal into {} ({err}); serving from the journal, which holds every lease: \
-             free some disk space",
-            path.display()
-        ));
+        warn(compaction_failed_text(&path, err));
     }
     if loaded.unreadable_journal_lines > 0 {
         warn(format!(
@@ -249,6 +245,15 @@ fn bind_to_interface(socket: &Socket, at: &InterfacePort) -> io::Result<Ipv4Addr
     let tied_by_the_system =
         cfg!(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios"));
     Ok(if tied_by_the_system { Ipv4Addr::UNSPECIFIED } else { at.address })
+}
+
+/// A snapshot that could not be written (a full disk): nothing is lost, the journal has it.
+fn compaction_failed_text(lease_file: &std::path::Path, err: &io::Error) -> String {
+    format!(
+        "cannot fold the lease journal into {} ({err}); serving from the journal, which holds every lease: \
+         free some disk space",
+        lease_file.display()
+    )
 }
 
 struct ServeState {
@@ -344,15 +349,8 @@ impl ServeState {
         match written {
             Ok(Ok(compaction_failed)) => {
                 if let Some(err) = compaction_failed {
-                    self.events.emit(EngineEvent::Service(ServiceEvent {
-                        service: "dhcp".into(),
-                        message: format!(
-                            "cannot fold the lease journal into {} ({err}); the journal keeps every lease, \
-                             free some disk space",
-                            self.settings.lease_file.display()
-                        ),
-                        ok: false,
-                    }));
+                    let message = compaction_failed_text(&self.settings.lease_file, &err);
+                    self.events.emit(EngineEvent::Service(ServiceEvent { service: "dhcp".into(), message, ok: false }));
                 }
                 true
             }

@@ -72,6 +72,11 @@ impl Admission {
     }
 
     /// A transfer of `client`'s ended. Its next refusal is reported again.
+    /// Transfers admitted and not yet released.
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
     pub fn release(&mut self, client: IpAddr) {
         self.active = self.active.saturating_sub(1);
         if let Some(count) = self.per_client.get_mut(&client) {

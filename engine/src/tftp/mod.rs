@@ -32,7 +32,6 @@ pub mod transfer;
 #[cfg(test)]
 mod tests;
 
-pub use admission::{MAX_TRANSFERS, MAX_TRANSFERS_PER_CLIENT};
 pub use handler::{
     BlockSource, Opened, PROGRESS_INTERVAL, READ_ONLY_MESSAGE, Refusal, TftpHandler, TransferReport, tftp_error,
 };

@@ -15,7 +15,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -185,8 +185,7 @@ pub struct TftpService {
 #[derive(Default)]
 struct Transfers {
     stopping: AtomicBool,
-    active: AtomicUsize,
-    /// Per-address limits; `active` mirrors its count for lock-free reads.
+    /// The transfers running, overall and per client address.
     admission: std::sync::Mutex<Admission>,
 }
 
@@ -201,7 +200,7 @@ impl std::fmt::Debug for TftpService {
         f.debug_struct("TftpService")
             .field("local_addr", &self.local_addr)
             .field("running", &self.is_running())
-            .field("transfers", &self.transfers.active.load(Ordering::Relaxed))
+            .field("transfers", &self.transfers.admission().active())
             .finish()
     }
 }
@@ -230,7 +229,7 @@ impl TftpService {
         }
         // Transfers notice within STOP_POLL; wait a little longer than that.
         let deadline = Instant::now() + STOP_POLL * 5;
-        while self.transfers.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        while self.transfers.admission().active() > 0 && Instant::now() < deadline {
             tokio::time::sleep(STOP_POLL / 10).await;
         }
         self.events.emit(EngineEvent::Service(ServiceEvent {
@@ -364,7 +363,6 @@ impl Listener {
             client,
             request,
         };
-        self.transfers.active.fetch_add(1, Ordering::SeqCst);
         let spawned = std::thread::Builder::new()
             .name("tftp-transfer".to_owned())
             .stack_size(TRANSFER_STACK)
@@ -465,7 +463,6 @@ struct ActiveGuard {
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.transfers.admission().release(self.client);
-        self.transfers.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use portapxe_lab::guest::{self, Guest};
 use portapxe_lab::qemu::{self, Firmware};
 use portapxe_lab::standin::Dnsmasq;
-use portapxe_lab::{Lab, Server, boot_setup};
+use portapxe_lab::{Lab, Server, boot_setup, signed_boot_setup};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Peer {
@@ -48,10 +48,7 @@ fn boot_once(peer: Peer, firmware: Firmware, n: usize) -> Result<f64> {
     let mac = format!("52:54:00:be:{:02x}:{:02x}", n % 256, firmware as u8);
     let (_server, _dnsmasq, marker) = match peer {
         Peer::PortaPxe | Peer::PortaPxeSigned => {
-            let (spec, guest) = boot_setup(&lab);
-            if peer == Peer::PortaPxeSigned {
-                guest::install_signed_loaders(&spec.root)?;
-            }
+            let (spec, guest) = if peer == Peer::PortaPxeSigned { signed_boot_setup(&lab) } else { boot_setup(&lab) };
             (Some(Server::start(&lab, &spec)?), None, guest.marker)
         }
         Peer::Dnsmasq => {
