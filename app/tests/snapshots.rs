@@ -176,7 +176,7 @@ fn serving() -> (Config, UiSnapshot) {
             http: Some(SocketAddr::new(SERVER.into(), 80)),
             ipxe_script: "boot.ipxe".into(),
             lease_file: None,
-            capture: "running".into(),
+            capture: portapxe_engine::CaptureStatus::Running,
             signed_chain: portapxe_engine::SignedChain::Used,
         }),
         clients: registry.snapshot(T0 + 9_000),

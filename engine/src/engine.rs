@@ -22,7 +22,7 @@ use crate::detect::watch::Conflicts;
 use crate::detect::{ServerRole, ServerSighting};
 use crate::dhcp::service::DhcpServiceSettings;
 use crate::dhcp::{DhcpService, DhcpSettings, DhcpStartError};
-use crate::events::{EngineEvent, EventSink, ServiceEvent};
+use crate::events::{EngineEvent, EventSink, Service, ServiceEvent};
 use crate::generated::GeneratedFiles;
 use crate::grub::{GRUB_X64, SHIM_X64};
 use crate::http::{HttpService, HttpSettings, HttpStartError};
@@ -301,10 +301,29 @@ pub struct EngineStatus {
     /// Where iPXE clients are sent.
     pub ipxe_script: String,
     pub lease_file: Option<PathBuf>,
-    /// "running", or why packet capture is unavailable and what to do.
-    pub capture: String,
+    pub capture: CaptureStatus,
     /// What x64 UEFI machines get first: the signed chain, or iPXE and why.
     pub signed_chain: SignedChain,
+}
+
+/// Whether packet capture runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "why", rename_all = "snake_case")]
+pub enum CaptureStatus {
+    Off,
+    Running,
+    /// Why it cannot run, and what to do.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for CaptureStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::Running => f.write_str("running"),
+            Self::Unavailable(why) => write!(f, "unavailable: {why}"),
+        }
+    }
 }
 
 pub struct Engine {
@@ -365,7 +384,7 @@ impl Engine {
                 http: None,
                 ipxe_script: String::new(),
                 lease_file: None,
-                capture: "off".into(),
+                capture: CaptureStatus::Off,
                 signed_chain: SignedChain::NotChosen,
             },
         };
@@ -396,7 +415,7 @@ impl Engine {
         let boot = boot_settings_with(&config, server_ip, &chain);
         let files = crate::limits::raise_open_file_limit();
         engine.events.emit(EngineEvent::Service(ServiceEvent {
-            service: "files".into(),
+            service: Service::Files,
             ok: !matches!(files, crate::limits::OpenFileLimit::Unchanged(_)),
             message: files.to_string(),
         }));
@@ -420,12 +439,12 @@ impl Engine {
         let generated = if chain == SignedChain::Used { generated.with(grub_configs(&config)) } else { generated };
         engine.status.signed_chain = chain.clone();
         engine.events.emit(EngineEvent::Service(ServiceEvent {
-            service: "boot".into(),
+            service: Service::Boot,
             message: chain.to_string(),
             ok: !matches!(chain, SignedChain::Missing { .. }),
         }));
         for message in problems {
-            engine.events.emit(EngineEvent::Service(ServiceEvent { service: "boot".into(), message, ok: false }));
+            engine.events.emit(EngineEvent::Service(ServiceEvent { service: Service::Boot, message, ok: false }));
         }
         engine.status.ipxe_script = script_path;
         let started = engine.start_services(&config, &interface, boot, generated, facts.prefix, &options);
@@ -486,7 +505,7 @@ impl Engine {
             let http = crate::http::start(settings, generated.clone(), self.events.clone()).await?;
             self.status.http = Some(http.local_addr());
             self.events.emit(EngineEvent::Service(ServiceEvent {
-                service: "http".into(),
+                service: Service::Http,
                 message: format!("HTTP serving {} on {}", root.display(), http.local_addr()),
                 ok: true,
             }));
@@ -554,7 +573,7 @@ impl Engine {
         match crate::detect::watch::start(&interface.into(), config.dhcp.port.wrapping_add(1), conflicts.clone()) {
             Ok(task) => self.watcher = Some(task),
             Err(err) => self.events.emit(EngineEvent::Service(ServiceEvent {
-                service: "detect".into(),
+                service: Service::Detect,
                 message: format!("cannot watch for other DHCP servers on {}: {err}", interface.name),
                 ok: false,
             })),
@@ -562,7 +581,7 @@ impl Engine {
         self.start_capture(&interface.name, server_ip, &conflicts, options);
         self.conflicts = Some(conflicts);
         self.events.emit(EngineEvent::Service(ServiceEvent {
-            service: "engine".into(),
+            service: Service::Engine,
             message: format!("ready on {} ({server_ip})", interface.name),
             ok: true,
         }));
@@ -581,7 +600,7 @@ impl Engine {
     pub async fn stop(mut self) {
         self.stop_services().await;
         self.events.emit(EngineEvent::Service(ServiceEvent {
-            service: "engine".into(),
+            service: Service::Engine,
             message: "stopped".into(),
             ok: true,
         }));
@@ -622,7 +641,11 @@ impl Engine {
             Some(path) => match PcapNgRecorder::create(path, interface) {
                 Ok(recorder) => Some(recorder),
                 Err(err) => {
-                    self.report("capture", format!("cannot write {}: {err}; not recording", path.display()), false);
+                    self.report(
+                        Service::Capture,
+                        format!("cannot write {}: {err}; not recording", path.display()),
+                        false,
+                    );
                     None
                 }
             },
@@ -632,13 +655,13 @@ impl Engine {
             CaptureSinks { ours: server_ip, conflicts: conflicts.clone(), events: self.events.clone(), recorder };
         match crate::capture::live::start(interface, sinks) {
             Ok(capture) => {
-                self.status.capture = "running".into();
+                self.status.capture = CaptureStatus::Running;
                 self.capture = Some(capture);
-                self.report("capture", format!("capturing DHCP traffic on {interface}"), true);
+                self.report(Service::Capture, format!("capturing DHCP traffic on {interface}"), true);
             }
             Err(unavailable) => {
-                self.status.capture = format!("unavailable: {unavailable}");
-                self.report("capture", unavailable.to_string(), false);
+                self.status.capture = CaptureStatus::Unavailable(unavailable.to_string());
+                self.report(Service::Capture, unavailable.to_string(), false);
             }
         }
     }
@@ -652,7 +675,7 @@ impl Engine {
             Ok(advertiser) => {
                 self.router_advertiser = Some(advertiser);
                 self.report(
-                    "ipv6",
+                    Service::Ipv6,
                     format!(
                         "answering IPv6 router solicitations on {} with \"no router here\" (iPXE does not wait for IPv6)",
                         interface.name
@@ -667,7 +690,7 @@ impl Engine {
                     ""
                 };
                 self.report(
-                    "ipv6",
+                    Service::Ipv6,
                     format!("cannot answer IPv6 router solicitations on {}: {err}{hint}; {WAIT}", interface.name),
                     false,
                 );
@@ -675,14 +698,14 @@ impl Engine {
         }
         #[cfg(not(unix))]
         self.report(
-            "ipv6",
+            Service::Ipv6,
             format!("IPv6 router solicitations are not answered on this system ({}); {WAIT}", interface.name),
             false,
         );
     }
 
-    fn report(&self, service: &str, message: String, ok: bool) {
-        self.events.emit(EngineEvent::Service(ServiceEvent { service: service.into(), message, ok }));
+    fn report(&self, service: crate::events::Service, message: String, ok: bool) {
+        self.events.emit(EngineEvent::Service(ServiceEvent { service, message, ok }));
     }
 
     /// Every client seen recently, most recent first.

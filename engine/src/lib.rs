@@ -26,7 +26,7 @@ pub mod socket;
 pub mod tftp;
 
 pub use engine::{
-    Engine, EngineError, EngineStatus, SignedChain, StartOptions, boot_settings, entry_secure_boot_problem,
-    export_target, signed_chain,
+    CaptureStatus, Engine, EngineError, EngineStatus, SignedChain, StartOptions, boot_settings,
+    entry_secure_boot_problem, export_target, signed_chain,
 };
 pub use events::{EngineEvent, EventSink};

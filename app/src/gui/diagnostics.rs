@@ -43,7 +43,7 @@ pub struct StatusReport {
     pub state: &'static str,
     pub engine: Option<EngineStatus>,
     pub last_error: Option<String>,
-    pub service_errors: Vec<(String, String)>,
+    pub service_errors: Vec<(portapxe_engine::events::Service, String)>,
     pub conflicts: Vec<ConflictReport>,
     pub clients: Vec<ClientRecord>,
 }

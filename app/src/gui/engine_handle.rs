@@ -19,7 +19,9 @@ use portapxe_engine::detect::ServerSighting;
 use portapxe_engine::detect::probe::{ProbeSettings, probe};
 use portapxe_engine::events::{MacAddr, TransferPhase};
 use portapxe_engine::net::{InterfaceInfo, find_interface, find_up_interface, list_interfaces};
-use portapxe_engine::{Engine, EngineError, EngineEvent, EngineStatus, EventSink, SignedChain, StartOptions};
+use portapxe_engine::{
+    CaptureStatus, Engine, EngineError, EngineEvent, EngineStatus, EventSink, SignedChain, StartOptions,
+};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -174,7 +176,7 @@ pub struct UiSnapshot {
     pub log: VecDeque<LogLine>,
     pub last_error: Option<StartFailure>,
     /// Services that reported a failure while running (service name, message).
-    pub service_errors: Vec<(String, String)>,
+    pub service_errors: Vec<(portapxe_engine::events::Service, String)>,
     pub scan: ScanState,
     /// `None` until the first listing arrived.
     pub interfaces: Option<Vec<InterfaceInfo>>,
@@ -291,10 +293,8 @@ impl UiSnapshot {
                     None => self.conflicts.push(entry),
                 }
             }
-            EngineEvent::Service(service)
-                if !service.ok && !["capture", "ipv6", "boot", "files"].contains(&service.service.as_str()) =>
-            {
-                self.service_errors.push((service.service.clone(), service.message.clone()));
+            EngineEvent::Service(service) if !service.ok && !service.service.is_help() => {
+                self.service_errors.push((service.service, service.message.clone()));
             }
             _ => {}
         }
@@ -637,11 +637,11 @@ impl Actor {
             Ok(engine) => {
                 let status = engine.status().clone();
                 let capture = match (&status.capture, capture_file) {
-                    (running, Some(file)) if running == "running" => CaptureState::Recording(file),
-                    (running, None) if running == "running" => {
+                    (CaptureStatus::Running, Some(file)) => CaptureState::Recording(file),
+                    (CaptureStatus::Running, None) => {
                         CaptureState::Unavailable("no data folder to record the capture in".into())
                     }
-                    (why, _) => CaptureState::Unavailable(why.clone()),
+                    (other, _) => CaptureState::Unavailable(other.to_string()),
                 };
                 self.engine = Some(engine);
                 self.shared.update(|s| {

@@ -11,7 +11,7 @@ use super::frame::parse_dhcp_frame;
 use super::pcapng::PcapNgRecorder;
 use crate::detect::classify;
 use crate::detect::watch::Conflicts;
-use crate::events::{EngineEvent, EventSink, WireDhcp};
+use crate::events::{EngineEvent, EventSink, Service, WireDhcp};
 use crate::mac::MacAddr;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -108,7 +108,7 @@ pub fn start(interface: &str, sinks: CaptureSinks) -> Result<LiveCapture, Captur
                     Err(pcap::Error::TimeoutExpired) => std::thread::sleep(IDLE_POLL),
                     Err(err) => {
                         sinks.events.emit(EngineEvent::Service(crate::events::ServiceEvent {
-                            service: "capture".into(),
+                            service: Service::Capture,
                             message: format!("capture stopped: {err}"),
                             ok: false,
                         }));

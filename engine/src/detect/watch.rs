@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 use super::classify::{ConflictDetector, ServerRole, ServerSighting, classify};
-use crate::events::{ConflictEvent, EngineEvent, EventSink, ServiceEvent};
+use crate::events::{ConflictEvent, EngineEvent, EventSink, Service, ServiceEvent};
 use crate::message_type::DhcpMessage;
 use crate::pxe::decode_message;
 use crate::socket::Interface;
@@ -61,7 +61,7 @@ impl Conflicts {
         self.report(news);
         if halted_now {
             self.events.emit(EngineEvent::Service(ServiceEvent {
-                service: "dhcp".into(),
+                service: Service::Dhcp,
                 message: format!(
                     "stopped answering DHCP: another DHCP server ({server}) hands out addresses on this network. \
                      Switch to proxy mode to boot machines beside it, or restart with --force-dhcp only if that \

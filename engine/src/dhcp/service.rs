@@ -19,7 +19,7 @@ use dhcproto::v4::MessageType;
 
 use crate::config::PoolRange;
 use crate::detect::watch::Conflicts;
-use crate::events::{EngineEvent, EventSink, ServiceEvent};
+use crate::events::{EngineEvent, EventSink, Service, ServiceEvent};
 use crate::pxe::PxeRequest;
 
 /// Where and how the DHCP service listens.
@@ -122,7 +122,7 @@ impl BoundDhcp {
         while socket.try_recv_from(&mut buf).is_ok() {}
         let (stop_tx, stop_rx) = oneshot::channel();
         events.emit(EngineEvent::Service(ServiceEvent {
-            service: "dhcp".into(),
+            service: Service::Dhcp,
             message: format!(
                 "DHCP serving pool {} on {} (port {})",
                 settings.pool,
@@ -164,7 +164,7 @@ async fn load_leases(
             let aside = path.with_extension(format!("{kind}-{}", now()));
             let moved = tokio::fs::rename(&path, &aside).await;
             events.emit(EngineEvent::Service(ServiceEvent {
-                service: "dhcp".into(),
+                service: Service::Dhcp,
                 message: format!(
                     "lease file {} cannot be used: {err}; kept it as {} ({}) and started from its journal alone",
                     path.display(),
@@ -182,7 +182,7 @@ async fn load_leases(
         OpenError::Snapshot(err) => lease_file_error(io::Error::other(err)),
     })?;
     let warn = |message: String| {
-        events.emit(EngineEvent::Service(ServiceEvent { service: "dhcp".into(), message, ok: false }))
+        events.emit(EngineEvent::Service(ServiceEvent { service: Service::Dhcp, message, ok: false }))
     };
     if loaded.skipped_records > 0 {
         warn(format!(
@@ -350,7 +350,7 @@ impl ServeState {
             Ok(Ok(compaction_failed)) => {
                 if let Some(err) = compaction_failed {
                     let message = compaction_failed_text(&self.settings.lease_file, &err);
-                    self.events.emit(EngineEvent::Service(ServiceEvent { service: "dhcp".into(), message, ok: false }));
+                    self.events.emit(EngineEvent::Service(ServiceEvent { service: Service::Dhcp, message, ok: false }));
                 }
                 true
             }
@@ -362,7 +362,7 @@ impl ServeState {
                 };
                 // Never acknowledge a lease that would be lost on a crash.
                 self.events.emit(EngineEvent::Service(ServiceEvent {
-                    service: "dhcp".into(),
+                    service: Service::Dhcp,
                     message: format!(
                         "cannot write leases to {} ({reason}); {} repl{} withheld",
                         self.settings.lease_file.display(),

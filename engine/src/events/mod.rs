@@ -104,9 +104,53 @@ pub enum TransferPhase {
 /// A service started, stopped or failed.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceEvent {
-    pub service: String,
+    pub service: Service,
     pub message: String,
     pub ok: bool,
+}
+
+/// Which part of the engine a [`ServiceEvent`] is about (its name in the event stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    Engine,
+    Dhcp,
+    ProxyDhcp,
+    Tftp,
+    Http,
+    /// The watcher for other DHCP servers.
+    Detect,
+    Capture,
+    /// Router advertisements ("no router here").
+    Ipv6,
+    /// What is booted: the signed chain, kernels that need Secure Boot off.
+    Boot,
+    /// The open-file limit.
+    Files,
+}
+
+impl Service {
+    /// A help beside serving: when it fails, serving goes on and the log says why.
+    pub fn is_help(self) -> bool {
+        matches!(self, Self::Capture | Self::Ipv6 | Self::Boot | Self::Files)
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Engine => "engine",
+            Self::Dhcp => "dhcp",
+            Self::ProxyDhcp => "proxydhcp",
+            Self::Tftp => "tftp",
+            Self::Http => "http",
+            Self::Detect => "detect",
+            Self::Capture => "capture",
+            Self::Ipv6 => "ipv6",
+            Self::Boot => "boot",
+            Self::Files => "files",
+        })
+    }
 }
 
 /// Cheap to clone; every service holds one.

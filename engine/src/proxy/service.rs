@@ -10,7 +10,7 @@ use super::decide::{ProxyDestination, ProxyPort, ProxySettings, decide};
 use crate::dhcp::DhcpStartError;
 use crate::dhcp::server::encode_reply;
 use crate::dhcp::service::{InterfacePort, open_socket};
-use crate::events::{EngineEvent, EventSink, ServiceEvent};
+use crate::events::{EngineEvent, EventSink, Service, ServiceEvent};
 use crate::pxe::PxeRequest;
 
 #[derive(Debug, Clone)]
@@ -70,7 +70,7 @@ pub async fn start(settings: ProxyServiceSettings, events: EventSink) -> Result<
     let dhcp_addr = dhcp.local_addr().map_err(socket_error)?;
     let boot_server_addr = boot_server.local_addr().map_err(socket_error)?;
     events.emit(EngineEvent::Service(ServiceEvent {
-        service: "proxydhcp".into(),
+        service: Service::ProxyDhcp,
         message: format!(
             "proxyDHCP answering PXE clients on {} (ports {} and {}); addresses come from the network's DHCP server",
             settings.interface,

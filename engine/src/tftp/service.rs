@@ -24,7 +24,7 @@ use super::admission::Admission;
 use super::handler::{Opened, Refusal, TftpHandler};
 use super::packet::{self, ClientPacket, DATA_HEADER_LEN, ErrorCode, Mode, Request};
 use super::transfer::{Action, Limits, MAX_BLOCK_SIZE, Negotiated, ReadTransfer, negotiate};
-use crate::events::{EngineEvent, EventSink, ServiceEvent};
+use crate::events::{EngineEvent, EventSink, Service, ServiceEvent};
 use crate::generated::GeneratedFiles;
 
 /// Default window size cap. A window is held in memory (window × block size per
@@ -51,8 +51,6 @@ const LISTEN_BUFFER: usize = 256 * 1024;
 
 /// Longest datagram a client sends (a request with options); longer is dropped.
 const MAX_REQUEST_DATAGRAM: usize = 2048;
-
-const SERVICE_NAME: &str = "tftp";
 
 /// How to run the TFTP service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,7 +231,7 @@ impl TftpService {
             tokio::time::sleep(STOP_POLL / 10).await;
         }
         self.events.emit(EngineEvent::Service(ServiceEvent {
-            service: SERVICE_NAME.to_owned(),
+            service: Service::Tftp,
             message: format!("TFTP on {} stopped", self.local_addr),
             ok: true,
         }));
@@ -287,12 +285,12 @@ pub async fn start(
         let Err(err) = listener.serve(&socket, stop_rx).await else { return };
         let message = format!("TFTP on {local_addr} stopped: {err}");
         tracing::error!("{message}");
-        task_events.emit(EngineEvent::Service(ServiceEvent { service: SERVICE_NAME.to_owned(), message, ok: false }));
+        task_events.emit(EngineEvent::Service(ServiceEvent { service: Service::Tftp, message, ok: false }));
     });
 
     tracing::info!(addr = %local_addr, root = %settings.root.display(), "TFTP serving");
     events.emit(EngineEvent::Service(ServiceEvent {
-        service: SERVICE_NAME.to_owned(),
+        service: Service::Tftp,
         message: format!("TFTP serving {} on {local_addr}", settings.root.display()),
         ok: true,
     }));

@@ -245,7 +245,7 @@ pub fn lights(snapshot: &UiSnapshot, config: &Config) -> Vec<Light> {
         FailedService::Http,
     ));
     if let Some(status) = status {
-        let (tone, hover) = if status.capture == "running" {
+        let (tone, hover) = if status.capture == portapxe_engine::CaptureStatus::Running {
             (Tone::Ok, "capturing DHCP traffic".to_string())
         } else {
             (Tone::Caution, format!("capture {}", status.capture))
