@@ -17,6 +17,8 @@ struct Source {
     module: Module,
     file: PathBuf,
     code: String,
+    /// What it re-exports: name → the child module it comes from.
+    exports: BTreeMap<String, String>,
 }
 
 fn sources(root: &Path) -> Vec<Source> {
@@ -35,7 +37,8 @@ fn sources(root: &Path) -> Vec<Source> {
                     module.pop();
                 }
                 let code = blank_comments_and_strings(&std::fs::read_to_string(&path).unwrap());
-                found.push(Source { module, file: relative.to_path_buf(), code });
+                let exports = reexports(&code);
+                found.push(Source { module, file: relative.to_path_buf(), code, exports });
             }
         }
     }
@@ -212,9 +215,9 @@ fn skip_space(chars: &[char], at: &mut usize) {
 }
 
 /// What a module file re-exports: name → the child module it comes from.
-fn reexports(source: &Source) -> BTreeMap<String, String> {
+fn reexports(code: &str) -> BTreeMap<String, String> {
     let mut names = BTreeMap::new();
-    for line in source.code.split(';') {
+    for line in code.split(';') {
         let line = line.trim();
         let Some(rest) = line.strip_prefix("pub use ").or_else(|| line.strip_prefix("pub(crate) use ")) else {
             continue;
@@ -236,8 +239,35 @@ fn reexports(source: &Source) -> BTreeMap<String, String> {
     names
 }
 
-/// The code before the first inline `mod NAME {`, and from there on.
-fn split_inline_module(code: &str) -> (&str, &str) {
+/// The code outside inline `mod NAME { … }` blocks, and the code inside them (nested
+/// ones included). Braces count exactly: comments and strings are blanked already.
+fn split_inline_modules(code: &str) -> (String, String) {
+    let (mut outer, mut inner) = (String::new(), String::new());
+    let mut rest = code;
+    while let Some(start) = inline_module_start(rest) {
+        outer.push_str(&rest[..start]);
+        let mut depth = 0usize;
+        let mut end = rest.len();
+        for (offset, c) in rest[start..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 1 => {
+                    end = start + offset + 1;
+                    break;
+                }
+                '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        inner.push_str(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    outer.push_str(rest);
+    (outer, inner)
+}
+
+/// Where the first `mod NAME {` in `code` starts.
+fn inline_module_start(code: &str) -> Option<usize> {
     let mut search = 0;
     while let Some(found) = code[search..].find("mod ") {
         let at = search + found;
@@ -246,11 +276,11 @@ fn split_inline_module(code: &str) -> (&str, &str) {
         let after = rest[name_len..].trim_start();
         let starts_word = at == 0 || !code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
         if starts_word && name_len > 0 && after.starts_with('{') {
-            return (&code[..at], &code[at..]);
+            return Some(at);
         }
         search = at + 4;
     }
-    (code, "")
+    None
 }
 
 /// The file (by module path) a path leads to, from a module whose path is `base`
@@ -282,7 +312,7 @@ fn resolve(path: &[String], base: &Module, modules: &BTreeMap<Module, &Source>) 
         }
         // Not a module: an item of `current`, maybe re-exported from one of its children.
         let source = modules.get(&current)?;
-        return Some(match reexports(source).get(segment) {
+        return Some(match source.exports.get(segment) {
             Some(from_child) => {
                 let mut child = current.clone();
                 child.push(from_child.clone());
@@ -303,10 +333,10 @@ fn the_engines_files_import_each_other_without_a_cycle() {
     for source in &sources {
         // An inline module (`mod tests { use super::*; }`, last in the file by habit) is
         // a module of its own, one level deeper: there `super::` names the file itself.
-        let (outer, inner) = split_inline_module(&source.code);
+        let (outer, inner) = split_inline_modules(&source.code);
         let mut inline = source.module.clone();
         inline.push("inline".into());
-        for (code, from) in [(outer, &source.module), (inner, &inline)] {
+        for (code, from) in [(outer.as_str(), &source.module), (inner.as_str(), &inline)] {
             // `self::` is the module itself (`a::b` in `a/b.rs` and `a/b/mod.rs`), `super::` its parent.
             let mut base = from.clone();
             base.push("self".into());
@@ -392,6 +422,9 @@ fn the_scan_reads_use_trees_and_skips_comments() {
         .map(|p| p.iter().map(|s| s.to_string()).collect())
         .collect();
     assert_eq!(found, want);
+    let (outer, inner) = split_inline_modules("use crate::a::B;\nmod tests { fn f() { g(); } }\nuse crate::c::D;\n");
+    assert_eq!(paths(&outer).len(), 2, "{outer}");
+    assert!(inner.starts_with("mod tests {") && inner.ends_with("} }"), "{inner}");
     let lifetimes = blank_comments_and_strings("fn f<'a>(x: &'a str) -> char { 'x' } // crate::q");
     assert!(lifetimes.contains("<'a>") && !lifetimes.contains("'x'") && !lifetimes.contains("crate::q"));
 }

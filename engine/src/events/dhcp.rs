@@ -6,7 +6,6 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
-use serde::ser::SerializeStruct;
 
 use crate::dhcp::leases::LeaseError;
 use crate::mac::MacAddr;
@@ -133,7 +132,7 @@ impl fmt::Display for DhcpReason {
 }
 
 /// What the DHCP side did with one client message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DhcpEvent {
     pub mac: MacAddr,
     pub role: DhcpRole,
@@ -202,24 +201,15 @@ impl DhcpEvent {
 }
 
 /// The typed fields, and the words (`note`) beside them so a person reading the
-/// `--events` file does not need this code.
-impl Serialize for DhcpEvent {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = serializer.serialize_struct("DhcpEvent", 12)?;
-        out.serialize_field("mac", &self.mac)?;
-        out.serialize_field("role", &self.role)?;
-        out.serialize_field("received", &self.received)?;
-        out.serialize_field("answered", &self.answered)?;
-        out.serialize_field("address", &self.address)?;
-        out.serialize_field("arch", &self.arch)?;
-        out.serialize_field("vendor_class", &self.vendor_class)?;
-        out.serialize_field("is_ipxe", &self.is_ipxe)?;
-        out.serialize_field("boot", &self.boot)?;
-        out.serialize_field("reason", &self.reason)?;
-        out.serialize_field("rule", &self.rule)?;
-        out.serialize_field("note", &self.note())?;
-        out.end()
+/// `--events` file does not need this code (for `#[serde(serialize_with)]`).
+pub(super) fn with_note<S: serde::Serializer>(event: &DhcpEvent, serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct WithNote<'a> {
+        #[serde(flatten)]
+        event: &'a DhcpEvent,
+        note: String,
     }
+    WithNote { event, note: event.note() }.serialize(serializer)
 }
 
 #[cfg(test)]
@@ -257,7 +247,9 @@ mod tests {
             (DhcpReason::NoBootFile(NoBootFile::NotConfigured(ClientArch::UefiArm64)), "no_boot_file", "UEFI ARM64"),
         ];
         for (reason, tag, words) in cases {
-            let json = serde_json::to_value(event(reason)).unwrap();
+            // As a line of the event stream.
+            let json = serde_json::to_value(crate::events::EngineEvent::Dhcp(event(reason))).unwrap();
+            assert_eq!(json["kind"], "dhcp", "{json}");
             assert_eq!(json["reason"]["reason"], tag, "{json}");
             assert!(json["note"].as_str().unwrap().contains(words), "{json}");
             assert_eq!(json["arch"], "UEFI x64");

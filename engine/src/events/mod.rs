@@ -22,6 +22,7 @@ const EVENT_BACKLOG: usize = 4096;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EngineEvent {
+    #[serde(serialize_with = "dhcp::with_note")]
     Dhcp(DhcpEvent),
     Transfer(TransferEvent),
     Service(ServiceEvent),
