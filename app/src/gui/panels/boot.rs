@@ -160,13 +160,9 @@ fn uefi_loader(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
          shim carries that signature, and GRUB and Debian's kernels are signed with keys shim trusts; iPXE is not \
          signed. BIOS machines always get iPXE.",
     );
-    let chain = panel.validation().map(|v| v.signed_chain.clone());
-    let (tone, text) = match chain {
-        Some(SignedChain::Used) => (Tone::Ok, format!("{}", SignedChain::Used)),
-        Some(other) => (Tone::Caution, other.to_string()),
-        None => return,
-    };
-    ui.label(style::toned(ui, tone, text));
+    let Some(chain) = panel.validation().map(|v| &v.signed_chain) else { return };
+    let tone = if *chain == SignedChain::Used { Tone::Ok } else { Tone::Caution };
+    ui.label(style::toned(ui, tone, chain.to_string()));
 }
 
 fn uefi_loader_label(loader: UefiLoader) -> &'static str {
