@@ -16,8 +16,11 @@ apt-get install -y -qq --no-install-recommends \
     udhcpc isc-dhcp-client tftp-hpa atftp curl iproute2 dnsmasq-base \
     isc-dhcp-server kea-dhcp4-server \
     libpcap-dev pkg-config ca-certificates tcpdump \
-    mesa-vulkan-drivers xvfb x11-apps x11-utils sbsigntool
+    mesa-vulkan-drivers xvfb x11-apps x11-utils sbsigntool \
+    xorriso isolinux syslinux-common memtest86+
 bash tests/lab/prepare-guest.sh target/lab
+# The ISO images the ISO tests boot (a Debian mini.iso built from the netboot installer).
+sh tests/lab/prepare-iso.sh target/lab
 # The signed chain (shim, network GRUB) the Secure Boot tests and the packages use.
 bash installers/signed-loaders.sh target/signed-loaders
 # CI fails on dependencies the code does not use.

@@ -23,14 +23,16 @@ use crate::detect::{ServerRole, ServerSighting};
 use crate::dhcp::service::DhcpServiceSettings;
 use crate::dhcp::{DhcpService, DhcpSettings, DhcpStartError};
 use crate::events::{EngineEvent, EventSink, Service, ServiceEvent};
-use crate::generated::GeneratedFiles;
 use crate::grub::{GRUB_X64, SHIM_X64};
 use crate::http::{HttpService, HttpSettings, HttpStartError};
 use crate::ipxe::{SCRIPT_PATH, generate_script};
+use crate::iso::{IsoBoot, IsoPlans};
+use crate::iso_entries::IsoEntries;
 use crate::loaders::LoaderFallback;
 use crate::net::{InterfaceLookupError, find_interface};
 use crate::proxy::{ProxyService, ProxyServiceSettings, ProxySettings};
 use crate::pxe::{BootSettings, rule_script_path};
+use crate::served::Served;
 use crate::tftp::{TftpService, TftpSettings, TftpStartError};
 
 const LEASE_FILE: &str = "leases.json";
@@ -74,6 +76,8 @@ pub enum EngineError {
     Tftp(#[from] TftpStartError),
     #[error(transparent)]
     Http(#[from] HttpStartError),
+    #[error("boot image: {0}")]
+    Iso(#[from] crate::iso::IsoError),
     #[error("the start was cancelled; nothing is served")]
     Cancelled,
 }
@@ -172,9 +176,10 @@ pub fn export_target(config: &Config, server_ip: Ipv4Addr) -> crate::export::Boo
 
 /// The kernels the boot entries serve, and whether each can boot with Secure Boot on
 /// (read from its signature), so the registry can explain a boot that stops after one.
-async fn served_kernels(config: &Config) -> Vec<(String, ServedKernel)> {
+async fn served_kernels(config: &Config, isos: &IsoPlans, served: &Served) -> Vec<(String, ServedKernel)> {
     let root = config.serving_root().to_path_buf();
     let entries = config.boot.entries.clone();
+    let (isos, served) = (isos.clone(), served.clone());
     let read = tokio::task::spawn_blocking(move || {
         entries
             .iter()
@@ -184,6 +189,15 @@ async fn served_kernels(config: &Config) -> Vec<(String, ServedKernel)> {
                     Some((
                         kernel.clone(),
                         ServedKernel { entry: name.clone(), initrds: initrd.clone(), secure_boot_problem },
+                    ))
+                }
+                BootEntry::Iso { name, image, .. } => {
+                    let planned = isos.get(image)?;
+                    let IsoBoot::Linux { kernel, initrds, .. } = &planned.boot else { return None };
+                    let secure_boot_problem = crate::iso_entries::kernel_refusal(&served, planned);
+                    Some((
+                        kernel.clone(),
+                        ServedKernel { entry: name.clone(), initrds: initrds.clone(), secure_boot_problem },
                     ))
                 }
                 _ => None,
@@ -196,7 +210,25 @@ async fn served_kernels(config: &Config) -> Vec<(String, ServedKernel)> {
 /// Why boot entry `entry` of `config` cannot boot on a machine with Secure Boot on, in
 /// words for the Boot images list, or `None` when it can. Reads the kernel's signature.
 pub fn entry_secure_boot_problem(config: &Config, entry: &BootEntry) -> Option<String> {
+    if let BootEntry::Iso { image, append, .. } = entry {
+        // The image is read to find the kernel it boots; the URL does not matter here.
+        let mount = crate::iso_entries::mount_path(image, &[]);
+        let (mounted, planned) = crate::iso_entries::read_one(config, image, append, "http://server", mount).ok()?;
+        let served = Served::default().with_images([mounted]);
+        let refusal = crate::iso_entries::kernel_refusal(&served, &planned);
+        return crate::iso_entries::secure_boot_problem(Some(&planned), refusal);
+    }
     secure_boot_problem_of(entry, |kernel| crate::signature::kernel_refusal(&config.serving_root().join(kernel)))
+}
+
+/// What an ISO entry boots, in words for the Boot images list ("Debian live (live-boot) →
+/// live/vmlinuz + fetch squashfs"), or why its image cannot be read. Reads the image.
+pub fn iso_entry_summary(config: &Config, image: &str, append: &str) -> Result<String, String> {
+    let mount = crate::iso_entries::mount_path(image, &[]);
+    match crate::iso_entries::read_one(config, image, append, "http://server", mount) {
+        Ok((_, planned)) => Ok(planned.to_string()),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// [`entry_secure_boot_problem`], with `kernel_reason` saying why shim refuses a kernel
@@ -205,9 +237,7 @@ fn secure_boot_problem_of(entry: &BootEntry, kernel_reason: impl FnOnce(&str) ->
     use crate::signature::needs_secure_boot_off;
     match entry {
         BootEntry::Linux { kernel, .. } => kernel_reason(kernel).map(|why| needs_secure_boot_off(&why)),
-        BootEntry::Iso { .. } => {
-            Some(needs_secure_boot_off("an ISO boots through iPXE (sanboot), which is not signed"))
-        }
+        BootEntry::Iso { .. } => crate::iso_entries::secure_boot_problem(None, None),
         BootEntry::Chain { .. } => Some(needs_secure_boot_off("a chain URL boots through iPXE, which is not signed")),
         BootEntry::LocalDisk { .. } => None,
     }
@@ -215,15 +245,16 @@ fn secure_boot_problem_of(entry: &BootEntry, kernel_reason: impl FnOnce(&str) ->
 
 /// The GRUB configuration of the signed chain at every path signed GRUBs read, and
 /// one per client rule that pins an entry.
-fn grub_configs(config: &Config) -> Vec<(String, Bytes)> {
+fn grub_configs(config: &Config, isos: &IsoPlans) -> Vec<(String, Bytes)> {
     let ipxe_loader = config.boot.uefi_x64_file.as_deref().unwrap_or("ipxe.efi");
     let main = Bytes::from(crate::grub::generate_config(
         &config.boot.entries,
+        isos,
         &config.rules.clients,
         config.boot.menu_timeout_secs,
         ipxe_loader,
     ));
-    let pinned = crate::grub::generate_pinned_configs(&config.boot.entries, &config.rules.clients, ipxe_loader);
+    let pinned = crate::grub::generate_pinned_configs(&config.boot.entries, isos, &config.rules.clients, ipxe_loader);
     let main_files = crate::grub::CONFIG_PATHS.iter().map(|path| ((*path).to_owned(), main.clone()));
     main_files.chain(pinned.into_iter().map(|(path, text)| (path, Bytes::from(text)))).collect()
 }
@@ -391,26 +422,34 @@ impl Engine {
 
         let http_port = config.http.enabled.then_some(config.http.port);
         let script_path = config.boot.ipxe_script.clone().unwrap_or_else(|| SCRIPT_PATH.to_owned());
+        let base = match http_port {
+            Some(80) => format!("http://{server_ip}"),
+            Some(port) => format!("http://{server_ip}:{port}"),
+            None => format!("tftp://{server_ip}"),
+        };
+        let isos = {
+            let (config, base) = (config.clone(), base.clone());
+            let read = tokio::task::spawn_blocking(move || crate::iso_entries::read_all(&config, &base)).await;
+            read.unwrap_or_else(|_| Ok(IsoEntries::default()))?
+        };
         let generated = if config.boot.ipxe_script.is_some() {
-            GeneratedFiles::default()
+            Served::default()
         } else {
-            let base = match http_port {
-                Some(80) => format!("http://{server_ip}"),
-                Some(port) => format!("http://{server_ip}:{port}"),
-                None => format!("tftp://{server_ip}"),
-            };
-            let script = generate_script(&config.boot.entries, &base, config.boot.menu_timeout_secs);
+            let timeout = config.boot.menu_timeout_secs;
+            let script = generate_script(&config.boot.entries, &isos.plans, &base, timeout);
             let mut files = vec![(SCRIPT_PATH.to_owned(), Bytes::from(script))];
             // A rule that pins a client to one entry gets a script with just that entry.
             for (index, rule) in config.rules.clients.iter().enumerate() {
                 let entry = rule.entry.as_ref().and_then(|name| config.boot.entries.iter().find(|e| e.name() == name));
                 if let Some(entry) = entry {
-                    let script = generate_script(std::slice::from_ref(entry), &base, config.boot.menu_timeout_secs);
+                    let script = generate_script(std::slice::from_ref(entry), &isos.plans, &base, timeout);
                     files.push((rule_script_path(index), Bytes::from(script)));
                 }
             }
-            GeneratedFiles::new(files)
+            Served::new(files)
         };
+        let generated = generated.with_images(isos.mounts);
+        let iso_plans = isos.plans;
         let chain = signed_chain(&config);
         let boot = boot_settings_with(&config, server_ip, &chain);
         let files = crate::limits::raise_open_file_limit();
@@ -420,7 +459,7 @@ impl Engine {
             message: files.to_string(),
         }));
         // Each kernel's signature is read once: for the registry and for the warnings below.
-        let kernels = served_kernels(&config).await;
+        let kernels = served_kernels(&config, &iso_plans, &generated).await;
         let refused = |kernel: &str| {
             kernels.iter().find(|(path, _)| path == kernel).and_then(|(_, served)| served.secure_boot_problem.clone())
         };
@@ -429,14 +468,39 @@ impl Engine {
         let problems: Vec<String> = entries
             .iter()
             .filter_map(|entry| {
-                Some(format!("boot entry \"{}\" {}", entry.name(), secure_boot_problem_of(entry, refused)?))
+                let problem = match entry {
+                    BootEntry::Iso { image, .. } => {
+                        let planned = iso_plans.get(image);
+                        let kernel = match planned.map(|planned| &planned.boot) {
+                            Some(IsoBoot::Linux { kernel, .. }) => refused(kernel),
+                            _ => None,
+                        };
+                        crate::iso_entries::secure_boot_problem(planned, kernel)
+                    }
+                    _ => secure_boot_problem_of(entry, refused),
+                };
+                Some(format!("boot entry \"{}\" {}", entry.name(), problem?))
             })
             .collect();
         match engine.registry.write() {
             Ok(mut registry) => registry.set_served_kernels(kernels),
             Err(poisoned) => poisoned.into_inner().set_served_kernels(kernels),
         }
-        let generated = if chain == SignedChain::Used { generated.with(grub_configs(&config)) } else { generated };
+        let generated =
+            if chain == SignedChain::Used { generated.with(grub_configs(&config, &iso_plans)) } else { generated };
+        for entry in &config.boot.entries {
+            if let BootEntry::Iso { image, .. } = entry
+                && let Some(planned) = iso_plans.get(image)
+            {
+                let refused = matches!(planned.boot, IsoBoot::Refused(_));
+                let message = format!("boot entry \"{}\": {planned}", entry.name());
+                engine.events.emit(EngineEvent::Service(ServiceEvent {
+                    service: Service::Boot,
+                    message,
+                    ok: !refused,
+                }));
+            }
+        }
         engine.status.signed_chain = chain.clone();
         engine.events.emit(EngineEvent::Service(ServiceEvent {
             service: Service::Boot,
@@ -467,7 +531,7 @@ impl Engine {
         config: &Config,
         interface: &crate::net::InterfaceInfo,
         boot: BootSettings,
-        generated: GeneratedFiles,
+        generated: Served,
         prefix: u8,
         options: &StartOptions,
     ) -> Result<(), EngineError> {

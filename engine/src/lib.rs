@@ -8,10 +8,11 @@ pub mod dhcp;
 mod engine;
 pub mod events;
 pub mod export;
-pub mod generated;
 pub mod grub;
 pub mod http;
 pub mod ipxe;
+pub mod iso;
+pub mod iso_entries;
 pub mod limits;
 pub mod loaders;
 pub mod mac;
@@ -21,12 +22,13 @@ pub mod proxy;
 pub mod pxe;
 pub mod router_advert;
 pub mod rules;
+pub mod served;
 pub mod signature;
 pub mod socket;
 pub mod tftp;
 
 pub use engine::{
     CaptureStatus, Engine, EngineError, EngineStatus, SignedChain, StartOptions, boot_settings,
-    entry_secure_boot_problem, export_target, signed_chain,
+    entry_secure_boot_problem, export_target, iso_entry_summary, signed_chain,
 };
 pub use events::{EngineEvent, EventSink};

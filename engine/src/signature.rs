@@ -153,7 +153,7 @@ pub fn read_file(path: &Path) -> io::Result<KernelSignature> {
 
 /// What a file says about Secure Boot, from its first 64 KiB (the PE headers) and its
 /// certificate table, reached by seeking, so a large file is not read whole.
-fn read_from(mut file: impl Read + Seek) -> io::Result<KernelSignature> {
+pub fn read_from(mut file: impl Read + Seek) -> io::Result<KernelSignature> {
     let mut headers = Vec::with_capacity(HEADER_WINDOW);
     file.by_ref().take(HEADER_WINDOW as u64).read_to_end(&mut headers)?;
     let table = match locate(&headers) {

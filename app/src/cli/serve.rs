@@ -53,6 +53,13 @@ pub struct ServeArgs {
     /// Kernel command line for --kernel.
     #[arg(long, requires = "kernel", default_value = "")]
     cmdline: String,
+    /// An ISO image to boot (repeat for a menu): relative to --root, or an absolute path (served
+    /// from where it lies). Its family is recognised and its kernel boots from inside it.
+    #[arg(long, conflicts_with_all = ["kernel", "ipxe_script"])]
+    iso: Vec<String>,
+    /// Extra kernel arguments for the --iso entries, e.g. "console=ttyS0,115200" or "nomodeset".
+    #[arg(long, requires = "iso", default_value = "")]
+    append: String,
     #[arg(long)]
     http_port: Option<u16>,
     #[arg(long)]
@@ -133,6 +140,17 @@ impl ServeArgs {
             boot.entries =
                 vec![BootEntry::Linux { name: "Linux".into(), kernel, initrd: self.initrd, cmdline: self.cmdline }];
         }
+        if !self.iso.is_empty() {
+            boot.ipxe_script = None;
+            boot.entries = self
+                .iso
+                .into_iter()
+                .map(|image| {
+                    let name = iso_entry_name(&image);
+                    BootEntry::Iso { name, image, append: self.append.clone() }
+                })
+                .collect();
+        }
         if let Some(port) = self.http_port {
             config.http.port = port;
         }
@@ -151,6 +169,13 @@ impl ServeArgs {
         crate::boot_files::apply(&mut config);
         Ok(ServePlan { config, options, events, status })
     }
+}
+
+/// A menu name for an ISO: its file name without `.iso`.
+fn iso_entry_name(image: &str) -> String {
+    let name = image.rsplit(['/', '\\']).next().unwrap_or(image);
+    let stem = name.strip_suffix(".iso").or_else(|| name.strip_suffix(".ISO")).unwrap_or(name);
+    if stem.is_empty() { "ISO".to_owned() } else { stem.to_owned() }
 }
 
 /// Everything `serve` was asked to do.

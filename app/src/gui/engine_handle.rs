@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use portapxe_engine::clients::ClientRecord;
-use portapxe_engine::config::{Config, ConfigError, ConfigStore, validate};
+use portapxe_engine::config::{BootEntry, Config, ConfigError, ConfigStore, validate};
 use portapxe_engine::detect::ServerSighting;
 use portapxe_engine::detect::probe::{ProbeSettings, probe};
 use portapxe_engine::events::{MacAddr, TransferPhase};
@@ -91,6 +91,7 @@ impl StartFailure {
             | EngineError::Invalid(_)
             | EngineError::NoStateDir
             | EngineError::StateDir { .. }
+            | EngineError::Iso(_)
             | EngineError::Cancelled => FailedService::Setup,
         };
         let foreign_servers = match err {
@@ -143,6 +144,9 @@ pub struct Validation {
     pub signed_chain: SignedChain,
     /// Per boot entry, why it cannot boot with Secure Boot on (`None`: it can).
     pub secure_boot_problems: Vec<Option<String>>,
+    /// Per boot entry, for an ISO: the family found and what boots, or why the image
+    /// cannot be read.
+    pub iso_summaries: Vec<Option<Result<String, String>>>,
 }
 
 impl Validation {
@@ -155,13 +159,25 @@ impl Validation {
             .iter()
             .map(|entry| portapxe_engine::entry_secure_boot_problem(&config, entry))
             .collect();
-        Self { config, errors, signed_chain, secure_boot_problems }
+        let iso_summaries = config
+            .boot
+            .entries
+            .iter()
+            .map(|entry| match entry {
+                BootEntry::Iso { image, append, .. } => {
+                    Some(portapxe_engine::iso_entry_summary(&config, image, append))
+                }
+                _ => None,
+            })
+            .collect();
+        Self { config, errors, signed_chain, secure_boot_problems, iso_summaries }
     }
 
     /// A check with nothing found: no errors, the signed chain in use, every entry fine.
     pub fn passed(config: Config) -> Self {
         let secure_boot_problems = vec![None; config.boot.entries.len()];
-        Self { config, errors: Vec::new(), signed_chain: SignedChain::Used, secure_boot_problems }
+        let iso_summaries = vec![None; config.boot.entries.len()];
+        Self { config, errors: Vec::new(), signed_chain: SignedChain::Used, secure_boot_problems, iso_summaries }
     }
 }
 

@@ -127,7 +127,7 @@ pub fn add_files(config: &mut Config, files: &[PathBuf]) -> AddReport {
             }
             ImageKind::Iso => {
                 let name = unique_name(&boot.entries, &stem);
-                boot.entries.push(BootEntry::Iso { name, image: relative.clone() });
+                boot.entries.push(BootEntry::Iso { name, image: relative.clone(), append: String::new() });
                 report.added.push(format!("ISO {relative}"));
             }
             ImageKind::IpxeScript => {

@@ -149,8 +149,17 @@ pub enum BootEntry {
         #[serde(default)]
         cmdline: String,
     },
-    /// An ISO booted with iPXE's `sanboot` over HTTP.
-    Iso { name: String, image: String },
+    /// An ISO image, served in place (relative to the boot root, or an absolute path):
+    /// its family's kernel and initrd boot from inside it, with the arguments that let
+    /// the kernel find the image over HTTP (`iso::plan`); `sanboot` only for an image
+    /// with no kernel PortaPXE knows.
+    Iso {
+        name: String,
+        image: String,
+        /// Extra kernel arguments, e.g. `console=ttyS0,115200` or `nomodeset`.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        append: String,
+    },
     /// Hand over to another URL (an iPXE script, an EFI program).
     Chain { name: String, url: String },
     /// Leave network boot and continue with the next boot device.

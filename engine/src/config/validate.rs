@@ -241,7 +241,17 @@ fn check_boot(config: &Config, errors: &mut Vec<ConfigError>) {
                 }
                 check_script_text(&field, cmdline, errors);
             }
-            BootEntry::Iso { image, .. } => check_root_file(config, &field, image, errors),
+            BootEntry::Iso { image, append, .. } => {
+                check_script_text(&field, append, errors);
+                if Path::new(image).is_absolute() {
+                    // An ISO picked from anywhere is served from where it lies.
+                    if !Path::new(image).is_file() {
+                        errors.push(error(&field, format!("`{image}` is not a file: choose the ISO image again")));
+                    }
+                } else {
+                    check_root_file(config, &field, image, errors);
+                }
+            }
             BootEntry::Chain { url, .. } => {
                 check_script_text(&field, url, errors);
                 if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("tftp://")) {

@@ -11,6 +11,7 @@
 use std::fmt::Write;
 
 use crate::config::BootEntry;
+use crate::iso::{IsoBoot, IsoPlans};
 use crate::rules::ClientRule;
 
 /// Where signed network GRUBs look for their configuration, relative to the TFTP root.
@@ -38,6 +39,7 @@ pub const GRUB_X64: &str = "grubx64.efi";
 /// iPXE (an ISO, a chain URL) chain-load: it runs when Secure Boot is off.
 pub fn generate_config(
     entries: &[BootEntry],
+    isos: &IsoPlans,
     rules: &[ClientRule],
     menu_timeout_secs: u32,
     ipxe_loader: &str,
@@ -51,19 +53,20 @@ pub fn generate_config(
             quote(&format!("/{}", rule_config_path(index)))
         );
     }
-    config.push_str(&menu(entries, menu_timeout_secs, ipxe_loader));
+    config.push_str(&menu(entries, isos, menu_timeout_secs, ipxe_loader));
     config
 }
 
 /// The configuration for a machine pinned to `entry`: that entry, no menu.
-pub fn generate_pinned_config(entry: &BootEntry, ipxe_loader: &str) -> String {
-    header() + &menu(std::slice::from_ref(entry), 0, ipxe_loader)
+pub fn generate_pinned_config(entry: &BootEntry, isos: &IsoPlans, ipxe_loader: &str) -> String {
+    header() + &menu(std::slice::from_ref(entry), isos, 0, ipxe_loader)
 }
 
 /// The configuration of each rule the main configuration sends machines to, at its
 /// [`rule_config_path`]: the same rules [`generate_config`] pins, no other.
 pub fn generate_pinned_configs(
     entries: &[BootEntry],
+    isos: &IsoPlans,
     rules: &[ClientRule],
     ipxe_loader: &str,
 ) -> Vec<(String, String)> {
@@ -72,7 +75,7 @@ pub fn generate_pinned_configs(
         .enumerate()
         .filter_map(|(index, rule)| {
             let (_, entry) = pin(rule, entries)?;
-            Some((rule_config_path(index), generate_pinned_config(entry, ipxe_loader)))
+            Some((rule_config_path(index), generate_pinned_config(entry, isos, ipxe_loader)))
         })
         .collect()
 }
@@ -104,7 +107,7 @@ fn pin<'a>(rule: &ClientRule, entries: &'a [BootEntry]) -> Option<(String, &'a B
     Some((condition, entry))
 }
 
-fn menu(entries: &[BootEntry], menu_timeout_secs: u32, ipxe_loader: &str) -> String {
+fn menu(entries: &[BootEntry], isos: &IsoPlans, menu_timeout_secs: u32, ipxe_loader: &str) -> String {
     let mut out = String::new();
     if entries.is_empty() {
         out.push_str("echo 'PortaPXE: no boot entries are configured on this server.'\n");
@@ -117,37 +120,61 @@ fn menu(entries: &[BootEntry], menu_timeout_secs: u32, ipxe_loader: &str) -> Str
     for entry in entries {
         let _ = writeln!(out, "menuentry {} {{", quote(entry.name()));
         let _ = writeln!(out, "    echo {}", quote(&format!("PortaPXE: booting {}", entry.name())));
-        match entry {
-            BootEntry::Linux { kernel, initrd, cmdline, .. } => {
-                let _ = write!(out, "    linux {}", quote(&tftp_path(kernel)));
-                for word in cmdline.split_whitespace() {
-                    let _ = write!(out, " {}", quote(word));
-                }
-                out.push('\n');
-                if !initrd.is_empty() {
-                    let paths: Vec<String> = initrd.iter().map(|path| quote(&tftp_path(path))).collect();
-                    let _ = writeln!(out, "    initrd {}", paths.join(" "));
-                }
+        let iso = match entry {
+            BootEntry::Iso { image, .. } => isos.get(image).map(|plan| &plan.boot),
+            _ => None,
+        };
+        match (entry, iso) {
+            (BootEntry::Linux { kernel, initrd, cmdline, .. }, _) => linux(&mut out, kernel, initrd, cmdline),
+            (_, Some(IsoBoot::Linux { kernel, initrds, args })) => linux(&mut out, kernel, initrds, args),
+            (_, Some(IsoBoot::Programs { efi: Some(efi), .. })) => {
+                // Memtest86+'s EFI program is not signed: it runs with Secure Boot off.
+                let _ = writeln!(out, "    chainloader {}\n    boot", quote(&tftp_path(efi)));
+                secure_boot_note(&mut out, entry.name(), "is not signed");
             }
-            BootEntry::Iso { .. } | BootEntry::Chain { .. } => {
+            (_, Some(IsoBoot::Refused(why))) => {
+                let _ = writeln!(
+                    out,
+                    "    echo {}\n    sleep 10",
+                    quote(&format!("PortaPXE: {} is not booted: {why}", entry.name()))
+                );
+            }
+            (BootEntry::Iso { .. } | BootEntry::Chain { .. }, _) => {
                 // GRUB cannot sanboot an ISO or fetch a URL: hand over to iPXE, which
                 // runs when Secure Boot is off and is refused when it is on.
                 let _ = writeln!(out, "    chainloader {}\n    boot", quote(&tftp_path(ipxe_loader)));
-                let _ = writeln!(
-                    out,
-                    "    echo {}\n    sleep 15",
-                    quote(&format!(
-                        "PortaPXE: {} needs iPXE, which this machine refused: Secure Boot is on. \
-                         Turn Secure Boot off in the firmware setup to boot it, or choose another entry.",
-                        entry.name()
-                    ))
-                );
+                secure_boot_note(&mut out, entry.name(), "needs iPXE, which this machine refused");
             }
-            BootEntry::LocalDisk { .. } => out.push_str("    exit\n"),
+            (BootEntry::LocalDisk { .. }, _) => out.push_str("    exit\n"),
         }
         out.push_str("}\n\n");
     }
     out
+}
+
+/// A kernel with its initrds, over TFTP.
+fn linux(out: &mut String, kernel: &str, initrd: &[String], cmdline: &str) {
+    let _ = write!(out, "    linux {}", quote(&tftp_path(kernel)));
+    for word in cmdline.split_whitespace() {
+        let _ = write!(out, " {}", quote(word));
+    }
+    out.push('\n');
+    if !initrd.is_empty() {
+        let paths: Vec<String> = initrd.iter().map(|path| quote(&tftp_path(path))).collect();
+        let _ = writeln!(out, "    initrd {}", paths.join(" "));
+    }
+}
+
+/// What a machine that refused to start `name` shows: Secure Boot is on.
+fn secure_boot_note(out: &mut String, name: &str, why: &str) {
+    let _ = writeln!(
+        out,
+        "    echo {}\n    sleep 15",
+        quote(&format!(
+            "PortaPXE: {name} {why}: Secure Boot is on. \
+             Turn Secure Boot off in the firmware setup to boot it, or choose another entry."
+        ))
+    );
 }
 
 /// A root-relative path as GRUB names a file on the TFTP server it booted from.
@@ -178,7 +205,7 @@ mod tests {
 
     #[test]
     fn one_entry_boots_at_once_over_tftp() {
-        let config = generate_config(&[debian()], &[], 10, "ipxe.efi");
+        let config = generate_config(&[debian()], &IsoPlans::default(), &[], 10, "ipxe.efi");
         for expected in [
             "set default=0\nset timeout=0\n",
             "menuentry 'Debian' {\n",
@@ -194,11 +221,11 @@ mod tests {
     fn several_entries_make_a_menu_with_timeout() {
         let entries = vec![
             debian(),
-            BootEntry::Iso { name: "Rescue ISO".into(), image: "iso/rescue.iso".into() },
+            BootEntry::Iso { name: "Rescue ISO".into(), image: "iso/rescue.iso".into(), append: String::new() },
             BootEntry::Chain { name: "Lab menu".into(), url: "http://10.0.0.9/menu.ipxe".into() },
             BootEntry::LocalDisk { name: "Local disk".into() },
         ];
-        let config = generate_config(&entries, &[], 7, "ipxe.efi");
+        let config = generate_config(&entries, &IsoPlans::default(), &[], 7, "ipxe.efi");
         assert!(config.contains("set default=0\nset timeout=7\n"), "{config}");
         assert_eq!(config.matches("menuentry ").count(), 4, "{config}");
         assert!(config.contains(
@@ -216,7 +243,7 @@ mod tests {
             initrd: vec!["a b/initrd.img".into(), "fw.cpio".into()],
             cmdline: "root=/dev/sda1  rd.break".into(),
         };
-        let config = generate_config(&[entry], &[], 5, "ipxe.efi");
+        let config = generate_config(&[entry], &IsoPlans::default(), &[], 5, "ipxe.efi");
         assert!(config.contains("menuentry 'Joe'\\''s \"lab\" $HOME; reboot' {\n"), "{config}");
         assert!(config.contains("    linux '/my kernels/vmlinuz 6.1' 'root=/dev/sda1' 'rd.break'\n"), "{config}");
         assert!(config.contains("    initrd '/a b/initrd.img' '/fw.cpio'\n"), "{config}");
@@ -243,7 +270,7 @@ mod tests {
                 ..ClientRule::default()
             },
         ];
-        let config = generate_config(&entries, &rules, 5, "ipxe.efi");
+        let config = generate_config(&entries, &IsoPlans::default(), &rules, 5, "ipxe.efi");
         assert!(
             config.contains(
                 "if regexp '^52:54:00:12:34:56' \"$net_default_mac\"; then\n    configfile '/grub/rules/1.cfg'\nfi\n"
@@ -258,17 +285,19 @@ mod tests {
             !config.contains("rules/0.cfg") && !config.contains("rules/2.cfg"),
             "no pin, or not a UEFI machine:\n{config}"
         );
-        let files: Vec<String> =
-            generate_pinned_configs(&entries, &rules, "ipxe.efi").into_iter().map(|(path, _)| path).collect();
+        let files: Vec<String> = generate_pinned_configs(&entries, &IsoPlans::default(), &rules, "ipxe.efi")
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
         assert_eq!(files, ["grub/rules/1.cfg", "grub/rules/3.cfg"], "a file only for what the main config pins");
-        let pinned = generate_pinned_config(&entries[1], "ipxe.efi");
+        let pinned = generate_pinned_config(&entries[1], &IsoPlans::default(), "ipxe.efi");
         assert_eq!(pinned.matches("menuentry ").count(), 1);
         assert!(pinned.contains("set timeout=0") && pinned.contains("exit"), "{pinned}");
     }
 
     #[test]
     fn no_entries_explains_and_exits() {
-        let config = generate_config(&[], &[], 5, "ipxe.efi");
+        let config = generate_config(&[], &IsoPlans::default(), &[], 5, "ipxe.efi");
         assert!(config.contains("no boot entries") && config.contains("exit\n"), "{config}");
     }
 }

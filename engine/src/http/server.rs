@@ -13,7 +13,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::site::{CuttableStream, Site};
 use super::{connection, router};
 use crate::events::EventSink;
-use crate::generated::GeneratedFiles;
+use crate::served::Served;
 
 /// How long [`HttpService::stop`] lets running responses finish before it cuts them.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -99,7 +99,7 @@ impl HttpService {
 /// Checks the root, binds `settings.bind`, and serves in a background task.
 pub async fn start(
     settings: HttpSettings,
-    generated: GeneratedFiles,
+    generated: Served,
     events: EventSink,
 ) -> Result<HttpService, HttpStartError> {
     let root = canonical_root(&settings.root)

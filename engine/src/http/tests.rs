@@ -13,7 +13,7 @@ use tokio::time::timeout;
 use super::router::root_relative;
 use super::*;
 use crate::events::{EngineEvent, EventSink, Protocol, TransferEvent, TransferPhase};
-use crate::generated::GeneratedFiles;
+use crate::served::Served;
 
 const SMALL_LEN: usize = 1000;
 const BIG_LEN: usize = 8 << 20;
@@ -56,7 +56,7 @@ impl Fixture {
 
         let sink = EventSink::new();
         let events = sink.subscribe();
-        let generated = GeneratedFiles::new([("boot.ipxe".to_string(), Bytes::from(SCRIPT))]);
+        let generated = Served::new([("boot.ipxe".to_string(), Bytes::from(SCRIPT))]);
         let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root, interface: None };
         let service = start(settings, generated, sink).await.expect("start");
         Self { _tmp: tmp, service, events }
@@ -418,7 +418,7 @@ async fn stop_cuts_a_stalled_transfer_and_frees_the_port() {
     assert!(matches!(failed, TransferPhase::Failed { .. }), "{failed:?}");
 
     let again = HttpSettings { bind: addr, root: _tmp.path().join("root"), interface: None };
-    let service = start(again, GeneratedFiles::default(), EventSink::new()).await.expect("rebind");
+    let service = start(again, Served::default(), EventSink::new()).await.expect("rebind");
     assert_eq!(get(service.local_addr(), "/small.bin").await.status, 200);
     service.stop().await;
 }
@@ -571,7 +571,7 @@ async fn a_port_in_use_is_a_clear_error() {
     let addr = holder.local_addr().expect("addr");
     let tmp = tempfile::tempdir().expect("tempdir");
     let settings = HttpSettings { bind: addr, root: tmp.path().to_path_buf(), interface: None };
-    let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.expect_err("the port is taken");
+    let error = start(settings, Served::default(), EventSink::new()).await.expect_err("the port is taken");
     assert!(matches!(error, HttpStartError::AddressInUse { .. }), "{error:?}");
     let message = error.to_string();
     assert!(message.contains(&addr.to_string()), "{message}");
@@ -583,14 +583,14 @@ async fn a_missing_root_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let missing = tmp.path().join("no-such-folder");
     let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: missing.clone(), interface: None };
-    let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.expect_err("no root");
+    let error = start(settings, Served::default(), EventSink::new()).await.expect_err("no root");
     assert!(matches!(error, HttpStartError::Root { .. }), "{error:?}");
     assert!(error.to_string().contains(&missing.display().to_string()));
 
     let file = tmp.path().join("file");
     std::fs::write(&file, "x").expect("write");
     let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: file, interface: None };
-    let error = start(settings, GeneratedFiles::default(), EventSink::new()).await.err();
+    let error = start(settings, Served::default(), EventSink::new()).await.err();
     assert!(matches!(error, Some(HttpStartError::Root { .. })), "{error:?}");
 }
 
@@ -620,4 +620,39 @@ fn root_relative_reads_paths_like_serve_dir() {
     assert_eq!(root_relative("/../x"), None);
     assert_eq!(root_relative("/a/%2e%2e/x"), None);
     assert_eq!(root_relative("/%ff"), None);
+}
+
+#[tokio::test]
+async fn a_file_inside_an_iso_image_is_served_whole_and_by_range() {
+    let images = tempfile::tempdir().unwrap();
+    let squashfs = pattern(3_000_001);
+    let iso = crate::iso::testing::image(images.path(), "live.iso", &[("live/filesystem.squashfs", &squashfs)]);
+    let root = images.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let served = Served::default().with_images([crate::iso::testing::mounted(&iso, "iso/live.iso")]);
+    let settings = HttpSettings { bind: "127.0.0.1:0".parse().unwrap(), root, interface: None };
+    let service = start(settings, served, EventSink::new()).await.expect("start");
+    let addr = service.local_addr();
+    let path = "/iso/live.iso/live/filesystem.squashfs";
+
+    let whole = send(addr, "GET", path, "").await;
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    assert!(whole.body == squashfs, "byte-exact ({} bytes)", whole.body.len());
+    let part = send(addr, "GET", path, "Range: bytes=1000000-1000099\r\n").await;
+    assert_eq!(part.status, 206);
+    assert_eq!(part.header("content-range"), Some("bytes 1000000-1000099/3000001"));
+    assert_eq!(part.body, squashfs[1_000_000..1_000_100]);
+    let tail = send(addr, "GET", path, "Range: bytes=-5\r\n").await;
+    assert_eq!(tail.body, squashfs[squashfs.len() - 5..]);
+    let beyond = send(addr, "GET", path, "Range: bytes=3000001-\r\n").await;
+    assert_eq!(beyond.status, 416);
+    assert_eq!(beyond.header("content-range"), Some("bytes */3000001"));
+    let head = send(addr, "HEAD", path, "").await;
+    assert_eq!((head.status, head.header("content-length"), head.body.len()), (200, Some("3000001"), 0));
+    let image = send(addr, "GET", "/iso/live.iso", "").await;
+    assert_eq!(image.body, std::fs::read(&iso).unwrap(), "the image itself is served at its mount");
+    assert_eq!(send(addr, "GET", "/iso/live.iso/live/nothing", "").await.status, 404);
+    assert_eq!(send(addr, "GET", "/iso/live.iso/live/%2e%2e/%2e%2e/etc/passwd", "").await.status, 404);
+    service.stop().await;
 }

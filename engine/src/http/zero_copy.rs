@@ -32,7 +32,7 @@ use tower::ServiceExt;
 
 use super::confine::resolve_inside;
 use super::observe::{self, Peer};
-use super::router::{FromBootRoot, root_relative};
+use super::router::{FromBootRoot, FromImage, root_relative};
 use super::site::{CuttableStream, Site};
 
 /// A request head longer than this is left to hyper (which refuses it).
@@ -201,12 +201,14 @@ async fn respond(
     // Without a length the body ends where the connection does; a draining service
     // says it will close, as hyper does.
     let close = close || *draining.borrow() || (has_body && length.is_none());
-    let same_file = match (has_body, relative, parts.extensions.get::<FromBootRoot>()) {
-        (true, Some(relative), Some(FromBootRoot)) => {
-            open_same_file(&site.root, &relative, parts.status, &parts.headers).await
-        }
-        _ => None,
-    };
+    let same_file =
+        match (has_body, relative, parts.extensions.get::<FromBootRoot>(), parts.extensions.get::<FromImage>()) {
+            (true, Some(relative), Some(FromBootRoot), _) => {
+                open_same_file(&site.root, &relative, parts.status, &parts.headers).await
+            }
+            (true, _, _, Some(FromImage(image))) => open_same_image(image, parts.status, &parts.headers).await,
+            _ => None,
+        };
 
     let head = encode_head(parts.status, &parts.headers, added_length, close, SystemTime::now());
     let mut sent = |count| {
@@ -360,6 +362,26 @@ async fn open_same_file(root: &Path, relative: &str, status: StatusCode, headers
         && metadata.len() == span.file_size
         && announced.is_none_or(|announced| modified.as_deref() == Some(announced));
     unchanged.then_some((file, span))
+}
+
+/// The ISO image a response's body lies in, opened again (and checked unchanged), with
+/// the body's span moved to where the file lies inside the image.
+async fn open_same_image(
+    image: &crate::served::ImageSpan,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Option<(File, Span)> {
+    let body = body_span(status, headers)?;
+    if body.file_size != image.len {
+        return None;
+    }
+    let opened = tokio::task::spawn_blocking({
+        let image = image.clone();
+        move || image.open()
+    });
+    let file = opened.await.ok()?.ok()?;
+    let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
+    Some((file, Span { offset: image.offset + body.offset, len: body.len, file_size: image.stamp.len }))
 }
 
 #[cfg(test)]

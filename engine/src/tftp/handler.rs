@@ -18,7 +18,7 @@ use bytes::Bytes;
 use super::packet::ErrorCode;
 use super::paths::{self, PathError, RelativePath};
 use crate::events::{EngineEvent, EventSink, Protocol, TransferEvent, TransferPhase};
-use crate::generated::GeneratedFiles;
+use crate::served::{Served, ServedItem};
 
 /// What a client that tries to write is told (as a TFTP ERROR message).
 pub const READ_ONLY_MESSAGE: &str = "PortaPXE's TFTP is read-only";
@@ -26,11 +26,11 @@ pub const READ_ONLY_MESSAGE: &str = "PortaPXE's TFTP is read-only";
 /// Progress events for one transfer are at least this far apart.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Serves read requests out of one root (generated files first), refuses writes.
+/// Serves read requests out of one root (what the engine added first: generated files, ISO images), refuses writes.
 #[derive(Clone)]
 pub struct TftpHandler {
     root: PathBuf,
-    generated: GeneratedFiles,
+    served: Served,
     events: EventSink,
     progress_interval: Duration,
 }
@@ -49,8 +49,8 @@ pub struct Opened {
 }
 
 impl TftpHandler {
-    pub fn new(root: PathBuf, generated: GeneratedFiles, events: EventSink) -> Self {
-        Self { root, generated, events, progress_interval: PROGRESS_INTERVAL }
+    pub fn new(root: PathBuf, served: Served, events: EventSink) -> Self {
+        Self { root, served, events, progress_interval: PROGRESS_INTERVAL }
     }
 
     /// Change how often a transfer reports progress (tests use zero).
@@ -64,15 +64,22 @@ impl TftpHandler {
     /// event is out and the refusal is what the client should be told.
     pub fn open(&self, client: SocketAddr, requested: &str) -> Result<Opened, Refusal> {
         let relative = paths::normalise(requested).map_err(|e| self.refuse_path(client, requested, &e))?;
-        let (source, size) = match self.generated.get(relative.as_str()) {
-            Some(content) => {
+        let (source, size) = match self.served.lookup(relative.as_str()) {
+            Some(ServedItem::Generated(content)) => {
                 let size = content.len() as u64;
                 (BlockSource::Memory(content), size)
+            }
+            Some(ServedItem::InImage(span)) => {
+                let file = span.open().map_err(|error| {
+                    self.report_refusal(client, requested, &error, false);
+                    Refusal { code: ErrorCode::Undefined, message: "the server cannot read this file".to_owned() }
+                })?;
+                (BlockSource::File { file, start: span.offset, len: span.len }, span.len)
             }
             None => {
                 let (file, size) =
                     open_file(&self.root, relative).map_err(|e| self.refuse_path(client, requested, &e))?;
-                (BlockSource::File(file), size)
+                (BlockSource::File { file, start: 0, len: size }, size)
             }
         };
         let report = TransferReport {
@@ -151,7 +158,12 @@ fn open_file(root: &Path, relative: RelativePath) -> Result<(File, u64), PathErr
 /// window rereads from the page cache instead of being held in memory.
 pub enum BlockSource {
     Memory(Bytes),
-    File(File),
+    /// `len` bytes of `file` from `start`: a whole file, or a file inside an ISO image.
+    File {
+        file: File,
+        start: u64,
+        len: u64,
+    },
 }
 
 impl BlockSource {
@@ -164,10 +176,13 @@ impl BlockSource {
                 buf[..count].copy_from_slice(&bytes[start..start + count]);
                 Ok(count)
             }
-            BlockSource::File(file) => {
+            BlockSource::File { file, start, len } => {
+                let left = usize::try_from(len.saturating_sub(offset)).unwrap_or(usize::MAX);
+                let buf_len = buf.len().min(left);
+                let buf = &mut buf[..buf_len];
                 let mut filled = 0;
                 while filled < buf.len() {
-                    match read_file_at(file, &mut buf[filled..], offset + filled as u64) {
+                    match read_file_at(file, &mut buf[filled..], start + offset + filled as u64) {
                         Ok(0) => break,
                         Ok(count) => filled += count,
                         Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -301,7 +316,7 @@ mod tests {
     #[test]
     fn a_file_reads_at_any_offset_and_reports_start_and_finish() {
         let (dir, events, mut rx) = setup();
-        let handler = TftpHandler::new(dir.path().to_path_buf(), GeneratedFiles::default(), events);
+        let handler = TftpHandler::new(dir.path().to_path_buf(), Served::default(), events);
         let opened = handler.open(client(), "\\boot\\x64.efi").unwrap();
         assert_eq!(opened.report.size(), 10_000);
         let expected = std::fs::read(dir.path().join("boot/x64.efi")).unwrap();
@@ -319,7 +334,7 @@ mod tests {
     fn generated_file_shadows_a_real_one_and_needs_no_root() {
         let (_dir, events, _rx) = setup();
         let script = Bytes::from_static(b"#!ipxe\nchain http://x/boot\n");
-        let generated = GeneratedFiles::new([("boot.ipxe".to_owned(), script.clone())]);
+        let generated = Served::new([("boot.ipxe".to_owned(), script.clone())]);
         let handler = TftpHandler::new(PathBuf::from("/nonexistent/portapxe"), generated, events);
         let opened = handler.open(client(), "/boot.ipxe").unwrap();
         assert_eq!(read_all(&opened.source, 7), script);
@@ -330,7 +345,7 @@ mod tests {
     #[test]
     fn progress_is_reported_when_due_and_not_otherwise() {
         let (dir, events, mut rx) = setup();
-        let handler = TftpHandler::new(dir.path().to_path_buf(), GeneratedFiles::default(), events.clone())
+        let handler = TftpHandler::new(dir.path().to_path_buf(), Served::default(), events.clone())
             .with_progress_interval(Duration::ZERO);
         let mut opened = handler.open(client(), "boot/x64.efi").unwrap();
         opened.report.progress(4000, Instant::now());
@@ -356,7 +371,7 @@ mod tests {
     #[test]
     fn a_report_dropped_unended_is_a_failure() {
         let (dir, events, mut rx) = setup();
-        let handler = TftpHandler::new(dir.path().to_path_buf(), GeneratedFiles::default(), events);
+        let handler = TftpHandler::new(dir.path().to_path_buf(), Served::default(), events);
         drop(handler.open(client(), "boot/x64.efi").unwrap());
         assert!(matches!(phases(&mut rx).last(), Some(TransferPhase::Failed { .. })));
     }
@@ -364,7 +379,7 @@ mod tests {
     #[test]
     fn refusals_report_and_map_to_tftp_errors() {
         let (dir, events, mut rx) = setup();
-        let handler = TftpHandler::new(dir.path().to_path_buf(), GeneratedFiles::default(), events);
+        let handler = TftpHandler::new(dir.path().to_path_buf(), Served::default(), events);
         let code = |name: &str| handler.open(client(), name).err().map(|refusal| refusal.code);
         assert_eq!(code("../../etc/passwd"), Some(ErrorCode::AccessViolation));
         assert_eq!(code("missing.efi"), Some(ErrorCode::FileNotFound));
@@ -384,7 +399,7 @@ mod tests {
     #[test]
     fn writes_are_refused() {
         let (dir, events, mut rx) = setup();
-        let handler = TftpHandler::new(dir.path().to_path_buf(), GeneratedFiles::default(), events);
+        let handler = TftpHandler::new(dir.path().to_path_buf(), Served::default(), events);
         let refusal = handler.refuse_write(client(), "upload.bin");
         assert_eq!((refusal.code, refusal.message.as_str()), (ErrorCode::Undefined, READ_ONLY_MESSAGE));
         assert!(

@@ -4,7 +4,7 @@
 //! transfer), the TFTP wire format ([`packet`]), each read transfer as a
 //! sans-IO state machine ([`transfer`]: options, windows, resends), the rules
 //! that turn a wire filename into a file inside the root ([`paths`], the only
-//! place a request becomes a path), serving [`GeneratedFiles`] ahead of real
+//! place a request becomes a path), serving [`Served`] ahead of real
 //! files, and reporting every transfer as a
 //! [`TransferEvent`](crate::events::TransferEvent).
 //!
@@ -20,7 +20,7 @@
 //! come in → a [`TransferReport`] reports `Started`, `Progress`,
 //! `Finished`/`Failed`.
 //!
-//! [`GeneratedFiles`]: crate::generated::GeneratedFiles
+//! [`Served`]: crate::served::Served
 
 pub mod admission;
 mod handler;

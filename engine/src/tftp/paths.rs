@@ -2,7 +2,7 @@
 //!
 //! A TFTP filename is whatever bytes a machine on the network chose to send.
 //! [`normalise`] is the one place that turns it into a root-relative `a/b/c`
-//! name (pure, no I/O; the same name keys [`GeneratedFiles`]), and
+//! name (pure, no I/O; the same name keys [`Served`]), and
 //! [`resolve_request`] is the one place that turns that name into a real file
 //! that is provably inside the root. Nothing else in the TFTP service builds a
 //! path from a request.
@@ -28,7 +28,7 @@
 //!    the iPXE loaders that came with the app). A file in the root always
 //!    wins; what is refused in the root is not retried there.
 //!
-//! [`GeneratedFiles`]: crate::generated::GeneratedFiles
+//! [`Served`]: crate::served::Served
 
 use std::fmt;
 use std::io;
@@ -47,7 +47,7 @@ pub const MAX_COMPONENT_LEN: usize = 255;
 pub struct RelativePath(String);
 
 impl RelativePath {
-    /// The `a/b/c` form, as [`GeneratedFiles`](crate::generated::GeneratedFiles) keys it.
+    /// The `a/b/c` form, as [`Served`](crate::served::Served) keys it.
     pub fn as_str(&self) -> &str {
         &self.0
     }

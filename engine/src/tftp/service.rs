@@ -25,7 +25,7 @@ use super::handler::{Opened, Refusal, TftpHandler};
 use super::packet::{self, ClientPacket, DATA_HEADER_LEN, ErrorCode, Mode, Request};
 use super::transfer::{Action, Limits, MAX_BLOCK_SIZE, Negotiated, ReadTransfer, negotiate};
 use crate::events::{EngineEvent, EventSink, Service, ServiceEvent};
-use crate::generated::GeneratedFiles;
+use crate::served::Served;
 
 /// Default window size cap. A window is held in memory (window × block size per
 /// transfer), so an uncapped client could ask for 65535 × 65464 bytes; 64 keeps
@@ -251,11 +251,7 @@ impl Drop for TftpService {
 
 /// Bind, then serve read requests from `settings.root` (with `generated` files
 /// shadowing real ones). Must be called within a tokio runtime.
-pub async fn start(
-    settings: TftpSettings,
-    generated: GeneratedFiles,
-    events: EventSink,
-) -> Result<TftpService, TftpStartError> {
+pub async fn start(settings: TftpSettings, served: Served, events: EventSink) -> Result<TftpService, TftpStartError> {
     settings.validate()?;
     check_root(settings.root.clone()).await?;
 
@@ -268,7 +264,7 @@ pub async fn start(
     let socket = tokio::net::UdpSocket::from_std(socket).map_err(|e| bind_error(addr, e))?;
 
     let listener = Listener {
-        handler: TftpHandler::new(settings.root.clone(), generated, events.clone()),
+        handler: TftpHandler::new(settings.root.clone(), served, events.clone()),
         limits: Limits {
             block_size: settings.block_size_limit.unwrap_or(MAX_BLOCK_SIZE),
             window_size: settings.window_size_limit.unwrap_or(u16::MAX),

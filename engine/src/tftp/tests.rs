@@ -10,7 +10,7 @@ use tokio::time::timeout;
 
 use super::*;
 use crate::events::{EngineEvent, EventSink, TransferPhase};
-use crate::generated::GeneratedFiles;
+use crate::served::Served;
 
 /// Every receive waits at most this long; nothing on loopback takes longer.
 const RECV_TIMEOUT: Duration = Duration::from_secs(3);
@@ -202,10 +202,10 @@ struct Lab {
 
 impl Lab {
     async fn start() -> Lab {
-        Self::start_with(|_| {}, GeneratedFiles::default()).await
+        Self::start_with(|_| {}, Served::default()).await
     }
 
-    async fn start_with(tune: impl FnOnce(&mut TftpSettings), generated: GeneratedFiles) -> Lab {
+    async fn start_with(tune: impl FnOnce(&mut TftpSettings), generated: Served) -> Lab {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join("boot")).unwrap();
         std::fs::write(root.path().join("pxelinux.0"), pattern(100_000)).unwrap();
@@ -267,7 +267,7 @@ async fn serves_the_largest_blocks() {
 
 #[tokio::test]
 async fn serves_windows_up_to_the_limit() {
-    let lab = Lab::start_with(|s| s.window_size_limit = Some(4), GeneratedFiles::default()).await;
+    let lab = Lab::start_with(|s| s.window_size_limit = Some(4), Served::default()).await;
     let opts = [("blksize", "1468"), ("windowsize", "16")];
     let fetched = fetch(lab.addr(), "big.img", &opts).await.unwrap();
     assert_eq!(fetched.data, lab.read("big.img"));
@@ -277,7 +277,7 @@ async fn serves_windows_up_to_the_limit() {
 
 #[tokio::test]
 async fn block_size_limit_caps_the_client() {
-    let lab = Lab::start_with(|s| s.block_size_limit = Some(1024), GeneratedFiles::default()).await;
+    let lab = Lab::start_with(|s| s.block_size_limit = Some(1024), Served::default()).await;
     let fetched = fetch(lab.addr(), "pxelinux.0", &[("blksize", "1468")]).await.unwrap();
     assert_eq!(fetched.oack, Some(vec![("blksize".to_owned(), "1024".to_owned())]));
     assert_eq!(fetched.data, lab.read("pxelinux.0"));
@@ -286,7 +286,7 @@ async fn block_size_limit_caps_the_client() {
 #[tokio::test]
 async fn serves_a_generated_file_over_a_real_one() {
     let script = Bytes::from_static(b"#!ipxe\nchain http://10.0.0.1/boot\n");
-    let generated = GeneratedFiles::new([("boot.ipxe".to_owned(), script.clone())]);
+    let generated = Served::new([("boot.ipxe".to_owned(), script.clone())]);
     let mut lab = Lab::start_with(|_| {}, generated).await;
     for name in ["boot.ipxe", "/boot.ipxe"] {
         let fetched = fetch(lab.addr(), name, &[("tsize", "0")]).await.unwrap();
@@ -392,7 +392,7 @@ async fn a_client_that_goes_silent_is_a_failed_transfer() {
             s.timeout = Duration::from_millis(50);
             s.max_send_retries = 1;
         },
-        GeneratedFiles::default(),
+        Served::default(),
     )
     .await;
     let socket = client().await;
@@ -413,7 +413,7 @@ async fn a_client_that_goes_silent_is_a_failed_transfer() {
 /// A client's ERROR ends the transfer at once: nothing more is sent.
 #[tokio::test]
 async fn a_client_error_ends_the_transfer() {
-    let mut lab = Lab::start_with(|s| s.timeout = Duration::from_millis(50), GeneratedFiles::default()).await;
+    let mut lab = Lab::start_with(|s| s.timeout = Duration::from_millis(50), Served::default()).await;
     let socket = client().await;
     socket.send_to(&request(OP_RRQ, b"pxelinux.0", &[]), lab.addr()).await.unwrap();
     let (first, peer) = recv(&socket).await;
@@ -510,8 +510,7 @@ async fn start_reports_a_taken_port() {
     let squatter = StdUdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = squatter.local_addr().unwrap();
     let root = tempfile::tempdir().unwrap();
-    let err =
-        start(TftpSettings::new(addr, root.path()), GeneratedFiles::default(), EventSink::new()).await.unwrap_err();
+    let err = start(TftpSettings::new(addr, root.path()), Served::default(), EventSink::new()).await.unwrap_err();
     assert!(matches!(err, TftpStartError::AddressInUse { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains(&addr.to_string()) && message.contains("tftpd-hpa"), "{message}");
@@ -523,12 +522,12 @@ async fn start_reports_a_bad_root_and_bad_settings() {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
 
     let missing = root.path().join("missing");
-    let err = start(TftpSettings::new(addr, &missing), GeneratedFiles::default(), EventSink::new()).await.unwrap_err();
+    let err = start(TftpSettings::new(addr, &missing), Served::default(), EventSink::new()).await.unwrap_err();
     assert!(matches!(err, TftpStartError::Root { .. }) && err.to_string().contains("does not exist"), "{err}");
 
     let file = root.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    let err = start(TftpSettings::new(addr, &file), GeneratedFiles::default(), EventSink::new()).await.unwrap_err();
+    let err = start(TftpSettings::new(addr, &file), Served::default(), EventSink::new()).await.unwrap_err();
     assert!(matches!(err, TftpStartError::Root { .. }), "{err}");
 
     for tune in [
@@ -539,7 +538,7 @@ async fn start_reports_a_bad_root_and_bad_settings() {
     ] {
         let mut settings = TftpSettings::new(addr, root.path());
         tune(&mut settings);
-        let err = start(settings, GeneratedFiles::default(), EventSink::new()).await.unwrap_err();
+        let err = start(settings, Served::default(), EventSink::new()).await.unwrap_err();
         assert!(matches!(err, TftpStartError::InvalidSetting(_)), "{err}");
     }
 }
@@ -583,4 +582,23 @@ async fn service_events_on_start_and_stop() {
     service.stop().await;
     let stopped = next_service_event(&mut rx).await;
     assert!(stopped.ok && stopped.message.contains("stopped") && stopped.message.contains(&addr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_inside_an_iso_image_is_served_byte_exact() {
+    let images = tempfile::tempdir().unwrap();
+    let kernel = pattern(1_500_000);
+    let iso = crate::iso::testing::image(images.path(), "live.iso", &[("live/vmlinuz", &kernel), ("a.txt", b"a")]);
+    let served = Served::default().with_images([crate::iso::testing::mounted(&iso, "iso/live.iso")]);
+    let mut lab = Lab::start_with(|_| {}, served).await;
+    let opts = [("blksize", "1468"), ("windowsize", "8"), ("tsize", "0")];
+    let fetched = fetch(lab.addr(), "/iso/live.iso/live/vmlinuz", &opts).await.unwrap();
+    assert!(fetched.data == kernel, "byte-exact ({} bytes fetched)", fetched.data.len());
+    assert!(fetched.oack.unwrap().contains(&("tsize".to_owned(), "1500000".to_owned())));
+    let phases = phases_until(&mut lab.rx, "/iso/live.iso/live/vmlinuz", is_final).await;
+    assert_eq!(phases.last(), Some(&TransferPhase::Finished { bytes: 1_500_000 }));
+    let missing = fetch(lab.addr(), "iso/live.iso/live/../../../etc/passwd", &[]).await.unwrap_err();
+    assert_eq!(missing.0, 2, "a name with .. is refused before any image is asked");
+    let missing = fetch(lab.addr(), "iso/live.iso/nothing", &[]).await.unwrap_err();
+    assert_eq!(missing.0, 1, "a name the image lacks is not found");
 }

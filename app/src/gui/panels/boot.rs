@@ -6,6 +6,7 @@ use egui::Ui;
 use portapxe_engine::SignedChain;
 use portapxe_engine::config::{BootEntry, Config, UefiLoader};
 use portapxe_engine::ipxe::generate_script;
+use portapxe_engine::iso::IsoPlans;
 
 use super::{PanelCtx, field_errors};
 use crate::gui::engine_handle::RunState;
@@ -53,7 +54,9 @@ pub fn preview(config: &Config, snapshot: &crate::gui::engine_handle::UiSnapshot
         (true, port) => format!("http://{server}:{port}"),
         (false, _) => format!("tftp://{server}"),
     };
-    generate_script(&config.boot.entries, &base, config.boot.menu_timeout_secs)
+    // ISO entries are previewed as `sanboot`: what boots from inside an image is found
+    // when serving starts (and shown in each ISO's row).
+    generate_script(&config.boot.entries, &IsoPlans::default(), &base, config.boot.menu_timeout_secs)
 }
 
 fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
@@ -195,6 +198,7 @@ fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
             .validation()
             .and_then(|v| v.secure_boot_problems.get(index).cloned().flatten())
             .filter(|_| panel.config.boot.uefi_loader == UefiLoader::Signed);
+        let iso_summary = panel.validation().and_then(|v| v.iso_summaries.get(index).cloned().flatten());
         let entry = &mut panel.config.boot.entries[index];
         ui.push_id(index, |ui| {
             egui::Frame::group(ui.style()).show(ui, |ui| {
@@ -234,8 +238,20 @@ fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
                             ui.add(egui::TextEdit::singleline(cmdline).desired_width(f32::INFINITY))
                         });
                     }
-                    BootEntry::Iso { image, .. } => {
-                        ui.label(format!("image {image} (sanboot over HTTP)"));
+                    BootEntry::Iso { image, append, .. } => {
+                        ui.label(format!("image {image}, served where it lies"));
+                        match &iso_summary {
+                            Some(Ok(summary)) => {
+                                ui.label(summary);
+                            }
+                            Some(Err(error)) => {
+                                ui.label(style::toned(ui, Tone::Caution, error));
+                            }
+                            None => {}
+                        }
+                        style::labelled(ui, "Extra kernel arguments", |ui| {
+                            ui.add(egui::TextEdit::singleline(append).desired_width(f32::INFINITY))
+                        });
                     }
                     BootEntry::Chain { url, .. } => {
                         style::labelled(ui, "URL", |ui| {

@@ -1,0 +1,119 @@
+//! ISO images boot from where they lie: PortaPXE reads the image, recognises its
+//! family and boots its kernel and initrd from inside it over HTTP, with the family's
+//! arguments; nothing is extracted or written beside the image or into the boot root.
+//!
+//! Images: `target/lab/debian-mini.iso`, built by `tests/lab/prepare-iso.sh target/lab`
+//! from Debian's netboot installer (run by `.ci/install-deps.sh`), and Debian's own
+//! `memtest86+x64.iso` (package memtest86+).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use portapxe_lab::binary::workspace_root;
+use portapxe_lab::expect::{self, has_finished};
+use portapxe_lab::qemu::{self, Firmware};
+use portapxe_lab::{Lab, Server, ServerSpec, guest, pool};
+
+const MINI_ISO: &str = "target/lab/debian-mini.iso";
+const MEMTEST_ISO: &str = "/usr/lib/memtest86+/memtest86+x64.iso";
+
+fn image(path: &str) -> PathBuf {
+    let path = workspace_root().join(path);
+    assert!(
+        path.is_file(),
+        "{} is missing: run tests/lab/prepare-iso.sh target/lab (and apt-get install memtest86+)",
+        path.display()
+    );
+    path
+}
+
+/// Every file under `folder` with its size and modification time.
+fn listing(folder: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {
+    let mut found = BTreeMap::new();
+    let mut todo = vec![folder.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let metadata = entry.metadata().unwrap();
+            if metadata.is_dir() {
+                todo.push(entry.path());
+            } else {
+                found.insert(entry.path(), (metadata.len(), metadata.modified().unwrap()));
+            }
+        }
+    }
+    found
+}
+
+/// The size of `inside` in the ISO `iso`, as xorriso reads it.
+fn size_inside(iso: &Path, inside: &str) -> u64 {
+    let output = std::process::Command::new("xorriso")
+        .args(["-indev", &iso.display().to_string(), "-find", inside, "-exec", "lsdl"])
+        .output()
+        .expect("xorriso (apt-get install xorriso)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().find(|line| line.contains(inside)).unwrap_or_else(|| panic!("{inside} not in {text}"));
+    line.split_whitespace().nth(4).and_then(|size| size.parse().ok()).unwrap_or_else(|| panic!("no size in {line}"))
+}
+
+/// A server whose only boot entry is `iso`, with the serial console on the kernel line.
+fn iso_server(lab: &Lab, iso: &Path) -> (ServerSpec, Server) {
+    let mut spec = ServerSpec::new(lab).expect("server root");
+    guest::install_ipxe_binaries(&spec.root).expect("iPXE loaders");
+    spec = spec.arg("--iso", iso.display().to_string()).arg("--append", "console=ttyS0,115200");
+    let server = Server::start(lab, &spec).unwrap();
+    (spec, server)
+}
+
+#[test]
+fn a_debian_mini_iso_boots_the_installer_from_inside_the_image() {
+    const MAC: &str = "52:54:00:15:00:01";
+    let iso = image(MINI_ISO);
+    let mut lab = Lab::new("iso-mini").unwrap();
+    let (spec, server) = iso_server(&lab, &iso);
+    let root_before = listing(&spec.root);
+    let images_before = listing(iso.parent().unwrap());
+    let tap = lab.add_tap().unwrap();
+
+    // The installer's first screen, drawn on the serial console (`console=ttyS0` came from --append).
+    let boot = qemu::boot(&lab, &tap, Firmware::BiosIpxeRom, MAC, "Select a language", Duration::from_secs(240));
+    eprintln!("BOOT TIME iso_debian_mini_bios: {:.1} s", boot.elapsed.as_secs_f64());
+
+    let kernel = "iso/debian-mini.iso/linux";
+    let initrd = "iso/debian-mini.iso/initrd.gz";
+    let events = server.wait_for_events("HTTP transfers from inside the ISO", Duration::from_secs(10), |e| {
+        has_finished(e, kernel) && has_finished(e, initrd)
+    });
+    let address = expect::acked_script(&events, MAC, server.ip, server.http_port, &pool(&lab));
+    expect::finished_once(&events, "http", kernel, address, size_inside(&iso, "/linux"));
+    expect::finished_once(&events, "http", initrd, address, size_inside(&iso, "/initrd.gz"));
+    assert!(!has_finished(&events, "iso/debian-mini.iso"), "the image was not booted whole (sanboot)");
+    assert_eq!(listing(&spec.root), root_before, "nothing was written into the boot root");
+    assert_eq!(listing(iso.parent().unwrap()), images_before, "nothing was written beside the image");
+}
+
+#[test]
+fn memtest86_iso_gives_a_bios_machine_its_program_not_the_floppy() {
+    const MAC: &str = "52:54:00:15:00:02";
+    let iso = image(MEMTEST_ISO);
+    let mut lab = Lab::new("iso-memtest").unwrap();
+    let (_spec, server) = iso_server(&lab, &iso);
+    let tap = lab.add_tap().unwrap();
+
+    // Debian's image boots a floppy image (El Torito floppy emulation), which iPXE's
+    // sanboot cannot start; the program inside it is a Linux boot-protocol image.
+    let boot = qemu::boot(&lab, &tap, Firmware::BiosIpxeRom, MAC, "Memtest86+ v", Duration::from_secs(150));
+    eprintln!("BOOT TIME iso_memtest_bios: {:.1} s", boot.elapsed.as_secs_f64());
+
+    let program = "iso/memtest86+x64.iso/boot/floppy.img.bin";
+    let events =
+        server.wait_for_events("the memtest program over HTTP", Duration::from_secs(10), |e| has_finished(e, program));
+    let address = expect::acked_script(&events, MAC, server.ip, server.http_port, &pool(&lab));
+    let bytes = expect::finished_nonempty(&events, "http", program, address);
+    let installed = std::fs::metadata("/boot/memtest86+x64.bin").map(|m| m.len()).unwrap_or(0);
+    assert!(
+        bytes >= installed && bytes < installed + 16,
+        "the program, not the 1.44 MB floppy: {bytes} bytes (memtest86+x64.bin is {installed})"
+    );
+    assert!(!has_finished(&events, "iso/memtest86+x64.iso"), "the image was not sanbooted");
+}
