@@ -26,6 +26,7 @@ pub mod served;
 pub mod signature;
 pub mod socket;
 pub mod tftp;
+pub mod url;
 
 pub use engine::{
     CaptureStatus, Engine, EngineError, EngineStatus, SignedChain, StartOptions, boot_settings,

@@ -183,7 +183,7 @@ mod tests {
         assert_eq!((span.offset, span.len), (4096, 5));
         let Some(ServedItem::InImage(whole)) = served.lookup("iso/a.iso") else { panic!("the image itself") };
         assert_eq!((whole.offset, whole.len), (0, 8192));
-        assert_eq!(served.lookup("iso/a.iso/live/VMLINUZ").is_some(), true, "names inside an image match in any case");
+        assert!(served.lookup("iso/a.iso/live/VMLINUZ").is_some(), "names inside an image match in any case");
         assert_eq!(served.lookup("iso/a.iso/live"), None, "a folder is not a file");
         assert_eq!(served.lookup("iso/a.isox/live/vmlinuz"), None);
         assert_eq!(served.lookup("iso/a.iso/../a.iso/live/vmlinuz"), None, "only index keys are served");

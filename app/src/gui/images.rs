@@ -86,7 +86,12 @@ pub fn add_files(config: &mut Config, files: &[PathBuf]) -> AddReport {
             ));
             continue;
         };
-        let Some(relative) = relative_to_root(&config.root, file) else {
+        // An ISO is served from where it lies (mounted by its absolute path), never copied.
+        let relative = match relative_to_root(&config.root, file) {
+            None if kind == ImageKind::Iso && file.is_absolute() => Some(file.display().to_string()),
+            relative => relative,
+        };
+        let Some(relative) = relative else {
             report.problems.push(format!(
                 "{} is outside the boot folder {}: copy it there, or choose another boot folder",
                 file.display(),
@@ -203,18 +208,27 @@ mod tests {
         let mut config = Config { root: "/srv/pxe".into(), ..Config::default() };
         let report = add_files(
             &mut config,
-            &["/srv/pxe/debian/initrd.gz".into(), "/srv/pxe/debian/vmlinuz".into(), "/tmp/elsewhere.iso".into()],
+            &[
+                "/srv/pxe/debian/initrd.gz".into(),
+                "/srv/pxe/debian/vmlinuz".into(),
+                "/tmp/elsewhere.iso".into(),
+                "/tmp/elsewhere/vmlinuz".into(),
+            ],
         );
         assert_eq!(
             config.boot.entries,
-            vec![BootEntry::Linux {
-                name: "Linux (debian)".into(),
-                kernel: "debian/vmlinuz".into(),
-                initrd: vec!["debian/initrd.gz".into()],
-                cmdline: String::new(),
-            }]
+            vec![
+                BootEntry::Linux {
+                    name: "Linux (debian)".into(),
+                    kernel: "debian/vmlinuz".into(),
+                    initrd: vec!["debian/initrd.gz".into()],
+                    cmdline: String::new(),
+                },
+                // An ISO is served from where it lies: nothing to copy.
+                BootEntry::Iso { name: "elsewhere".into(), image: "/tmp/elsewhere.iso".into(), append: String::new() },
+            ]
         );
-        assert_eq!(report.problems.len(), 1, "{report:?}");
+        assert_eq!(report.problems.len(), 1, "only the kernel outside is refused: {report:?}");
         assert!(report.problems[0].contains("outside the boot folder"), "{report:?}");
     }
 

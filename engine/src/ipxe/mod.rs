@@ -7,16 +7,14 @@
 
 use std::fmt::Write;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 
 use crate::config::BootEntry;
 use crate::iso::{IsoBoot, IsoPlans};
+use crate::url::{PATH_SEGMENT, url};
 
 /// Where the script lives in the served namespace (TFTP and HTTP).
 pub const SCRIPT_PATH: &str = "boot.ipxe";
-
-/// Characters kept as they are in a URL path segment (RFC 3986 unreserved).
-const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// `base_url` is where the boot root is served, e.g. `http://10.0.0.1` (no trailing slash).
 /// `isos` says what boots each ISO entry (one missing from it is `sanboot`ed whole).
@@ -107,15 +105,6 @@ fn linux_commands(out: &mut String, base_url: &str, kernel: &str, initrd: &[Stri
 fn file_name(path: &str) -> String {
     let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
     utf8_percent_encode(name, PATH_SEGMENT).to_string()
-}
-
-pub(crate) fn url(base_url: &str, path: &str) -> String {
-    let encoded: Vec<String> = path
-        .split(['/', '\\'])
-        .filter(|segment| !segment.is_empty())
-        .map(|segment| utf8_percent_encode(segment, PATH_SEGMENT).to_string())
-        .collect();
-    format!("{base_url}/{}", encoded.join("/"))
 }
 
 #[cfg(test)]

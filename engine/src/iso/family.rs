@@ -158,11 +158,11 @@ impl Site<'_> {
     }
 
     fn url(&self, inside: &str) -> String {
-        let mount = crate::ipxe::url(self.base_url, self.mount);
+        let mount = crate::url::url(self.base_url, self.mount);
         if inside.is_empty() {
             mount
         } else {
-            format!("{mount}/{}", crate::ipxe::url("", inside).trim_start_matches('/'))
+            format!("{mount}/{}", crate::url::url("", inside).trim_start_matches('/'))
         }
     }
 
