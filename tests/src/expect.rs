@@ -110,6 +110,11 @@ pub fn has_finished(events: &[Event], file: &str) -> bool {
 /// GRUB, GRUB's config, then the guest's kernel and initrd once each, whole. Returns
 /// the client's address.
 pub fn booted_signed_chain(events: &[Event], mac: &str, guest: &Guest) -> Ipv4Addr {
+    booted_signed_chain_with(events, mac, &[("vmlinuz", guest.kernel_size()), ("initrd.img", guest.initrd_size())])
+}
+
+/// [`booted_signed_chain`] with these files (served name, size) fetched by GRUB after its config.
+pub fn booted_signed_chain_with(events: &[Event], mac: &str, files: &[(&str, u64)]) -> Ipv4Addr {
     let firmware_ack = acks(events, mac).into_iter().find(|d| !d.is_ipxe).unwrap_or_else(|| {
         panic!("no ACK to the firmware PXE client {mac}; DHCP events:\n{}", dhcp_story(events, mac))
     });
@@ -118,7 +123,7 @@ pub fn booted_signed_chain(events: &[Event], mac: &str, guest: &Guest) -> Ipv4Ad
     for file in [SHIM_FILE, GRUB_FILE, "grub/grub.cfg"] {
         finished_nonempty(events, "tftp", file, address);
     }
-    for (file, size) in [("vmlinuz", guest.kernel_size()), ("initrd.img", guest.initrd_size())] {
+    for &(file, size) in files {
         finished_once(events, "tftp", file, address, size);
     }
     address

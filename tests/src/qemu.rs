@@ -66,9 +66,10 @@ impl RunningGuest {
         let mut command = lab.server_command("qemu-system-x86_64");
         // GRUB loads the kernel into memory it allocates below 4 GiB from the firmware's
         // pool: with 256 MiB, the signed chain's GRUB stops at "out of memory" (seen here).
-        // The Debian installer booted from an ISO unpacks a 41 MB initrd: 1 GiB (TCG only
-        // touches what the guest uses).
-        let memory = if firmware == Firmware::BiosIpxeRom { "1024" } else { "512" };
+        // The Debian installer booted from an ISO unpacks a 41 MB initrd and shows a "Low
+        // memory" screen instead of its first one with 512 MiB: 1 GiB (TCG only touches
+        // what the guest uses).
+        let memory = "1024";
         command.args(["-accel", "tcg", "-m", memory, "-smp", "1", "-nodefaults", "-nographic", "-no-reboot"]);
         command.arg("-serial").arg(format!("file:{}", serial.display()));
         command.args(["-monitor", "none"]);

@@ -56,10 +56,12 @@ fn size_inside(iso: &Path, inside: &str) -> u64 {
     line.split_whitespace().nth(4).and_then(|size| size.parse().ok()).unwrap_or_else(|| panic!("no size in {line}"))
 }
 
-/// A server whose only boot entry is `iso`, with the serial console on the kernel line.
+/// A server whose only boot entry is `iso`, with the serial console on the kernel line,
+/// and the iPXE loaders and the signed chain (the defaults of an installed PortaPXE).
 fn iso_server(lab: &Lab, iso: &Path) -> (ServerSpec, Server) {
     let mut spec = ServerSpec::new(lab).expect("server root");
     guest::install_ipxe_binaries(&spec.root).expect("iPXE loaders");
+    guest::install_signed_loaders(&spec.root).expect("signed loaders");
     spec = spec.arg("--iso", iso.display().to_string()).arg("--append", "console=ttyS0,115200");
     let server = Server::start(lab, &spec).unwrap();
     (spec, server)
@@ -90,6 +92,35 @@ fn a_debian_mini_iso_boots_the_installer_from_inside_the_image() {
     assert!(!has_finished(&events, "iso/debian-mini.iso"), "the image was not booted whole (sanboot)");
     assert_eq!(listing(&spec.root), root_before, "nothing was written into the boot root");
     assert_eq!(listing(iso.parent().unwrap()), images_before, "nothing was written beside the image");
+}
+
+/// UEFI machines get the signed chain by default: shim → GRUB, whose generated menu
+/// boots the installer's kernel and initrd over TFTP from inside the image. With Secure
+/// Boot on, the firmware runs shim only because it is signed, shim runs GRUB, and GRUB
+/// (through shim) the kernel only because Debian signed it.
+#[test]
+fn a_debian_mini_iso_boots_under_uefi_with_and_without_secure_boot() {
+    let iso = image(MINI_ISO);
+    let mut lab = Lab::new("iso-mini-uefi").unwrap();
+    let (spec, server) = iso_server(&lab, &iso);
+    let root_before = listing(&spec.root);
+    let files = [
+        ("iso/debian-mini.iso/linux", size_inside(&iso, "/linux")),
+        ("iso/debian-mini.iso/initrd.gz", size_inside(&iso, "/initrd.gz")),
+    ];
+    for (firmware, mac, label) in [
+        (Firmware::UefiNativePxe, "52:54:00:15:00:03", "uefi"),
+        (Firmware::UefiSecureBoot, "52:54:00:15:00:04", "uefi_secure_boot"),
+    ] {
+        let tap = lab.add_tap().unwrap();
+        let boot = qemu::boot(&lab, &tap, firmware, mac, "Select a language", Duration::from_secs(300));
+        eprintln!("BOOT TIME iso_debian_mini_{label}: {:.1} s", boot.elapsed.as_secs_f64());
+        let events = server.wait_for_events("TFTP transfers from inside the ISO", Duration::from_secs(10), |e| {
+            files.iter().all(|(file, _)| has_finished(e, file))
+        });
+        expect::booted_signed_chain_with(&events, mac, &files);
+    }
+    assert_eq!(listing(&spec.root), root_before, "nothing was written into the boot root");
 }
 
 #[test]
