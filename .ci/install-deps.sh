@@ -17,10 +17,13 @@ apt-get install -y -qq --no-install-recommends \
     isc-dhcp-server kea-dhcp4-server \
     libpcap-dev pkg-config ca-certificates tcpdump \
     mesa-vulkan-drivers xvfb x11-apps x11-utils sbsigntool \
-    xorriso isolinux syslinux-common memtest86+
+    xorriso isolinux syslinux-common memtest86+ \
+    live-boot live-boot-initramfs-tools initramfs-tools squashfs-tools zstd
 bash tests/lab/prepare-guest.sh target/lab
-# The ISO images the ISO tests boot (a Debian mini.iso built from the netboot installer).
+# The ISO images the ISO tests boot: a Debian mini.iso built from the netboot installer,
+# and a live-boot ISO (Debian's kernel, an initrd with live-boot, a busybox squashfs).
 sh tests/lab/prepare-iso.sh target/lab
+sh tests/lab/prepare-live-iso.sh target/lab
 # The signed chain (shim, network GRUB) the Secure Boot tests and the packages use.
 bash installers/signed-loaders.sh target/signed-loaders
 # CI fails on dependencies the code does not use.

@@ -3,19 +3,23 @@
 //! arguments; nothing is extracted or written beside the image or into the boot root.
 //!
 //! Images: `target/lab/debian-mini.iso`, built by `tests/lab/prepare-iso.sh target/lab`
-//! from Debian's netboot installer (run by `.ci/install-deps.sh`), and Debian's own
-//! `memtest86+x64.iso` (package memtest86+).
+//! from Debian's netboot installer, `target/lab/debian-live.iso` (Debian's kernel, an
+//! initrd with live-boot, a busybox squashfs), built by `tests/lab/prepare-live-iso.sh
+//! target/lab` (both run by `.ci/install-deps.sh`), and Debian's own `memtest86+x64.iso`
+//! (package memtest86+).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use portapxe_lab::binary::workspace_root;
+use portapxe_lab::events::EventsExt;
 use portapxe_lab::expect::{self, has_finished};
 use portapxe_lab::qemu::{self, Firmware};
 use portapxe_lab::{Lab, Server, ServerSpec, guest, pool};
 
 const MINI_ISO: &str = "target/lab/debian-mini.iso";
+const LIVE_ISO: &str = "target/lab/debian-live.iso";
 const MEMTEST_ISO: &str = "/usr/lib/memtest86+/memtest86+x64.iso";
 
 fn image(path: &str) -> PathBuf {
@@ -121,6 +125,47 @@ fn a_debian_mini_iso_boots_under_uefi_with_and_without_secure_boot() {
         expect::booted_signed_chain_with(&events, mac, &files);
     }
     assert_eq!(listing(&spec.root), root_before, "nothing was written into the boot root");
+}
+
+/// What `sanboot` loses: once the live kernel starts, the emulated drive is gone. Booted
+/// from inside the image instead, live-boot gets the `fetch=` PortaPXE adds, takes an
+/// address from PortaPXE's DHCP, downloads `live/filesystem.squashfs` from inside the
+/// image over our HTTP, and runs the squashfs's own init, which prints the marker.
+#[test]
+fn a_live_boot_iso_fetches_its_root_from_inside_the_image() {
+    const MAC: &str = "52:54:00:15:00:05";
+    const MARKER: &str = "PORTAPXE-LIVE-ROOT-OK";
+    let iso = image(LIVE_ISO);
+    let mut lab = Lab::new("iso-live").unwrap();
+    let (_spec, server) = iso_server(&lab, &iso);
+    let tap = lab.add_tap().unwrap();
+
+    let boot = qemu::boot(&lab, &tap, Firmware::BiosIpxeRom, MAC, MARKER, Duration::from_secs(240));
+    eprintln!("BOOT TIME iso_live_boot_bios: {:.1} s", boot.elapsed.as_secs_f64());
+    let squashfs = "iso/debian-live.iso/live/filesystem.squashfs";
+    assert!(
+        boot.serial.contains(&format!("fetch=http://{}/{squashfs}", server.ip)),
+        "the kernel line carries the fetch= PortaPXE made; serial:\n{}",
+        boot.serial
+    );
+    let events =
+        server.wait_for_events("the squashfs over HTTP", Duration::from_secs(10), |e| has_finished(e, squashfs));
+    let address = expect::acked_script(&events, MAC, server.ip, server.http_port, &pool(&lab));
+    expect::finished_once(
+        &events,
+        "http",
+        "iso/debian-live.iso/live/vmlinuz",
+        address,
+        size_inside(&iso, "/live/vmlinuz"),
+    );
+    // live-boot's own DHCP may get another address from the pool: any client will do.
+    let fetched: Vec<u64> = events
+        .transfers()
+        .iter()
+        .filter(|t| t.protocol == "http" && t.name() == squashfs)
+        .filter_map(|t| t.finished_bytes())
+        .collect();
+    assert_eq!(fetched, [size_inside(&iso, "/live/filesystem.squashfs")], "{}", expect::transfer_story(&events));
 }
 
 #[test]
