@@ -846,3 +846,46 @@ fn a_newcomer_starts_full_dhcp_from_a_fresh_home() {
     harness.get_by_label("Stop").click();
     wait_until(&mut harness, "the engine to stop", |app| app.handle().snapshot().state == RunState::Stopped);
 }
+
+/// An ISO picked from outside the boot folder stays where it lies; its row says which
+/// family the engine found and what boots, and the iPXE preview boots its kernel from
+/// inside the image instead of `sanboot`.
+#[test]
+fn an_iso_row_says_what_boots_from_inside_the_image() {
+    let root = boot_folder();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let tree = elsewhere.path().join("tree");
+    std::fs::create_dir_all(tree.join("live")).unwrap();
+    for (name, content) in [("vmlinuz", &b"kernel"[..]), ("initrd.img", b"initrd"), ("filesystem.squashfs", b"root")] {
+        std::fs::write(tree.join("live").join(name), content).unwrap();
+    }
+    let iso = elsewhere.path().join("rescue live.iso");
+    let made = std::process::Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-r", "-J", "-o"])
+        .arg(&iso)
+        .arg(&tree)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("xorriso (apt-get install xorriso)");
+    assert!(made.success());
+    let settings = tempfile::tempdir().unwrap();
+    let mut config = loopback_config(root.path());
+    config.boot.entries.push(BootEntry::Iso {
+        name: "Rescue".into(),
+        image: iso.display().to_string(),
+        append: "nomodeset".into(),
+    });
+    let mut harness = harness(config, settings.path());
+    harness.get_by_label("Boot images").click();
+    wait_until(&mut harness, "the settings check", validated);
+    harness.run();
+    harness.get_by_label("Debian live (live-boot) → live/vmlinuz + live/initrd.img + fetch squashfs");
+    let script = portapxe::gui::panels::boot::preview(harness.state().config(), &harness.state().handle().snapshot());
+    assert!(script.contains("/iso/rescue%20live.iso/live/vmlinuz"), "{script}");
+    assert!(script.contains("fetch=http://127.0.0.1"), "{script}");
+    assert!(script.contains("nomodeset"), "{script}");
+    assert!(!script.contains("sanboot"), "{script}");
+    assert!(
+        std::fs::read_dir(root.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".iso"))
+    );
+}

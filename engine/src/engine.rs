@@ -221,14 +221,14 @@ pub fn entry_secure_boot_problem(config: &Config, entry: &BootEntry) -> Option<S
     secure_boot_problem_of(entry, |kernel| crate::signature::kernel_refusal(&config.serving_root().join(kernel)))
 }
 
-/// What an ISO entry boots, in words for the Boot images list ("Debian live (live-boot) →
-/// live/vmlinuz + fetch squashfs"), or why its image cannot be read. Reads the image.
-pub fn iso_entry_summary(config: &Config, image: &str, append: &str) -> Result<String, String> {
+/// The image of an ISO entry, read and mounted where serving would mount it (alone), or
+/// why it cannot be read: for the Boot images list (what boots, the iPXE preview). Reads
+/// the image.
+pub fn iso_entry_mount(config: &Config, image: &str) -> Result<crate::served::MountedImage, String> {
     let mount = crate::iso_entries::mount_path(image, &[]);
-    match crate::iso_entries::read_one(config, image, append, "http://server", mount) {
-        Ok((_, planned)) => Ok(planned.to_string()),
-        Err(error) => Err(error.to_string()),
-    }
+    crate::iso_entries::read_one(config, image, "", "http://server", mount)
+        .map(|(mounted, _)| mounted)
+        .map_err(|error| error.to_string())
 }
 
 /// [`entry_secure_boot_problem`], with `kernel_reason` saying why shim refuses a kernel

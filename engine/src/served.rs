@@ -36,6 +36,20 @@ pub struct MountedImage {
     pub index: Arc<IsoIndex>,
 }
 
+/// The same image file, as it was when read, at the same mount (the index follows from those).
+impl PartialEq for MountedImage {
+    fn eq(&self, other: &Self) -> bool {
+        self.mount == other.mount && self.file == other.file && self.stamp == other.stamp
+    }
+}
+
+impl MountedImage {
+    /// What boots this image, for a server whose files are at `base_url`, with `append`.
+    pub fn plan(&self, base_url: &str, append: &str) -> crate::iso::IsoPlan {
+        crate::iso::plan(&self.index, crate::iso::Site { mount: &self.mount, base_url, append })
+    }
+}
+
 /// A span of an image file: a file inside it, or the whole image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSpan {

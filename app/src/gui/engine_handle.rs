@@ -19,6 +19,7 @@ use portapxe_engine::detect::ServerSighting;
 use portapxe_engine::detect::probe::{ProbeSettings, probe};
 use portapxe_engine::events::{MacAddr, TransferPhase};
 use portapxe_engine::net::{InterfaceInfo, find_interface, find_up_interface, list_interfaces};
+use portapxe_engine::served::MountedImage;
 use portapxe_engine::{
     CaptureStatus, Engine, EngineError, EngineEvent, EngineStatus, EventSink, SignedChain, StartOptions,
 };
@@ -144,9 +145,9 @@ pub struct Validation {
     pub signed_chain: SignedChain,
     /// Per boot entry, why it cannot boot with Secure Boot on (`None`: it can).
     pub secure_boot_problems: Vec<Option<String>>,
-    /// Per boot entry, for an ISO: the family found and what boots, or why the image
-    /// cannot be read.
-    pub iso_summaries: Vec<Option<Result<String, String>>>,
+    /// Per boot entry, for an ISO: its image read and mounted (what boots follows from it),
+    /// or why the image cannot be read.
+    pub iso_images: Vec<Option<Result<MountedImage, String>>>,
 }
 
 impl Validation {
@@ -159,25 +160,23 @@ impl Validation {
             .iter()
             .map(|entry| portapxe_engine::entry_secure_boot_problem(&config, entry))
             .collect();
-        let iso_summaries = config
+        let iso_images = config
             .boot
             .entries
             .iter()
             .map(|entry| match entry {
-                BootEntry::Iso { image, append, .. } => {
-                    Some(portapxe_engine::iso_entry_summary(&config, image, append))
-                }
+                BootEntry::Iso { image, .. } => Some(portapxe_engine::iso_entry_mount(&config, image)),
                 _ => None,
             })
             .collect();
-        Self { config, errors, signed_chain, secure_boot_problems, iso_summaries }
+        Self { config, errors, signed_chain, secure_boot_problems, iso_images }
     }
 
     /// A check with nothing found: no errors, the signed chain in use, every entry fine.
     pub fn passed(config: Config) -> Self {
         let secure_boot_problems = vec![None; config.boot.entries.len()];
-        let iso_summaries = vec![None; config.boot.entries.len()];
-        Self { config, errors: Vec::new(), signed_chain: SignedChain::Used, secure_boot_problems, iso_summaries }
+        let iso_images = vec![None; config.boot.entries.len()];
+        Self { config, errors: Vec::new(), signed_chain: SignedChain::Used, secure_boot_problems, iso_images }
     }
 }
 

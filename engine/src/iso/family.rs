@@ -64,6 +64,8 @@ impl fmt::Display for Family {
 #[serde(rename_all = "snake_case")]
 pub enum IsoRefusal {
     Windows,
+    /// The files are in a UDF file system only (the ISO 9660 tree holds a README).
+    UdfOnly,
     /// A floppy-emulation boot image: iPXE's `sanboot` cannot start it and PortaPXE does
     /// not ship `memdisk`.
     FloppyEmulation,
@@ -74,6 +76,10 @@ impl fmt::Display for IsoRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             IsoRefusal::Windows => "Windows ISOs need wimboot, which PortaPXE does not have yet",
+            IsoRefusal::UdfOnly => {
+                "this ISO keeps its files in UDF only, which PortaPXE cannot read yet (Windows installers do; \
+                 Windows ISOs need wimboot, which PortaPXE does not have yet)"
+            }
             IsoRefusal::FloppyEmulation => {
                 "this ISO boots a floppy image, which needs memdisk, which PortaPXE does not have yet"
             }
@@ -207,6 +213,11 @@ pub fn plan(index: &IsoIndex, site: Site<'_>) -> IsoPlan {
     if find("sources/boot.wim").is_some() || (find("bootmgr").is_some() && find("sources/install.wim").is_some()) {
         return planned(Family::Windows, IsoBoot::Refused(IsoRefusal::Windows));
     }
+    // Windows images since Vista put a README in their ISO 9660 tree and everything
+    // else in UDF (Rufus's iso.c and pycdlib issue 22 describe the same).
+    if index.udf && index.len() <= 2 {
+        return planned(Family::Other, IsoBoot::Refused(IsoRefusal::UdfOnly));
+    }
     if index.volume_id.starts_with("MT86PLUS") || index.paths().any(|path| path.to_lowercase().contains("memtest")) {
         let bios = index
             .paths()
@@ -231,11 +242,13 @@ pub fn plan(index: &IsoIndex, site: Site<'_>) -> IsoPlan {
     if let Some(squashfs) = find("live/filesystem.squashfs")
         && let (Some(kernel), Some(initrd)) = (under("live", "vmlinuz"), under("live", "initrd"))
     {
-        let args = format!("boot=live components fetch={}", site.url(&squashfs));
+        let args = format!("boot=live components fetch={} {}", site.url(&squashfs), live_extras(&args_for(kernel)));
         return planned(Family::LiveBoot, site.linux(kernel, &[initrd], &args));
     }
     if let (Some(kernel), Some(initrd)) = (under("casper", "vmlinuz"), under("casper", "initrd")) {
-        let args = format!("boot=casper netboot=url url={} ip=dhcp", site.url(""));
+        // cloud-config-url=/dev/null: Ubuntu's netboot guide adds it, or cloud-init takes
+        // `url=` for its own and downloads the ISO a second time.
+        let args = format!("boot=casper netboot=url url={} ip=dhcp cloud-config-url=/dev/null", site.url(""));
         return planned(Family::Casper, site.linux(kernel, &[initrd], &args));
     }
     let fedora_kernel = first(&["images/pxeboot/vmlinuz", "isolinux/vmlinuz"]);
@@ -267,6 +280,22 @@ pub fn plan(index: &IsoIndex, site: Site<'_>) -> IsoPlan {
         None => IsoBoot::Refused(IsoRefusal::NothingToBoot),
     };
     planned(Family::Other, boot)
+}
+
+/// The image's own live-boot arguments that still hold over the network (Clonezilla's
+/// `ocs_live_*`, `locales=`, `keyboard-layouts=`, GParted's `username=`…): all but the
+/// ones about where the medium is, and an empty `ip=`, which Clonezilla's menus use to
+/// keep the network down (its grub.cfg says so) and which would stop `fetch=`.
+fn live_extras(menu_args: &str) -> String {
+    let dropped = |word: &&str| {
+        let key = word.split('=').next().unwrap_or(word);
+        matches!(
+            key,
+            "boot" | "components" | "fetch" | "httpfs" | "ftpfs" | "live-media" | "live-media-path" | "findiso"
+        ) || *word == "ip="
+            || *word == "---"
+    };
+    menu_args.split_whitespace().filter(|word| !dropped(word)).collect::<Vec<_>>().join(" ")
 }
 
 /// `<base>/boot/x86_64/vmlinuz*` with an initramfs beside it and `<base>/x86_64/` holding
@@ -364,7 +393,7 @@ mod tests {
                 Family::Casper,
                 "iso/x.iso/casper/vmlinuz",
                 "iso/x.iso/casper/initrd",
-                "boot=casper netboot=url url=http://10.0.0.1/iso/x.iso ip=dhcp console=ttyS0",
+                "boot=casper netboot=url url=http://10.0.0.1/iso/x.iso ip=dhcp cloud-config-url=/dev/null console=ttyS0",
             ),
             (
                 &["images/pxeboot/vmlinuz", "images/pxeboot/initrd.img", "LiveOS/squashfs.img"],
@@ -412,6 +441,33 @@ mod tests {
     }
 
     #[test]
+    fn a_live_images_own_arguments_are_kept_but_for_where_its_medium_is() {
+        let mut image =
+            index(&["live/vmlinuz", "live/initrd.img", "live/filesystem.squashfs", "syslinux/isolinux.cfg"]);
+        // Clonezilla live's menu line (isolinux.cfg), shortened.
+        image.add_menu(
+            "syslinux/isolinux.cfg",
+            "label Clonezilla live\n kernel /live/vmlinuz\n append initrd=/live/initrd.img boot=live union=overlay \
+             username=user config components quiet loglevel=0 noswap edd=on nomodeset locales= keyboard-layouts= \
+             ocs_live_run=\"ocs-live-general\" ocs_live_extra_param=\"\" ocs_live_batch=\"no\" vga=788 ip= \
+             net.ifnames=0 splash i915.blacklist=yes radeonhd.blacklist=yes nouveau.blacklist=yes vmwgfx.enable_fbdev=1\n"
+                .into(),
+        );
+        let plan = plan(&image, SITE);
+        let args = linux(&plan).2;
+        assert!(
+            args.starts_with(
+                "boot=live components fetch=http://10.0.0.1/iso/x.iso/live/filesystem.squashfs union=overlay"
+            ),
+            "{args}"
+        );
+        assert!(args.contains("ocs_live_run=\"ocs-live-general\""), "{args}");
+        assert!(!args.contains(" ip= "), "an empty ip= would keep the network down: {args}");
+        assert_eq!(args.matches("boot=").count(), 1, "{args}");
+        assert!(args.ends_with("console=ttyS0"), "{args}");
+    }
+
+    #[test]
     fn names_in_a_url_are_percent_encoded() {
         let site = Site { mount: "iso/my live.iso", ..SITE };
         let plan = plan(&index(&["live/vmlinuz", "live/initrd.img", "live/filesystem.squashfs"]), site);
@@ -441,6 +497,16 @@ mod tests {
         let plan = plan(&index(&["bootmgr", "sources/boot.wim", "sources/install.wim"]), SITE);
         assert_eq!(plan.boot, IsoBoot::Refused(IsoRefusal::Windows));
         assert!(plan.to_string().contains("Windows ISOs need wimboot, which PortaPXE does not have yet"));
+    }
+
+    #[test]
+    fn an_image_with_its_files_in_udf_only_is_refused_not_sanbooted() {
+        let mut image = index(&["README.TXT"]);
+        image.udf = true;
+        image.el_torito = Some(ElTorito { bios: Some(Emulation::NoEmulation), uefi: true });
+        let plan = plan(&image, SITE);
+        assert_eq!(plan.boot, IsoBoot::Refused(IsoRefusal::UdfOnly));
+        assert!(plan.to_string().contains("UDF only"), "{plan}");
     }
 
     #[test]

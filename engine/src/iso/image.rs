@@ -65,6 +65,9 @@ pub struct IsoIndex {
     pub el_torito: Option<ElTorito>,
     /// The first sector ends with an MBR boot signature: the image is also a disk image.
     pub hybrid: bool,
+    /// The image also has a UDF file system (its volume recognition sequence), which
+    /// this index does not read: Windows installers keep their files only there.
+    pub udf: bool,
     /// Menu files (`*.cfg`, at most 64 KiB each) by path, for the family detection.
     menus: BTreeMap<String, String>,
     /// Files that were not indexed, and why (for the log).
@@ -154,8 +157,11 @@ pub fn read_index(path: &Path) -> Result<(IsoIndex, ImageStamp), IsoError> {
     let file = File::open(path).map_err(open)?;
     let stamp = ImageStamp::of(&file.metadata().map_err(open)?);
     let not_iso = |reason: String| IsoError::NotIso { path: path.to_path_buf(), reason };
-    let mut head = [0u8; 512];
-    let hybrid = (&file).read_exact(&mut head).is_ok() && head[510..] == [0x55, 0xAA];
+    let mut head = vec![0u8; 32 * SECTOR as usize];
+    let read = (&file).read(&mut head).unwrap_or(0);
+    head.truncate(read);
+    let hybrid = head.len() >= 512 && head[510..512] == [0x55, 0xAA];
+    let udf = has_udf(&head);
     let image = IsoImage::open(BufReader::new(file)).map_err(|error| not_iso(error.to_string()))?;
     let root = image.root_dirs().try_best_choice().ok_or_else(|| not_iso("it has no directory tree".into()))?;
     let naming = match root.entry_type() {
@@ -163,7 +169,7 @@ pub fn read_index(path: &Path) -> Result<(IsoIndex, ImageStamp), IsoError> {
         _ if image.supports_rrip() => Naming::RockRidge,
         _ => Naming::Iso9660,
     };
-    let mut index = IsoIndex { hybrid, ..IsoIndex::default() };
+    let mut index = IsoIndex { hybrid, udf, ..IsoIndex::default() };
     if let Ok(pvd) = image.read_pvd() {
         index.volume_id = pvd.volume_identifier.to_str().trim().to_owned();
     }
@@ -325,6 +331,14 @@ fn parse_catalog(sector: &[u8]) -> Option<ElTorito> {
     Some(ElTorito { bios, uefi })
 }
 
+/// A UDF volume recognition sequence (ECMA-167 2/9.1: `NSR02` or `NSR03` in a descriptor
+/// from sector 16 on) in the first 32 sectors of an image.
+fn has_udf(head: &[u8]) -> bool {
+    head.chunks_exact(SECTOR as usize)
+        .skip(16)
+        .any(|sector| sector[0] == 0 && (&sector[1..6] == b"NSR02" || &sector[1..6] == b"NSR03"))
+}
+
 /// Reads the image's small `*.cfg` files (isolinux, syslinux and GRUB menus).
 fn read_menus(path: &Path, index: &mut IsoIndex) {
     let wanted: Vec<(String, Member)> = index
@@ -428,6 +442,17 @@ mod tests {
             sector[31] = 0xAA;
             let _ = parse_catalog(&sector);
         }
+    }
+
+    #[test]
+    fn a_udf_volume_is_seen_by_its_recognition_sequence() {
+        let mut head = vec![0u8; 32 * 2048];
+        assert!(!has_udf(&head));
+        head[17 * 2048 + 1..17 * 2048 + 6].copy_from_slice(b"NSR03");
+        assert!(has_udf(&head));
+        assert!(!has_udf(&head[..17 * 2048]), "a short image has none");
+        head[17 * 2048 + 1..17 * 2048 + 6].copy_from_slice(b"CD001");
+        assert!(!has_udf(&head), "ISO 9660's own descriptors are not UDF");
     }
 
     #[test]

@@ -54,9 +54,17 @@ pub fn preview(config: &Config, snapshot: &crate::gui::engine_handle::UiSnapshot
         (true, port) => format!("http://{server}:{port}"),
         (false, _) => format!("tftp://{server}"),
     };
-    // ISO entries are previewed as `sanboot`: what boots from inside an image is found
-    // when serving starts (and shown in each ISO's row).
-    generate_script(&config.boot.entries, &IsoPlans::default(), &base, config.boot.menu_timeout_secs)
+    // What boots each ISO, from the images the last check read (an image not read yet is
+    // previewed as `sanboot`).
+    let mut isos = IsoPlans::default();
+    if let Some(validation) = snapshot.validation.as_ref().filter(|v| v.config == *config) {
+        for (entry, mounted) in config.boot.entries.iter().zip(&validation.iso_images) {
+            if let (BootEntry::Iso { image, append, .. }, Some(Ok(mounted))) = (entry, mounted) {
+                isos.insert(image.clone(), mounted.plan(&base, append));
+            }
+        }
+    }
+    generate_script(&config.boot.entries, &isos, &base, config.boot.menu_timeout_secs)
 }
 
 fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
@@ -198,7 +206,7 @@ fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
             .validation()
             .and_then(|v| v.secure_boot_problems.get(index).cloned().flatten())
             .filter(|_| panel.config.boot.uefi_loader == UefiLoader::Signed);
-        let iso_summary = panel.validation().and_then(|v| v.iso_summaries.get(index).cloned().flatten());
+        let iso_image = panel.validation().and_then(|v| v.iso_images.get(index).cloned().flatten());
         let entry = &mut panel.config.boot.entries[index];
         ui.push_id(index, |ui| {
             egui::Frame::group(ui.style()).show(ui, |ui| {
@@ -240,9 +248,9 @@ fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
                     }
                     BootEntry::Iso { image, append, .. } => {
                         ui.label(format!("image {image}, served where it lies"));
-                        match &iso_summary {
-                            Some(Ok(summary)) => {
-                                ui.label(summary);
+                        match &iso_image {
+                            Some(Ok(mounted)) => {
+                                ui.label(mounted.plan("http://server", append).to_string());
                             }
                             Some(Err(error)) => {
                                 ui.label(style::toned(ui, Tone::Caution, error));
