@@ -32,6 +32,19 @@ impl std::fmt::Display for OpenFileLimit {
     }
 }
 
+/// The open-file soft limit now (what the services size their caps by), or 1,024 where
+/// it cannot be read or there is none (Windows has no such per-process limit).
+pub fn open_file_soft_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
+    }
+    #[cfg(not(unix))]
+    {
+        1024
+    }
+}
+
 /// Raises the soft open-file limit to the hard limit.
 pub fn raise_open_file_limit() -> OpenFileLimit {
     #[cfg(unix)]

@@ -11,16 +11,22 @@ use std::sync::Arc;
 
 use axum::extract::connect_info::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::observe::Peer;
-use super::site::{CuttableStream, Site};
+use super::site::{CuttableStream, HEAD_TIMEOUT, MAX_HEAD, Site};
 
 /// Serves `stream` until the client closes it, the service drains (after the
 /// response in progress) or the service is cut.
-pub(super) async fn serve(stream: CuttableStream, peer: SocketAddr, site: Arc<Site>, draining: watch::Receiver<bool>) {
+pub(super) async fn serve(
+    stream: CuttableStream,
+    peer: SocketAddr,
+    site: Arc<Site>,
+    draining: watch::Receiver<bool>,
+    _ticket: super::admission::Ticket,
+) {
     #[cfg(target_os = "linux")]
     let (stream, draining) = match super::zero_copy::serve(stream, peer, &site, draining).await {
         super::zero_copy::Outcome::Closed => return,
@@ -39,7 +45,11 @@ async fn serve_with_hyper(io: CuttableStream, peer: SocketAddr, site: &Site, mut
         request.extensions_mut().insert(ConnectInfo(Peer(peer)));
         observed.clone().oneshot(request.map(axum::body::Body::new))
     });
-    let mut connection = pin!(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // A head must arrive whole in time and stay small: a slow or endless head cannot hold
+    // the connection and its buffer (hyper's own buffer grows to about 400 KB).
+    builder.timer(TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT).max_buf_size(MAX_HEAD);
+    let mut connection = pin!(builder.serve_connection(TokioIo::new(io), service));
     let mut drain_started = false;
     loop {
         tokio::select! {

@@ -12,6 +12,7 @@
 //!
 //! [`TransferEvent`]: crate::events::TransferEvent
 
+mod admission;
 mod confine;
 mod connection;
 mod observe;

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::admission::{self, Admission};
 use super::site::{CuttableStream, Site};
 use super::{connection, router};
 use crate::events::EventSink;
@@ -115,6 +116,7 @@ pub async fn start(
     let (graceful, graceful_rx) = oneshot::channel();
     let (cut, cut_rx) = watch::channel(false);
     let files = router::files(root.clone(), generated);
+    let admission = Admission::new(admission::connection_cap(crate::limits::open_file_soft_limit()));
     let site = Arc::new(Site {
         observed: router::observed(files.clone(), events.clone()),
         #[cfg(target_os = "linux")]
@@ -126,7 +128,7 @@ pub async fn start(
     });
     tracing::info!("HTTP: serving {} on {local_addr}", root.display());
     let task = tokio::spawn(async move {
-        serve(listener, site, graceful_rx, cut_rx).await;
+        serve(listener, site, admission, graceful_rx, cut_rx).await;
         tracing::info!("HTTP: stopped serving on {local_addr}");
     });
 
@@ -138,6 +140,7 @@ pub async fn start(
 async fn serve(
     listener: TcpListener,
     site: Arc<Site>,
+    admission: Admission,
     mut graceful: oneshot::Receiver<()>,
     cut: watch::Receiver<bool>,
 ) {
@@ -148,10 +151,20 @@ async fn serve(
             _ = &mut graceful => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let ticket = match admission.admit(peer.ip()) {
+                        Ok(ticket) => ticket,
+                        Err((refused, report)) => {
+                            // Closed at once: an over-eager client costs one accept, not a task.
+                            if report {
+                                tracing::warn!(%peer, "HTTP: closing new connections from {}: {refused}", peer.ip());
+                            }
+                            continue;
+                        }
+                    };
                     // Heads and bodies may go out in separate writes: no Nagle delay between them.
                     let _ = stream.set_nodelay(true);
                     let stream = CuttableStream::new(stream, cut.clone());
-                    connections.spawn(connection::serve(stream, peer, site.clone(), draining.clone()));
+                    connections.spawn(connection::serve(stream, peer, site.clone(), draining.clone(), ticket));
                 }
                 Err(error) => accept_failed(&error).await,
             },

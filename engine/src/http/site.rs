@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
 use bytes::Bytes;
@@ -17,6 +18,16 @@ use tokio::sync::watch;
 /// them from disk while it holds a runtime worker (about 25 ms from a 20 MB/s stick).
 #[cfg(target_os = "linux")]
 const SENDFILE_PIECE: u64 = 512 * 1024;
+
+/// A request head must be whole this long after its first byte (a slow head holds a
+/// connection: slowloris), and a connection with no request under way is closed after
+/// [`IDLE_TIMEOUT`].
+pub(super) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client that takes no byte for this long is gone (a full receive window held open).
+pub(super) const WRITE_STALL: Duration = Duration::from_secs(30);
+/// Longest request head read (boot clients send a few hundred bytes).
+pub(super) const MAX_HEAD: usize = 16 * 1024;
 
 /// What every connection serves.
 pub(super) struct Site {
@@ -39,6 +50,8 @@ pub(super) struct CuttableStream {
     stream: TcpStream,
     cut: Pin<Box<dyn Future<Output = ()> + Send>>,
     was_cut: bool,
+    /// Armed while a write waits for the client: fires after [`WRITE_STALL`].
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Bytes read off the socket and given back: reads return them first.
     put_back: Bytes,
 }
@@ -49,7 +62,7 @@ impl CuttableStream {
             // `Err` means the service was dropped: cut as well.
             let _ = cut.wait_for(|&cut| cut).await;
         });
-        Self { stream, cut, was_cut: false, put_back: Bytes::new() }
+        Self { stream, cut, was_cut: false, stall: None, put_back: Bytes::new() }
     }
 
     /// Gives back bytes read from this connection but not used, for the next reader.
@@ -70,6 +83,24 @@ impl CuttableStream {
         }
     }
 
+    /// After a write: `Pending` arms the stall timer (an error once it fires), anything
+    /// else disarms it.
+    fn check_stall<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.stall = None;
+            return poll;
+        }
+        let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+        if stall.as_mut().poll(cx).is_ready() {
+            self.stall = None;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client took no data for {} s", WRITE_STALL.as_secs()),
+            )));
+        }
+        Poll::Pending
+    }
+
     /// Sends `len` bytes of `file` from `offset` with sendfile(2): no byte passes
     /// through user space. `sent` hears of every piece handed to the socket. An
     /// `Unsupported` error means the file system refused sendfile before any byte
@@ -88,7 +119,8 @@ impl CuttableStream {
         while offset < end {
             std::future::poll_fn(|cx| {
                 self.check_cut(cx)?;
-                self.stream.poll_write_ready(cx)
+                let ready = self.stream.poll_write_ready(cx);
+                self.check_stall(cx, ready)
             })
             .await?;
             // A read from a cold page cache blocks this worker: small pieces keep that short.
@@ -135,7 +167,8 @@ impl AsyncRead for CuttableStream {
 impl AsyncWrite for CuttableStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.check_cut(cx)?;
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.check_stall(cx, written)
     }
 
     fn poll_write_vectored(
@@ -144,7 +177,8 @@ impl AsyncWrite for CuttableStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.check_cut(cx)?;
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.check_stall(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {

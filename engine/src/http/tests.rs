@@ -656,3 +656,66 @@ async fn a_file_inside_an_iso_image_is_served_whole_and_by_range() {
     assert_eq!(send(addr, "GET", "/iso/live.iso/live/%2e%2e/%2e%2e/etc/passwd", "").await.status, 404);
     service.stop().await;
 }
+
+/// Reads until the server closes the connection; how long that took (bounded by `limit`).
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    let mut sink = [0u8; 1024];
+    let closed = timeout(limit, async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    closed.is_ok().then(|| start.elapsed())
+}
+
+#[tokio::test]
+async fn one_client_cannot_hold_every_connection() {
+    let fixture = Fixture::new().await;
+    let mut held = Vec::new();
+    for _ in 0..super::admission::PER_CLIENT {
+        held.push(TcpStream::connect(fixture.addr()).await.unwrap());
+    }
+    let mut over = TcpStream::connect(fixture.addr()).await.unwrap();
+    assert!(
+        closed_within(&mut over, Duration::from_secs(2)).await.is_some(),
+        "a connection over the per-client limit is closed at once"
+    );
+    // A held connection still answers, and a place given back is taken again.
+    let mut first = held.remove(0);
+    first.write_all(request_text("GET", "/small.bin", "").as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    first.read_to_end(&mut raw).await.unwrap();
+    assert_eq!(parse_reply(&raw).status, 200);
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(send(fixture.addr(), "GET", "/small.bin", "").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_head_that_never_ends_is_closed_after_the_head_timeout() {
+    let fixture = Fixture::new().await;
+    let mut slow = TcpStream::connect(fixture.addr()).await.unwrap();
+    slow.write_all(b"GET /small.bin HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let after = closed_within(&mut slow, super::site::HEAD_TIMEOUT + Duration::from_secs(3)).await;
+    let after = after.expect("the slow head was closed");
+    assert!(after >= super::site::HEAD_TIMEOUT - Duration::from_millis(500), "not before the timeout: {after:?}");
+    // The same with a head that drips one byte a second (slowloris): the drip does not extend it.
+    let mut drip = TcpStream::connect(fixture.addr()).await.unwrap();
+    let started = std::time::Instant::now();
+    let dripping = async {
+        for byte in b"GET /small.bin HTTP/1.1\r\nX-a: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".iter() {
+            if drip.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    let _ = timeout(super::site::HEAD_TIMEOUT + Duration::from_secs(5), dripping).await;
+    assert!(started.elapsed() < super::site::HEAD_TIMEOUT + Duration::from_secs(4), "the drip was cut off");
+    assert!(closed_within(&mut drip, Duration::from_secs(2)).await.is_some());
+}

@@ -33,10 +33,8 @@ use tower::ServiceExt;
 use super::confine::resolve_inside;
 use super::observe::{self, Peer};
 use super::router::{FromBootRoot, FromImage, root_relative};
-use super::site::{CuttableStream, Site};
+use super::site::{CuttableStream, HEAD_TIMEOUT, IDLE_TIMEOUT, MAX_HEAD, Site};
 
-/// A request head longer than this is left to hyper (which refuses it).
-const MAX_HEAD: usize = 16 * 1024;
 /// More header lines than this are left to hyper.
 const MAX_HEADERS: usize = 64;
 /// Room made in the read buffer before each read.
@@ -94,6 +92,9 @@ async fn next_request(
     draining: &mut watch::Receiver<bool>,
     peer: SocketAddr,
 ) -> Next {
+    // Closed when no request starts in time, or a started one is not whole in time.
+    let mut deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+    let mut head_started = false;
     loop {
         match parse_plain(buffer, peer) {
             Parsed::Plain(plain) => return Next::Plain(plain),
@@ -103,6 +104,10 @@ async fn next_request(
         }
         // Blank lines between requests are allowed (RFC 9112 §2.2): still idle.
         let idle = buffer.iter().all(u8::is_ascii_whitespace);
+        if !idle && !head_started {
+            head_started = true;
+            deadline = deadline.min(tokio::time::Instant::now() + HEAD_TIMEOUT);
+        }
         buffer.reserve(READ_SIZE);
         tokio::select! {
             read = stream.read_buf(buffer) => match read {
@@ -111,6 +116,10 @@ async fn next_request(
             },
             // `Err`: the service is gone, which drains as well.
             _ = draining.wait_for(|&draining| draining), if idle => return Next::Gone,
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::debug!(%peer, "HTTP: closed a connection whose request did not arrive in time");
+                return Next::Gone;
+            }
         }
     }
 }
