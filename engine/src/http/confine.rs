@@ -70,6 +70,11 @@ pub(super) async fn resolve_inside(root: &Path, path: &Path) -> io::Result<PathB
                 None => Err(missing),
             };
         }
+        // A name longer than the file system allows (ENAMETOOLONG) names no file: 404,
+        // not the 500 `ServeDir` answers for an error it does not know.
+        Err(err) if err.kind() == io::ErrorKind::InvalidFilename => {
+            return Err(io::Error::new(io::ErrorKind::NotFound, err));
+        }
         Err(err) => return Err(err),
     };
     if real.starts_with(root) {

@@ -719,3 +719,12 @@ async fn a_head_that_never_ends_is_closed_after_the_head_timeout() {
     assert!(started.elapsed() < super::site::HEAD_TIMEOUT + Duration::from_secs(4), "the drip was cut off");
     assert!(closed_within(&mut drip, Duration::from_secs(2)).await.is_some());
 }
+
+#[tokio::test]
+async fn a_name_longer_than_the_file_system_allows_is_not_found() {
+    let fixture = Fixture::new().await;
+    for name in ["a".repeat(256), format!("sub/{}", "b".repeat(300)), format!("{}/x", "c".repeat(4000))] {
+        let reply = send(fixture.addr(), "GET", &format!("/{name}"), "").await;
+        assert_eq!(reply.status, 404, "/{} ({} bytes)", &name[..20], name.len());
+    }
+}
