@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::packet::ErrorCode;
+use super::packet::{ErrorCode, Mode};
 use super::paths::{self, PathError, RelativePath};
 use crate::events::{EngineEvent, EventSink, Protocol, TransferEvent, TransferPhase};
 use crate::served::{Served, ServedItem};
@@ -63,6 +63,13 @@ impl TftpHandler {
     /// transfer has started (a `Started` event is out); on failure a `Refused`
     /// event is out and the refusal is what the client should be told.
     pub fn open(&self, client: SocketAddr, requested: &str) -> Result<Opened, Refusal> {
+        self.open_as(client, requested, Mode::Octet)
+    }
+
+    /// [`open`](Self::open) in transfer mode `mode`: netascii sends text with CR LF line
+    /// ends (RFC 1350 and RFC 764: LF → CR LF, a lone CR → CR NUL), read whole, so
+    /// only files up to [`NETASCII_MAX`].
+    pub fn open_as(&self, client: SocketAddr, requested: &str, mode: Mode) -> Result<Opened, Refusal> {
         let relative = paths::normalise(requested).map_err(|e| self.refuse_path(client, requested, &e))?;
         let (source, size) = match self.served.lookup(relative.as_str()) {
             Some(ServedItem::Generated(content)) => {
@@ -81,6 +88,18 @@ impl TftpHandler {
                     open_file(&self.root, relative).map_err(|e| self.refuse_path(client, requested, &e))?;
                 (BlockSource::File { file, start: 0, len: size }, size)
             }
+        };
+        let (source, size) = match mode {
+            Mode::Netascii => {
+                let text = source.read_all(size).map_err(|error| {
+                    self.report_refusal(client, requested, &error, false);
+                    Refusal { code: ErrorCode::Undefined, message: error.to_string() }
+                })?;
+                let text = Bytes::from(to_netascii(&text));
+                let size = text.len() as u64;
+                (BlockSource::Memory(text), size)
+            }
+            Mode::Octet | Mode::Mail => (source, size),
         };
         let report = TransferReport {
             events: self.events.clone(),
@@ -154,6 +173,23 @@ fn open_file(root: &Path, relative: RelativePath) -> Result<(File, u64), PathErr
     Ok((file, metadata.len()))
 }
 
+/// Largest file sent in netascii (text; boot files go in octet mode).
+pub const NETASCII_MAX: u64 = 16 * 1024 * 1024;
+
+/// Text with network line ends: LF → CR LF, a CR not before LF → CR NUL (RFC 764).
+pub fn to_netascii(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / 32);
+    for (index, &byte) in text.iter().enumerate() {
+        match byte {
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b'\r' if text.get(index + 1) == Some(&b'\n') => {}
+            b'\r' => out.extend_from_slice(b"\r\0"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Where the bytes of one transfer come from: read at an offset, so a resent
 /// window rereads from the page cache instead of being held in memory.
 pub enum BlockSource {
@@ -167,6 +203,20 @@ pub enum BlockSource {
 }
 
 impl BlockSource {
+    /// All `size` bytes, for a netascii transfer (at most [`NETASCII_MAX`]).
+    fn read_all(&self, size: u64) -> io::Result<Vec<u8>> {
+        if size > NETASCII_MAX {
+            return Err(io::Error::other(format!(
+                "netascii is for text files up to {} MiB: ask for this file in octet mode",
+                NETASCII_MAX / 1024 / 1024
+            )));
+        }
+        let mut all = vec![0u8; usize::try_from(size).unwrap_or(0)];
+        let read = self.read_at(0, &mut all)?;
+        all.truncate(read);
+        Ok(all)
+    }
+
     /// Fills `buf` from `offset`; fewer bytes only at the end of the data.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -266,6 +316,19 @@ fn emit(events: &EventSink, client: SocketAddr, file: &str, phase: TransferPhase
         file: file.to_owned(),
         phase,
     }));
+}
+
+#[cfg(test)]
+mod netascii_tests {
+    use super::to_netascii;
+
+    #[test]
+    fn line_ends_become_cr_lf_and_a_lone_cr_cr_nul() {
+        assert_eq!(to_netascii(b"a\nb"), b"a\r\nb");
+        assert_eq!(to_netascii(b"a\r\nb"), b"a\r\nb", "CR LF stays CR LF");
+        assert_eq!(to_netascii(b"a\rb\r"), b"a\r\0b\r\0");
+        assert_eq!(to_netascii(b""), b"");
+    }
 }
 
 #[cfg(test)]

@@ -403,13 +403,14 @@ impl TransferThread {
             }
         };
         // Errors to a request come from the transfer's port too (RFC 1350).
-        let Opened { source, mut report } = match self.handler.open(self.client, &self.request.filename) {
-            Ok(opened) => opened,
-            Err(refusal) => {
-                let _ = socket.send(&packet::error(refusal.code, &refusal.message));
-                return;
-            }
-        };
+        let Opened { source, mut report } =
+            match self.handler.open_as(self.client, &self.request.filename, self.request.mode) {
+                Ok(opened) => opened,
+                Err(refusal) => {
+                    let _ = socket.send(&packet::error(refusal.code, &refusal.message));
+                    return;
+                }
+            };
         let negotiated = negotiate(&self.request.options, report.size(), &self.limits);
         let mut link = Link::new(socket, &negotiated, &self.transfers.stopping);
         let (mut transfer, mut action) =

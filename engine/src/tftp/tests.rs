@@ -25,10 +25,15 @@ const OP_ERROR: u16 = 5;
 const OP_OACK: u16 = 6;
 
 fn request(opcode: u16, name: &[u8], opts: &[(&str, &str)]) -> Vec<u8> {
+    request_in(opcode, name, "octet", opts)
+}
+
+fn request_in(opcode: u16, name: &[u8], mode: &str, opts: &[(&str, &str)]) -> Vec<u8> {
     let mut packet = opcode.to_be_bytes().to_vec();
     packet.extend_from_slice(name);
     packet.push(0);
-    packet.extend_from_slice(b"octet\0");
+    packet.extend_from_slice(mode.as_bytes());
+    packet.push(0);
     for (key, value) in opts {
         packet.extend_from_slice(key.as_bytes());
         packet.push(0);
@@ -96,8 +101,12 @@ struct Fetched {
 /// Read `name` the way a PXE client does: RRQ, ACK the OACK (if any) with
 /// block 0, ACK the last block of every window, stop at the short block.
 async fn fetch(server: SocketAddr, name: &str, opts: &[(&str, &str)]) -> Result<Fetched, (u16, String)> {
+    fetch_in(server, name, "octet", opts).await
+}
+
+async fn fetch_in(server: SocketAddr, name: &str, mode: &str, opts: &[(&str, &str)]) -> Result<Fetched, (u16, String)> {
     let socket = client().await;
-    socket.send_to(&request(OP_RRQ, name.as_bytes(), opts), server).await.unwrap();
+    socket.send_to(&request_in(OP_RRQ, name.as_bytes(), mode, opts), server).await.unwrap();
 
     let mut block_size = 512usize;
     let mut window = 1u16;
@@ -601,4 +610,15 @@ async fn a_file_inside_an_iso_image_is_served_byte_exact() {
     assert_eq!(missing.0, 2, "a name with .. is refused before any image is asked");
     let missing = fetch(lab.addr(), "iso/live.iso/nothing", &[]).await.unwrap_err();
     assert_eq!(missing.0, 1, "a name the image lacks is not found");
+}
+
+#[tokio::test]
+async fn netascii_sends_text_with_network_line_ends() {
+    let lab = Lab::start().await;
+    std::fs::write(lab.root.path().join("answers.txt"), b"one\ntwo\r\nthree\rfour").unwrap();
+    let fetched = fetch_in(lab.addr(), "answers.txt", "netascii", &[("tsize", "0")]).await.unwrap();
+    assert_eq!(fetched.data, b"one\r\ntwo\r\nthree\r\0four");
+    assert_eq!(fetched.oack, Some(vec![("tsize".to_owned(), "21".to_owned())]), "tsize is the size sent");
+    let octet = fetch(lab.addr(), "answers.txt", &[]).await.unwrap();
+    assert_eq!(octet.data, b"one\ntwo\r\nthree\rfour", "octet mode sends the bytes as they are");
 }
