@@ -11,7 +11,9 @@ use super::frame::parse_dhcp_frame;
 use super::pcapng::PcapNgRecorder;
 use crate::detect::classify;
 use crate::detect::watch::Conflicts;
-use crate::events::{EngineEvent, EventSink, Service, WireDhcp};
+#[cfg(feature = "capture")]
+use crate::events::Service;
+use crate::events::{EngineEvent, EventSink, WireDhcp};
 use crate::mac::MacAddr;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -55,6 +57,7 @@ pub struct CaptureSinks {
     pub recorder: Option<PcapNgRecorder>,
 }
 
+#[cfg(feature = "capture")]
 fn permission_hint() -> String {
     if cfg!(windows) {
         "Install Npcap (https://npcap.com) to see other servers' traffic".into()
