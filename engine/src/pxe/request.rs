@@ -164,8 +164,8 @@ fn precheck(bytes: &[u8]) -> Option<&'static str> {
             [] | [255, ..] => return None,
             [0, tail @ ..] => rest = tail,
             [code, len, tail @ ..] => {
-                if *code == CLIENT_NETWORK_INTERFACE && *len != 3 {
-                    return Some("option 94 must be 3 bytes long");
+                if let Some(problem) = option_length_problem(*code, *len) {
+                    return Some(problem);
                 }
                 rest = tail.get(usize::from(*len)..)?;
             }
@@ -173,6 +173,21 @@ fn precheck(bytes: &[u8]) -> Option<&'static str> {
         }
     }
 }
+
+/// Options whose length dhcproto 0.15 checks with `debug_assert!` (a panic in a debug
+/// build; found by the `capture_frame` fuzz target for option 155): refused here.
+fn option_length_problem(code: u8, len: u8) -> Option<&'static str> {
+    match (code, len) {
+        (RAPID_COMMIT, 1..) => Some("option 80 (rapid commit) must be empty"),
+        (CLIENT_FQDN, ..=2) => Some("option 81 (client FQDN) must be at least 3 bytes long"),
+        (CLIENT_NETWORK_INTERFACE, len) if len != 3 => Some("option 94 must be 3 bytes long"),
+        (152..=155, len) if len != 4 => Some("bulk lease query times (options 152-155) must be 4 bytes long"),
+        _ => None,
+    }
+}
+
+const RAPID_COMMIT: u8 = 80;
+const CLIENT_FQDN: u8 = 81;
 
 /// Decodes any DHCP message (request or reply) from hostile bytes without panicking.
 pub fn decode_message(bytes: &[u8]) -> Result<Message, ParseError> {
@@ -356,6 +371,21 @@ mod tests {
         let mut bad94 = good[..240].to_vec();
         bad94.extend_from_slice(&[53, 1, 1, 94, 1, 1, 255]);
         assert!(matches!(PxeRequest::decode(&bad94), Err(ParseError::Malformed(_))));
+        // So do options 80, 81 and 152-155 (155 found by the capture_frame fuzz target):
+        // refused by the precheck, never reaching the decoder's panic backstop.
+        for option in [[80u8, 1, 0, 0, 0], [81, 2, 0, 0, 0], [152, 3, 0, 0, 0], [155, 2, 0, 0, 0]] {
+            let mut bytes = good[..240].to_vec();
+            bytes.extend_from_slice(&[53, 1, 1]);
+            bytes.extend_from_slice(&option[..2 + usize::from(option[1])]);
+            bytes.push(255);
+            match decode_message(&bytes) {
+                Err(ParseError::Malformed(why)) => assert!(why.contains("must be"), "option {}: {why}", option[0]),
+                other => panic!("option {} with length {}: {other:?}", option[0], option[1]),
+            }
+        }
+        let mut fine = good[..240].to_vec();
+        fine.extend_from_slice(&[53, 1, 1, 80, 0, 155, 4, 0, 0, 0, 1, 255]);
+        assert!(decode_message(&fine).is_ok(), "the right lengths still decode");
         // chaddr is sliced by hlen inside dhcproto.
         for hlen in [0u8, 5, 7, 16, 17, 255] {
             let mut bytes = good.clone();
