@@ -158,25 +158,32 @@ fn precheck(bytes: &[u8]) -> Option<&'static str> {
     if bytes.get(HLEN_OFFSET).is_some_and(|&hlen| usize::from(hlen) > 16) {
         return Some("hardware address length over 16");
     }
-    let mut rest = bytes.get(OPTIONS_OFFSET..)?;
+    // dhcproto joins the parts of an option that appears more than once (RFC 3396), so
+    // the lengths are checked as totals per code.
+    let mut totals = [0usize; 256];
+    let mut rest = bytes.get(OPTIONS_OFFSET..).unwrap_or_default();
     loop {
         match rest {
-            [] | [255, ..] => return None,
+            [] | [255, ..] | [_] => break,
             [0, tail @ ..] => rest = tail,
             [code, len, tail @ ..] => {
-                if let Some(problem) = option_length_problem(*code, *len) {
-                    return Some(problem);
+                totals[usize::from(*code)] += usize::from(*len);
+                match tail.get(usize::from(*len)..) {
+                    Some(after) => rest = after,
+                    None => break,
                 }
-                rest = tail.get(usize::from(*len)..)?;
             }
-            [_] => return None,
         }
     }
+    totals.iter().enumerate().filter(|(_, total)| **total > 0).find_map(|(code, total)| {
+        option_length_problem(u8::try_from(code).unwrap_or(0), *total)
+    })
 }
 
-/// Options whose length dhcproto 0.15 checks with `debug_assert!` (a panic in a debug
-/// build; found by the `capture_frame` fuzz target for option 155): refused here.
-fn option_length_problem(code: u8, len: u8) -> Option<&'static str> {
+/// Options whose (joined) length dhcproto 0.15 checks with `debug_assert!` (a panic in
+/// a debug build; found by the fuzz targets: option 155 of 2 bytes, and option 152 given
+/// twice): refused here. A zero-length option 80 given twice is still empty.
+fn option_length_problem(code: u8, len: usize) -> Option<&'static str> {
     match (code, len) {
         (RAPID_COMMIT, 1..) => Some("option 80 (rapid commit) must be empty"),
         (CLIENT_FQDN, ..=2) => Some("option 81 (client FQDN) must be at least 3 bytes long"),
@@ -383,6 +390,10 @@ mod tests {
                 other => panic!("option {} with length {}: {other:?}", option[0], option[1]),
             }
         }
+        // Given twice, an option's parts are joined: two 4-byte option 152s make 8 bytes.
+        let mut twice = good[..240].to_vec();
+        twice.extend_from_slice(&[53, 1, 1, 152, 4, 0, 1, 0, 0, 152, 4, 0, 1, 0, 0, 255]);
+        assert!(matches!(decode_message(&twice), Err(ParseError::Malformed(why)) if why.contains("must be")));
         let mut fine = good[..240].to_vec();
         fine.extend_from_slice(&[53, 1, 1, 80, 0, 155, 4, 0, 0, 0, 1, 255]);
         assert!(decode_message(&fine).is_ok(), "the right lengths still decode");
