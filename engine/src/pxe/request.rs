@@ -160,14 +160,15 @@ fn precheck(bytes: &[u8]) -> Option<&'static str> {
     }
     // dhcproto joins the parts of an option that appears more than once (RFC 3396), so
     // the lengths are checked as totals per code.
-    let mut totals = [0usize; 256];
+    let mut totals: [Option<usize>; 256] = [None; 256];
     let mut rest = bytes.get(OPTIONS_OFFSET..).unwrap_or_default();
     loop {
         match rest {
             [] | [255, ..] | [_] => break,
             [0, tail @ ..] => rest = tail,
             [code, len, tail @ ..] => {
-                totals[usize::from(*code)] += usize::from(*len);
+                let total = &mut totals[usize::from(*code)];
+                *total = Some(total.unwrap_or(0) + usize::from(*len));
                 match tail.get(usize::from(*len)..) {
                     Some(after) => rest = after,
                     None => break,
@@ -175,8 +176,9 @@ fn precheck(bytes: &[u8]) -> Option<&'static str> {
             }
         }
     }
-    totals.iter().enumerate().filter(|(_, total)| **total > 0).find_map(|(code, total)| {
-        option_length_problem(u8::try_from(code).unwrap_or(0), *total)
+    totals.iter().enumerate().find_map(|(code, total)| {
+        let total = (*total)?;
+        option_length_problem(u8::try_from(code).ok()?, total)
     })
 }
 
@@ -380,7 +382,7 @@ mod tests {
         assert!(matches!(PxeRequest::decode(&bad94), Err(ParseError::Malformed(_))));
         // So do options 80, 81 and 152-155 (155 found by the capture_frame fuzz target):
         // refused by the precheck, never reaching the decoder's panic backstop.
-        for option in [[80u8, 1, 0, 0, 0], [81, 2, 0, 0, 0], [152, 3, 0, 0, 0], [155, 2, 0, 0, 0]] {
+        for option in [[80u8, 1, 0, 0, 0], [81, 2, 0, 0, 0], [94, 0, 0, 0, 0], [152, 3, 0, 0, 0], [155, 2, 0, 0, 0]] {
             let mut bytes = good[..240].to_vec();
             bytes.extend_from_slice(&[53, 1, 1]);
             bytes.extend_from_slice(&option[..2 + usize::from(option[1])]);
