@@ -158,8 +158,8 @@ fn precheck(bytes: &[u8]) -> Option<&'static str> {
     if bytes.get(HLEN_OFFSET).is_some_and(|&hlen| usize::from(hlen) > 16) {
         return Some("hardware address length over 16");
     }
-    // dhcproto joins the parts of an option that appears more than once (RFC 3396), so
-    // the lengths are checked as totals per code.
+    // dhcproto checks each part of an option, and joins the parts of one that appears
+    // more than once (RFC 3396): lengths are checked part by part and as totals per code.
     let mut totals: [Option<usize>; 256] = [None; 256];
     let mut rest = bytes.get(OPTIONS_OFFSET..).unwrap_or_default();
     loop {
@@ -167,6 +167,9 @@ fn precheck(bytes: &[u8]) -> Option<&'static str> {
             [] | [255, ..] | [_] => break,
             [0, tail @ ..] => rest = tail,
             [code, len, tail @ ..] => {
+                if let Some(problem) = option_length_problem(*code, usize::from(*len)) {
+                    return Some(problem);
+                }
                 let total = &mut totals[usize::from(*code)];
                 *total = Some(total.unwrap_or(0) + usize::from(*len));
                 match tail.get(usize::from(*len)..) {
@@ -393,6 +396,9 @@ mod tests {
             }
         }
         // Given twice, an option's parts are joined: two 4-byte option 152s make 8 bytes.
+        let mut split = good[..240].to_vec();
+        split.extend_from_slice(&[53, 1, 1, 81, 3, 0, 0, 0, 12, 1, b'x', 81, 0, 255]);
+        assert!(matches!(decode_message(&split), Err(ParseError::Malformed(why)) if why.contains("must be")));
         let mut twice = good[..240].to_vec();
         twice.extend_from_slice(&[53, 1, 1, 152, 4, 0, 1, 0, 0, 152, 4, 0, 1, 0, 0, 255]);
         assert!(matches!(decode_message(&twice), Err(ParseError::Malformed(why)) if why.contains("must be")));
