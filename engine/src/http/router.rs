@@ -32,7 +32,8 @@ const HTTP_READ_CHUNK: usize = 256 * 1024;
 pub(super) struct FromBootRoot;
 
 /// Marks a response whose body is this span of an ISO image (the whole span: a range
-/// of it is read from the response's `Content-Range`).
+/// of it is read from the response's `Content-Range`), for the zero-copy path.
+#[cfg(target_os = "linux")]
 #[derive(Clone, Debug)]
 pub(super) struct FromImage(pub(super) ImageSpan);
 
@@ -176,6 +177,7 @@ async fn image_response(is_head: bool, range: Option<HeaderValue>, span: ImageSp
     {
         headers.insert(header::CONTENT_RANGE, value);
     }
+    #[cfg(target_os = "linux")]
     response.extensions_mut().insert(FromImage(span));
     response
 }

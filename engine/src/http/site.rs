@@ -23,6 +23,7 @@ const SENDFILE_PIECE: u64 = 512 * 1024;
 /// connection: slowloris), and a connection with no request under way is closed after
 /// [`IDLE_TIMEOUT`].
 pub(super) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+#[cfg(target_os = "linux")]
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A client that takes no byte for this long is gone (a full receive window held open).
 pub(super) const WRITE_STALL: Duration = Duration::from_secs(30);
