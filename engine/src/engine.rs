@@ -211,14 +211,19 @@ async fn served_kernels(config: &Config, isos: &IsoPlans, served: &Served) -> Ve
 /// words for the Boot images list, or `None` when it can. Reads the kernel's signature.
 pub fn entry_secure_boot_problem(config: &Config, entry: &BootEntry) -> Option<String> {
     if let BootEntry::Iso { image, append, .. } = entry {
-        // The image is read to find the kernel it boots; the URL does not matter here.
-        let mount = crate::iso_entries::mount_path(image, &[]);
-        let (mounted, planned) = crate::iso_entries::read_one(config, image, append, "http://server", mount).ok()?;
-        let served = Served::default().with_images([mounted]);
-        let refusal = crate::iso_entries::kernel_refusal(&served, &planned);
-        return crate::iso_entries::secure_boot_problem(Some(&planned), refusal);
+        return iso_secure_boot_problem(&iso_entry_mount(config, image).ok()?, append);
     }
     secure_boot_problem_of(entry, |kernel| crate::signature::kernel_refusal(&config.serving_root().join(kernel)))
+}
+
+/// Why the ISO `mounted` (an entry with `append`) cannot boot with Secure Boot on, or
+/// `None`: the kernel it boots is read inside the image.
+pub fn iso_secure_boot_problem(mounted: &crate::served::MountedImage, append: &str) -> Option<String> {
+    // The URL in the kernel arguments does not change what boots.
+    let planned = mounted.plan("http://server", append);
+    let served = Served::default().with_images([mounted.clone()]);
+    let refusal = crate::iso_entries::kernel_refusal(&served, &planned);
+    crate::iso_entries::secure_boot_problem(Some(&planned), refusal)
 }
 
 /// The image of an ISO entry, read and mounted where serving would mount it (alone), or

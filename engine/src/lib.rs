@@ -30,6 +30,6 @@ pub mod url;
 
 pub use engine::{
     CaptureStatus, Engine, EngineError, EngineStatus, SignedChain, StartOptions, boot_settings,
-    entry_secure_boot_problem, export_target, iso_entry_mount, signed_chain,
+    entry_secure_boot_problem, export_target, iso_entry_mount, iso_secure_boot_problem, signed_chain,
 };
 pub use events::{EngineEvent, EventSink};

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -128,10 +128,6 @@ impl ImageSpan {
         if same { Ok(file) } else { Err(SpanError::Changed { image: self.image.clone() }) }
     }
 
-    pub fn image(&self) -> &Path {
-        &self.image
-    }
-
     /// The span as a file of its own, to read and seek in (blocking).
     pub fn reader(&self) -> Result<SpanReader, SpanError> {
         Ok(SpanReader { file: self.open()?, start: self.offset, len: self.len, at: 0 })
@@ -175,6 +171,8 @@ impl Seek for SpanReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
     use crate::iso::Member;
 
     fn mounted(file: &Path) -> MountedImage {

@@ -154,19 +154,27 @@ impl Validation {
     /// Checks `config` (reads the disk: the boot files, kernels' signatures).
     pub fn of(config: Config, errors: Vec<ConfigError>) -> Self {
         let signed_chain = portapxe_engine::signed_chain(&config);
-        let secure_boot_problems = config
-            .boot
-            .entries
-            .iter()
-            .map(|entry| portapxe_engine::entry_secure_boot_problem(&config, entry))
-            .collect();
-        let iso_images = config
+        // Each ISO is read once: what boots and its Secure Boot verdict both come from it.
+        let iso_images: Vec<Option<Result<MountedImage, String>>> = config
             .boot
             .entries
             .iter()
             .map(|entry| match entry {
                 BootEntry::Iso { image, .. } => Some(portapxe_engine::iso_entry_mount(&config, image)),
                 _ => None,
+            })
+            .collect();
+        let secure_boot_problems = config
+            .boot
+            .entries
+            .iter()
+            .zip(&iso_images)
+            .map(|(entry, mounted)| match (entry, mounted) {
+                (BootEntry::Iso { append, .. }, Some(Ok(mounted))) => {
+                    portapxe_engine::iso_secure_boot_problem(mounted, append)
+                }
+                (BootEntry::Iso { .. }, _) => None,
+                _ => portapxe_engine::entry_secure_boot_problem(&config, entry),
             })
             .collect();
         Self { config, errors, signed_chain, secure_boot_problems, iso_images }

@@ -19,13 +19,13 @@ const MAX_ENTRIES: usize = 64;
 
 /// The entries of an isolinux/syslinux menu, in order.
 pub fn parse_syslinux(text: &str) -> Vec<MenuBoot> {
-    let mut entries = Vec::new();
+    let mut entries = Collected::default();
     let mut current: Option<MenuBoot> = None;
     for line in lines(text) {
         let (keyword, rest) = split_keyword(line);
         match keyword.to_ascii_lowercase().as_str() {
             "label" => {
-                entries.extend(current.take().filter(|entry| !entry.kernel.is_empty()));
+                entries.close(current.take());
                 current = Some(MenuBoot::default());
             }
             "kernel" | "linux" => {
@@ -49,27 +49,23 @@ pub fn parse_syslinux(text: &str) -> Vec<MenuBoot> {
             }
             _ => {}
         }
-        if entries.len() >= MAX_ENTRIES {
+        if entries.is_full() {
             break;
         }
     }
-    entries.extend(current.filter(|entry| !entry.kernel.is_empty()));
-    entries.truncate(MAX_ENTRIES);
-    entries
+    entries.finish(current)
 }
 
 /// The `linux`/`initrd` pairs of a GRUB configuration, in order.
 pub fn parse_grub(text: &str) -> Vec<MenuBoot> {
-    let mut entries = Vec::new();
+    let mut entries = Collected::default();
     let mut current: Option<MenuBoot> = None;
     for line in lines(text) {
         let (keyword, rest) = split_keyword(line);
         match keyword {
-            "menuentry" | "submenu" => {
-                entries.extend(current.take().filter(|entry: &MenuBoot| !entry.kernel.is_empty()));
-            }
+            "menuentry" | "submenu" => entries.close(current.take()),
             "linux" | "linuxefi" | "linux16" => {
-                entries.extend(current.take().filter(|entry: &MenuBoot| !entry.kernel.is_empty()));
+                entries.close(current.take());
                 let mut words = rest.split_whitespace();
                 let kernel = words.next().unwrap_or_default().to_owned();
                 let args: Vec<&str> = words.collect();
@@ -82,13 +78,31 @@ pub fn parse_grub(text: &str) -> Vec<MenuBoot> {
             }
             _ => {}
         }
-        if entries.len() >= MAX_ENTRIES {
+        if entries.is_full() {
             break;
         }
     }
-    entries.extend(current.filter(|entry| !entry.kernel.is_empty()));
-    entries.truncate(MAX_ENTRIES);
-    entries
+    entries.finish(current)
+}
+
+/// The entries of one menu: an entry is kept when it names a kernel, at most [`MAX_ENTRIES`].
+#[derive(Default)]
+struct Collected(Vec<MenuBoot>);
+
+impl Collected {
+    fn close(&mut self, entry: Option<MenuBoot>) {
+        self.0.extend(entry.filter(|entry| !entry.kernel.is_empty()));
+    }
+
+    fn is_full(&self) -> bool {
+        self.0.len() >= MAX_ENTRIES
+    }
+
+    fn finish(mut self, last: Option<MenuBoot>) -> Vec<MenuBoot> {
+        self.close(last);
+        self.0.truncate(MAX_ENTRIES);
+        self.0
+    }
 }
 
 /// Trimmed, non-comment lines of sensible length.

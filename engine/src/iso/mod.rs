@@ -11,7 +11,7 @@ mod image;
 mod menu;
 
 pub use family::{Family, IsoBoot, IsoPlan, IsoRefusal, Site, plan};
-pub use image::{ElTorito, Emulation, ImageStamp, IsoError, IsoIndex, Member, boot_image_len, read_index};
+pub use image::{ElTorito, Emulation, ImageStamp, IsoError, IsoIndex, Member, read_index};
 pub use menu::{MenuBoot, parse_grub, parse_syslinux};
 
 /// What boots each ISO entry, by the entry's `image` as configured.
