@@ -171,7 +171,9 @@ pub fn read_index(path: &Path) -> Result<(IsoIndex, ImageStamp), IsoError> {
     };
     let mut index = IsoIndex { hybrid, udf, ..IsoIndex::default() };
     if let Ok(pvd) = image.read_pvd() {
-        index.volume_id = pvd.volume_identifier.to_str().trim().to_owned();
+        // Not `to_str`: it panics on bytes that are not UTF-8, and the bytes are the image's.
+        let raw = pvd.volume_identifier.as_bytes();
+        index.volume_id = String::from_utf8_lossy(raw).trim_matches(|c: char| c == ' ' || c == '\0').to_owned();
     }
     let mut walk = Walk { image: &image, naming, image_len: stamp.len, index: &mut index, entries: 0 };
     walk.folder(root.dir_ref(), "", 0);
@@ -527,6 +529,15 @@ mod tests {
         }
         std::fs::write(&mutated, b"not an image").unwrap();
         assert!(matches!(read_index(&mutated), Err(IsoError::NotIso { .. })));
+
+        // A volume name that is not UTF-8 (found by the iso_image fuzz target: it panicked).
+        let mut bytes = original.clone();
+        let volume_id = 16 * 2048 + 40;
+        bytes[volume_id..volume_id + 4].copy_from_slice(b"A\xffB ");
+        std::fs::write(&mutated, &bytes).unwrap();
+        let (index, _) = read_index(&mutated).expect("only the name is odd");
+        assert!(index.volume_id.starts_with("A\u{fffd}B"), "{:?}", index.volume_id);
+        assert!(index.contains("live/vmlinuz"));
     }
 
     #[test]
