@@ -292,6 +292,12 @@ fn settings_show_the_engines_validation_messages() {
     harness.state_mut().config_mut().dhcp.lease_time_secs = 600;
     wait_until(&mut harness, "the new check", validated);
     assert_eq!(harness.query_all_by_label_contains("a lease must last").count(), 0);
+    // Full DHCP on loopback is refused too: no machine could get an address there.
+    harness.get_by_label_contains("Network card: lo is the loopback interface");
+    assert!(harness.get_by_label("Start").accesskit_node().is_disabled());
+    harness.state_mut().config_mut().mode = Mode::Proxy;
+    wait_until(&mut harness, "the check of proxy mode", validated);
+    assert_eq!(harness.query_all_by_label_contains("loopback interface").count(), 0);
     assert!(!harness.get_by_label("Start").accesskit_node().is_disabled());
 }
 
@@ -718,12 +724,19 @@ fn stop_during_the_safety_probe_cancels_the_start() {
     }
     let names: Vec<String> = portapxe_engine::net::list_interfaces().into_iter().map(|i| i.name).collect();
     assert_eq!(names, ["lo"], "a private namespace holds only loopback");
+    // Full DHCP is refused on loopback: one end of a veth pair with nobody on the other
+    // stands in for a card (this kernel has no dummy interfaces).
+    run(&["ip", "link", "add", "bench0", "type", "veth", "peer", "name", "bench1"]);
+    run(&["ip", "addr", "add", "10.98.0.1/24", "dev", "bench0"]);
+    run(&["ip", "link", "set", "bench0", "up"]);
+    run(&["ip", "link", "set", "bench1", "up"]);
 
     let root = boot_folder();
     let settings = tempfile::tempdir().unwrap();
     let mut config = loopback_config(root.path());
+    config.interface = "bench0".into();
     config.mode = Mode::Dhcp;
-    config.dhcp.pool = Some("127.0.0.100-127.0.0.120".parse().unwrap());
+    config.dhcp.pool = Some("10.98.0.100-10.98.0.120".parse().unwrap());
     config.dhcp.boot_server_port = 14011;
     config.tftp.port = 16969;
     config.http.port = 18080;
@@ -752,8 +765,8 @@ fn stop_during_the_safety_probe_cancels_the_start() {
     }
     harness.get_by_label("Start");
     // Every port the start had taken is free again.
-    UdpSocket::bind("127.0.0.1:16969").expect("TFTP port freed");
-    std::net::TcpListener::bind("127.0.0.1:18080").expect("HTTP port freed");
+    UdpSocket::bind("10.98.0.1:16969").expect("TFTP port freed");
+    std::net::TcpListener::bind("10.98.0.1:18080").expect("HTTP port freed");
     UdpSocket::bind("0.0.0.0:16767").expect("DHCP port freed");
 }
 

@@ -57,7 +57,7 @@ fn interfaces() -> Vec<InterfaceInfo> {
 }
 
 fn facts() -> InterfaceFacts {
-    InterfaceFacts { address: SERVER, prefix: 24 }
+    InterfaceFacts { address: SERVER, prefix: 24, loopback: false }
 }
 
 /// A config checked by the engine's own rules, as the handle would report it.

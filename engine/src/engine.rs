@@ -598,7 +598,7 @@ impl Engine {
         }
         if config.mode == Mode::Dhcp {
             let subnet = Ipv4Net::new(server_ip, prefix).map(|net| net.trunc()).unwrap_or_default();
-            let facts = crate::config::InterfaceFacts { address: server_ip, prefix };
+            let facts = crate::config::InterfaceFacts { address: server_ip, prefix, loopback: false };
             let pool = config.dhcp.pool.or_else(|| facts.default_pool()).ok_or_else(|| {
                 EngineError::Invalid(vec![ConfigError {
                     field: "dhcp.pool".into(),

@@ -13,6 +13,8 @@ const DEFAULT_POOL_MAX: u32 = 200;
 pub struct InterfaceFacts {
     pub address: Ipv4Addr,
     pub prefix: u8,
+    /// The loopback interface: no machine can reach it, so no DHCP client either.
+    pub loopback: bool,
 }
 
 impl InterfaceFacts {
@@ -174,6 +176,17 @@ fn check_dhcp(config: &Config, interface: Option<&InterfaceFacts>, errors: &mut 
         errors.push(error("dhcp.lease_time_secs", "a lease must last at least 60 seconds"));
     }
     let Some(facts) = interface else { return };
+    if facts.loopback {
+        errors.push(error(
+            "interface",
+            format!(
+                "{} is the loopback interface: no machine can get an address on it. Pick the network card the \
+                 clients are plugged into, or serve boot files only",
+                config.interface.escape_debug()
+            ),
+        ));
+        return;
+    }
     let subnet = facts.subnet();
     match dhcp.pool {
         Some(pool) if pool.is_empty() => {
@@ -328,7 +341,7 @@ mod setting_words {
         config.boot.ipxe_script = Some("../boot.ipxe".into());
         config.boot.entries = vec![BootEntry::Chain { name: "Chain".into(), url: "ftp://x".into() }];
         config.rules.clients = vec![crate::rules::ClientRule::default()];
-        let facts = InterfaceFacts { address: [10, 77, 0, 1].into(), prefix: 24 };
+        let facts = InterfaceFacts { address: [10, 77, 0, 1].into(), prefix: 24, loopback: false };
         let errors = validate(&config, Some(&facts));
         let fields: std::collections::BTreeSet<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         for field in [
@@ -363,7 +376,7 @@ mod tests {
     use super::*;
 
     fn facts(address: [u8; 4], prefix: u8) -> InterfaceFacts {
-        InterfaceFacts { address: address.into(), prefix }
+        InterfaceFacts { address: address.into(), prefix, loopback: false }
     }
 
     fn config_in(root: &Path) -> Config {
@@ -435,6 +448,20 @@ mod tests {
             assert!(fields.contains(&expected.to_string()), "{expected} missing from {fields:?}");
         }
         assert_eq!(fields.iter().filter(|f| f.starts_with("boot.entries[0]")).count(), 2, "{fields:?}");
+    }
+
+    #[test]
+    fn full_dhcp_is_refused_on_loopback_and_proxy_is_not() {
+        let root = tempfile::tempdir().unwrap();
+        let mut config = Config { interface: "lo".into(), ..config_in(root.path()) };
+        let loopback = InterfaceFacts { address: [127, 0, 0, 1].into(), prefix: 8, loopback: true };
+        let errors = validate(&config, Some(&loopback));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "interface");
+        assert!(errors[0].message.starts_with("lo is the loopback interface"), "{}", errors[0]);
+        assert_eq!(errors[0].setting(), "Network card");
+        config.mode = Mode::Proxy;
+        assert_eq!(validate(&config, Some(&loopback)), []);
     }
 
     #[test]

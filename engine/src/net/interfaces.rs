@@ -45,7 +45,8 @@ pub struct InterfaceInfo {
 impl InterfaceInfo {
     /// The first IPv4 address: the one the server answers from.
     pub fn facts(&self) -> Option<InterfaceFacts> {
-        self.ipv4.first().map(|&(address, prefix)| InterfaceFacts { address, prefix })
+        let loopback = self.kind == InterfaceKind::Loopback;
+        self.ipv4.first().map(|&(address, prefix)| InterfaceFacts { address, prefix, loopback })
     }
 }
 
