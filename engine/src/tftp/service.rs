@@ -392,7 +392,7 @@ struct TransferThread {
 impl TransferThread {
     fn run(self) {
         let _active = ActiveGuard { transfers: Arc::clone(&self.transfers), client: self.client.ip() };
-        let socket = match UdpSocket::bind(self.bind).and_then(|socket| socket.connect(self.client).map(|()| socket)) {
+        let socket = match UdpSocket::bind(self.bind) {
             Ok(socket) => socket,
             Err(err) => {
                 tracing::warn!(client = %self.client, "no socket for a TFTP transfer: {err}");
@@ -407,12 +407,12 @@ impl TransferThread {
             match self.handler.open_as(self.client, &self.request.filename, self.request.mode) {
                 Ok(opened) => opened,
                 Err(refusal) => {
-                    let _ = socket.send(&packet::error(refusal.code, &refusal.message));
+                    let _ = socket.send_to(&packet::error(refusal.code, &refusal.message), self.client);
                     return;
                 }
             };
         let negotiated = negotiate(&self.request.options, report.size(), &self.limits);
-        let mut link = Link::new(socket, &negotiated, &self.transfers.stopping);
+        let mut link = Link::new(socket, self.client, &negotiated, &self.transfers.stopping);
         let (mut transfer, mut action) =
             ReadTransfer::start(&negotiated, report.size(), self.limits.max_retries, Instant::now());
         loop {
@@ -461,10 +461,12 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// A transfer's socket, connected to its client: datagrams from any other
-/// address are dropped by the kernel (a stray TID never reaches the transfer).
+/// A transfer's socket (its TID) and its client. The socket is not connected: a
+/// datagram from any other address or port is answered with ERROR 5 and the transfer
+/// goes on (RFC 1350, section 4), where a connected socket would drop it unseen.
 struct Link<'a> {
     socket: UdpSocket,
+    client: SocketAddr,
     packet: Vec<u8>,
     received: [u8; MAX_REQUEST_DATAGRAM],
     read_timeout: Option<Duration>,
@@ -472,13 +474,13 @@ struct Link<'a> {
 }
 
 impl<'a> Link<'a> {
-    fn new(socket: UdpSocket, negotiated: &Negotiated, stopping: &'a AtomicBool) -> Self {
+    fn new(socket: UdpSocket, client: SocketAddr, negotiated: &Negotiated, stopping: &'a AtomicBool) -> Self {
         let packet = vec![0u8; DATA_HEADER_LEN + usize::from(negotiated.block_size)];
-        Self { socket, packet, received: [0; MAX_REQUEST_DATAGRAM], read_timeout: None, stopping }
+        Self { socket, client, packet, received: [0; MAX_REQUEST_DATAGRAM], read_timeout: None, stopping }
     }
 
     fn send(&self, datagram: &[u8]) -> Result<(), String> {
-        self.socket.send(datagram).map(|_| ()).map_err(|err| describe(&err))
+        self.socket.send_to(datagram, self.client).map(|_| ()).map_err(|err| describe(&err))
     }
 
     fn send_blocks(
@@ -518,13 +520,21 @@ impl<'a> Link<'a> {
                 self.socket.set_read_timeout(Some(wanted)).map_err(|err| describe(&err))?;
                 self.read_timeout = Some(wanted);
             }
-            match self.socket.recv(&mut self.received) {
-                Ok(len) => match packet::parse(&self.received[..len]) {
+            match self.socket.recv_from(&mut self.received) {
+                Ok((_, from)) if from != self.client => {
+                    tracing::debug!(%from, client = %self.client, "TFTP transfer: datagram from another TID");
+                    let error = packet::error(ErrorCode::UnknownTransferId, "unknown transfer ID");
+                    let _ = self.socket.send_to(&error, from);
+                }
+                Ok((len, _)) => match packet::parse(&self.received[..len]) {
                     Ok(packet) => return Ok(Some(packet)),
                     Err(err) => tracing::debug!("TFTP transfer: datagram dropped: {err}"),
                 },
                 Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                // Windows reports an ICMP "port unreachable" on the next receive of an
+                // unconnected socket; it may concern any address we wrote to (a stray
+                // sender), not the client, so it does not end the transfer.
+                Err(err) if matches!(err.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionReset) => {}
                 Err(err) => return Err(describe(&err)),
             }
         }

@@ -419,6 +419,29 @@ async fn a_client_that_goes_silent_is_a_failed_transfer() {
     }
 }
 
+/// A datagram from another port or address (a stray TID) gets ERROR 5, and the
+/// transfer it landed on goes on (RFC 1350, section 4).
+#[tokio::test]
+async fn a_stray_tid_gets_error_5_and_the_transfer_goes_on() {
+    let lab = Lab::start().await;
+    let socket = client().await;
+    socket.send_to(&request(OP_RRQ, b"pxelinux.0", &[]), lab.addr()).await.unwrap();
+    let (first, peer) = recv(&socket).await;
+    assert!(matches!(first, Reply::Data { block: 1, .. }), "{first:?}");
+
+    let stray = client().await;
+    stray.send_to(&ack(1), peer).await.unwrap();
+    let (reply, from) = recv(&stray).await;
+    assert_eq!(from, peer, "the error comes from the transfer's port");
+    assert!(matches!(&reply, Reply::Error { code: 5, .. }), "{reply:?}");
+
+    // The client's own ACK still moves its transfer on.
+    socket.send_to(&ack(1), peer).await.unwrap();
+    let (next, _) = recv(&socket).await;
+    let expected = &lab.read("pxelinux.0")[512..1024];
+    assert!(matches!(&next, Reply::Data { block: 2, data } if data.as_slice() == expected), "{next:?}");
+}
+
 /// A client's ERROR ends the transfer at once: nothing more is sent.
 #[tokio::test]
 async fn a_client_error_ends_the_transfer() {
