@@ -34,6 +34,9 @@ pub fn describe(event: &EngineEvent) -> (Level, String) {
         }
         EngineEvent::Service(service) => (Level::Warn, format!("{}: {}", service.service, service.message)),
         EngineEvent::Conflict(conflict) if conflict.expected => (Level::Info, conflict.summary.clone()),
+        EngineEvent::Conflict(conflict) if !conflict.server.provenance.serves_this_segment() => {
+            (Level::Warn, conflict.summary.clone())
+        }
         EngineEvent::Conflict(conflict) => (Level::Warn, format!("CONFLICT: {}", conflict.summary)),
         EngineEvent::Wire(wire) => (
             Level::Debug,

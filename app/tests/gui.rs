@@ -153,6 +153,7 @@ fn sighting(server: [u8; 4]) -> ServerSighting {
         boot_file: None,
         pxe: false,
         boot_server_type: None,
+        provenance: portapxe_engine::detect::Provenance::Unchecked,
     }
 }
 

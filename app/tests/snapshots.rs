@@ -133,6 +133,7 @@ fn network_dhcp_server(expected: bool) -> ConflictEntry {
         boot_file: None,
         pxe: false,
         boot_server_type: None,
+        provenance: portapxe_engine::detect::Provenance::Unchecked,
     };
     let summary = if expected {
         format!("the network's DHCP server: {}", server.describe())

@@ -543,8 +543,14 @@ impl Engine {
         let server_ip = boot.server_ip;
         self.registry_feed = Some(tokio::spawn(feed_registry(self.events.subscribe(), Arc::clone(&self.registry))));
         let conflicts = Conflicts::new(vec![server_ip], config.mode != Mode::Dhcp, self.events.clone());
-        let conflicts =
-            if config.mode == Mode::Dhcp && !options.force_dhcp { conflicts.halting_full_dhcp() } else { conflicts };
+        let conflicts = if config.mode == Mode::Dhcp {
+            // Our DHCP port sees every client request here, so replies can be checked.
+            let conflicts =
+                conflicts.checking_replies(Ipv4Net::new(server_ip, prefix).map(|net| net.trunc()).unwrap_or_default());
+            if options.force_dhcp { conflicts } else { conflicts.halting_full_dhcp() }
+        } else {
+            conflicts
+        };
         let bind_ip = IpAddr::V4(server_ip);
         // TFTP and HTTP answer only on the serving interface, not on whatever routes to its address.
         let serving_interface = crate::socket::Interface::from(interface);

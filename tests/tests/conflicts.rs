@@ -637,6 +637,82 @@ fn a_client_request_naming_another_server_is_reported() {
     server.assert_alive();
 }
 
+/// Anyone on the segment can send an OFFER: one that answers no client request seen
+/// here (a forged one, naming a made-up server) is reported as such and stops nothing,
+/// and full DHCP goes on answering clients. The same holds for a reply relayed for
+/// another network (giaddr outside the lab's subnet).
+#[test]
+fn a_forged_or_foreign_relayed_offer_stops_nothing() {
+    const FORGER_MAC: &str = "52:54:00:cf:05:01";
+    const CLIENT_MAC: &str = "52:54:00:cf:05:02";
+    let _serial = one_at_a_time();
+    let mut lab = Lab::new("forged").unwrap();
+    let spec = ServerSpec::new(&lab).unwrap();
+    let mut server = Server::start(&lab, &spec).unwrap();
+    let forger = lab.add_client(FORGER_MAC).unwrap();
+    let forged_server = lab.ip(ROGUE_HOST);
+    let relayed_server = Ipv4Addr::new(192, 0, 2, 1);
+
+    let offer = |server_id: Ipv4Addr, relay: Option<Ipv4Addr>, xid: u32| {
+        let mut reply = wire::bootp_header(mac_bytes(CLIENT_MAC), xid, true);
+        reply[0] = 2; // BOOTREPLY
+        reply[16..20].copy_from_slice(&lab.ip(ROGUE_RANGE.0).octets()); // yiaddr
+        if let Some(relay) = relay {
+            reply[24..28].copy_from_slice(&relay.octets()); // giaddr
+        }
+        reply.extend_from_slice(&[53, 1, 2, 54, 4]);
+        reply.extend_from_slice(&server_id.octets());
+        reply.push(255);
+        reply.resize(300, 0);
+        reply
+    };
+    in_netns(&forger.ns, || -> anyhow::Result<()> {
+        let socket = wire::dhcp_client_socket(forger.interface())?;
+        socket.send_to(&offer(forged_server, None, 0x0f0f_0001), (Ipv4Addr::BROADCAST, 68))?;
+        socket
+            .send_to(&offer(relayed_server, Some([198, 51, 100, 1].into()), 0x0f0f_0002), (Ipv4Addr::BROADCAST, 68))?;
+        Ok(())
+    })
+    .unwrap()
+    .unwrap();
+
+    let seen = wait_until(Duration::from_secs(10), || {
+        let found = conflicts_in(&server.events_path);
+        (found.len() >= 2).then_some(found)
+    })
+    .unwrap_or_else(|| panic!("two reports expected within 10 s:\n{}", show(&conflicts_in(&server.events_path))));
+    let forged = seen.iter().find(|c| c.server.server_id == forged_server).expect("the forged offer is reported");
+    assert!(
+        forged.summary.contains("it answers no client request seen here: forged")
+            && forged.summary.ends_with("Nothing changes here"),
+        "summary: {:?}",
+        forged.summary
+    );
+    let relayed = seen.iter().find(|c| c.server.server_id == relayed_server).expect("the relayed offer is reported");
+    assert!(
+        relayed.summary.contains("was relayed for another network (relay agent 198.51.100.1)"),
+        "{:?}",
+        relayed.summary
+    );
+
+    // Full DHCP still answers: a real client gets our lease.
+    let client = lab.add_client(CLIENT_MAC).unwrap();
+    let work = lab.dir().join("clients");
+    let (mut udhcpc, out) = udhcpc_broadcast(&client, &work);
+    udhcpc.wait_timeout(Duration::from_secs(30));
+    drop(udhcpc);
+    let answered: Vec<String> =
+        server.events().dhcp_for(CLIENT_MAC).iter().filter_map(|d| d.answered.clone()).collect();
+    assert!(!answered.is_empty(), "full DHCP stopped for a forged offer: {}", dhcp_story(&server.events(), CLIENT_MAC));
+    let lease = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(lease.contains(&format!("serverid={}", server.ip)), "the client took our offer: {lease}");
+    assert!(
+        server.events().services().iter().all(|s| !s.message.starts_with("stopped answering DHCP")),
+        "full DHCP stopped"
+    );
+    server.assert_alive();
+}
+
 #[test]
 fn a_bios_guest_boots_in_dhcp_mode_without_a_conflict() {
     const MAC: &str = "52:54:00:cf:03:01";

@@ -307,11 +307,11 @@ impl UiSnapshot {
                     summary: conflict.summary.clone(),
                     expected: conflict.expected,
                 };
-                match self
-                    .conflicts
-                    .iter_mut()
-                    .find(|c| c.server.server_id == entry.server.server_id && c.server.role == entry.server.role)
-                {
+                match self.conflicts.iter_mut().find(|c| {
+                    c.server.server_id == entry.server.server_id
+                        && c.server.role == entry.server.role
+                        && c.server.provenance.serves_this_segment() == entry.server.provenance.serves_this_segment()
+                }) {
                     Some(existing) => *existing = entry,
                     None => self.conflicts.push(entry),
                 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::frame::parse_dhcp_frame;
 use super::pcapng::PcapNgRecorder;
-use crate::detect::classify;
 use crate::detect::watch::Conflicts;
+use crate::detect::{ReplyTo, classify};
 #[cfg(feature = "capture")]
 use crate::events::Service;
 use crate::events::{EngineEvent, EventSink, WireDhcp};
@@ -220,6 +220,11 @@ pub fn handle_frame(sinks: &mut CaptureSinks, at: Duration, frame: &[u8], origin
         sinks.recorder = None;
     }
     let Some(dhcp) = parse_dhcp_frame(frame) else { return };
+    if dhcp.message.opcode() == dhcproto::v4::Opcode::BootRequest {
+        let reply = ReplyTo::of(&dhcp.message);
+        sinks.conflicts.saw_request(reply.xid, reply.client);
+        return;
+    }
     // A server answers a client on the client port, and a relay on the server port with
     // the relay's address in giaddr. A reply sent to port 67 without one reaches no
     // client: a forged or broken packet, which must not stop full DHCP.
@@ -241,7 +246,7 @@ pub fn handle_frame(sinks: &mut CaptureSinks, at: Duration, frame: &[u8], origin
             address: sighting.offered_address,
         }));
     }
-    sinks.conflicts.observe(sighting);
+    sinks.conflicts.observe_reply(sighting, &ReplyTo::of(&dhcp.message));
 }
 
 #[cfg(test)]

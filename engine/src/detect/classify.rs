@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use serde::Serialize;
 
+use super::solicit::Provenance;
 use crate::mac::MacAddr;
 use crate::message_type::DhcpMessage;
 use crate::pxe::pxe_sub_option;
@@ -51,6 +52,8 @@ pub struct ServerSighting {
     /// The first boot server type of its PXE menu (option 43 sub-option 9), which a
     /// client names when it asks for the boot file on port 4011.
     pub boot_server_type: Option<u16>,
+    /// Whether it answers a client of this segment (see `solicit`).
+    pub provenance: Provenance,
 }
 
 impl ServerSighting {
@@ -127,6 +130,7 @@ pub fn classify(message: &Message, source: Ipv4Addr, mac: Option<MacAddr>) -> Op
                 .map(|t| u16::from_be_bytes([t[0], t[1]])),
             _ => None,
         },
+        provenance: Provenance::Unchecked,
     })
 }
 
@@ -140,7 +144,9 @@ fn text(bytes: &[u8]) -> Option<String> {
 #[derive(Debug, Clone, Default)]
 pub struct ConflictDetector {
     ours: Vec<Ipv4Addr>,
-    seen: HashMap<(Ipv4Addr, ServerRole), ServerSighting>,
+    /// Keyed also by whether it serves this segment: a forged reply naming a server
+    /// must not hide that server's real replies.
+    seen: HashMap<(Ipv4Addr, ServerRole, bool), ServerSighting>,
 }
 
 /// Servers remembered at most. A real segment has one or two; 20,000 REQUESTs naming
@@ -164,7 +170,7 @@ impl ConflictDetector {
         if self.is_ours(&sighting) {
             return None;
         }
-        let key = (sighting.server_id, sighting.role);
+        let key = (sighting.server_id, sighting.role, sighting.provenance.serves_this_segment());
         let full = self.seen.len() >= MAX_SERVERS;
         match self.seen.get_mut(&key) {
             Some(known) => {

@@ -3,12 +3,15 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use ipnet::Ipv4Net;
 use tokio::task::JoinHandle;
 
 use super::classify::{ConflictDetector, ServerRole, ServerSighting, classify};
+use super::solicit::{Provenance, RecentRequests, ReplyTo};
 use crate::events::{ConflictEvent, EngineEvent, EventSink, Service, ServiceEvent};
 use crate::message_type::DhcpMessage;
 use crate::pxe::decode_message;
@@ -24,7 +27,18 @@ pub struct Conflicts {
     /// Full DHCP (not forced): set once another server's offer or ACK is seen, and our
     /// DHCP then answers no one. `None`: nothing stops (other modes, `--force-dhcp`).
     full_dhcp_halted: Option<Arc<AtomicBool>>,
+    /// Client requests our DHCP service saw (full DHCP), to tell replies that answer
+    /// them from forged ones and ones relayed for another network.
+    requests: Option<Arc<Mutex<RecentRequests>>>,
+    /// Replies waiting for a second look (see [`start`]).
+    rechecks: Arc<AtomicUsize>,
 }
+
+/// How long an unmatched reply waits for our DHCP service to read the request it
+/// may answer (both arrive at once on different sockets).
+const RECHECK_AFTER: Duration = Duration::from_millis(250);
+/// Replies waiting for that second look at most; more are judged at once.
+const MAX_RECHECKS: usize = 256;
 
 impl Conflicts {
     pub fn new(ours: Vec<Ipv4Addr>, address_servers_expected: bool, events: EventSink) -> Self {
@@ -33,7 +47,38 @@ impl Conflicts {
             events,
             address_servers_expected,
             full_dhcp_halted: None,
+            requests: None,
+            rechecks: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Our DHCP service reads every client request on `subnet`'s segment: replies are
+    /// then checked against them, and forged or foreign ones stop nothing.
+    pub fn checking_replies(mut self, subnet: Ipv4Net) -> Self {
+        self.requests = Some(Arc::new(Mutex::new(RecentRequests::new(subnet))));
+        self
+    }
+
+    /// A client's request (any BOOTREQUEST) was seen on the segment.
+    pub fn saw_request(&self, xid: u32, client: [u8; 6]) {
+        if let Some(requests) = &self.requests {
+            lock(requests).saw(xid, client, Instant::now());
+        }
+    }
+
+    /// What the packet tells of where `reply` comes from.
+    pub fn provenance(&self, reply: &ReplyTo) -> Provenance {
+        match &self.requests {
+            Some(requests) => lock(requests).provenance(reply, Instant::now()),
+            None => Provenance::Unchecked,
+        }
+    }
+
+    /// Reports `sighting`, a reply another server sent to a client (`reply`), with
+    /// what its packet tells of its origin.
+    pub fn observe_reply(&self, mut sighting: ServerSighting, reply: &ReplyTo) {
+        sighting.provenance = self.provenance(reply);
+        self.observe(sighting);
     }
 
     /// Full DHCP stops answering as soon as another server is seen handing out
@@ -53,9 +98,11 @@ impl Conflicts {
     pub fn observe(&self, sighting: ServerSighting) {
         let server = sighting.server_id;
         let role = sighting.role;
+        let sighting_serves = sighting.provenance.serves_this_segment();
         let (ours, news) = self.with_detector(|detector| (detector.is_ours(&sighting), detector.observe(sighting)));
         // Halt before the report, so its words say what is true now.
         let halted_now = role == ServerRole::AddressServer
+            && sighting_serves
             && !ours
             && self.full_dhcp_halted.as_ref().is_some_and(|halted| !halted.swap(true, Ordering::Relaxed));
         self.report(news);
@@ -73,10 +120,7 @@ impl Conflicts {
     }
 
     fn with_detector<T>(&self, act: impl FnOnce(&mut ConflictDetector) -> T) -> T {
-        match self.detector.lock() {
-            Ok(mut detector) => act(&mut detector),
-            Err(poisoned) => act(&mut poisoned.into_inner()),
-        }
+        act(&mut lock(&self.detector))
     }
 
     /// Says what a server seen for the first time means.
@@ -84,6 +128,12 @@ impl Conflicts {
         let Some(server) = news else { return };
         let expected = self.address_servers_expected && server.role == ServerRole::AddressServer;
         let summary = match server.role {
+            _ if !server.provenance.serves_this_segment() => format!(
+                "ignored {} naming {}: it {}. Nothing changes here",
+                server.message,
+                server.describe(),
+                server.provenance
+            ),
             ServerRole::AddressServer if expected => {
                 format!("the network's DHCP server: {} (expected beside PortaPXE in this mode)", server.describe())
             }
@@ -119,6 +169,7 @@ impl Conflicts {
             boot_file: None,
             pxe: false,
             boot_server_type: None,
+            provenance: Provenance::Unchecked,
         };
         let news = self.with_detector(|detector| detector.observe(sighting));
         self.report(news);
@@ -127,6 +178,10 @@ impl Conflicts {
     pub fn servers(&self) -> Vec<ServerSighting> {
         self.with_detector(|detector| detector.servers())
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Listens on the DHCP client port of `interface` (shared with any DHCP client
@@ -140,10 +195,29 @@ pub fn start(interface: &Interface, client_port: u16, conflicts: Conflicts) -> i
             if let Ok(message) = decode_message(&buf[..len])
                 && let Some(sighting) = classify(&message, *peer.ip(), None)
             {
-                conflicts.observe(sighting);
+                judge(&conflicts, sighting, ReplyTo::of(&message));
             }
         }
     }))
+}
+
+/// Reports a reply; one that answers no request seen yet gets a second look shortly
+/// after, because our DHCP service reads the request on another socket.
+fn judge(conflicts: &Conflicts, sighting: ServerSighting, reply: ReplyTo) {
+    if conflicts.provenance(&reply) != Provenance::Unsolicited {
+        return conflicts.observe_reply(sighting, &reply);
+    }
+    let waiting = Arc::clone(&conflicts.rechecks);
+    if waiting.fetch_add(1, Ordering::Relaxed) >= MAX_RECHECKS {
+        waiting.fetch_sub(1, Ordering::Relaxed);
+        return conflicts.observe_reply(sighting, &reply);
+    }
+    let conflicts = conflicts.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(RECHECK_AFTER).await;
+        conflicts.observe_reply(sighting, &reply);
+        waiting.fetch_sub(1, Ordering::Relaxed);
+    });
 }
 
 #[cfg(test)]
@@ -171,6 +245,7 @@ mod tests {
             boot_server_type: None,
             boot_file: None,
             pxe: false,
+            provenance: Provenance::Unchecked,
         }
     }
 
@@ -189,5 +264,36 @@ mod tests {
         assert!(conflicts.full_dhcp_halted());
         let said = summaries(&mut events);
         assert!(said[0].contains("PortaPXE stopped answering DHCP"), "{said:?}");
+    }
+
+    #[test]
+    fn a_reply_that_answers_no_request_seen_here_stops_nothing() {
+        let sink = EventSink::new();
+        let mut events = sink.subscribe();
+        let conflicts = Conflicts::new(vec![[10, 77, 0, 1].into()], false, sink)
+            .checking_replies("10.77.0.0/24".parse().unwrap())
+            .halting_full_dhcp();
+        let client = [0x52, 0x54, 0, 0, 0, 7];
+        let forged = ReplyTo { xid: 41, client, relay: None };
+        conflicts.observe_reply(offer([10, 77, 0, 2]), &forged);
+        let relayed = ReplyTo { xid: 42, client, relay: Some([192, 168, 9, 1].into()) };
+        conflicts.saw_request(42, client);
+        conflicts.observe_reply(offer([10, 77, 0, 3]), &relayed);
+        assert!(!conflicts.full_dhcp_halted());
+        let said = summaries(&mut events);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].starts_with("ignored OFFER naming DHCP server 10.77.0.2"), "{said:?}");
+        assert!(said[0].contains(": it answers no client request seen here: forged"), "{said:?}");
+        assert!(said[0].ends_with("Nothing changes here"), "{said:?}");
+        assert!(said[1].contains("relay agent 192.168.9.1"), "{said:?}");
+
+        // The same server answering a request a client broadcast here is real.
+        conflicts.saw_request(43, client);
+        conflicts.observe_reply(offer([10, 77, 0, 2]), &ReplyTo { xid: 43, client, relay: None });
+        assert!(conflicts.full_dhcp_halted());
+        let said = summaries(&mut events);
+        assert!(said.iter().any(|s| s.contains("PortaPXE stopped answering DHCP")), "{said:?}");
+        let servers = conflicts.servers();
+        assert_eq!(servers.len(), 3, "the forged sighting does not hide the real one: {servers:?}");
     }
 }

@@ -1,5 +1,6 @@
 //! The conflict banner: red when another DHCP or proxyDHCP server is seen (naming
-//! it), neutral for the network's own DHCP server beside proxy mode; "Scan now"
+//! it), amber for forged replies and ones relayed for another network, neutral for
+//! the network's own DHCP server beside proxy mode; "Scan now"
 //! asks the network who answers, off the UI thread.
 
 use egui::Ui;
@@ -10,11 +11,21 @@ use crate::gui::style::{self, Tone};
 
 pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     let conflicts = &panel.snapshot.conflicts;
-    let foreign: Vec<&str> = conflicts.iter().filter(|c| !c.expected).map(|c| c.summary.as_str()).collect();
-    let expected: Vec<&str> = conflicts.iter().filter(|c| c.expected).map(|c| c.summary.as_str()).collect();
-    let tone = if foreign.is_empty() { Tone::Ok } else { Tone::Error };
+    let serves = |c: &&crate::gui::engine_handle::ConflictEntry| c.server.provenance.serves_this_segment();
+    let foreign: Vec<&str> =
+        conflicts.iter().filter(|c| !c.expected && serves(c)).map(|c| c.summary.as_str()).collect();
+    // Forged replies and ones relayed for another network: worth a look, not a fault.
+    let doubtful: Vec<&str> = conflicts.iter().filter(|c| !serves(c)).map(|c| c.summary.as_str()).collect();
+    let expected: Vec<&str> =
+        conflicts.iter().filter(|c| c.expected && serves(c)).map(|c| c.summary.as_str()).collect();
+    let tone = match (foreign.is_empty(), doubtful.is_empty()) {
+        (false, _) => Tone::Error,
+        (true, false) => Tone::Caution,
+        (true, true) => Tone::Ok,
+    };
     ui.add_space(style::SPACING / 2.0);
-    style::banner(ui, if foreign.is_empty() && expected.is_empty() { Tone::Idle } else { tone }, |ui| {
+    let quiet = foreign.is_empty() && doubtful.is_empty() && expected.is_empty();
+    style::banner(ui, if quiet { Tone::Idle } else { tone }, |ui| {
         ui.horizontal(|ui| {
             let scanning = matches!(panel.snapshot.scan, ScanState::Running { .. });
             let can_scan = !scanning && !panel.config.interface.is_empty();
@@ -37,6 +48,9 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         });
         for summary in foreign {
             ui.label(style::toned(ui, Tone::Error, summary));
+        }
+        for summary in doubtful {
+            ui.label(style::toned(ui, Tone::Caution, summary));
         }
         for summary in expected {
             ui.label(summary);

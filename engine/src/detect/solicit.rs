@@ -1,0 +1,200 @@
+//! Whether a server reply answers a client of this segment, told from the packet:
+//! a real DHCP server here answers a request that was broadcast here (so PortaPXE's
+//! own DHCP port saw it, with the same transaction ID and client address), and a relay
+//! agent serving this segment puts its address on this segment in `giaddr`. A reply
+//! that answers no request seen here is forged or stray, and anyone on the segment can
+//! send one: it is reported but stops nothing. Pure: the caller gives the time.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use dhcproto::v4::Message;
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+/// How long a client request counts as open. A server that pings before offering
+/// answers within 3 s; a client retries its DISCOVER within seconds.
+pub const REQUEST_MEMORY: Duration = Duration::from_secs(60);
+
+/// Requests remembered at most: a flood of DISCOVERs forgets the oldest.
+pub const MAX_REQUESTS: usize = 8192;
+
+/// Where a foreign server's reply comes from, as far as the packet tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Provenance {
+    /// It answers a client request seen on this segment: a server serving it.
+    AnswersClient,
+    /// Relayed for another network: `giaddr` is a relay agent outside this subnet.
+    RelayedElsewhere { relay: Ipv4Addr },
+    /// It answers no client request seen here in the last minute: forged, or stray.
+    Unsolicited,
+    /// Requests are not watched in this mode: taken as a real server.
+    Unchecked,
+}
+
+impl Provenance {
+    /// Whether the reply counts as a server handing out addresses on this segment.
+    pub fn serves_this_segment(self) -> bool {
+        matches!(self, Self::AnswersClient | Self::Unchecked)
+    }
+}
+
+impl fmt::Display for Provenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AnswersClient => f.write_str("answers a client on this network"),
+            Self::RelayedElsewhere { relay } => {
+                write!(f, "was relayed for another network (relay agent {relay}), so it is no server of this network")
+            }
+            Self::Unsolicited => f.write_str(
+                "answers no client request seen here: forged, or a stray packet (anyone on the network can send one)",
+            ),
+            Self::Unchecked => f.write_str("was not checked"),
+        }
+    }
+}
+
+/// The parts of a reply that name the request it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyTo {
+    pub xid: u32,
+    /// The client's hardware address (`chaddr`), first 6 bytes.
+    pub client: [u8; 6],
+    /// `giaddr`, when a relay agent forwarded the exchange.
+    pub relay: Option<Ipv4Addr>,
+}
+
+impl ReplyTo {
+    pub fn of(message: &Message) -> Self {
+        let mut client = [0u8; 6];
+        let chaddr = message.chaddr();
+        let len = chaddr.len().min(6);
+        client[..len].copy_from_slice(&chaddr[..len]);
+        Self { xid: message.xid(), client, relay: Some(message.giaddr()).filter(|ip| !ip.is_unspecified()) }
+    }
+}
+
+/// Client requests seen on this segment recently, and the subnet they belong to.
+#[derive(Debug, Clone)]
+pub struct RecentRequests {
+    subnet: Ipv4Net,
+    seen: HashMap<(u32, [u8; 6]), Instant>,
+    order: VecDeque<((u32, [u8; 6]), Instant)>,
+}
+
+impl RecentRequests {
+    pub fn new(subnet: Ipv4Net) -> Self {
+        Self { subnet, seen: HashMap::new(), order: VecDeque::new() }
+    }
+
+    /// A client broadcast a request (DISCOVER, REQUEST, INFORM) with `xid`.
+    pub fn saw(&mut self, xid: u32, client: [u8; 6], now: Instant) {
+        self.forget_old(now);
+        if self.order.len() >= MAX_REQUESTS
+            && let Some((key, at)) = self.order.pop_front()
+            && self.seen.get(&key) == Some(&at)
+        {
+            self.seen.remove(&key);
+        }
+        self.seen.insert((xid, client), now);
+        self.order.push_back(((xid, client), now));
+    }
+
+    /// What `reply` is, as of `now`.
+    pub fn provenance(&mut self, reply: &ReplyTo, now: Instant) -> Provenance {
+        self.forget_old(now);
+        if let Some(relay) = reply.relay.filter(|relay| !self.subnet.contains(relay)) {
+            return Provenance::RelayedElsewhere { relay };
+        }
+        if self.seen.contains_key(&(reply.xid, reply.client)) {
+            Provenance::AnswersClient
+        } else {
+            Provenance::Unsolicited
+        }
+    }
+
+    fn forget_old(&mut self, now: Instant) {
+        while let Some(&(key, at)) = self.order.front() {
+            if now.saturating_duration_since(at) < REQUEST_MEMORY {
+                break;
+            }
+            self.order.pop_front();
+            if self.seen.get(&key) == Some(&at) {
+                self.seen.remove(&key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
+
+    fn requests() -> RecentRequests {
+        RecentRequests::new("10.77.0.0/24".parse().unwrap())
+    }
+
+    fn reply(xid: u32, relay: Option<[u8; 4]>) -> ReplyTo {
+        ReplyTo { xid, client: CLIENT, relay: relay.map(Ipv4Addr::from) }
+    }
+
+    #[test]
+    fn a_reply_to_a_request_seen_here_answers_a_client() {
+        let mut recent = requests();
+        let now = Instant::now();
+        recent.saw(7, CLIENT, now);
+        assert_eq!(recent.provenance(&reply(7, None), now + Duration::from_secs(3)), Provenance::AnswersClient);
+        // Relayed through an agent on this subnet: still a server of this segment.
+        assert_eq!(recent.provenance(&reply(7, Some([10, 77, 0, 254])), now), Provenance::AnswersClient);
+        assert!(Provenance::AnswersClient.serves_this_segment());
+    }
+
+    #[test]
+    fn a_reply_nobody_asked_for_is_unsolicited() {
+        let mut recent = requests();
+        let now = Instant::now();
+        recent.saw(7, CLIENT, now);
+        assert_eq!(recent.provenance(&reply(8, None), now), Provenance::Unsolicited);
+        let other_client = ReplyTo { client: [2, 0, 0, 0, 0, 9], ..reply(7, None) };
+        assert_eq!(recent.provenance(&other_client, now), Provenance::Unsolicited);
+        // A minute later the request is forgotten.
+        assert_eq!(recent.provenance(&reply(7, None), now + REQUEST_MEMORY), Provenance::Unsolicited);
+        assert!(!Provenance::Unsolicited.serves_this_segment());
+        assert!(Provenance::Unsolicited.to_string().contains("forged"));
+    }
+
+    #[test]
+    fn a_reply_relayed_for_another_subnet_is_not_a_server_here() {
+        let mut recent = requests();
+        let now = Instant::now();
+        recent.saw(7, CLIENT, now);
+        let relayed = recent.provenance(&reply(7, Some([192, 168, 9, 1])), now);
+        assert_eq!(relayed, Provenance::RelayedElsewhere { relay: [192, 168, 9, 1].into() });
+        assert!(!relayed.serves_this_segment());
+        assert!(relayed.to_string().contains("192.168.9.1"));
+    }
+
+    #[test]
+    fn a_flood_of_requests_is_bounded_and_forgets_the_oldest() {
+        let mut recent = requests();
+        let now = Instant::now();
+        for xid in 0..(MAX_REQUESTS as u32 + 100) {
+            recent.saw(xid, CLIENT, now);
+        }
+        assert_eq!(recent.seen.len(), MAX_REQUESTS);
+        assert_eq!(recent.provenance(&reply(0, None), now), Provenance::Unsolicited);
+        assert_eq!(recent.provenance(&reply(MAX_REQUESTS as u32 + 99, None), now), Provenance::AnswersClient);
+        // The same request seen again is refreshed, not counted twice as live.
+        recent.saw(5_000_000, CLIENT, now);
+        recent.saw(5_000_000, CLIENT, now + Duration::from_secs(30));
+        assert_eq!(
+            recent.provenance(&reply(5_000_000, None), now + Duration::from_secs(70)),
+            Provenance::AnswersClient
+        );
+    }
+}
