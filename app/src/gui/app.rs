@@ -427,7 +427,7 @@ impl eframe::App for PortaApp {
         self.draw(ui);
     }
 
-    fn on_exit(&mut self) {
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         // Restored at the next launch.
         self.handle.send(Command::Save(Box::new(self.config.clone())));
     }

@@ -12,10 +12,12 @@ pub mod dialogs;
 pub mod engine_handle;
 pub mod images;
 pub mod panels;
+pub mod renderer;
 pub mod style;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use portapxe_engine::config::{Config, ConfigStore};
 
@@ -44,24 +46,49 @@ pub fn load_settings() -> (Option<ConfigStore>, Config, Option<String>) {
     (store, config, problem)
 }
 
-/// Opens the window and runs until it is closed. Without a display it says what
-/// is missing and exits with status 2.
+/// A renderer that fails this soon after it was tried is taken as unusable and the
+/// next one is tried. Later (a driver reset an hour in) the window closes as before:
+/// reopening it would also restart the engine thread.
+const FIRST_FRAMES: Duration = Duration::from_secs(20);
+
+/// Opens the window and runs until it is closed, trying each renderer of this
+/// system in turn (see [`renderer`]). Without a display, or when every renderer
+/// fails, it says what is missing and exits with status 2.
 pub fn run() -> anyhow::Result<ExitCode> {
-    let (store, config, problem) = load_settings();
-    if let Some(problem) = &problem {
-        tracing::warn!("settings: {problem}");
+    let attempts = match renderer::attempts(renderer::forced_by_environment()) {
+        Ok(attempts) => attempts,
+        Err(unknown) => {
+            eprintln!("portapxe: {unknown}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut failures = Vec::new();
+    for (index, &renderer) in attempts.iter().enumerate() {
+        let tried = Instant::now();
+        match open_window(renderer) {
+            Ok(()) => return Ok(ExitCode::SUCCESS),
+            Err(err) => {
+                let next = attempts.get(index + 1).filter(|_| tried.elapsed() < FIRST_FRAMES);
+                match next {
+                    Some(next) => tracing::warn!("window: {renderer} failed ({err}); trying {next}"),
+                    None => tracing::warn!("window: {renderer} failed ({err})"),
+                }
+                failures.push(format!("{renderer}: {err}"));
+                if next.is_none() {
+                    break;
+                }
+            }
+        }
     }
-    let handle = EngineHandle::spawn(store)?;
-    if let Some(problem) = problem {
-        handle.snapshot().push_log(engine_handle::LogLine {
-            at_ms: engine_handle::now_ms(),
-            level: crate::event_text::Level::Warn,
-            mac: None,
-            ip: None,
-            text: format!("settings: {problem}"),
-        });
-    }
-    let options = eframe::NativeOptions {
+    eprintln!("portapxe: cannot open the window: {}", failures.join("; "));
+    eprintln!("{}", missing_display_hint());
+    Ok(ExitCode::from(2))
+}
+
+/// One window with `renderer`, until it is closed. The engine thread starts once the
+/// renderer works, so a failed try leaves nothing behind.
+fn open_window(renderer: renderer::Renderer) -> Result<(), eframe::Error> {
+    let options = renderer.apply(eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("PortaPXE")
             .with_app_id("portapxe")
@@ -69,24 +96,29 @@ pub fn run() -> anyhow::Result<ExitCode> {
             .with_min_inner_size([720.0, 480.0])
             .with_drag_and_drop(true),
         ..Default::default()
-    };
-    let mut handle = Some(handle);
-    let result = eframe::run_native(
+    });
+    eframe::run_native(
         "PortaPXE",
         options,
         Box::new(move |cc| {
-            let handle = handle.take().ok_or("the window was created twice")?;
+            tracing::info!("window: drawn with {}", renderer::describe_started(renderer, cc));
+            let (store, config, problem) = load_settings();
+            if let Some(problem) = &problem {
+                tracing::warn!("settings: {problem}");
+            }
+            let handle = EngineHandle::spawn(store)?;
+            if let Some(problem) = problem {
+                handle.snapshot().push_log(engine_handle::LogLine {
+                    at_ms: engine_handle::now_ms(),
+                    level: crate::event_text::Level::Warn,
+                    mac: None,
+                    ip: None,
+                    text: format!("settings: {problem}"),
+                });
+            }
             Ok(Box::new(PortaApp::new(&cc.egui_ctx, handle, config)))
         }),
-    );
-    match result {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(err) => {
-            eprintln!("portapxe: cannot open the window: {err}");
-            eprintln!("{}", missing_display_hint());
-            Ok(ExitCode::from(2))
-        }
-    }
+    )
 }
 
 fn missing_display_hint() -> &'static str {
