@@ -6,7 +6,9 @@
 #     taken) and the Start-menu shortcut and runs netsh for both inbound firewall rules; the
 #     installed exe runs, and with no --root serves the installed loaders (found in boot\
 #     beside it) over TFTP and HTTP in a private network namespace, with capture reporting
-#     itself unavailable; `msiexec /x` removes the files, the shortcut and both rules.
+#     itself unavailable; `msiexec /x` removes the files, the shortcut and both rules;
+#   - the installed exe opens its window under Wine + Xvfb with default settings, falling
+#     back from Direct3D 12 to a renderer that works (window-check.sh), and closes cleanly.
 # Wine 8 lacks bcryptprimitives.dll (every Rust 1.78+ exe imports ProcessPrng from it) and
 # its netsh ignores advfirewall: a stub DLL (wine/bcryptprimitives.c) and a netsh.exe that
 # records its command line (wine/netsh-recorder.c) go into a throwaway Wine prefix.
@@ -112,6 +114,10 @@ expect_rule add "PortaPXE (TCP 80)" dir=in action=allow protocol=TCP localport=8
 installed_version=$(timeout 120 wine 'C:\Program Files\PortaPXE\portapxe.exe' --version | tr -d '\r')
 [ "$installed_version" = "portapxe $VERSION" ] || die "the installed exe printed '$installed_version'"
 echo "installed: $installed_version"
+
+# The installed exe opens its window with default settings (issue 19): Direct3D 12 fails
+# under Wine, so this also proves the fallback to the next renderer.
+VERSION="$VERSION" bash "$HERE/window-check.sh" 'C:\Program Files\PortaPXE\portapxe.exe' "$OUT/window"
 
 step "installed exe serves its loaders under Wine without Npcap (no --root, private network namespace, --mode off)"
 # Capture starts with every serve: without Npcap it must report itself unavailable and let

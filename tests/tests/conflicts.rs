@@ -119,7 +119,7 @@ fn show(conflicts: &[ConflictEvent]) -> String {
 // ---------------------------------------------------------------------------
 // Foreign servers: dnsmasq in a namespace of its own on the lab bridge.
 
-/// A foreign DHCP server (dnsmasq) in its own namespace, stopped by PID on drop.
+/// A foreign DHCP server (dnsmasq, or busybox udhcpd) in its own namespace, stopped by PID on drop.
 struct Foreign {
     what: &'static str,
     process: Guarded,
@@ -178,6 +178,46 @@ impl Foreign {
         Self { what, process, ip, lease_file, log }
     }
 
+    /// busybox udhcpd as shipped: it checks each address with an ARP ping (2 s) before
+    /// it offers, so its first offer comes about 2 s late.
+    fn udhcpd(lab: &mut Lab) -> Self {
+        const WHAT: &str = "udhcpd";
+        let ns = lab.add_client(ROGUE_MAC).unwrap();
+        let ip = lab.ip(ROGUE_HOST);
+        ns.add_address(ip).unwrap();
+        let log = lab.dir().join("udhcpd.log");
+        let lease_file = lab.dir().join("udhcpd.leases");
+        let pid_file = lab.dir().join("udhcpd.pid");
+        let config = lab.dir().join("udhcpd.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "start {}\nend {}\ninterface {}\nlease_file {}\npidfile {}\noption subnet 255.255.255.0\n",
+                lab.ip(ROGUE_RANGE.0),
+                lab.ip(ROGUE_RANGE.1),
+                ns.interface(),
+                lease_file.display(),
+                pid_file.display()
+            ),
+        )
+        .unwrap();
+        let mut command = ns.command("busybox");
+        command.arg("udhcpd").arg("-f").arg(&config);
+        let log_file = std::fs::File::create(&log).unwrap();
+        command.stdin(Stdio::null()).stdout(log_file.try_clone().unwrap()).stderr(log_file);
+        eprintln!("[conflicts] starting busybox udhcpd at {ip} in {}: {command:?}", ns.ns);
+        let mut process = Guarded::spawn("busybox udhcpd", &mut command).expect("busybox (Debian busybox-static)");
+        let written = wait_until(Duration::from_secs(5), || {
+            std::fs::read_to_string(&pid_file).ok().and_then(|pid| pid.trim().parse::<u32>().ok())
+        });
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(status) = process.try_status() {
+            panic!("udhcpd exited at once ({status}):\n{}", read_log());
+        }
+        assert!(written.is_some(), "udhcpd's pid file; its log:\n{}", read_log());
+        Self { what: WHAT, process, ip, lease_file, log }
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -187,7 +227,7 @@ impl Drop for Foreign {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(
-                "===== {} dnsmasq log =====\n{}\n===== its lease file =====\n{}",
+                "===== {} log =====\n{}\n===== its lease file =====\n{}",
                 self.what,
                 self.log(),
                 std::fs::read_to_string(&self.lease_file).unwrap_or_default()
@@ -438,6 +478,18 @@ fn full_dhcp_refuses_to_start_beside_a_server_that_pings_before_offering() {
     let spec = ServerSpec::new(&lab).unwrap();
     let events = lab.dir().join("events-refused.jsonl");
     refused_beside(&lab, &spec, &events, rogue.ip, "a pinging dnsmasq");
+}
+
+/// busybox udhcpd checks an address for 2 s before it offers; it once offered at 2.02 s,
+/// just after the gate had stopped listening, and PortaPXE started beside it.
+#[test]
+fn full_dhcp_refuses_to_start_beside_busybox_udhcpd() {
+    let _serial = one_at_a_time();
+    let mut lab = Lab::new("gate-udhcpd").unwrap();
+    let rogue = Foreign::udhcpd(&mut lab);
+    let spec = ServerSpec::new(&lab).unwrap();
+    let events = lab.dir().join("events-refused.jsonl");
+    refused_beside(&lab, &spec, &events, rogue.ip, "busybox udhcpd");
 }
 
 #[test]
