@@ -73,35 +73,63 @@ struct Shown {
     log: String,
 }
 
-/// Starts the binary under a private Xvfb with `env`, waits for a drawn window titled
-/// with the engine's state, and closes it.
-fn show_window(env: &[(&str, &str)]) -> Shown {
+/// How the binary is launched for one window.
+#[derive(Default)]
+struct Launch<'a> {
+    env: &'a [(&'a str, &'a str)],
+    args: &'a [&'a str],
+    /// In a private network namespace of its own (holding only loopback), for a run
+    /// that serves.
+    private_net: bool,
+    /// The title to wait for (default "PortaPXE — stopped").
+    title: Option<&'a str>,
+    /// Checked while the window is shown, with the binary's PID.
+    while_shown: Option<&'a dyn Fn(u32)>,
+}
+
+/// Starts the binary under a private Xvfb as `launch` says, waits for a drawn window
+/// with the expected title, and closes it.
+fn show_window(launch: Launch<'_>) -> Shown {
     need("Xvfb", "xvfb");
     need("xwd", "x11-apps");
     need("xwininfo", "x11-utils");
     let (_xvfb, display) = xvfb();
     let settings = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("hello.txt"), b"served from the window").unwrap();
     // What an earlier run saved: the window starts from it.
-    let saved = Config { interface: "lo".into(), mode: Mode::Off, root: root.path().into(), ..Config::default() };
+    let mut saved = Config { interface: "lo".into(), mode: Mode::Off, root: root.path().into(), ..Config::default() };
+    saved.tftp.port = 16969;
+    saved.http.port = 18080;
+    saved.state_dir = Some(settings.path().join("state"));
     ConfigStore::at(settings.path()).save(&saved).unwrap();
     let log_path = settings.path().join("stderr.log");
 
+    let binary = env!("CARGO_BIN_EXE_portapxe");
+    let mut command = if launch.private_net {
+        let mut command = Command::new("unshare");
+        command.args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\"", binary]);
+        command
+    } else {
+        Command::new(binary)
+    };
     let app = Started(
-        Command::new(env!("CARGO_BIN_EXE_portapxe"))
+        command
+            .args(launch.args)
             .env("DISPLAY", &display)
             .env_remove("WAYLAND_DISPLAY")
             .env_remove("PORTAPXE_RENDERER")
             .env_remove("WGPU_BACKEND")
             .env("PORTAPXE_CONFIG_DIR", settings.path())
             .env("XDG_RUNTIME_DIR", settings.path())
-            .envs(env.iter().copied())
+            .envs(launch.env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_path).unwrap())
             .spawn()
             .expect("start portapxe"),
     );
 
+    let title = format!("\"{}\"", launch.title.unwrap_or("PortaPXE — stopped"));
     let deadline = Instant::now() + Duration::from_secs(60);
     let (colors, titles) = loop {
         std::thread::sleep(Duration::from_millis(500));
@@ -109,23 +137,26 @@ fn show_window(env: &[(&str, &str)]) -> Shown {
         pixels.sort_unstable();
         pixels.dedup();
         let titles = window_titles(&display);
-        if pixels.len() > 16 && titles.contains("\"PortaPXE — stopped\"") {
+        if pixels.len() > 16 && titles.contains(&title) {
             break (pixels.len(), titles);
         }
         assert!(
             Instant::now() < deadline,
-            "no drawn PortaPXE window after 60 s: {} colours; windows:\n{titles}\nlog:\n{}",
+            "no drawn window titled {title} after 60 s: {} colours; windows:\n{titles}\nlog:\n{}",
             pixels.len(),
             std::fs::read_to_string(&log_path).unwrap_or_default()
         );
     };
+    if let Some(check) = launch.while_shown {
+        check(app.0.id());
+    }
     drop(app);
     Shown { colors, titles, log: std::fs::read_to_string(&log_path).unwrap_or_default() }
 }
 
 #[test]
 fn the_binary_opens_a_drawn_window_titled_with_its_state() {
-    let shown = show_window(&[]);
+    let shown = show_window(Launch::default());
     assert!(shown.colors > 16, "{}", shown.colors);
     assert!(shown.titles.contains("portapxe"), "the window's class names the app: {}", shown.titles);
     assert!(shown.log.contains("window: drawn with Vulkan"), "the renderer is logged once:\n{}", shown.log);
@@ -136,7 +167,10 @@ fn the_binary_opens_a_drawn_window_titled_with_its_state() {
 #[test]
 fn the_window_opens_with_the_next_renderer_when_the_first_fails() {
     let nowhere = "/nonexistent/vulkan-icd.json";
-    let shown = show_window(&[("VK_ICD_FILENAMES", nowhere), ("VK_DRIVER_FILES", nowhere)]);
+    let shown = show_window(Launch {
+        env: &[("VK_ICD_FILENAMES", nowhere), ("VK_DRIVER_FILES", nowhere)],
+        ..Launch::default()
+    });
     assert!(shown.colors > 16, "{}", shown.colors);
     assert!(shown.log.contains("window: Vulkan failed ("), "{}", shown.log);
     assert!(shown.log.contains("; trying OpenGL (wgpu)"), "{}", shown.log);
@@ -146,7 +180,32 @@ fn the_window_opens_with_the_next_renderer_when_the_first_fails() {
 /// A renderer forced by name is the only one tried.
 #[test]
 fn a_forced_renderer_draws_the_window() {
-    let shown = show_window(&[("PORTAPXE_RENDERER", "glow")]);
+    let shown = show_window(Launch { env: &[("PORTAPXE_RENDERER", "glow")], ..Launch::default() });
     assert!(shown.colors > 16, "{}", shown.colors);
     assert!(shown.log.contains("window: drawn with OpenGL (glow)"), "{}", shown.log);
+}
+
+/// `portapxe --start` opens the window and serves at once with the saved settings
+/// (boot files only, on loopback, in a private network namespace): the title says so
+/// and the boot folder answers over HTTP there.
+#[test]
+fn start_opens_the_window_serving() {
+    let fetched = std::cell::RefCell::new(String::new());
+    let fetch = |pid: u32| {
+        let output = Command::new("nsenter")
+            .arg(format!("--net=/proc/{pid}/ns/net"))
+            .args(["curl", "-sf", "--max-time", "10", "http://127.0.0.1:18080/hello.txt"])
+            .output()
+            .expect("nsenter (util-linux) and curl");
+        *fetched.borrow_mut() = String::from_utf8_lossy(&output.stdout).into_owned();
+    };
+    let shown = show_window(Launch {
+        args: &["--start"],
+        private_net: true,
+        title: Some("PortaPXE — serving on lo"),
+        while_shown: Some(&fetch),
+        ..Launch::default()
+    });
+    assert!(shown.colors > 16, "{}", shown.colors);
+    assert_eq!(fetched.borrow().as_str(), "served from the window", "log:\n{}", shown.log);
 }

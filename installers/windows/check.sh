@@ -118,6 +118,9 @@ echo "installed: $installed_version"
 # The installed exe opens its window with default settings (issue 19): Direct3D 12 fails
 # under Wine, so this also proves the fallback to the next renderer.
 VERSION="$VERSION" bash "$HERE/window-check.sh" 'C:\Program Files\PortaPXE\portapxe.exe' "$OUT/window"
+# And one real start from the window's saved state (`--start`, boot files only, in a
+# private network namespace).
+VERSION="$VERSION" bash "$HERE/window-check.sh" --start 'C:\Program Files\PortaPXE\portapxe.exe' "$OUT/window-start"
 
 step "installed exe serves its loaders under Wine without Npcap (no --root, private network namespace, --mode off)"
 # Capture starts with every serve: without Npcap it must report itself unavailable and let

@@ -15,9 +15,24 @@
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../common.sh
 source "$(dirname "$0")/../common.sh"
-need wine wineserver Xvfb xwd xwininfo python3 timeout
+need wine wineserver Xvfb xwd xwininfo python3 timeout curl unshare ip
 
-[ $# -eq 2 ] || die "usage: $(basename "$0") 'C:\\Program Files\\PortaPXE\\portapxe.exe' OUT_DIR"
+# With --start: `portapxe.exe --start` (the window, serving at once with saved settings:
+# boot files only on Wine's loopback, in a private network namespace that this script
+# enters itself); the title must say it serves and the installed ipxe.efi must come back
+# over HTTP on 127.0.0.1 there.
+START=
+if [ "${1:-}" = --start ]; then
+    START=1
+    shift
+fi
+[ $# -eq 2 ] || die "usage: $(basename "$0") [--start] 'C:\\Program Files\\PortaPXE\\portapxe.exe' OUT_DIR"
+if [ -n "$START" ] && [ -z "${PORTAPXE_WINDOW_NETNS:-}" ]; then
+    # Wine's sockets belong to its wineserver: end the one of this namespace first, so a
+    # new one starts inside the private one.
+    timeout 120 wineserver -w || die "the Wine prefix did not go idle within 120 s"
+    exec unshare --net -- env PORTAPXE_WINDOW_NETNS=1 bash "$0" --start "$@"
+fi
 EXE_WIN=$1
 [ -d "${WINEPREFIX:-}/drive_c" ] ||
     die "WINEPREFIX is not a Wine prefix: run this from check.sh, after the MSI is installed"
@@ -152,12 +167,25 @@ DISPLAY_X=:$number
 echo "Xvfb on $DISPLAY_X (PID $XVFB)"
 
 settings_win=Z:${SETTINGS//\//\\}
+args=()
+want_title="PortaPXE"
+if [ -n "$START" ]; then
+    ip link set lo up
+    loopback=$(wine "$EXE_WIN" interfaces --json | tr -d '\r' |
+        python3 -c 'import json, sys; print(next(i["name"] for i in json.load(sys.stdin) if i["kind"] == "loopback"))')
+    mkdir -p "$SETTINGS"
+    # Saved settings: boot files only on loopback, no boot folder (the installed loaders).
+    printf 'interface = "%s"\nmode = "off"\n' "$loopback" > "$SETTINGS/config.toml"
+    args=(--start)
+    want_title="PortaPXE — serving on $loopback"
+    echo "saved settings: boot files only on $loopback (Wine's loopback), in a private network namespace"
+fi
 # Logging only (the default level, plus the line that names the adapter wgpu chose).
 start=$(date +%s.%N)
 SECONDS=0
 env -u WAYLAND_DISPLAY DISPLAY="$DISPLAY_X" PORTAPXE_CONFIG_DIR="$settings_win" \
     PORTAPXE_LOG="${PORTAPXE_LOG:-info,egui_wgpu=debug}" \
-    wine "$EXE_WIN" > "$OUT_DIR/stderr.txt" 2>&1 &
+    wine "$EXE_WIN" "${args[@]}" > "$OUT_DIR/stderr.txt" 2>&1 &
 APP=$!
 seconds() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.1f}")' "$1" "$(date +%s.%N)"; }
 app_log() { tr -d '\r' < "$OUT_DIR/stderr.txt" | grep -vE '^\s*$' | grep -v 'leak detected' | grep -vE '^\s+|^\}' | tail -"$1" || true; }
@@ -173,7 +201,7 @@ while :; do
         die "portapxe.exe exited with status $status after $(seconds "$start") s, before a drawn window showed"
     fi
     read -r colours window title < <(helper poll "$DISPLAY_X") || die "cannot read the screen of $DISPLAY_X"
-    [ "$window" != 0 ] && [ "$colours" -gt 16 ] && break
+    [ "$window" != 0 ] && [ "$colours" -gt 16 ] && [[ $title == *"\"$want_title"* ]] && break
     if [ "$SECONDS" -ge "$WAIT_S" ]; then
         helper png "$DISPLAY_X" "$OUT_DIR/window.png" || true
         xwininfo -root -children -display "$DISPLAY_X" || true
@@ -195,6 +223,11 @@ echo "drawn:      $colours colours on screen, $to_window s after launch"
 echo "renderer:   ${drawn_with:-unknown (no \"window: drawn with\" line in stderr.txt)}"
 echo "backend:    ${backend:-unknown (no adapter line in stderr.txt)}${renderer:+, $renderer}"
 echo "screenshot: $OUT_DIR/window.png"
+if [ -n "$START" ]; then
+    curl -sf --max-time 20 -o "$OUT_DIR/http-ipxe.efi" http://127.0.0.1:80/ipxe.efi ||
+        { app_log 15; die "the window says it serves, but HTTP did not answer for ipxe.efi"; }
+    echo "served:     ipxe.efi over HTTP, $(stat -c %s "$OUT_DIR/http-ipxe.efi") bytes, started from the window"
+fi
 
 step "close the window (WM_DELETE_WINDOW) and check the exit status"
 closed_at=$(date +%s.%N)

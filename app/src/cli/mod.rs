@@ -17,6 +17,10 @@ pub struct Cli {
     /// More log output (-v: debug, -vv: trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Open the window and start serving at once with the saved settings (a bench
+    /// laptop that serves from login). Without a subcommand only.
+    #[arg(long)]
+    pub start: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -34,12 +38,17 @@ enum Command {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if cli.start && cli.command.is_some() {
+        anyhow::bail!(
+            "--start opens the window and starts it; a subcommand runs without the window: use one or the other"
+        );
+    }
     match cli.command {
         Some(Command::Serve(args)) => serve::run(*args),
         Some(Command::Interfaces(args)) => interfaces::run(args),
         Some(Command::Scan(args)) => scan::run(args),
         Some(Command::Export(args)) => export::run(*args),
-        None => crate::gui::run(),
+        None => crate::gui::run(cli.start),
     }
 }
 

@@ -53,8 +53,9 @@ const FIRST_FRAMES: Duration = Duration::from_secs(20);
 
 /// Opens the window and runs until it is closed, trying each renderer of this
 /// system in turn (see [`renderer`]). Without a display, or when every renderer
-/// fails, it says what is missing and exits with status 2.
-pub fn run() -> anyhow::Result<ExitCode> {
+/// fails, it says what is missing and exits with status 2. `start`: serve at once with
+/// the saved settings, as if Start were pressed.
+pub fn run(start: bool) -> anyhow::Result<ExitCode> {
     let attempts = match renderer::attempts(renderer::forced_by_environment()) {
         Ok(attempts) => attempts,
         Err(unknown) => {
@@ -65,7 +66,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let mut failures = Vec::new();
     for (index, &renderer) in attempts.iter().enumerate() {
         let tried = Instant::now();
-        match open_window(renderer) {
+        match open_window(renderer, start) {
             Ok(()) => return Ok(ExitCode::SUCCESS),
             Err(err) => {
                 let next = attempts.get(index + 1).filter(|_| tried.elapsed() < FIRST_FRAMES);
@@ -87,7 +88,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
 
 /// One window with `renderer`, until it is closed. The engine thread starts once the
 /// renderer works, so a failed try leaves nothing behind.
-fn open_window(renderer: renderer::Renderer) -> Result<(), eframe::Error> {
+fn open_window(renderer: renderer::Renderer, start: bool) -> Result<(), eframe::Error> {
     let options = renderer.apply(eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("PortaPXE")
@@ -116,7 +117,11 @@ fn open_window(renderer: renderer::Renderer) -> Result<(), eframe::Error> {
                     text: format!("settings: {problem}"),
                 });
             }
-            Ok(Box::new(PortaApp::new(&cc.egui_ctx, handle, config)))
+            let mut app = PortaApp::new(&cc.egui_ctx, handle, config);
+            if start {
+                app.start();
+            }
+            Ok(Box::new(app))
         }),
     )
 }
