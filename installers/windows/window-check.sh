@@ -148,7 +148,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "the window under Wine + Xvfb, first launch, default settings${WGPU_BACKEND:+ (WGPU_BACKEND=$WGPU_BACKEND from the caller)}"
+if [ -n "$START" ]; then
+    step "the window under Wine + Xvfb, --start: serving at once with saved settings"
+else
+    step "the window under Wine + Xvfb, first launch, default settings${WGPU_BACKEND:+ (WGPU_BACKEND=$WGPU_BACKEND from the caller)}"
+fi
 # A Wine session begun without a display (check.sh's earlier `wine … --version`) keeps its
 # desktop on no display: the window would not reach Xvfb (winit "os error", or the exe hangs
 # presenting its first frame). Wait for that session to end; this one starts on Xvfb.
@@ -171,7 +175,8 @@ args=()
 want_title="PortaPXE"
 if [ -n "$START" ]; then
     ip link set lo up
-    loopback=$(wine "$EXE_WIN" interfaces --json | tr -d '\r' |
+    # On this Xvfb: a Wine session begun without a display would keep the window off it.
+    loopback=$(DISPLAY="$DISPLAY_X" wine "$EXE_WIN" interfaces --json | tr -d '\r' |
         python3 -c 'import json, sys; print(next(i["name"] for i in json.load(sys.stdin) if i["kind"] == "loopback"))')
     mkdir -p "$SETTINGS"
     # Saved settings: boot files only on loopback, no boot folder (the installed loaders).
