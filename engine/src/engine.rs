@@ -131,6 +131,21 @@ impl std::fmt::Display for SignedChain {
     }
 }
 
+/// What a Secure Boot machine meets in proxy mode, when the signed chain is served.
+/// Debian's signed GRUB reads its menu from the server named in the DHCP server's ACK
+/// (`siaddr`), not from the proxy's offer (RHEL/Fedora GRUB carries a patch for that;
+/// Debian 12's does not, seen in the lab): unless the network's DHCP server names
+/// PortaPXE as next server, such a machine stops at GRUB.
+pub fn proxy_signed_chain_caveat(mode: Mode, chain: &SignedChain, server_ip: Ipv4Addr) -> Option<String> {
+    (mode == Mode::Proxy && *chain == SignedChain::Used).then(|| {
+        format!(
+            "proxy mode: Secure Boot machines get {SHIM_X64} and {GRUB_X64} from PortaPXE, but that GRUB reads its \
+             menu from the next server the network's DHCP server names, not from PortaPXE. Set that server's \
+             next-server to {server_ip} (`portapxe export` prints how), or use full DHCP; else they stop at GRUB"
+        )
+    })
+}
+
 /// Looks in the boot folder and the app's loader folder for the signed chain's loaders.
 pub fn signed_chain(config: &Config) -> SignedChain {
     if config.boot.uefi_loader == UefiLoader::Ipxe {
@@ -512,7 +527,7 @@ impl Engine {
             message: chain.to_string(),
             ok: !matches!(chain, SignedChain::Missing { .. }),
         }));
-        for message in problems {
+        for message in problems.into_iter().chain(proxy_signed_chain_caveat(config.mode, &chain, server_ip)) {
             engine.events.emit(EngineEvent::Service(ServiceEvent { service: Service::Boot, message, ok: false }));
         }
         engine.status.ipxe_script = script_path;
@@ -824,5 +839,19 @@ impl Engine {
             http.stop().await;
         }
         self.loader_fallback = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_mode_with_the_signed_chain_says_where_grub_looks() {
+        let ip = Ipv4Addr::new(10, 77, 0, 1);
+        let said = proxy_signed_chain_caveat(Mode::Proxy, &SignedChain::Used, ip).expect("a caveat");
+        assert!(said.contains("next-server to 10.77.0.1") && said.contains("portapxe export"), "{said}");
+        assert_eq!(proxy_signed_chain_caveat(Mode::Dhcp, &SignedChain::Used, ip), None);
+        assert_eq!(proxy_signed_chain_caveat(Mode::Proxy, &SignedChain::NotChosen, ip), None);
     }
 }

@@ -121,6 +121,17 @@ impl NetworkDhcp {
     /// A namespace with MAC `mac` and address 10.77.N.`host`/24 on the lab bridge, and
     /// dnsmasq in it handing out `range` (which must lie in the lab subnet).
     pub fn start(lab: &mut Lab, mac: &str, host: u8, range: RangeInclusive<Ipv4Addr>) -> Result<Self> {
+        Self::start_with(lab, mac, host, range, &[])
+    }
+
+    /// [`Self::start`] with more dnsmasq arguments (e.g. `--dhcp-boot` naming a next server).
+    pub fn start_with(
+        lab: &mut Lab,
+        mac: &str,
+        host: u8,
+        range: RangeInclusive<Ipv4Addr>,
+        extra: &[String],
+    ) -> Result<Self> {
         let ns = lab.add_client(mac)?;
         let ip = lab.ip(host);
         ns.add_address(ip)?;
@@ -128,7 +139,8 @@ impl NetworkDhcp {
         let lease_file = lab.dir().join("network-dhcp.leases");
         let pid_file = lab.dir().join("network-dhcp.pid");
         let range_arg = format!("--dhcp-range={},{},255.255.255.0,1h", range.start(), range.end());
-        let mut command = dnsmasq_command(&ns, &[range_arg], Ping::Off, &lease_file, &pid_file);
+        let role_args: Vec<String> = std::iter::once(range_arg).chain(extra.iter().cloned()).collect();
+        let mut command = dnsmasq_command(&ns, &role_args, Ping::Off, &lease_file, &pid_file);
         let log_file = std::fs::File::create(&log)?;
         command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
         eprintln!("[lab] starting the network's DHCP server (address only) in {}: {command:?}", ns.ns);

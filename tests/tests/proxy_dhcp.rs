@@ -6,18 +6,21 @@
 //! its address from dnsmasq and everything it boots from us:
 //! - BIOS: QEMU's iPXE ROM gets the script URL from our proxy offer;
 //! - UEFI: OVMF's own PXE client gets `ipxe.efi` over our TFTP, iPXE asks again and
-//!   gets the script.
+//!   gets the script;
+//! - UEFI with Secure Boot on (the signed loaders in place): OVMF gets shim from our
+//!   proxy answer, shim GRUB, and GRUB its config, kernel and initrd, all from our TFTP,
+//!   while its address is dnsmasq's.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use portapxe_lab::events::{DhcpRole, Event, EventsExt, is_script_url};
 use portapxe_lab::expect::{dhcp_story, has_finished, transfer_story};
-use portapxe_lab::guest::{Guest, IPXE_DIR, UEFI_FILE};
+use portapxe_lab::guest::{GRUB_FILE, Guest, IPXE_DIR, SHIM_FILE, UEFI_FILE};
 use portapxe_lab::process::wait_until;
 use portapxe_lab::qemu::{self, Firmware};
 use portapxe_lab::standin::NetworkDhcp;
-use portapxe_lab::{Lab, Server, boot_setup};
+use portapxe_lab::{Lab, Server, ServerSpec, boot_setup, signed_boot_setup};
 
 /// The MAC of the namespace the network's DHCP server runs in.
 const NETWORK_DHCP_MAC: &str = "52:54:00:d4:c9:02";
@@ -31,12 +34,22 @@ const PROXY_ANSWERS: [(DhcpRole, &str); 2] = [(DhcpRole::Proxy, "OFFER"), (DhcpR
 /// Lab + the network's DHCP server (dnsmasq) + portapxe in proxy mode + guest files.
 /// Dropped in reverse order: guest, server, dnsmasq, then the lab's namespaces.
 fn proxy_lab(purpose: &str) -> (Lab, NetworkDhcp, Server, Guest) {
+    proxy_lab_with(purpose, boot_setup, |_| Vec::new())
+}
+
+/// `network_args`: more for the network's dnsmasq, given PortaPXE's address.
+fn proxy_lab_with(
+    purpose: &str,
+    setup: fn(&Lab) -> (ServerSpec, Guest),
+    network_args: fn(Ipv4Addr) -> Vec<String>,
+) -> (Lab, NetworkDhcp, Server, Guest) {
     let mut lab = Lab::new(purpose).unwrap();
     // Proxy mode never advertises: the network's own IPv6 router (if any) does.
     lab.add_ipv6_router().unwrap();
     let range = lab.ip(RANGE.0)..=lab.ip(RANGE.1);
-    let network = NetworkDhcp::start(&mut lab, NETWORK_DHCP_MAC, NETWORK_DHCP_HOST, range).unwrap();
-    let (spec, guest) = boot_setup(&lab);
+    let extra = network_args(lab.server_ip());
+    let network = NetworkDhcp::start_with(&mut lab, NETWORK_DHCP_MAC, NETWORK_DHCP_HOST, range, &extra).unwrap();
+    let (spec, guest) = setup(&lab);
     let server = Server::start(&lab, &spec.proxy()).unwrap();
     (lab, network, server, guest)
 }
@@ -163,4 +176,37 @@ fn ovmf_native_pxe_chains_ipxe_efi_from_proxy_dhcp_beside_dnsmasq() {
     served_to_leased_client(&events, "http", "boot.ipxe", &leased, None);
     served_to_leased_client(&events, "http", "vmlinuz", &leased, Some(guest.kernel_size()));
     served_to_leased_client(&events, "http", "initrd.img", &leased, Some(guest.initrd_size()));
+}
+
+/// Secure Boot in proxy mode: Debian's signed GRUB reads its menu from the next server
+/// of the network's DHCP ACK, not from our proxy offer (without a next server naming us
+/// it stops at "Welcome to GRUB!", seen here). With the network's DHCP server naming
+/// PortaPXE as next server, as the start-up warning says to, the machine boots.
+#[test]
+fn a_secure_boot_machine_boots_the_signed_chain_from_proxy_dhcp_beside_dnsmasq() {
+    const MAC: &str = "52:54:00:e1:5b:01";
+    let next_server = |ours: Ipv4Addr| vec![format!("--dhcp-boot={SHIM_FILE},portapxe,{ours}")];
+    let (mut lab, network, server, guest) = proxy_lab_with("proxy-sb", signed_boot_setup, next_server);
+    let warned = server.wait_for_events("the proxy-mode warning", Duration::from_secs(5), |events| {
+        events.services().iter().any(|s| !s.ok && s.message.contains(&format!("next-server to {}", server.ip)))
+    });
+    assert!(!warned.is_empty());
+    let tap = lab.add_tap().unwrap();
+
+    let boot = qemu::boot(&lab, &tap, Firmware::UefiSecureBoot, MAC, &guest.marker, qemu::BOOT_TIMEOUT);
+    eprintln!("BOOT TIME proxy_uefi_secure_boot_signed_chain: {:.1} s", boot.elapsed.as_secs_f64());
+    assert!(boot.serial.contains("Secure boot enabled"), "the kernel did not report Secure Boot on:\n{}", boot.serial);
+
+    let events = server.wait_for_events("TFTP transfers of kernel and initrd to finish", Duration::from_secs(5), |e| {
+        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
+    });
+    let leased = address_came_from_the_network(&events, &network, MAC);
+    // The firmware was told shim in our proxy answer; shim, GRUB and its config, then
+    // the kernel and initrd all came from our TFTP to the address dnsmasq leased.
+    answered_boot(&events, MAC, false, SHIM_FILE, |b| b == SHIM_FILE);
+    for file in [SHIM_FILE, GRUB_FILE] {
+        served_to_leased_client(&events, "tftp", file, &leased, None);
+    }
+    served_to_leased_client(&events, "tftp", "vmlinuz", &leased, Some(guest.kernel_size()));
+    served_to_leased_client(&events, "tftp", "initrd.img", &leased, Some(guest.initrd_size()));
 }
