@@ -171,6 +171,8 @@ fn boot_settings_with(config: &Config, server_ip: Ipv4Addr, chain: &SignedChain)
         uefi_x64_file: config.boot.uefi_x64_file.clone(),
         uefi_arm64_file: config.boot.uefi_arm64_file.clone(),
         uefi_x64_signed_file: (*chain == SignedChain::Used).then(|| SHIM_X64.to_owned()),
+        // Set once the image is made (see `signed_http_boot`).
+        uefi_x64_signed_http_file: None,
         http_port: config.http.enabled.then_some(config.http.port),
         ipxe_script: config.boot.ipxe_script.clone().unwrap_or_else(|| SCRIPT_PATH.to_owned()),
     }
@@ -277,6 +279,21 @@ fn grub_configs(config: &Config, isos: &IsoPlans) -> Vec<(String, Bytes)> {
     let pinned = crate::grub::generate_pinned_configs(&config.boot.entries, isos, &config.rules.clients, ipxe_loader);
     let main_files = crate::grub::CONFIG_PATHS.iter().map(|path| ((*path).to_owned(), main.clone()));
     main_files.chain(pinned.into_iter().map(|(path, text)| (path, Bytes::from(text)))).collect()
+}
+
+/// The UEFI HTTP boot image of the signed chain (`grub::http_boot`), made from the
+/// served shim and GRUB for a server at `server_ip`.
+async fn signed_http_boot(config: &Config, server_ip: Ipv4Addr) -> Result<Bytes, String> {
+    let paths = [SHIM_X64, GRUB_X64].map(|name| config.served_file_path(name).ok_or(name));
+    let made = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let [shim, grub] = paths.map(|path| {
+            let path = path.map_err(|name| format!("{name} is not served"))?;
+            std::fs::read(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))
+        });
+        crate::grub::http_boot_image(&shim?, &grub?, server_ip).map_err(|err| err.to_string())
+    })
+    .await;
+    made.unwrap_or_else(|join| Err(join.to_string())).map(Bytes::from)
 }
 
 /// Makes the folder for the leases when it is missing (a fresh account has no data
@@ -471,7 +488,7 @@ impl Engine {
         let generated = generated.with_images(isos.mounts);
         let iso_plans = isos.plans;
         let chain = signed_chain(&config);
-        let boot = boot_settings_with(&config, server_ip, &chain);
+        let mut boot = boot_settings_with(&config, server_ip, &chain);
         let files = crate::limits::raise_open_file_limit();
         engine.events.emit(EngineEvent::Service(ServiceEvent {
             service: Service::Files,
@@ -506,8 +523,24 @@ impl Engine {
             Ok(mut registry) => registry.set_served_kernels(kernels),
             Err(poisoned) => poisoned.into_inner().set_served_kernels(kernels),
         }
-        let generated =
+        let mut generated =
             if chain == SignedChain::Used { generated.with(grub_configs(&config, &iso_plans)) } else { generated };
+        if chain == SignedChain::Used && config.http.enabled {
+            match signed_http_boot(&config, server_ip).await {
+                Ok(image) => {
+                    generated = generated.with([(crate::grub::HTTP_BOOT_IMAGE.to_owned(), image)]);
+                    boot.uefi_x64_signed_http_file = Some(crate::grub::HTTP_BOOT_IMAGE.to_owned());
+                }
+                Err(why) => engine.events.emit(EngineEvent::Service(ServiceEvent {
+                    service: Service::Boot,
+                    message: format!(
+                        "the UEFI HTTP boot image of the signed chain could not be made ({why}): UEFI HTTP boot \
+                         clients get the iPXE loader, which Secure Boot refuses"
+                    ),
+                    ok: false,
+                })),
+            }
+        }
         for entry in &config.boot.entries {
             if let BootEntry::Iso { image, .. } = entry
                 && let Some(planned) = iso_plans.get(image)

@@ -31,6 +31,9 @@ pub enum Firmware {
     /// The same with Secure Boot on (Microsoft's keys): it runs only signed loaders.
     /// Needs SMM (`q35,smm=on`) and a secure flash.
     UefiSecureBoot,
+    /// The same, with OVMF's PXE turned off (fw_cfg `IPv4PXESupport`/`IPv6PXESupport`):
+    /// its first boot option is UEFI HTTP boot over IPv4.
+    UefiSecureBootHttp,
 }
 
 /// How a boot ended.
@@ -79,8 +82,8 @@ impl RunningGuest {
                 command.args(["-machine", "pc", "-boot", "n"]);
                 command.arg("-device").arg(format!("e1000,netdev=n0,mac={mac},bootindex=1"));
             }
-            Firmware::UefiNativePxe | Firmware::UefiSecureBoot => {
-                let secure = firmware == Firmware::UefiSecureBoot;
+            Firmware::UefiNativePxe | Firmware::UefiSecureBoot | Firmware::UefiSecureBootHttp => {
+                let secure = firmware != Firmware::UefiNativePxe;
                 let (code, vars_from) =
                     if secure { (OVMF_CODE_SECURE, OVMF_VARS_MICROSOFT) } else { (OVMF_CODE, OVMF_VARS) };
                 let vars = lab.dir().join(format!("OVMF_VARS-{tap}.fd"));
@@ -94,6 +97,11 @@ impl RunningGuest {
                 command.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"));
                 command.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
                 command.arg("-device").arg(format!("virtio-net-pci,netdev=n0,mac={mac},romfile=,bootindex=1"));
+                if firmware == Firmware::UefiSecureBootHttp {
+                    for knob in ["IPv4PXESupport", "IPv6PXESupport"] {
+                        command.arg("-fw_cfg").arg(format!("name=opt/org.tianocore/{knob},string=n"));
+                    }
+                }
             }
         }
         let log_file = std::fs::File::create(&qemu_log)?;

@@ -33,6 +33,37 @@ fn a_secure_boot_machine_boots_the_signed_chain_with_the_defaults() {
     expect::booted_signed_chain(&events, MAC, &guest);
 }
 
+/// UEFI HTTP boot under Secure Boot: the firmware gets the ISO holding shim and GRUB
+/// over HTTP and boots it as a RAM disk; GRUB brings up the card and reads the menu,
+/// kernel and initrd from our TFTP.
+#[test]
+fn a_secure_boot_machine_boots_the_signed_chain_over_uefi_http_boot() {
+    const MAC: &str = "52:54:00:5b:00:04";
+    const IMAGE: &str = "signed-http-boot.iso";
+    let mut lab = Lab::new("secure-boot-http").unwrap();
+    let (spec, guest) = signed_boot_setup(&lab);
+    let server = Server::start(&lab, &spec).unwrap();
+    let tap = lab.add_tap().unwrap();
+
+    let boot = qemu::boot(&lab, &tap, Firmware::UefiSecureBootHttp, MAC, &guest.marker, qemu::BOOT_TIMEOUT);
+    eprintln!("BOOT TIME uefi_secure_boot_http_boot_signed_chain: {:.1} s", boot.elapsed.as_secs_f64());
+    assert!(boot.serial.contains("Secure boot enabled"), "Secure Boot was not on:\n{}", boot.serial);
+    let events = server.wait_for_events("TFTP transfers of kernel and initrd", Duration::from_secs(5), |e| {
+        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
+    });
+    let answered: Vec<String> = events.dhcp_for(MAC).iter().filter_map(|d| d.boot.clone()).collect();
+    let url = format!("http://{}/{IMAGE}", server.ip);
+    assert!(answered.contains(&url), "the HTTP boot client was not told {url}: {answered:?}");
+    let transfers = events.transfers();
+    let finished = |protocol: &str, file: &str| {
+        transfers.iter().any(|t| t.protocol == protocol && t.name() == file && t.finished_bytes().is_some())
+    };
+    assert!(finished("http", IMAGE), "{IMAGE} was not sent over HTTP");
+    for file in ["grub/grub.cfg", "vmlinuz", "initrd.img"] {
+        assert!(finished("tftp", file), "{file} was not sent over TFTP");
+    }
+}
+
 /// The client's diagnosis in the `--status` file, if it has one.
 fn diagnosis(status: &std::path::Path, mac: &str) -> Option<String> {
     status_client(status, mac)?["diagnosis"]["text"].as_str().map(str::to_owned)

@@ -20,8 +20,11 @@ pub struct BootSettings {
     pub uefi_arm64_file: Option<String>,
     /// The first loader of the signed chain (shim) for x64 UEFI PXE clients, when the
     /// signed chain is used; it wins over `uefi_x64_file`, but not over a client rule.
-    /// UEFI HTTP boot keeps `uefi_x64_file`: the signed GRUB cannot read files over HTTP.
     pub uefi_x64_signed_file: Option<String>,
+    /// The same chain for x64 UEFI HTTP boot: an ISO holding shim and GRUB (the signed
+    /// GRUB cannot read files over HTTP; see `grub::http_boot`). `None`: HTTP boot
+    /// clients keep `uefi_x64_file`.
+    pub uefi_x64_signed_http_file: Option<String>,
     /// `None` when HTTP is off: iPXE then fetches its script over TFTP.
     pub http_port: Option<u16>,
     /// Root-relative path of the iPXE script (generated or the user's).
@@ -129,7 +132,8 @@ pub fn choose_boot(request: &PxeRequest, settings: &BootSettings, overrides: &Bo
     let wants_http = request.kind == ClientKind::Http || arch.is_http_boot();
     let rule_file = overrides.loader;
     let signed = match arch.pxe_equivalent() {
-        ClientArch::UefiX64 if !wants_http => settings.uefi_x64_signed_file.as_deref(),
+        ClientArch::UefiX64 if wants_http => settings.uefi_x64_signed_http_file.as_deref(),
+        ClientArch::UefiX64 => settings.uefi_x64_signed_file.as_deref(),
         _ => None,
     };
     let Some(file) = rule_file.or(signed).or_else(|| settings.file_for(arch)) else {
@@ -287,7 +291,19 @@ mod tests {
         assert_eq!(
             choose(ClientKind::Http, 16, false),
             BootPlan::HttpBoot { url: "http://10.77.0.1/ipxe.efi".into() },
-            "the signed GRUB cannot read over HTTP"
+            "without the HTTP boot image, HTTP boot keeps iPXE"
+        );
+        let with_image =
+            BootSettings { uefi_x64_signed_http_file: Some("signed-http-boot.iso".into()), ..signed.clone() };
+        assert_eq!(
+            choose_boot(&request(ClientKind::Http, Some(16), false), &with_image, &BootOverride::default()),
+            BootPlan::HttpBoot { url: "http://10.77.0.1/signed-http-boot.iso".into() },
+            "HTTP boot gets the image holding shim and GRUB"
+        );
+        assert_eq!(
+            choose_boot(&request(ClientKind::Pxe, Some(7), false), &with_image, &BootOverride::default()),
+            tftp("shimx64.efi"),
+            "PXE keeps shim over TFTP"
         );
         assert!(matches!(choose(ClientKind::Pxe, 7, true), BootPlan::IpxeScript { .. }), "iPXE gets its script");
         let rule = BootOverride { loader: Some("snponly.efi"), script: None };

@@ -39,6 +39,7 @@ fn firmware_name(firmware: Firmware) -> &'static str {
         Firmware::BiosIpxeRom => "BIOS (QEMU's iPXE ROM)",
         Firmware::UefiNativePxe => "UEFI (OVMF's own PXE client)",
         Firmware::UefiSecureBoot => "UEFI with Secure Boot on (OVMF, Microsoft's keys)",
+        Firmware::UefiSecureBootHttp => "UEFI HTTP boot with Secure Boot on (OVMF, PXE off)",
     }
 }
 
