@@ -210,3 +210,24 @@ fn a_secure_boot_machine_boots_the_signed_chain_from_proxy_dhcp_beside_dnsmasq()
     served_to_leased_client(&events, "tftp", "vmlinuz", &leased, Some(guest.kernel_size()));
     served_to_leased_client(&events, "tftp", "initrd.img", &leased, Some(guest.initrd_size()));
 }
+
+/// UEFI HTTP boot with Secure Boot in proxy mode, beside a DHCP server that names no
+/// next server: the image PortaPXE serves names PortaPXE's TFTP itself, so the machine
+/// boots where the PXE chain stops at GRUB (see the test above).
+#[test]
+fn a_secure_boot_machine_boots_over_uefi_http_boot_from_proxy_dhcp_beside_dnsmasq() {
+    const MAC: &str = "52:54:00:e1:5b:02";
+    let (mut lab, network, server, guest) = proxy_lab_with("proxy-sb-http", signed_boot_setup, |_| Vec::new());
+    let tap = lab.add_tap().unwrap();
+
+    let boot = qemu::boot(&lab, &tap, Firmware::UefiSecureBootHttp, MAC, &guest.marker, qemu::BOOT_TIMEOUT);
+    eprintln!("BOOT TIME proxy_uefi_secure_boot_http_boot: {:.1} s", boot.elapsed.as_secs_f64());
+    assert!(boot.serial.contains("Secure boot enabled"), "Secure Boot was not on:\n{}", boot.serial);
+    let events = server.wait_for_events("TFTP transfers of kernel and initrd to finish", Duration::from_secs(5), |e| {
+        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
+    });
+    let leased = address_came_from_the_network(&events, &network, MAC);
+    served_to_leased_client(&events, "http", "signed-http-boot.iso", &leased, None);
+    served_to_leased_client(&events, "tftp", "vmlinuz", &leased, Some(guest.kernel_size()));
+    served_to_leased_client(&events, "tftp", "initrd.img", &leased, Some(guest.initrd_size()));
+}
