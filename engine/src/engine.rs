@@ -139,9 +139,10 @@ impl std::fmt::Display for SignedChain {
 pub fn proxy_signed_chain_caveat(mode: Mode, chain: &SignedChain, server_ip: Ipv4Addr) -> Option<String> {
     (mode == Mode::Proxy && *chain == SignedChain::Used).then(|| {
         format!(
-            "proxy mode: Secure Boot machines get {SHIM_X64} and {GRUB_X64} from PortaPXE, but that GRUB reads its \
-             menu from the next server the network's DHCP server names, not from PortaPXE. Set that server's \
-             next-server to {server_ip} (`portapxe export` prints how), or use full DHCP; else they stop at GRUB"
+            "proxy mode: Secure Boot machines that PXE-boot get {SHIM_X64} and {GRUB_X64} from PortaPXE, but that \
+             GRUB reads its menu from the next server the network's DHCP server names, not from PortaPXE. Set that \
+             server's next-server to {server_ip} (`portapxe export` prints how), or use full DHCP; else they stop \
+             at GRUB (UEFI HTTP boot is not affected: its image names PortaPXE itself)"
         )
     })
 }

@@ -176,11 +176,19 @@ want_title="PortaPXE"
 if [ -n "$START" ]; then
     ip link set lo up
     # On this Xvfb: a Wine session begun without a display would keep the window off it.
-    loopback=$(DISPLAY="$DISPLAY_X" wine "$EXE_WIN" interfaces --json | tr -d '\r' |
-        python3 -c 'import json, sys; print(next(i["name"] for i in json.load(sys.stdin) if i["kind"] == "loopback"))')
+    interfaces=$(DISPLAY="$DISPLAY_X" timeout 120 wine "$EXE_WIN" interfaces --json | tr -d '\r') ||
+        die "portapxe.exe interfaces --json failed under Wine"
+    # The name as a TOML basic string (JSON's escaping is valid there).
+    loopback=$(python3 -c 'import json, sys
+names = [i["name"] for i in json.load(sys.stdin) if i["kind"] == "loopback"]
+print(json.dumps(names[0]) if names else "")' <<< "$interfaces")
+    [ -n "$loopback" ] || die "Wine lists no loopback interface: $interfaces"
     mkdir -p "$SETTINGS"
     # Saved settings: boot files only on loopback, no boot folder (the installed loaders).
-    printf 'interface = "%s"\nmode = "off"\n' "$loopback" > "$SETTINGS/config.toml"
+    printf 'interface = %s\nmode = "off"\n' "$loopback" > "$SETTINGS/config.toml"
+    # Saving on exit must rewrite it (checked after the close).
+    touch -d @946684800 "$SETTINGS/config.toml"
+    loopback=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1]))' "$loopback")
     args=(--start)
     want_title="PortaPXE — serving on $loopback"
     echo "saved settings: boot files only on $loopback (Wine's loopback), in a private network namespace"
@@ -250,7 +258,9 @@ wait "$APP" || status=$?
 APP=
 to_exit=$(seconds "$closed_at")
 [ "$status" = 0 ] || { app_log 15; die "portapxe.exe exited with status $status after its window was closed"; }
-[ -s "$SETTINGS/config.toml" ] || die "portapxe.exe did not save its settings when its window was closed"
+if [ ! -s "$SETTINGS/config.toml" ] || [ "$(stat -c %Y "$SETTINGS/config.toml")" -le 946684800 ]; then
+    die "portapxe.exe did not save its settings when its window was closed"
+fi
 # Wine's own processes of this session (explorer.exe) are connected to this Xvfb: let them
 # leave before it goes, not die of a broken X connection.
 timeout 60 wineserver -w || die "the Wine prefix did not go idle within 60 s of the close"

@@ -769,7 +769,13 @@ impl Actor {
             s.clients = clients;
             // Sightings the engine knows but no event named yet (e.g. from the start probe).
             for server in seen {
-                if !s.conflicts.iter().any(|c| c.server.server_id == server.server_id && c.server.role == server.role) {
+                let serves = server.provenance.serves_this_segment();
+                let known = s.conflicts.iter().any(|c| {
+                    c.server.server_id == server.server_id
+                        && c.server.role == server.role
+                        && c.server.provenance.serves_this_segment() == serves
+                });
+                if !known {
                     let summary = server.describe();
                     s.conflicts.push(ConflictEntry { server, summary, expected: false });
                 }

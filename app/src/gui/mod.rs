@@ -68,8 +68,13 @@ pub fn run(start: bool) -> anyhow::Result<ExitCode> {
         let tried = Instant::now();
         match open_window(renderer, start) {
             Ok(()) => return Ok(ExitCode::SUCCESS),
+            Err(err) if tried.elapsed() >= FIRST_FRAMES => {
+                // It drew, then lost its renderer: not a missing display.
+                eprintln!("portapxe: the window closed: {renderer} failed after it had drawn ({err})");
+                return Ok(ExitCode::from(2));
+            }
             Err(err) => {
-                let next = attempts.get(index + 1).filter(|_| tried.elapsed() < FIRST_FRAMES);
+                let next = attempts.get(index + 1);
                 match next {
                     Some(next) => tracing::warn!("window: {renderer} failed ({err}); trying {next}"),
                     None => tracing::warn!("window: {renderer} failed ({err})"),
@@ -108,14 +113,25 @@ fn open_window(renderer: renderer::Renderer, start: bool) -> Result<(), eframe::
                 tracing::warn!("settings: {problem}");
             }
             let handle = EngineHandle::spawn(store)?;
-            if let Some(problem) = problem {
+            let log = |text: String| {
                 handle.snapshot().push_log(engine_handle::LogLine {
                     at_ms: engine_handle::now_ms(),
                     level: crate::event_text::Level::Warn,
                     mac: None,
                     ip: None,
-                    text: format!("settings: {problem}"),
-                });
+                    text,
+                })
+            };
+            // Starting would save the defaults over settings that could not be read.
+            let start = match (&problem, start) {
+                (Some(_), true) => {
+                    log("--start: not started, the saved settings could not be read (see above)".to_owned());
+                    false
+                }
+                (_, start) => start,
+            };
+            if let Some(problem) = problem {
+                log(format!("settings: {problem}"));
             }
             let mut app = PortaApp::new(&cc.egui_ctx, handle, config);
             if start {

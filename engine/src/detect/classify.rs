@@ -170,8 +170,11 @@ impl ConflictDetector {
         if self.is_ours(&sighting) {
             return None;
         }
-        let key = (sighting.server_id, sighting.role, sighting.provenance.serves_this_segment());
-        let full = self.seen.len() >= MAX_SERVERS;
+        let serves = sighting.provenance.serves_this_segment();
+        let key = (sighting.server_id, sighting.role, serves);
+        // Doubtful sightings have a limit of their own: a flood of forged replies must
+        // not take the places of real servers.
+        let full = self.seen.keys().filter(|(_, _, known)| *known == serves).count() >= MAX_SERVERS;
         match self.seen.get_mut(&key) {
             Some(known) => {
                 // Fill in what a later reply tells (boot file from the PXE probe, MAC from capture).
@@ -291,5 +294,21 @@ mod tests {
             .count();
         assert_eq!(reported, MAX_SERVERS);
         assert_eq!(detector.servers().len(), MAX_SERVERS);
+    }
+
+    #[test]
+    fn a_flood_of_forged_replies_does_not_hide_a_real_server() {
+        let mut detector = ConflictDetector::new(vec![Ipv4Addr::new(10, 77, 0, 1)]);
+        let offer = reply(MessageType::Offer, Ipv4Addr::new(10, 77, 0, 50), vec![]);
+        let real = classify(&offer, ROGUE, None).unwrap();
+        let forged = ServerSighting { provenance: Provenance::Unsolicited, ..real.clone() };
+        let reported = (0..1_000u32)
+            .filter(|n| {
+                let id = Ipv4Addr::from(0x0a00_0000 | n);
+                detector.observe(ServerSighting { server_id: id, source: id, ..forged.clone() }).is_some()
+            })
+            .count();
+        assert_eq!(reported, MAX_SERVERS, "forged ones have their own limit");
+        assert!(detector.observe(real).is_some(), "the real server is still reported");
     }
 }

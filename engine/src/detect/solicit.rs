@@ -1,9 +1,12 @@
 //! Whether a server reply answers a client of this segment, told from the packet:
 //! a real DHCP server here answers a request that was broadcast here (so PortaPXE's
-//! own DHCP port saw it, with the same transaction ID and client address), and a relay
-//! agent serving this segment puts its address on this segment in `giaddr`. A reply
-//! that answers no request seen here is forged or stray, and anyone on the segment can
-//! send one: it is reported but stops nothing. Pure: the caller gives the time.
+//! own DHCP port saw it, with the same transaction ID and client address), whatever
+//! its `giaddr` says (clients ignore it). A reply that answers no request seen here is
+//! forged or stray, or relayed for another subnet (`giaddr` outside ours): anyone on
+//! the segment can send one, so it is reported but stops nothing. This stops naive
+//! forgeries only: whoever also broadcasts the matching DISCOVER first is
+//! indistinguishable from a real server and still halts full DHCP, which is the safe
+//! side to err on. Pure: the caller gives the time.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -106,13 +109,12 @@ impl RecentRequests {
     /// What `reply` is, as of `now`.
     pub fn provenance(&mut self, reply: &ReplyTo, now: Instant) -> Provenance {
         self.forget_old(now);
-        if let Some(relay) = reply.relay.filter(|relay| !self.subnet.contains(relay)) {
-            return Provenance::RelayedElsewhere { relay };
-        }
         if self.seen.contains_key(&(reply.xid, reply.client)) {
-            Provenance::AnswersClient
-        } else {
-            Provenance::Unsolicited
+            return Provenance::AnswersClient;
+        }
+        match reply.relay.filter(|relay| !self.subnet.contains(relay)) {
+            Some(relay) => Provenance::RelayedElsewhere { relay },
+            None => Provenance::Unsolicited,
         }
     }
 
@@ -173,10 +175,13 @@ mod tests {
         let mut recent = requests();
         let now = Instant::now();
         recent.saw(7, CLIENT, now);
-        let relayed = recent.provenance(&reply(7, Some([192, 168, 9, 1])), now);
+        let relayed = recent.provenance(&reply(8, Some([192, 168, 9, 1])), now);
         assert_eq!(relayed, Provenance::RelayedElsewhere { relay: [192, 168, 9, 1].into() });
         assert!(!relayed.serves_this_segment());
         assert!(relayed.to_string().contains("192.168.9.1"));
+        // A reply to a client of this segment serves it, whatever its giaddr says: clients
+        // ignore giaddr, so a rogue cannot slip past the halt by setting one.
+        assert_eq!(recent.provenance(&reply(7, Some([192, 168, 9, 1])), now), Provenance::AnswersClient);
     }
 
     #[test]

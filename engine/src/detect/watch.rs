@@ -277,7 +277,6 @@ mod tests {
         let forged = ReplyTo { xid: 41, client, relay: None };
         conflicts.observe_reply(offer([10, 77, 0, 2]), &forged);
         let relayed = ReplyTo { xid: 42, client, relay: Some([192, 168, 9, 1].into()) };
-        conflicts.saw_request(42, client);
         conflicts.observe_reply(offer([10, 77, 0, 3]), &relayed);
         assert!(!conflicts.full_dhcp_halted());
         let said = summaries(&mut events);

@@ -4,7 +4,7 @@
 //! reported by `start` (with what to do about it), never later.
 //!
 //! Requests arrive on the listening socket in a tokio task. Each read request
-//! gets a thread of its own with a new socket (its TID) connected to the client,
+//! gets a thread of its own with a new socket (its TID) for that client,
 //! driving a [`ReadTransfer`] with blocking sends and receives: one wake-up per
 //! ACK and no hop between threads per block, as tftpd-hpa and atftpd do. (The
 //! async-tftp server this replaced cost 5.6 context switches and 44 µs of CPU
@@ -470,13 +470,19 @@ struct Link<'a> {
     packet: Vec<u8>,
     received: [u8; MAX_REQUEST_DATAGRAM],
     read_timeout: Option<Duration>,
+    /// When a stray TID was last answered.
+    stray_answered: Option<Instant>,
     stopping: &'a AtomicBool,
 }
+
+/// Strays are answered at most this often per transfer.
+const STRAY_ANSWER_INTERVAL: Duration = Duration::from_secs(1);
 
 impl<'a> Link<'a> {
     fn new(socket: UdpSocket, client: SocketAddr, negotiated: &Negotiated, stopping: &'a AtomicBool) -> Self {
         let packet = vec![0u8; DATA_HEADER_LEN + usize::from(negotiated.block_size)];
-        Self { socket, client, packet, received: [0; MAX_REQUEST_DATAGRAM], read_timeout: None, stopping }
+        let received = [0; MAX_REQUEST_DATAGRAM];
+        Self { socket, client, packet, received, read_timeout: None, stray_answered: None, stopping }
     }
 
     fn send(&self, datagram: &[u8]) -> Result<(), String> {
@@ -502,6 +508,19 @@ impl<'a> Link<'a> {
         Ok(())
     }
 
+    /// ERROR 5 to a datagram from another TID, at most once a second, and never to an
+    /// ERROR: two transfer sockets that answer strays must not bounce errors forever.
+    fn answer_stray(&mut self, len: usize, from: SocketAddr) {
+        tracing::debug!(%from, client = %self.client, "TFTP transfer: datagram from another TID");
+        let is_error = matches!(packet::parse(&self.received[..len]), Ok(ClientPacket::Error { .. }));
+        let now = Instant::now();
+        if is_error || self.stray_answered.is_some_and(|at| now.duration_since(at) < STRAY_ANSWER_INTERVAL) {
+            return;
+        }
+        self.stray_answered = Some(now);
+        let _ = self.socket.send_to(&packet::error(ErrorCode::UnknownTransferId, "unknown transfer ID"), from);
+    }
+
     /// The next packet from the client, or `None` once `deadline` has passed.
     fn receive(&mut self, deadline: Instant) -> Result<Option<ClientPacket>, String> {
         loop {
@@ -521,11 +540,7 @@ impl<'a> Link<'a> {
                 self.read_timeout = Some(wanted);
             }
             match self.socket.recv_from(&mut self.received) {
-                Ok((_, from)) if from != self.client => {
-                    tracing::debug!(%from, client = %self.client, "TFTP transfer: datagram from another TID");
-                    let error = packet::error(ErrorCode::UnknownTransferId, "unknown transfer ID");
-                    let _ = self.socket.send_to(&error, from);
-                }
+                Ok((len, from)) if from != self.client => self.answer_stray(len, from),
                 Ok((len, _)) => match packet::parse(&self.received[..len]) {
                     Ok(packet) => return Ok(Some(packet)),
                     Err(err) => tracing::debug!("TFTP transfer: datagram dropped: {err}"),
@@ -541,11 +556,10 @@ impl<'a> Link<'a> {
     }
 }
 
+/// An unconnected socket hears no ICMP "port unreachable" on Linux: a client that
+/// gave up or restarted is noticed by its silence (the transfer's timeouts).
 fn describe(err: &io::Error) -> String {
-    match err.kind() {
-        io::ErrorKind::ConnectionRefused => "the client's port is closed (it gave up or restarted)".to_owned(),
-        _ => format!("network error: {err}"),
-    }
+    format!("network error: {err}")
 }
 
 async fn check_root(root: PathBuf) -> Result<(), TftpStartError> {
