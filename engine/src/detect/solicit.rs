@@ -86,11 +86,14 @@ pub struct RecentRequests {
     subnet: Ipv4Net,
     seen: HashMap<(u32, [u8; 6]), Instant>,
     order: VecDeque<((u32, [u8; 6]), Instant)>,
+    /// When a request younger than [`REQUEST_MEMORY`] was last forgotten for room:
+    /// until that request would have expired, an unmatched reply proves nothing.
+    overflowed: Option<Instant>,
 }
 
 impl RecentRequests {
     pub fn new(subnet: Ipv4Net) -> Self {
-        Self { subnet, seen: HashMap::new(), order: VecDeque::new() }
+        Self { subnet, seen: HashMap::new(), order: VecDeque::new(), overflowed: None }
     }
 
     /// A client broadcast a request (DISCOVER, REQUEST, INFORM) with `xid`.
@@ -101,6 +104,7 @@ impl RecentRequests {
             && self.seen.get(&key) == Some(&at)
         {
             self.seen.remove(&key);
+            self.overflowed = Some(now);
         }
         self.seen.insert((xid, client), now);
         self.order.push_back(((xid, client), now));
@@ -111,6 +115,11 @@ impl RecentRequests {
         self.forget_old(now);
         if self.seen.contains_key(&(reply.xid, reply.client)) {
             return Provenance::AnswersClient;
+        }
+        // A flood of requests pushed some out: the one this reply answers may be among
+        // them, so it counts as a real server (the safe side: never the rogue).
+        if self.overflowed.is_some_and(|at| now.saturating_duration_since(at) < REQUEST_MEMORY) {
+            return Provenance::Unchecked;
         }
         match reply.relay.filter(|relay| !self.subnet.contains(relay)) {
             Some(relay) => Provenance::RelayedElsewhere { relay },
@@ -192,7 +201,10 @@ mod tests {
             recent.saw(xid, CLIENT, now);
         }
         assert_eq!(recent.seen.len(), MAX_REQUESTS);
-        assert_eq!(recent.provenance(&reply(0, None), now), Provenance::Unsolicited);
+        // A forgotten request may be the one a reply answers: such a reply halts, as a
+        // real server's does, until the flood's requests would have expired anyway.
+        assert_eq!(recent.provenance(&reply(0, None), now), Provenance::Unchecked);
+        assert!(Provenance::Unchecked.serves_this_segment());
         assert_eq!(recent.provenance(&reply(MAX_REQUESTS as u32 + 99, None), now), Provenance::AnswersClient);
         // The same request seen again is refreshed, not counted twice as live.
         recent.saw(5_000_000, CLIENT, now);
@@ -201,5 +213,7 @@ mod tests {
             recent.provenance(&reply(5_000_000, None), now + Duration::from_secs(70)),
             Provenance::AnswersClient
         );
+        // A minute after the last request pushed out, replies are judged again.
+        assert_eq!(recent.provenance(&reply(1, None), now + Duration::from_secs(91)), Provenance::Unsolicited);
     }
 }
