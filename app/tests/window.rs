@@ -71,6 +71,8 @@ struct Shown {
     titles: String,
     /// Its standard error (the log).
     log: String,
+    /// The settings file once it was closed.
+    settings_file: String,
 }
 
 /// How the binary is launched for one window.
@@ -85,6 +87,8 @@ struct Launch<'a> {
     title: Option<&'a str>,
     /// Checked while the window is shown, with the binary's PID.
     while_shown: Option<&'a dyn Fn(u32)>,
+    /// The settings file's text instead of settings saved by an earlier run.
+    settings_file: Option<&'a str>,
 }
 
 /// Starts the binary under a private Xvfb as `launch` says, waits for a drawn window
@@ -103,6 +107,9 @@ fn show_window(launch: Launch<'_>) -> Shown {
     saved.http.port = 18080;
     saved.state_dir = Some(settings.path().join("state"));
     ConfigStore::at(settings.path()).save(&saved).unwrap();
+    if let Some(text) = launch.settings_file {
+        std::fs::write(settings.path().join("config.toml"), text).unwrap();
+    }
     let log_path = settings.path().join("stderr.log");
 
     let binary = env!("CARGO_BIN_EXE_portapxe");
@@ -151,7 +158,8 @@ fn show_window(launch: Launch<'_>) -> Shown {
         check(app.0.id());
     }
     drop(app);
-    Shown { colors, titles, log: std::fs::read_to_string(&log_path).unwrap_or_default() }
+    let settings_file = std::fs::read_to_string(settings.path().join("config.toml")).unwrap_or_default();
+    Shown { colors, titles, log: std::fs::read_to_string(&log_path).unwrap_or_default(), settings_file }
 }
 
 #[test]
@@ -208,4 +216,16 @@ fn start_opens_the_window_serving() {
     });
     assert!(shown.colors > 16, "{}", shown.colors);
     assert_eq!(fetched.borrow().as_str(), "served from the window", "log:\n{}", shown.log);
+}
+
+/// `--start` with settings that cannot be read does not start: starting would save
+/// the defaults over the file, which the user may still mend.
+#[test]
+fn start_with_unreadable_settings_starts_nothing_and_keeps_the_file() {
+    const BROKEN: &str = "interface = \"eth0\"\nmode = [this is not toml\n";
+    let shown = show_window(Launch { args: &["--start"], settings_file: Some(BROKEN), ..Launch::default() });
+    assert!(shown.colors > 16, "{}", shown.colors);
+    assert!(shown.titles.contains("\"PortaPXE — stopped\""), "{}", shown.titles);
+    assert!(shown.log.contains("settings:"), "the problem is logged:\n{}", shown.log);
+    assert_eq!(shown.settings_file, BROKEN, "the file was rewritten");
 }

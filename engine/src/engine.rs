@@ -8,7 +8,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipnet::Ipv4Net;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -136,7 +135,7 @@ impl std::fmt::Display for SignedChain {
 /// (`siaddr`), not from the proxy's offer (RHEL/Fedora GRUB carries a patch for that;
 /// Debian 12's does not, seen in the lab): unless the network's DHCP server names
 /// PortaPXE as next server, such a machine stops at GRUB.
-pub fn proxy_signed_chain_caveat(mode: Mode, chain: &SignedChain, server_ip: Ipv4Addr) -> Option<String> {
+fn proxy_signed_chain_caveat(mode: Mode, chain: &SignedChain, server_ip: Ipv4Addr) -> Option<String> {
     (mode == Mode::Proxy && *chain == SignedChain::Used).then(|| {
         format!(
             "proxy mode: Secure Boot machines that PXE-boot get {SHIM_X64} and {GRUB_X64} from PortaPXE, but that \
@@ -565,7 +564,7 @@ impl Engine {
             engine.events.emit(EngineEvent::Service(ServiceEvent { service: Service::Boot, message, ok: false }));
         }
         engine.status.ipxe_script = script_path;
-        let started = engine.start_services(&config, &interface, boot, generated, facts.prefix, &options);
+        let started = engine.start_services(&config, &interface, boot, generated, facts, &options);
         let result = match &options.cancel {
             Some(cancel) => tokio::select! {
                 result = started => result,
@@ -586,16 +585,16 @@ impl Engine {
         interface: &crate::net::InterfaceInfo,
         boot: BootSettings,
         generated: Served,
-        prefix: u8,
+        facts: crate::config::InterfaceFacts,
         options: &StartOptions,
     ) -> Result<(), EngineError> {
         let server_ip = boot.server_ip;
+        let subnet = facts.subnet();
         self.registry_feed = Some(tokio::spawn(feed_registry(self.events.subscribe(), Arc::clone(&self.registry))));
         let conflicts = Conflicts::new(vec![server_ip], config.mode != Mode::Dhcp, self.events.clone());
         let conflicts = if config.mode == Mode::Dhcp {
             // Our DHCP port sees every client request here, so replies can be checked.
-            let conflicts =
-                conflicts.checking_replies(Ipv4Net::new(server_ip, prefix).map(|net| net.trunc()).unwrap_or_default());
+            let conflicts = conflicts.checking_replies(subnet);
             if options.force_dhcp { conflicts } else { conflicts.halting_full_dhcp() }
         } else {
             conflicts
@@ -652,8 +651,6 @@ impl Engine {
             self.proxy = Some(proxy);
         }
         if config.mode == Mode::Dhcp {
-            let subnet = Ipv4Net::new(server_ip, prefix).map(|net| net.trunc()).unwrap_or_default();
-            let facts = crate::config::InterfaceFacts { address: server_ip, prefix, loopback: false };
             let pool = config.dhcp.pool.or_else(|| facts.default_pool()).ok_or_else(|| {
                 EngineError::Invalid(vec![ConfigError {
                     field: "dhcp.pool".into(),

@@ -128,3 +128,9 @@ pub fn booted_signed_chain_with(events: &[Event], mac: &str, files: &[(&str, u64
     }
     address
 }
+
+/// The guest's kernel said Secure Boot was on (Debian's kernel prints "secureboot:
+/// Secure boot enabled").
+pub fn secure_boot_was_on(boot: &crate::qemu::Boot) {
+    assert!(boot.serial.contains("Secure boot enabled"), "the kernel did not report Secure Boot on:\n{}", boot.serial);
+}

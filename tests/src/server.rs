@@ -233,6 +233,13 @@ impl Server {
         found.unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
     }
 
+    /// Wait (5 s) until the guest's kernel and initrd were both sent whole.
+    pub fn wait_for_kernel_and_initrd(&self) -> Vec<Event> {
+        self.wait_for_events("the kernel and initrd transfers to finish", Duration::from_secs(5), |e| {
+            crate::expect::has_finished(e, "vmlinuz") && crate::expect::has_finished(e, "initrd.img")
+        })
+    }
+
     /// Panics when the server has exited.
     pub fn assert_alive(&mut self) {
         if let Some(status) = self.process.as_mut().and_then(Guarded::try_status) {

@@ -2,9 +2,7 @@
 //! DHCP gives it an address and, because it is iPXE, the generated script URL; the
 //! script fetches kernel and initrd over our HTTP; the guest prints its marker.
 
-use std::time::Duration;
-
-use portapxe_lab::expect::{self, finished_nonempty, finished_once, has_finished};
+use portapxe_lab::expect::{self, finished_nonempty, finished_once};
 use portapxe_lab::qemu::{self, Firmware};
 use portapxe_lab::{Lab, Server, boot_setup, pool};
 
@@ -21,9 +19,7 @@ fn bios_ipxe_rom_boots_the_generated_script_over_http() {
     eprintln!("BOOT TIME bios_ipxe_rom: {:.1} s", boot.elapsed.as_secs_f64());
 
     // Events are written as they happen; give the last "finished" a moment to land.
-    let events = server.wait_for_events("HTTP transfers of kernel and initrd to finish", Duration::from_secs(5), |e| {
-        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
-    });
+    let events = server.wait_for_kernel_and_initrd();
     let address = expect::acked_script(&events, MAC, server.ip, server.http_port, &pool(&lab));
     finished_nonempty(&events, "http", "boot.ipxe", address);
     finished_once(&events, "http", "vmlinuz", address, guest.kernel_size());

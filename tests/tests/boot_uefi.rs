@@ -4,10 +4,8 @@
 //! HTTP. With the defaults and the signed loaders at hand (as a package brings them):
 //! shim → GRUB → kernel over TFTP, Secure Boot off. The guest prints its marker.
 
-use std::time::Duration;
-
 use portapxe_lab::events::EventsExt;
-use portapxe_lab::expect::{self, finished_nonempty, finished_once, has_finished};
+use portapxe_lab::expect::{self, finished_nonempty, finished_once};
 use portapxe_lab::guest::{IPXE_DIR, UEFI_FILE};
 use portapxe_lab::qemu::{self, Firmware};
 use portapxe_lab::{Lab, Server, boot_setup, pool, signed_boot_setup};
@@ -26,9 +24,7 @@ fn ovmf_native_pxe_chains_ipxe_efi_then_boots_over_http() {
     let boot = qemu::boot(&lab, &tap, Firmware::UefiNativePxe, MAC, &guest.marker, qemu::BOOT_TIMEOUT);
     eprintln!("BOOT TIME uefi_native_pxe: {:.1} s", boot.elapsed.as_secs_f64());
 
-    let events = server.wait_for_events("HTTP transfers of kernel and initrd to finish", Duration::from_secs(5), |e| {
-        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
-    });
+    let events = server.wait_for_kernel_and_initrd();
     // Firmware PXE (not iPXE) was told to load ipxe.efi, as a UEFI x64 client.
     let firmware_ack = expect::acks(&events, MAC).into_iter().find(|d| !d.is_ipxe).unwrap_or_else(|| {
         panic!("no ACK to the firmware PXE client {MAC}; DHCP events:\n{}", expect::dhcp_story(&events, MAC))
@@ -60,9 +56,7 @@ fn ovmf_native_pxe_boots_the_signed_chain_by_default() {
 
     let boot = qemu::boot(&lab, &tap, Firmware::UefiNativePxe, SIGNED_MAC, &guest.marker, qemu::BOOT_TIMEOUT);
     eprintln!("BOOT TIME uefi_native_pxe_signed_chain: {:.1} s", boot.elapsed.as_secs_f64());
-    let events = server.wait_for_events("TFTP transfers of kernel and initrd", Duration::from_secs(5), |e| {
-        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
-    });
+    let events = server.wait_for_kernel_and_initrd();
     expect::booted_signed_chain(&events, SIGNED_MAC, &guest);
     assert!(
         !events.transfers().iter().any(|t| t.protocol == "http"),

@@ -1,11 +1,9 @@
 //! The iPXE chainload loop is broken: a firmware PXE client gets the iPXE loader once,
 //! and the same machine, once it runs iPXE, gets the script URL — never the loader again.
 
-use std::time::Duration;
-
 use portapxe_lab::clients::{self, PxeIdentity};
 use portapxe_lab::events::{EventsExt, is_script_url};
-use portapxe_lab::expect::{self, finished_once, has_finished};
+use portapxe_lab::expect::{self, finished_once};
 use portapxe_lab::guest::{BIOS_FILE, IPXE_DIR, UEFI_FILE};
 use portapxe_lab::qemu::{self, Firmware};
 use portapxe_lab::{Lab, Server, boot_setup, pool};
@@ -24,9 +22,7 @@ fn uefi_machine_gets_the_loader_once_then_the_script() {
     let boot = qemu::boot(&lab, &tap, Firmware::UefiNativePxe, VM_MAC, &guest.marker, qemu::BOOT_TIMEOUT);
     eprintln!("BOOT TIME chainload_uefi: {:.1} s", boot.elapsed.as_secs_f64());
 
-    let events = server.wait_for_events("the kernel transfer to finish", Duration::from_secs(5), |e| {
-        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
-    });
+    let events = server.wait_for_kernel_and_initrd();
     let story = expect::dhcp_story(&events, VM_MAC);
     eprintln!("DHCP events of {VM_MAC}:\n{story}");
     let acks = expect::acks(&events, VM_MAC);

@@ -24,13 +24,13 @@
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use portapxe_lab::clients::{self, PxeIdentity};
 use portapxe_lab::events::{Event, EventsExt, Phase};
-use portapxe_lab::expect::{self, dhcp_story, has_finished, transfer_story};
+use portapxe_lab::expect::{self, dhcp_story, transfer_story};
 use portapxe_lab::netns::{BRIDGE, in_netns};
 use portapxe_lab::process::{Finished, Guarded, run_bounded, wait_until};
 use portapxe_lab::qemu::{self, Firmware};
@@ -160,28 +160,40 @@ impl Foreign {
         let log = lab.dir().join(format!("{what}-dnsmasq.log"));
         let lease_file = lab.dir().join(format!("{what}-dnsmasq.leases"));
         let pid_file = lab.dir().join(format!("{what}-dnsmasq.pid"));
-        let mut command = dnsmasq_command(&ns, role_args, ping, &lease_file, &pid_file);
+        let command = dnsmasq_command(&ns, role_args, ping, &lease_file, &pid_file);
+        Self::spawn(what, ip, command, &pid_file, lease_file, log)
+    }
+
+    /// Runs `command` (the server, in its namespace at `ip`) with its output in `log`;
+    /// ready once it has written its pid file (after binding). `ip netns exec` execs, so
+    /// the file names our child.
+    fn spawn(
+        what: &'static str,
+        ip: Ipv4Addr,
+        mut command: Command,
+        pid_file: &Path,
+        lease_file: PathBuf,
+        log: PathBuf,
+    ) -> Self {
         let log_file = std::fs::File::create(&log).unwrap();
         command.stdin(Stdio::null()).stdout(log_file.try_clone().unwrap()).stderr(log_file);
-        eprintln!("[conflicts] starting the {what} DHCP server at {ip} in {}: {command:?}", ns.ns);
+        eprintln!("[conflicts] starting the {what} DHCP server at {ip}: {command:?}");
         let mut process =
-            Guarded::spawn(format!("dnsmasq ({what})"), &mut command).expect("apt-get install dnsmasq-base");
-        // Ready once it has written its pid file (after binding); `ip netns exec` execs, so it names our child.
+            Guarded::spawn(what, &mut command).expect("the foreign DHCP server (dnsmasq-base, busybox-static)");
         let written = wait_until(Duration::from_secs(5), || {
-            std::fs::read_to_string(&pid_file).ok().and_then(|pid| pid.trim().parse::<u32>().ok())
+            std::fs::read_to_string(pid_file).ok().and_then(|pid| pid.trim().parse::<u32>().ok())
         });
         let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(status) = process.try_status() {
-            panic!("{what} dnsmasq exited at once ({status}):\n{}", read_log());
+            panic!("{what} exited at once ({status}):\n{}", read_log());
         }
-        assert_eq!(written, Some(process.pid()), "{what} dnsmasq's pid file; its log:\n{}", read_log());
+        assert_eq!(written, Some(process.pid()), "{what}'s pid file; its log:\n{}", read_log());
         Self { what, process, ip, lease_file, log }
     }
 
     /// busybox udhcpd as shipped: it checks each address with an ARP ping (2 s) before
     /// it offers, so its first offer comes about 2 s late.
     fn udhcpd(lab: &mut Lab) -> Self {
-        const WHAT: &str = "udhcpd";
         let ns = lab.add_client(ROGUE_MAC).unwrap();
         let ip = lab.ip(ROGUE_HOST);
         ns.add_address(ip).unwrap();
@@ -203,19 +215,7 @@ impl Foreign {
         .unwrap();
         let mut command = ns.command("busybox");
         command.arg("udhcpd").arg("-f").arg(&config);
-        let log_file = std::fs::File::create(&log).unwrap();
-        command.stdin(Stdio::null()).stdout(log_file.try_clone().unwrap()).stderr(log_file);
-        eprintln!("[conflicts] starting busybox udhcpd at {ip} in {}: {command:?}", ns.ns);
-        let mut process = Guarded::spawn("busybox udhcpd", &mut command).expect("busybox (Debian busybox-static)");
-        let written = wait_until(Duration::from_secs(5), || {
-            std::fs::read_to_string(&pid_file).ok().and_then(|pid| pid.trim().parse::<u32>().ok())
-        });
-        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(status) = process.try_status() {
-            panic!("udhcpd exited at once ({status}):\n{}", read_log());
-        }
-        assert!(written.is_some(), "udhcpd's pid file; its log:\n{}", read_log());
-        Self { what: WHAT, process, ip, lease_file, log }
+        Self::spawn("udhcpd", ip, command, &pid_file, lease_file, log)
     }
 
     fn log(&self) -> String {
@@ -776,9 +776,7 @@ fn a_bios_guest_boots_in_dhcp_mode_without_a_conflict() {
 
     let boot = qemu::boot(&lab, &tap, Firmware::BiosIpxeRom, MAC, &guest.marker, qemu::BOOT_TIMEOUT);
     eprintln!("BOOT TIME conflicts bios_ipxe_rom: {:.1} s", boot.elapsed.as_secs_f64());
-    let events = server.wait_for_events("HTTP transfers of kernel and initrd to finish", Duration::from_secs(5), |e| {
-        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
-    });
+    let events = server.wait_for_kernel_and_initrd();
     let address = expect::acked_script(&events, MAC, server.ip, server.http_port, &pool(&lab));
     let story = || format!("DHCP:\n{}\ntransfers:\n{}", dhcp_story(&events, MAC), transfer_story(&events));
 

@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use portapxe_lab::events::{DhcpRole, Event, EventsExt, is_script_url};
-use portapxe_lab::expect::{dhcp_story, has_finished, transfer_story};
+use portapxe_lab::expect::{self, dhcp_story, transfer_story};
 use portapxe_lab::guest::{GRUB_FILE, Guest, IPXE_DIR, SHIM_FILE, UEFI_FILE};
 use portapxe_lab::process::wait_until;
 use portapxe_lab::qemu::{self, Firmware};
@@ -144,9 +144,7 @@ fn bios_ipxe_rom_boots_from_proxy_dhcp_beside_dnsmasq() {
     let boot = qemu::boot(&lab, &tap, Firmware::BiosIpxeRom, MAC, &guest.marker, qemu::BOOT_TIMEOUT);
     eprintln!("BOOT TIME proxy_bios_ipxe_rom: {:.1} s", boot.elapsed.as_secs_f64());
 
-    let events = server.wait_for_events("HTTP transfers of kernel and initrd to finish", Duration::from_secs(5), |e| {
-        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
-    });
+    let events = server.wait_for_kernel_and_initrd();
     let leased = address_came_from_the_network(&events, &network, MAC);
     answered_boot(&events, MAC, true, "the script URL", |b| is_script_url(b, server.ip, server.http_port));
     served_to_leased_client(&events, "http", "boot.ipxe", &leased, None);
@@ -164,9 +162,7 @@ fn ovmf_native_pxe_chains_ipxe_efi_from_proxy_dhcp_beside_dnsmasq() {
     let boot = qemu::boot(&lab, &tap, Firmware::UefiNativePxe, MAC, &guest.marker, qemu::BOOT_TIMEOUT);
     eprintln!("BOOT TIME proxy_uefi_native_pxe: {:.1} s", boot.elapsed.as_secs_f64());
 
-    let events = server.wait_for_events("HTTP transfers of kernel and initrd to finish", Duration::from_secs(5), |e| {
-        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
-    });
+    let events = server.wait_for_kernel_and_initrd();
     let leased = address_came_from_the_network(&events, &network, MAC);
     // Firmware PXE (not iPXE) was told ipxe.efi, then fetched it from our TFTP.
     answered_boot(&events, MAC, false, UEFI_FILE, |b| b == UEFI_FILE);
@@ -187,19 +183,16 @@ fn a_secure_boot_machine_boots_the_signed_chain_from_proxy_dhcp_beside_dnsmasq()
     const MAC: &str = "52:54:00:e1:5b:01";
     let next_server = |ours: Ipv4Addr| vec![format!("--dhcp-boot={SHIM_FILE},portapxe,{ours}")];
     let (mut lab, network, server, guest) = proxy_lab_with("proxy-sb", signed_boot_setup, next_server);
-    let warned = server.wait_for_events("the proxy-mode warning", Duration::from_secs(5), |events| {
+    server.wait_for_events("the proxy-mode warning", Duration::from_secs(5), |events| {
         events.services().iter().any(|s| !s.ok && s.message.contains(&format!("next-server to {}", server.ip)))
     });
-    assert!(!warned.is_empty());
     let tap = lab.add_tap().unwrap();
 
     let boot = qemu::boot(&lab, &tap, Firmware::UefiSecureBoot, MAC, &guest.marker, qemu::BOOT_TIMEOUT);
     eprintln!("BOOT TIME proxy_uefi_secure_boot_signed_chain: {:.1} s", boot.elapsed.as_secs_f64());
-    assert!(boot.serial.contains("Secure boot enabled"), "the kernel did not report Secure Boot on:\n{}", boot.serial);
+    expect::secure_boot_was_on(&boot);
 
-    let events = server.wait_for_events("TFTP transfers of kernel and initrd to finish", Duration::from_secs(5), |e| {
-        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
-    });
+    let events = server.wait_for_kernel_and_initrd();
     let leased = address_came_from_the_network(&events, &network, MAC);
     // The firmware was told shim in our proxy answer; shim, GRUB and its config, then
     // the kernel and initrd all came from our TFTP to the address dnsmasq leased.
@@ -222,10 +215,8 @@ fn a_secure_boot_machine_boots_over_uefi_http_boot_from_proxy_dhcp_beside_dnsmas
 
     let boot = qemu::boot(&lab, &tap, Firmware::UefiSecureBootHttp, MAC, &guest.marker, qemu::BOOT_TIMEOUT);
     eprintln!("BOOT TIME proxy_uefi_secure_boot_http_boot: {:.1} s", boot.elapsed.as_secs_f64());
-    assert!(boot.serial.contains("Secure boot enabled"), "Secure Boot was not on:\n{}", boot.serial);
-    let events = server.wait_for_events("TFTP transfers of kernel and initrd to finish", Duration::from_secs(5), |e| {
-        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
-    });
+    expect::secure_boot_was_on(&boot);
+    let events = server.wait_for_kernel_and_initrd();
     let leased = address_came_from_the_network(&events, &network, MAC);
     served_to_leased_client(&events, "http", "signed-http-boot.iso", &leased, None);
     served_to_leased_client(&events, "tftp", "vmlinuz", &leased, Some(guest.kernel_size()));

@@ -22,14 +22,8 @@ fn a_secure_boot_machine_boots_the_signed_chain_with_the_defaults() {
 
     let boot = qemu::boot(&lab, &tap, Firmware::UefiSecureBoot, MAC, &guest.marker, qemu::BOOT_TIMEOUT);
     eprintln!("BOOT TIME uefi_secure_boot_signed_chain: {:.1} s", boot.elapsed.as_secs_f64());
-    assert!(
-        boot.serial.contains("Secure boot enabled"),
-        "the kernel did not report Secure Boot on; serial:\n{}",
-        boot.serial
-    );
-    let events = server.wait_for_events("TFTP transfers of kernel and initrd", Duration::from_secs(5), |e| {
-        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
-    });
+    expect::secure_boot_was_on(&boot);
+    let events = server.wait_for_kernel_and_initrd();
     expect::booted_signed_chain(&events, MAC, &guest);
 }
 
@@ -47,21 +41,17 @@ fn a_secure_boot_machine_boots_the_signed_chain_over_uefi_http_boot() {
 
     let boot = qemu::boot(&lab, &tap, Firmware::UefiSecureBootHttp, MAC, &guest.marker, qemu::BOOT_TIMEOUT);
     eprintln!("BOOT TIME uefi_secure_boot_http_boot_signed_chain: {:.1} s", boot.elapsed.as_secs_f64());
-    assert!(boot.serial.contains("Secure boot enabled"), "Secure Boot was not on:\n{}", boot.serial);
-    let events = server.wait_for_events("TFTP transfers of kernel and initrd", Duration::from_secs(5), |e| {
-        has_finished(e, "vmlinuz") && has_finished(e, "initrd.img")
-    });
-    let answered: Vec<String> = events.dhcp_for(MAC).iter().filter_map(|d| d.boot.clone()).collect();
+    expect::secure_boot_was_on(&boot);
+    let events = server.wait_for_kernel_and_initrd();
     let url = format!("http://{}/{IMAGE}", server.ip);
-    assert!(answered.contains(&url), "the HTTP boot client was not told {url}: {answered:?}");
-    let transfers = events.transfers();
-    let finished = |protocol: &str, file: &str| {
-        transfers.iter().any(|t| t.protocol == protocol && t.name() == file && t.finished_bytes().is_some())
-    };
-    assert!(finished("http", IMAGE), "{IMAGE} was not sent over HTTP");
-    for file in ["grub/grub.cfg", "vmlinuz", "initrd.img"] {
-        assert!(finished("tftp", file), "{file} was not sent over TFTP");
-    }
+    let told = expect::acks(&events, MAC).into_iter().find(|ack| ack.boot.as_deref() == Some(url.as_str()));
+    let address = told
+        .and_then(|ack| ack.address)
+        .unwrap_or_else(|| panic!("no ACK told {MAC} {url}:\n{}", expect::dhcp_story(&events, MAC)));
+    expect::finished_nonempty(&events, "http", IMAGE, address);
+    expect::finished_nonempty(&events, "tftp", "grub/grub.cfg", address);
+    expect::finished_once(&events, "tftp", "vmlinuz", address, guest.kernel_size());
+    expect::finished_once(&events, "tftp", "initrd.img", address, guest.initrd_size());
 }
 
 /// The client's diagnosis in the `--status` file, if it has one.

@@ -307,11 +307,7 @@ impl UiSnapshot {
                     summary: conflict.summary.clone(),
                     expected: conflict.expected,
                 };
-                match self.conflicts.iter_mut().find(|c| {
-                    c.server.server_id == entry.server.server_id
-                        && c.server.role == entry.server.role
-                        && c.server.provenance.serves_this_segment() == entry.server.provenance.serves_this_segment()
-                }) {
+                match self.conflicts.iter_mut().find(|c| c.server.key() == entry.server.key()) {
                     Some(existing) => *existing = entry,
                     None => self.conflicts.push(entry),
                 }
@@ -769,13 +765,7 @@ impl Actor {
             s.clients = clients;
             // Sightings the engine knows but no event named yet (e.g. from the start probe).
             for server in seen {
-                let serves = server.provenance.serves_this_segment();
-                let known = s.conflicts.iter().any(|c| {
-                    c.server.server_id == server.server_id
-                        && c.server.role == server.role
-                        && c.server.provenance.serves_this_segment() == serves
-                });
-                if !known {
+                if !s.conflicts.iter().any(|c| c.server.key() == server.key()) {
                     let summary = server.describe();
                     s.conflicts.push(ConflictEntry { server, summary, expected: false });
                 }

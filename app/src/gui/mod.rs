@@ -66,25 +66,17 @@ pub fn run(start: bool) -> anyhow::Result<ExitCode> {
     let mut failures = Vec::new();
     for (index, &renderer) in attempts.iter().enumerate() {
         let tried = Instant::now();
-        match open_window(renderer, start) {
-            Ok(()) => return Ok(ExitCode::SUCCESS),
-            Err(err) if tried.elapsed() >= FIRST_FRAMES => {
-                // It drew, then lost its renderer: not a missing display.
-                eprintln!("portapxe: the window closed: {renderer} failed after it had drawn ({err})");
-                return Ok(ExitCode::from(2));
-            }
-            Err(err) => {
-                let next = attempts.get(index + 1);
-                match next {
-                    Some(next) => tracing::warn!("window: {renderer} failed ({err}); trying {next}"),
-                    None => tracing::warn!("window: {renderer} failed ({err})"),
-                }
-                failures.push(format!("{renderer}: {err}"));
-                if next.is_none() {
-                    break;
-                }
-            }
+        let Err(err) = open_window(renderer, start) else { return Ok(ExitCode::SUCCESS) };
+        if tried.elapsed() >= FIRST_FRAMES {
+            // It drew, then lost its renderer: not a missing display.
+            eprintln!("portapxe: the window closed: {renderer} failed after it had drawn ({err})");
+            return Ok(ExitCode::from(2));
         }
+        match attempts.get(index + 1) {
+            Some(next) => tracing::warn!("window: {renderer} failed ({err}); trying {next}"),
+            None => tracing::warn!("window: {renderer} failed ({err})"),
+        }
+        failures.push(format!("{renderer}: {err}"));
     }
     eprintln!("portapxe: cannot open the window: {}", failures.join("; "));
     eprintln!("{}", missing_display_hint());
@@ -122,19 +114,15 @@ fn open_window(renderer: renderer::Renderer, start: bool) -> Result<(), eframe::
                     text,
                 })
             };
-            // Starting would save the defaults over settings that could not be read.
-            let start = match (&problem, start) {
-                (Some(_), true) => {
-                    log("--start: not started, the saved settings could not be read (see above)".to_owned());
-                    false
-                }
-                (_, start) => start,
-            };
-            if let Some(problem) = problem {
+            if let Some(problem) = &problem {
                 log(format!("settings: {problem}"));
+                if start {
+                    // Starting would save the defaults over the settings that could not be read.
+                    log("--start: not started, the saved settings could not be read (see above)".to_owned());
+                }
             }
             let mut app = PortaApp::new(&cc.egui_ctx, handle, config);
-            if start {
+            if start && problem.is_none() {
                 app.start();
             }
             Ok(Box::new(app))

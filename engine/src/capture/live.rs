@@ -221,8 +221,7 @@ pub fn handle_frame(sinks: &mut CaptureSinks, at: Duration, frame: &[u8], origin
     }
     let Some(dhcp) = parse_dhcp_frame(frame) else { return };
     if dhcp.message.opcode() == dhcproto::v4::Opcode::BootRequest {
-        let reply = ReplyTo::of(&dhcp.message);
-        sinks.conflicts.saw_request(reply.xid, reply.client);
+        sinks.conflicts.saw_request(&dhcp.message);
         return;
     }
     // A server answers a client on the client port, and a relay on the server port with

@@ -57,6 +57,12 @@ pub struct ServerSighting {
 }
 
 impl ServerSighting {
+    /// What tells sightings apart: the same server in another role, or a forged reply
+    /// naming a real server, is another sighting.
+    pub fn key(&self) -> (Ipv4Addr, ServerRole, bool) {
+        (self.server_id, self.role, self.provenance.serves_this_segment())
+    }
+
     pub fn offers_boot(&self) -> bool {
         self.boot_file.is_some() || self.pxe
     }
@@ -170,11 +176,10 @@ impl ConflictDetector {
         if self.is_ours(&sighting) {
             return None;
         }
-        let serves = sighting.provenance.serves_this_segment();
-        let key = (sighting.server_id, sighting.role, serves);
+        let key = sighting.key();
         // Doubtful sightings have a limit of their own: a flood of forged replies must
         // not take the places of real servers.
-        let full = self.seen.keys().filter(|(_, _, known)| *known == serves).count() >= MAX_SERVERS;
+        let full = self.seen.keys().filter(|(_, _, serves)| *serves == key.2).count() >= MAX_SERVERS;
         match self.seen.get_mut(&key) {
             Some(known) => {
                 // Fill in what a later reply tells (boot file from the PXE probe, MAC from capture).

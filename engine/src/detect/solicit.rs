@@ -72,12 +72,19 @@ pub struct ReplyTo {
 
 impl ReplyTo {
     pub fn of(message: &Message) -> Self {
-        let mut client = [0u8; 6];
-        let chaddr = message.chaddr();
-        let len = chaddr.len().min(6);
-        client[..len].copy_from_slice(&chaddr[..len]);
-        Self { xid: message.xid(), client, relay: Some(message.giaddr()).filter(|ip| !ip.is_unspecified()) }
+        let (xid, client) = exchange(message);
+        Self { xid, client, relay: Some(message.giaddr()).filter(|ip| !ip.is_unspecified()) }
     }
+}
+
+/// What a request and the replies to it share: the transaction ID and the client's
+/// hardware address (`chaddr`, first 6 bytes).
+pub fn exchange(message: &Message) -> (u32, [u8; 6]) {
+    let mut client = [0u8; 6];
+    let chaddr = message.chaddr();
+    let len = chaddr.len().min(6);
+    client[..len].copy_from_slice(&chaddr[..len]);
+    (message.xid(), client)
 }
 
 /// Client requests seen on this segment recently, and the subnet they belong to.

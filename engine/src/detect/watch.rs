@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dhcproto::v4::Message;
 use ipnet::Ipv4Net;
 use tokio::task::JoinHandle;
 
 use super::classify::{ConflictDetector, ServerRole, ServerSighting, classify};
-use super::solicit::{Provenance, RecentRequests, ReplyTo};
+use super::solicit::{Provenance, RecentRequests, ReplyTo, exchange};
 use crate::events::{ConflictEvent, EngineEvent, EventSink, Service, ServiceEvent};
 use crate::message_type::DhcpMessage;
 use crate::pxe::decode_message;
@@ -60,8 +61,9 @@ impl Conflicts {
     }
 
     /// A client's request (any BOOTREQUEST) was seen on the segment.
-    pub fn saw_request(&self, xid: u32, client: [u8; 6]) {
+    pub fn saw_request(&self, request: &Message) {
         if let Some(requests) = &self.requests {
+            let (xid, client) = exchange(request);
             lock(requests).saw(xid, client, Instant::now());
         }
     }
@@ -76,8 +78,12 @@ impl Conflicts {
 
     /// Reports `sighting`, a reply another server sent to a client (`reply`), with
     /// what its packet tells of its origin.
-    pub fn observe_reply(&self, mut sighting: ServerSighting, reply: &ReplyTo) {
-        sighting.provenance = self.provenance(reply);
+    pub fn observe_reply(&self, sighting: ServerSighting, reply: &ReplyTo) {
+        self.observe_as(sighting, self.provenance(reply));
+    }
+
+    fn observe_as(&self, mut sighting: ServerSighting, provenance: Provenance) {
+        sighting.provenance = provenance;
         self.observe(sighting);
     }
 
@@ -204,13 +210,14 @@ pub fn start(interface: &Interface, client_port: u16, conflicts: Conflicts) -> i
 /// Reports a reply; one that answers no request seen yet gets a second look shortly
 /// after, because our DHCP service reads the request on another socket.
 fn judge(conflicts: &Conflicts, sighting: ServerSighting, reply: ReplyTo) {
-    if conflicts.provenance(&reply) != Provenance::Unsolicited {
-        return conflicts.observe_reply(sighting, &reply);
+    let provenance = conflicts.provenance(&reply);
+    if provenance != Provenance::Unsolicited {
+        return conflicts.observe_as(sighting, provenance);
     }
     let waiting = Arc::clone(&conflicts.rechecks);
     if waiting.fetch_add(1, Ordering::Relaxed) >= MAX_RECHECKS {
         waiting.fetch_sub(1, Ordering::Relaxed);
-        return conflicts.observe_reply(sighting, &reply);
+        return conflicts.observe_as(sighting, provenance);
     }
     let conflicts = conflicts.clone();
     tokio::spawn(async move {
@@ -287,7 +294,9 @@ mod tests {
         assert!(said[1].contains("relay agent 192.168.9.1"), "{said:?}");
 
         // The same server answering a request a client broadcast here is real.
-        conflicts.saw_request(43, client);
+        let mut request = Message::default();
+        request.set_xid(43).set_chaddr(&client);
+        conflicts.saw_request(&request);
         conflicts.observe_reply(offer([10, 77, 0, 2]), &ReplyTo { xid: 43, client, relay: None });
         assert!(conflicts.full_dhcp_halted());
         let said = summaries(&mut events);

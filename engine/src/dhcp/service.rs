@@ -320,7 +320,7 @@ impl ServeState {
                 return None;
             }
         };
-        self.conflicts.saw_request(message.xid(), request.mac.0);
+        self.conflicts.saw_request(&message);
         if request.message_type == MessageType::Request
             && let Some(server) = request.server_id.filter(|id| *id != self.settings.decision.server_ip)
         {

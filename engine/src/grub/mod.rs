@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 mod http_boot;
 
-pub use http_boot::{HTTP_BOOT_IMAGE, HttpBootImageError, bootstrap_config, http_boot_image};
+pub use http_boot::{HTTP_BOOT_IMAGE, HttpBootImageError, http_boot_image};
 
 use crate::config::BootEntry;
 use crate::iso::{IsoBoot, IsoPlans};
