@@ -27,6 +27,7 @@ pub mod signature;
 pub mod socket;
 pub mod tftp;
 pub mod url;
+pub mod wake;
 
 pub use engine::{
     CaptureStatus, Engine, EngineError, EngineStatus, SignedChain, StartOptions, boot_settings,

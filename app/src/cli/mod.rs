@@ -1,4 +1,4 @@
-//! The headless command line: `serve`, `interfaces`, `scan`, `export`. The
+//! The headless command line: `serve`, `interfaces`, `scan`, `export`, `wake`. The
 //! end-to-end tests drive the product through these names, so they are a contract.
 //! With no subcommand, `portapxe` opens the desktop window.
 
@@ -6,6 +6,7 @@ mod export;
 mod interfaces;
 mod scan;
 mod serve;
+mod wake;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,8 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Print the configuration that makes an existing DHCP server send clients to PortaPXE.
     Export(Box<export::ExportArgs>),
+    /// Wake seats with Wake-on-LAN magic packets, broadcast on one interface.
+    Wake(wake::WakeArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Interfaces(args)) => interfaces::run(args),
         Some(Command::Scan(args)) => scan::run(args),
         Some(Command::Export(args)) => export::run(*args),
+        Some(Command::Wake(args)) => wake::run(args),
         None => crate::gui::run(cli.start),
     }
 }
