@@ -9,6 +9,7 @@ mod engine;
 pub mod events;
 pub mod export;
 pub mod grub;
+pub mod imaging;
 pub mod http;
 pub mod ipxe;
 pub mod iso;

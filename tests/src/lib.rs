@@ -15,6 +15,7 @@
 //! | [`events`] | the `--events` JSON lines, typed |
 //! | [`expect`] | assertions over events that print the evidence when they fail |
 //! | [`guest`] | guest kernel, busybox initramfs with a per-run marker, iPXE binaries |
+//! | [`imaging`] | image folders in PortaPXE's format, udpcast `udp-receiver` seats, checks of what they received |
 //! | [`qemu`] | QEMU command lines, bounded wait for the marker, boot time |
 //! | [`clients`] | udhcpc, dhclient, tftp-hpa drivers |
 //! | [`wire`] | hand-built DHCP (valid and hostile) and a raw TFTP client |
@@ -28,6 +29,7 @@ pub mod clients;
 pub mod events;
 pub mod expect;
 pub mod guest;
+pub mod imaging;
 pub mod netns;
 pub mod process;
 pub mod qemu;

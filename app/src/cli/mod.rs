@@ -1,8 +1,9 @@
-//! The headless command line: `serve`, `interfaces`, `scan`, `export`, `wake`. The
+//! The headless command line: `serve`, `interfaces`, `scan`, `export`, `wake`, `image`. The
 //! end-to-end tests drive the product through these names, so they are a contract.
 //! With no subcommand, `portapxe` opens the desktop window.
 
 mod export;
+mod image;
 mod interfaces;
 mod scan;
 mod serve;
@@ -36,6 +37,8 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Print the configuration that makes an existing DHCP server send clients to PortaPXE.
     Export(Box<export::ExportArgs>),
+    /// Disk images: list them, restore one to many seats at once over multicast.
+    Image(image::ImageArgs),
     /// Wake seats with Wake-on-LAN magic packets, broadcast on one interface.
     Wake(wake::WakeArgs),
 }
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Scan(args)) => scan::run(args),
         Some(Command::Export(args)) => export::run(*args),
         Some(Command::Wake(args)) => wake::run(args),
+        Some(Command::Image(args)) => image::run(args),
         None => crate::gui::run(cli.start),
     }
 }

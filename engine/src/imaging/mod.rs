@@ -1,0 +1,5 @@
+//! Classroom imaging: images of a disk kept in an image folder, and a multicast
+//! restore session that sends one to every seat at once.
+
+pub mod image;
+pub mod multicast;
