@@ -18,7 +18,8 @@ apt-get install -y -qq --no-install-recommends \
     libpcap-dev pkg-config ca-certificates tcpdump \
     mesa-vulkan-drivers xvfb x11-apps x11-utils sbsigntool \
     xorriso isolinux syslinux-common memtest86+ \
-    live-boot live-boot-initramfs-tools initramfs-tools squashfs-tools zstd
+    live-boot live-boot-initramfs-tools initramfs-tools squashfs-tools zstd \
+    udpcast partclone extlinux fdisk e2fsprogs kmod
 bash tests/lab/prepare-guest.sh target/lab
 # The ISO images the ISO tests boot: a Debian mini.iso built from the netboot installer,
 # and a live-boot ISO (Debian's kernel, an initrd with live-boot, a busybox squashfs).
