@@ -38,6 +38,15 @@ pub fn describe(event: &EngineEvent) -> (Level, String) {
             (Level::Warn, conflict.summary.clone())
         }
         EngineEvent::Conflict(conflict) => (Level::Warn, format!("CONFLICT: {}", conflict.summary)),
+        EngineEvent::Imaging(imaging) => {
+            use portapxe_engine::events::{ImagingWhat, SeatPhase};
+            let level = match &imaging.what {
+                ImagingWhat::CaptureFailed { .. } | ImagingWhat::Refused { .. } => Level::Warn,
+                ImagingWhat::Seat { phase: SeatPhase::Failed, .. } => Level::Warn,
+                _ => Level::Info,
+            };
+            (level, imaging.to_string())
+        }
         EngineEvent::Wire(wire) => (
             Level::Debug,
             format!(

@@ -326,11 +326,13 @@ pub struct StartOptions {
     /// Cancelling it ends a start still in progress (e.g. during the safety probe):
     /// the services already started are stopped and the start fails with `Cancelled`.
     pub cancel: Option<CancelStart>,
+    /// Capture and restore sessions: the agent's routes are served over HTTP.
+    pub imaging: Option<Arc<crate::imaging::hub::ImagingHub>>,
 }
 
 impl Default for StartOptions {
     fn default() -> Self {
-        Self { force_dhcp: false, probe_time: SAFETY_PROBE_LISTEN, capture_file: None, cancel: None }
+        Self { force_dhcp: false, probe_time: SAFETY_PROBE_LISTEN, capture_file: None, cancel: None, imaging: None }
     }
 }
 
@@ -624,6 +626,7 @@ impl Engine {
                 bind: SocketAddr::new(bind_ip, config.http.port),
                 root: root.clone(),
                 interface: Some(serving_interface.clone()),
+                routes: options.imaging.clone().map(crate::imaging::routes::routes),
             };
             let http = crate::http::start(settings, generated.clone(), self.events.clone()).await?;
             self.status.http = Some(http.local_addr());

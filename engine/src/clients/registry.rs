@@ -177,7 +177,8 @@ impl ClientRegistry {
             EngineEvent::Dhcp(dhcp) => self.apply_dhcp(dhcp, now),
             EngineEvent::Transfer(transfer) => self.apply_transfer(transfer, now),
             EngineEvent::Wire(wire) => self.apply_wire(wire, now),
-            EngineEvent::Service(_) | EngineEvent::Conflict(_) => {}
+            // Imaging has its own grid (seat, phase, progress); the registry keeps boots.
+            EngineEvent::Service(_) | EngineEvent::Conflict(_) | EngineEvent::Imaging(_) => {}
         }
         self.forget_idle(now);
     }

@@ -12,8 +12,10 @@ use tokio::sync::broadcast;
 pub use crate::mac::MacAddr;
 
 mod dhcp;
+mod imaging;
 pub use crate::message_type::DhcpMessage;
 pub use dhcp::{DhcpEvent, DhcpReason, DhcpRole};
+pub use imaging::{ImagingEvent, ImagingWhat, SeatPhase};
 
 /// How many events a slow subscriber may fall behind before it loses some.
 const EVENT_BACKLOG: usize = 4096;
@@ -29,6 +31,8 @@ pub enum EngineEvent {
     Conflict(ConflictEvent),
     /// Another server's reply to a client, seen by packet capture.
     Wire(WireDhcp),
+    /// Capture and restore of disk images.
+    Imaging(ImagingEvent),
 }
 
 /// A DHCP reply from another server, as captured.

@@ -25,4 +25,5 @@ mod zero_copy;
 #[cfg(test)]
 mod tests;
 
+pub use observe::Peer;
 pub use server::{HttpService, HttpSettings, HttpStartError, start};

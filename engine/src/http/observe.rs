@@ -30,7 +30,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The client's address, put into each request as axum's `ConnectInfo`.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Peer(pub SocketAddr);
+pub struct Peer(pub SocketAddr);
 
 /// Middleware: reports what happened to the request as transfer events.
 pub(super) async fn report_transfer(State(events): State<EventSink>, request: Request, next: Next) -> Response {

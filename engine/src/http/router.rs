@@ -37,8 +37,9 @@ pub(super) struct FromBootRoot;
 #[derive(Clone, Debug)]
 pub(super) struct FromImage(pub(super) ImageSpan);
 
-/// Every URL's answer, without transfer events. `root` must be canonical.
-pub(super) fn files(root: Arc<Path>, generated: Served) -> Router {
+/// Every URL's answer, without transfer events. `root` must be canonical. `routes`
+/// (the engine's own, e.g. imaging) answer their paths before any file.
+pub(super) fn files(root: Arc<Path>, generated: Served, routes: Option<Router>) -> Router {
     let boot_root = ServeDir::with_backend(&root, RootBackend::new(root.clone()))
         // No index.html, no directory redirects: a directory is simply not found.
         .append_index_html_on_directories(false)
@@ -50,7 +51,12 @@ pub(super) fn files(root: Arc<Path>, generated: Served) -> Router {
         .with_buf_chunk_size(HTTP_READ_CHUNK);
     let boot_root = MapResponseLayer::new(mark_from_boot_root).layer(boot_root);
 
-    Router::new().fallback_service(boot_root).layer(middleware::from_fn_with_state(generated, serve_generated))
+    let files =
+        Router::new().fallback_service(boot_root).layer(middleware::from_fn_with_state(generated, serve_generated));
+    match routes {
+        Some(routes) => routes.merge(files),
+        None => files,
+    }
 }
 
 /// [`files`] with a transfer event story for every request, for the connections hyper serves.

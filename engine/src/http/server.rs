@@ -23,13 +23,15 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(200);
 
 /// Where to listen and what to serve.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub bind: SocketAddr,
     /// The boot root; every URL path is looked up below it.
     pub root: PathBuf,
     /// Accept only connections that arrive on this interface (`None`: any).
     pub interface: Option<crate::socket::Interface>,
+    /// Routes the engine adds beside the boot files (imaging's), tried first.
+    pub routes: Option<axum::Router>,
 }
 
 /// Why the HTTP service did not start. The message says what to do about it.
@@ -115,7 +117,7 @@ pub async fn start(
 
     let (graceful, graceful_rx) = oneshot::channel();
     let (cut, cut_rx) = watch::channel(false);
-    let files = router::files(root.clone(), generated);
+    let files = router::files(root.clone(), generated, settings.routes);
     let admission = Admission::new(admission::connection_cap(crate::limits::open_file_soft_limit()));
     let site = Arc::new(Site {
         observed: router::observed(files.clone(), events.clone()),

@@ -57,7 +57,7 @@ impl Fixture {
         let sink = EventSink::new();
         let events = sink.subscribe();
         let generated = Served::new([("boot.ipxe".to_string(), Bytes::from(SCRIPT))]);
-        let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root, interface: None };
+        let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root, interface: None, routes: None };
         let service = start(settings, generated, sink).await.expect("start");
         Self { _tmp: tmp, service, events }
     }
@@ -417,7 +417,7 @@ async fn stop_cuts_a_stalled_transfer_and_frees_the_port() {
     .expect("an end event");
     assert!(matches!(failed, TransferPhase::Failed { .. }), "{failed:?}");
 
-    let again = HttpSettings { bind: addr, root: _tmp.path().join("root"), interface: None };
+    let again = HttpSettings { bind: addr, root: _tmp.path().join("root"), interface: None, routes: None };
     let service = start(again, Served::default(), EventSink::new()).await.expect("rebind");
     assert_eq!(get(service.local_addr(), "/small.bin").await.status, 200);
     service.stop().await;
@@ -570,7 +570,7 @@ async fn a_port_in_use_is_a_clear_error() {
     let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = holder.local_addr().expect("addr");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let settings = HttpSettings { bind: addr, root: tmp.path().to_path_buf(), interface: None };
+    let settings = HttpSettings { bind: addr, root: tmp.path().to_path_buf(), interface: None, routes: None };
     let error = start(settings, Served::default(), EventSink::new()).await.expect_err("the port is taken");
     assert!(matches!(error, HttpStartError::AddressInUse { .. }), "{error:?}");
     let message = error.to_string();
@@ -582,14 +582,14 @@ async fn a_port_in_use_is_a_clear_error() {
 async fn a_missing_root_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let missing = tmp.path().join("no-such-folder");
-    let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: missing.clone(), interface: None };
+    let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: missing.clone(), interface: None, routes: None };
     let error = start(settings, Served::default(), EventSink::new()).await.expect_err("no root");
     assert!(matches!(error, HttpStartError::Root { .. }), "{error:?}");
     assert!(error.to_string().contains(&missing.display().to_string()));
 
     let file = tmp.path().join("file");
     std::fs::write(&file, "x").expect("write");
-    let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: file, interface: None };
+    let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: file, interface: None, routes: None };
     let error = start(settings, Served::default(), EventSink::new()).await.err();
     assert!(matches!(error, Some(HttpStartError::Root { .. })), "{error:?}");
 }
@@ -630,7 +630,7 @@ async fn a_file_inside_an_iso_image_is_served_whole_and_by_range() {
     let root = images.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let served = Served::default().with_images([crate::iso::testing::mounted(&iso, "iso/live.iso")]);
-    let settings = HttpSettings { bind: "127.0.0.1:0".parse().unwrap(), root, interface: None };
+    let settings = HttpSettings { bind: "127.0.0.1:0".parse().unwrap(), root, interface: None, routes: None };
     let service = start(settings, served, EventSink::new()).await.expect("start");
     let addr = service.local_addr();
     let path = "/iso/live.iso/live/filesystem.squashfs";

@@ -1,5 +1,8 @@
 //! Classroom imaging: images of a disk kept in an image folder, and a multicast
 //! restore session that sends one to every seat at once.
 
+pub mod capture;
+pub mod hub;
 pub mod image;
 pub mod multicast;
+pub mod routes;
