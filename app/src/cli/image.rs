@@ -1,16 +1,29 @@
-//! `portapxe image list` and `portapxe image restore`: the images in the image folder,
-//! and a multicast restore session that sends one to every seat at once (the seats run
-//! udpcast's `udp-receiver`, as FOG's and Clonezilla's do).
+//! `portapxe image list`, `capture` and `restore`: the images in the image folder; a
+//! capture of one machine's disk by the imaging agent it boots; a multicast restore
+//! session that sends one image to every seat at once (udpcast-compatible: the agent
+//! runs udpcast's `udp-receiver`, as FOG's and Clonezilla's seats do).
+//!
+//! `capture` and `restore --boot` serve network boot like `serve` (the same flags) so
+//! the seats boot the agent, and end when the job is done.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use portapxe_engine::config::{BootEntry, Config};
+use portapxe_engine::events::{EngineEvent, ImagingWhat, SeatPhase};
+use portapxe_engine::imaging::hub::{AgentBoot, ImagingHub, RestoreOffer, Seats};
 use portapxe_engine::imaging::image::{self, Image, Listed};
 use portapxe_engine::imaging::multicast::wire::{DEFAULT_PORT_BASE, default_group};
 use portapxe_engine::imaging::multicast::{Ending, Link, SenderSettings, SessionEvent, StartWhen, run_session};
+use portapxe_engine::mac::MacAddr;
 use portapxe_engine::net::find_up_interface;
+use portapxe_engine::rules::{ClientRule, MacPattern};
+use portapxe_engine::{EngineStatus, EventSink};
+
+use super::serve::{ServeArgs, ServePlan, run_plan};
 
 #[derive(Debug, clap::Args)]
 pub struct ImageArgs {
@@ -22,8 +35,46 @@ pub struct ImageArgs {
 enum ImageCommand {
     /// List the images in the image folder.
     List(ListArgs),
+    /// Capture one machine's disk: serve network boot so it boots the imaging agent, which
+    /// sends its partition table and partitions into a new image. Ends when the image is saved.
+    Capture(Box<CaptureArgs>),
     /// Send an image to every seat at once over multicast (udpcast-compatible).
-    Restore(RestoreArgs),
+    Restore(Box<RestoreArgs>),
+}
+
+/// The imaging agent's boot files, served like any boot file (from `--root`, or the
+/// folder of loaders an installed PortaPXE serves).
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// The agent's kernel (a path the server serves).
+    #[arg(long, default_value = "agent/vmlinuz")]
+    agent_kernel: String,
+    /// The agent's initramfs.
+    #[arg(long, default_value = "agent/initrd.img")]
+    agent_initrd: String,
+    /// Extra kernel arguments for the agent, e.g. "console=ttyS0,115200".
+    #[arg(long, default_value = "")]
+    agent_cmdline: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct CaptureArgs {
+    /// The machine to capture.
+    #[arg(long, value_parser = parse_mac)]
+    mac: MacAddr,
+    /// The new image's name.
+    #[arg(long)]
+    name: String,
+    #[command(flatten)]
+    folder: Folder,
+    #[command(flatten)]
+    agent: AgentArgs,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+fn parse_mac(text: &str) -> Result<MacAddr, String> {
+    text.parse()
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,14 +105,22 @@ struct ListArgs {
 struct RestoreArgs {
     /// The image's name (see `portapxe image list`).
     name: String,
-    /// Interface the seats are on.
-    #[arg(long)]
-    interface: String,
     #[command(flatten)]
     folder: Folder,
     /// Start as soon as this many seats joined (and take no more).
     #[arg(long)]
     seats: Option<usize>,
+    /// Only these machines (repeat); with --boot they boot the agent, others their disk.
+    #[arg(long, value_parser = parse_mac)]
+    mac: Vec<MacAddr>,
+    /// Also serve network boot so the seats boot the imaging agent, which joins the session,
+    /// checks every partition and restarts the seat into its restored disk.
+    #[arg(long)]
+    boot: bool,
+    #[command(flatten)]
+    agent: AgentArgs,
+    #[command(flatten)]
+    serve: ServeArgs,
     /// Seconds to wait for seats; then start with those that joined.
     #[arg(long, default_value_t = 120)]
     wait: u64,
@@ -79,7 +138,8 @@ struct RestoreArgs {
 pub fn run(args: ImageArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ImageCommand::List(args) => list(args),
-        ImageCommand::Restore(args) => restore(args),
+        ImageCommand::Capture(args) => capture(*args),
+        ImageCommand::Restore(args) => restore(*args),
     }
 }
 
@@ -121,29 +181,123 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The name of the boot entry that sends seats to imaging.
+const IMAGING_ENTRY: &str = "PortaPXE imaging";
+
+/// The serving address, for the agent's boot and the multicast session.
+fn serving_facts(config: &Config) -> anyhow::Result<(portapxe_engine::net::InterfaceInfo, portapxe_engine::config::InterfaceFacts)> {
+    if config.interface.is_empty() {
+        anyhow::bail!("--interface is required (see `portapxe interfaces`)");
+    }
+    let interface = find_up_interface(&config.interface)?;
+    let facts =
+        interface.facts().with_context(|| format!("interface {:?} has no IPv4 address to serve from", interface.name))?;
+    Ok((interface, facts))
+}
+
+/// Makes the seats in `pins` (or every machine, when empty) network-boot into imaging:
+/// an iPXE entry that asks PortaPXE, per MAC, for the agent or the local disk.
+fn add_imaging_entry(config: &mut Config, hub: &ImagingHub, address: std::net::Ipv4Addr, agent: &AgentArgs, pins: &[MacAddr]) {
+    let server = format!("{address}:{}", config.http.port);
+    let base = if config.http.port == 80 { format!("http://{address}") } else { format!("http://{server}") };
+    hub.set_agent(AgentBoot {
+        base_url: base.clone(),
+        kernel: agent.agent_kernel.clone(),
+        initrd: agent.agent_initrd.clone(),
+        server,
+        cmdline: agent.agent_cmdline.clone(),
+    });
+    // The generated script is what can pin a seat to an entry.
+    config.boot.ipxe_script = None;
+    let entry = BootEntry::Chain { name: IMAGING_ENTRY.into(), url: format!("{base}/imaging/boot.ipxe?mac=${{net0/mac}}") };
+    if pins.is_empty() {
+        config.boot.entries.insert(0, entry);
+        return;
+    }
+    config.boot.entries.push(entry);
+    let rules = pins.iter().map(|mac| ClientRule {
+        mac: mac.to_string().parse::<MacPattern>().ok(),
+        entry: Some(IMAGING_ENTRY.into()),
+        ..ClientRule::default()
+    });
+    let existing = std::mem::take(&mut config.rules.clients);
+    config.rules.clients = rules.chain(existing).collect();
+}
+
+fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
+    let images = args.folder.path()?;
+    let sink = EventSink::new();
+    let hub = ImagingHub::new(images.clone(), sink.clone());
+    hub.arm_capture(args.mac, &args.name)?;
+    let mut plan: ServePlan = args.serve.into_plan()?;
+    let (_, facts) = serving_facts(&plan.config)?;
+    add_imaging_entry(&mut plan.config, &hub, facts.address, &args.agent, &[args.mac]);
+    plan.options.imaging = Some(Arc::clone(&hub));
+    println!(
+        "Capture {} into image {:?} in {}: network-boot that machine now.",
+        args.mac,
+        args.name,
+        images.display()
+    );
+    let mut events = sink.subscribe();
+    let name = args.name.clone();
+    run_plan(plan, sink, move |_: &EngineStatus, _| async move {
+        loop {
+            match events.recv().await {
+                Ok(EngineEvent::Imaging(event)) => match event.what {
+                    ImagingWhat::CaptureDone { name: done, bytes } if done == name => {
+                        println!("Image {name:?} saved: {}.", megabytes(bytes));
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    ImagingWhat::CaptureFailed { name: failed, why } if failed == name => {
+                        println!("Capture of {name:?} failed: {why}");
+                        return Ok(ExitCode::from(1));
+                    }
+                    _ => {}
+                },
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(ExitCode::from(1)),
+            }
+        }
+    })
+}
+
 /// What became of one seat, for the closing table.
 #[derive(Debug)]
 struct SeatRow {
     seat: std::net::SocketAddrV4,
     number: u16,
     result: String,
+    /// With --boot: the agent's last word (its MAC, phase and detail).
+    agent: Option<(MacAddr, SeatPhase, String)>,
+}
+
+/// Everything a restore session needs, whether it also serves network boot or not.
+struct Session {
+    link: Link,
+    settings: SenderSettings,
+    stream: image::ImageStream,
+    total: u64,
 }
 
 fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
-    let image = Image::open(&args.folder.path()?, &args.name)?;
-    let interface = find_up_interface(&args.interface)?;
-    let facts =
-        interface.facts().with_context(|| format!("interface {:?} has no IPv4 address to send from", interface.name))?;
+    let images = args.folder.path()?;
+    let image = Image::open(&images, &args.name)?;
     if args.seats == Some(0) {
         anyhow::bail!("--seats must be at least 1");
     }
-    let mut stream = image.stream()?;
+    if !args.mac.is_empty() && !args.boot {
+        anyhow::bail!("--mac needs --boot: the seats' MACs are known from the imaging agent they boot");
+    }
+    let mut plan: ServePlan = args.serve.into_plan()?;
+    let (interface, facts) = serving_facts(&plan.config)?;
+    let stream = image.stream()?;
     let total = stream.len();
     let group = default_group(facts.address);
     let link = Link {
         interface: (&interface).into(),
         address: facts.address,
-        broadcast: portapxe_engine::wake::destination(&facts).ip().to_owned(),
+        broadcast: *portapxe_engine::wake::destination(&facts).ip(),
         port_base: args.port_base,
     };
     let mut settings =
@@ -171,7 +325,72 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         args.port_base,
         args.port_base.wrapping_add(1)
     );
+    let session = Session { link, settings, stream, total };
+    if !args.boot {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rows = runtime.block_on(async {
+            tokio::select! {
+                sent = send(session) => sent.map(Some),
+                _ = tokio::signal::ctrl_c() => Ok(None),
+            }
+        })?;
+        let Some((ending, rows)) = rows else {
+            println!("Interrupted: the seats stop when they notice the sender is gone.");
+            return Ok(ExitCode::from(1));
+        };
+        return Ok(closing_table(ending, &rows));
+    }
+    let sink = EventSink::new();
+    let hub = ImagingHub::new(images, sink.clone());
+    add_imaging_entry(&mut plan.config, &hub, facts.address, &args.agent, &args.mac);
+    let seats = if args.mac.is_empty() { Seats::Any } else { Seats::Only(args.mac.clone()) };
+    hub.offer_restore(RestoreOffer {
+        name: image.manifest.name.clone(),
+        id: image.manifest.id.clone(),
+        port_base: args.port_base,
+        seats,
+    });
+    plan.options.imaging = Some(Arc::clone(&hub));
+    let mut events = sink.subscribe();
+    run_plan(plan, sink, move |_: &EngineStatus, _| async move {
+        let (ending, mut rows) = send(session).await?;
+        hub.end_restore();
+        // The seats still write and check their last partition: wait for each agent's word.
+        let waiting = hub.restoring();
+        let mut heard: Vec<(MacAddr, std::net::Ipv4Addr, SeatPhase, String)> = Vec::new();
+        let deadline = tokio::time::Instant::now() + SEAT_REPORT_WAIT;
+        while heard.len() < waiting.len() {
+            let event = match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) | Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => break,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Ok(event)) => event,
+            };
+            let EngineEvent::Imaging(event) = event else { continue };
+            let (Some(mac), Some(ip), ImagingWhat::Seat { phase, detail }) = (event.mac, event.seat, event.what) else {
+                continue;
+            };
+            if matches!(phase, SeatPhase::Done | SeatPhase::Failed) && waiting.contains(&mac) {
+                heard.retain(|(known, ..)| *known != mac);
+                heard.push((mac, ip, phase, detail));
+            }
+        }
+        for row in &mut rows {
+            row.agent = heard
+                .iter()
+                .find(|(_, ip, ..)| ip == row.seat.ip())
+                .map(|(mac, _, phase, detail)| (*mac, *phase, detail.clone()));
+        }
+        Ok(closing_table(ending, &rows))
+    })
+}
 
+/// How long a restore serving network boot waits, after the stream ended, for every
+/// seat's agent to report that it wrote and checked its disk.
+const SEAT_REPORT_WAIT: Duration = Duration::from_secs(180);
+
+/// Runs the multicast session, printing what happens, and returns each seat's row.
+async fn send(session: Session) -> anyhow::Result<(Ending, Vec<SeatRow>)> {
+    let Session { link, settings, mut stream, total } = session;
     let mut rows: Vec<SeatRow> = Vec::new();
     let mut started_at = None;
     let mut last_progress = Instant::now();
@@ -184,7 +403,7 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         match event {
             SessionEvent::Joined { seat, number } => {
                 println!("seat {} joined as #{number}", seat.ip());
-                rows.push(SeatRow { seat: *seat, number: *number, result: "joined".into() });
+                rows.push(SeatRow { seat: *seat, number: *number, result: "joined".into(), agent: None });
             }
             SessionEvent::Refused { seat, why } => println!("seat {} refused: {why}", seat.ip()),
             SessionEvent::Started { seats } => {
@@ -223,25 +442,29 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
             SessionEvent::Ended(ending) => println!("session ended: {ending}"),
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let ending = runtime.block_on(async {
-        tokio::select! {
-            ending = run_session(&link, settings, &mut stream, report) => ending.map(Some),
-            _ = tokio::signal::ctrl_c() => Ok(None),
-        }
-    })?;
-    let Some(ending) = ending else {
-        println!("Interrupted: the seats stop when they notice the sender is gone.");
-        return Ok(ExitCode::from(1));
-    };
+    let ending = run_session(&link, settings, &mut stream, report).await?;
     if let Some(started) = started_at {
         let seconds = started.elapsed().as_secs_f64();
         println!("Sent {} in {seconds:.1} s ({:.1} MB/s).", megabytes(total), total as f64 / 1e6 / seconds.max(0.001));
     }
-    println!("{:<16} {:<4} RESULT", "SEAT", "#");
-    for row in &rows {
-        println!("{:<16} {:<4} {}", row.seat.ip(), row.number, row.result);
+    Ok((ending, rows))
+}
+
+/// The grid every restore ends with; exit 0 only when every seat that joined has the
+/// image (and, when its agent reported, wrote and checked it).
+fn closing_table(ending: Ending, rows: &[SeatRow]) -> ExitCode {
+    println!("{:<16} {:<4} {:<17} RESULT", "SEAT", "#", "MAC");
+    let mut all_good = !rows.is_empty() && ending == Ending::Completed;
+    for row in rows {
+        let (mac, result) = match &row.agent {
+            Some((mac, phase, detail)) => {
+                all_good &= *phase == SeatPhase::Done;
+                (mac.to_string(), format!("{}; agent {phase}: {detail}", row.result))
+            }
+            None => ("-".to_string(), row.result.clone()),
+        };
+        all_good &= row.result == "finished";
+        println!("{:<16} {:<4} {:<17} {result}", row.seat.ip(), row.number, mac);
     }
-    let all_finished = !rows.is_empty() && rows.iter().all(|row| row.result == "finished");
-    Ok(if ending == Ending::Completed && all_finished { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    if all_good { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }

@@ -95,7 +95,7 @@ impl ServeArgs {
         self.into_plan().map(|plan| plan.config)
     }
 
-    fn into_plan(self) -> anyhow::Result<ServePlan> {
+    pub(super) fn into_plan(self) -> anyhow::Result<ServePlan> {
         let options =
             StartOptions { force_dhcp: self.force_dhcp, capture_file: self.capture.clone(), ..StartOptions::default() };
         let (events, status) = (self.events.clone(), self.status.clone());
@@ -179,15 +179,25 @@ fn iso_entry_name(image: &str) -> String {
 }
 
 /// Everything `serve` was asked to do.
-struct ServePlan {
-    config: Config,
-    options: StartOptions,
+pub(super) struct ServePlan {
+    pub config: Config,
+    pub options: StartOptions,
     events: Option<PathBuf>,
     status: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let ServePlan { config, options, events: events_file, status } = args.into_plan()?;
+    run_plan(args.into_plan()?, EventSink::new(), |_, _| std::future::pending())
+}
+
+/// Serves `plan` until interrupted or until `job` (started once the engine serves, with
+/// its status and the event sink) ends; `job`'s answer is the exit status.
+pub(super) fn run_plan<Job, Done>(plan: ServePlan, sink: EventSink, job: Job) -> anyhow::Result<ExitCode>
+where
+    Job: FnOnce(&portapxe_engine::EngineStatus, EventSink) -> Done,
+    Done: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let ServePlan { config, options, events: events_file, status } = plan;
     if config.interface.is_empty() {
         anyhow::bail!("--interface is required (see `portapxe interfaces`)");
     }
@@ -213,7 +223,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, options, events_out, status))
+    runtime.block_on(serve(config, options, events_out, status, sink, job))
 }
 
 /// The events file, appended to; its folder is made when missing.
@@ -224,13 +234,18 @@ fn open_events_file(path: &Path) -> std::io::Result<File> {
     File::options().create(true).append(true).open(path)
 }
 
-async fn serve(
+async fn serve<Job, Done>(
     config: Config,
     options: StartOptions,
     events_out: Option<BufWriter<File>>,
     status_file: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
-    let sink = EventSink::new();
+    sink: EventSink,
+    job: Job,
+) -> anyhow::Result<ExitCode>
+where
+    Job: FnOnce(&portapxe_engine::EngineStatus, EventSink) -> Done,
+    Done: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
     let logger = tokio::spawn(log_events(sink.subscribe(), events_out));
     let engine = match Engine::start_with(config, sink.clone(), options).await {
         Ok(engine) => engine,
@@ -259,10 +274,17 @@ async fn serve(
     );
     let shutdown = wait_for_shutdown();
     tokio::pin!(shutdown);
+    let job = job(engine.status(), sink.clone());
+    tokio::pin!(job);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut exit = Ok(ExitCode::SUCCESS);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            done = &mut job => {
+                exit = done;
+                break;
+            }
             _ = tick.tick() => {
                 if let Some(path) = &status_file {
                     write_status(path, &engine);
@@ -274,7 +296,7 @@ async fn serve(
     engine.stop().await;
     drop(sink);
     let _ = tokio::time::timeout(Duration::from_secs(2), logger).await;
-    Ok(ExitCode::SUCCESS)
+    exit
 }
 
 /// The status file a script or test polls: services, clients, other servers seen.

@@ -75,10 +75,66 @@ impl From<Refusal> for ImagingError {
     }
 }
 
+/// How a seat boots the agent: its kernel and initrd as served, and the kernel
+/// arguments (`portapxe.server=` is added).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentBoot {
+    /// Where the boot root is served, e.g. `http://10.0.0.1:80`.
+    pub base_url: String,
+    pub kernel: String,
+    pub initrd: String,
+    /// The HTTP server the agent talks to (`host:port`).
+    pub server: String,
+    pub cmdline: String,
+}
+
+impl AgentBoot {
+    /// The iPXE script that starts the agent.
+    pub fn script(&self) -> String {
+        let url = |path: &str| crate::url::url(&self.base_url, path);
+        let initrd_name = self.initrd.rsplit('/').next().unwrap_or("initrd.img");
+        format!(
+            "#!ipxe\necho PortaPXE: starting the imaging agent\nkernel {} initrd={initrd_name} portapxe.server={} {}\ninitrd --name {initrd_name} {}\nboot\n",
+            url(&self.kernel),
+            self.server,
+            self.cmdline.trim(),
+            url(&self.initrd)
+        )
+    }
+}
+
+/// What a seat that network-boots into imaging gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeatBoot {
+    /// It has a task: start the agent.
+    Agent(String),
+    /// Nothing to do, or it was just restored: boot the local disk.
+    LocalDisk,
+}
+
+impl SeatBoot {
+    /// The iPXE script.
+    pub fn script(&self) -> String {
+        match self {
+            Self::Agent(script) => script.clone(),
+            Self::LocalDisk => {
+                "#!ipxe\necho PortaPXE: nothing to image on this machine; booting its disk\nexit\n".into()
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     captures: Vec<CaptureSession>,
     restore: Option<RestoreOffer>,
+    agent: Option<AgentBoot>,
+    /// Seats that got the restore task, and those that finished it (their next
+    /// network boot goes to the local disk, once).
+    restoring: Vec<MacAddr>,
+    restored: Vec<MacAddr>,
+    /// Seats done with the current offer: it is not given to them again.
+    finished: Vec<MacAddr>,
 }
 
 /// Shared by the HTTP routes and whoever started the sessions (CLI, window).
@@ -133,8 +189,43 @@ impl ImagingHub {
         Ok(())
     }
 
+    /// How seats start the agent (without it, `seat_boot` always answers the local disk).
+    pub fn set_agent(&self, agent: AgentBoot) {
+        self.state().agent = Some(agent);
+    }
+
+    /// What `mac` boots when it network-boots into imaging: the agent while it has a
+    /// task; its disk otherwise, and once right after it was restored.
+    pub fn seat_boot(&self, mac: MacAddr) -> SeatBoot {
+        let mut state = self.state();
+        if let Some(at) = state.restored.iter().position(|done| *done == mac) {
+            state.restored.remove(at);
+            return SeatBoot::LocalDisk;
+        }
+        let capture = state
+            .captures
+            .iter()
+            .any(|s| s.mac == mac && matches!(s.state, CaptureState::Armed | CaptureState::Receiving { .. }));
+        let restore = !state.finished.contains(&mac)
+            && state.restore.as_ref().is_some_and(|offer| match &offer.seats {
+                Seats::Any => true,
+                Seats::Only(macs) => macs.contains(&mac),
+            });
+        match (&state.agent, capture || restore) {
+            (Some(agent), true) => SeatBoot::Agent(agent.script()),
+            _ => SeatBoot::LocalDisk,
+        }
+    }
+
+    /// Seats that were given the restore task (by MAC).
+    pub fn restoring(&self) -> Vec<MacAddr> {
+        self.state().restoring.clone()
+    }
+
     pub fn offer_restore(&self, offer: RestoreOffer) {
-        self.state().restore = Some(offer);
+        let mut state = self.state();
+        state.restore = Some(offer);
+        state.finished.clear();
     }
 
     pub fn end_restore(&self) {
@@ -144,6 +235,7 @@ impl ImagingHub {
     /// The task for the agent of `mac` asking from `from`.
     pub fn task(&self, mac: MacAddr, from: Ipv4Addr) -> Task {
         let mut state = self.state();
+        let finished = state.finished.contains(&mac);
         let armed = state
             .captures
             .iter_mut()
@@ -157,9 +249,14 @@ impl ImagingHub {
                     return Task::Nothing;
                 }
             },
+            None if finished => Task::Nothing,
             None => match &state.restore {
                 Some(offer) if offer.seats == Seats::Any || matches!(&offer.seats, Seats::Only(macs) if macs.contains(&mac)) => {
-                    Task::Restore { name: offer.name.clone(), id: offer.id.clone(), port_base: offer.port_base }
+                    let task = Task::Restore { name: offer.name.clone(), id: offer.id.clone(), port_base: offer.port_base };
+                    if !state.restoring.contains(&mac) {
+                        state.restoring.push(mac);
+                    }
+                    task
                 }
                 _ => Task::Nothing,
             },
@@ -257,6 +354,14 @@ impl ImagingHub {
 
     /// A progress or result line from a seat's agent.
     pub fn report(&self, mac: MacAddr, from: Ipv4Addr, phase: SeatPhase, detail: String) {
+        if phase == SeatPhase::Done {
+            let mut state = self.state();
+            // A seat restored boots its own disk next (the agent restarts it).
+            if state.restoring.contains(&mac) && !state.restored.contains(&mac) {
+                state.restored.push(mac);
+                state.finished.push(mac);
+            }
+        }
         if phase == SeatPhase::Failed {
             let mut state = self.state();
             let capturing = state
@@ -383,6 +488,34 @@ mod tests {
             failed |= matches!(event, EngineEvent::Imaging(ImagingEvent { what: ImagingWhat::CaptureFailed { .. }, .. }));
         }
         assert!(failed, "the failure is reported");
+    }
+
+    #[test]
+    fn a_seat_boots_the_agent_while_it_has_a_task_then_its_disk_once_restored() {
+        let (_dir, hub, _rx) = hub();
+        let mac: MacAddr = MAC.parse().unwrap();
+        assert_eq!(hub.seat_boot(mac), SeatBoot::LocalDisk, "no agent, no task");
+        hub.set_agent(AgentBoot {
+            base_url: "http://10.0.0.1".into(),
+            kernel: "agent/vmlinuz".into(),
+            initrd: "agent/initrd.img".into(),
+            server: "10.0.0.1:80".into(),
+            cmdline: "console=ttyS0".into(),
+        });
+        assert_eq!(hub.seat_boot(mac), SeatBoot::LocalDisk, "no task");
+        hub.offer_restore(RestoreOffer { name: "lab".into(), id: "abc".into(), port_base: 9000, seats: Seats::Any });
+        let SeatBoot::Agent(script) = hub.seat_boot(mac) else { panic!("no agent") };
+        assert_eq!(
+            script,
+            "#!ipxe\necho PortaPXE: starting the imaging agent\nkernel http://10.0.0.1/agent/vmlinuz initrd=initrd.img portapxe.server=10.0.0.1:80 console=ttyS0\ninitrd --name initrd.img http://10.0.0.1/agent/initrd.img\nboot\n"
+        );
+        assert!(matches!(hub.task(mac, SEAT), Task::Restore { .. }));
+        hub.report(mac, SEAT, SeatPhase::Done, "restored".into());
+        assert_eq!(hub.seat_boot(mac), SeatBoot::LocalDisk, "restored: its disk");
+        assert_eq!(hub.seat_boot(mac), SeatBoot::LocalDisk, "not imaged twice by one offer");
+        assert_eq!(hub.task(mac, SEAT), Task::Nothing);
+        hub.offer_restore(RestoreOffer { name: "lab".into(), id: "def".into(), port_base: 9000, seats: Seats::Any });
+        assert!(matches!(hub.seat_boot(mac), SeatBoot::Agent(_)), "a new offer takes it again");
     }
 
     #[test]

@@ -28,6 +28,7 @@ const MAX_TEXT: usize = 256 * 1024;
 pub fn routes(hub: Arc<ImagingHub>) -> Router {
     Router::new()
         .route("/imaging/task", get(task))
+        .route("/imaging/boot.ipxe", get(boot))
         .route("/imaging/capture/{token}/finish", post(finish))
         .route("/imaging/capture/{token}/{file}", put(upload))
         .route("/imaging/report", post(report))
@@ -78,6 +79,12 @@ async fn task(
     let mac = parse_mac(&query.mac)?;
     let from = seat(&peer)?;
     Ok(format!("{}\n", hub.task(mac, from)))
+}
+
+/// The iPXE script a seat in imaging boots: the agent, or its own disk.
+async fn boot(State(hub): State<Arc<ImagingHub>>, Query(query): Query<MacQuery>) -> Result<String, Answer> {
+    let mac = parse_mac(&query.mac)?;
+    Ok(hub.seat_boot(mac).script())
 }
 
 async fn upload(
