@@ -58,6 +58,9 @@ pub fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// The file holding the bytes before the first partition.
+pub const BOOT_AREA: &str = "bootarea.bin";
+
 /// One file of the image, as sent.
 struct Sent {
     file: String,
@@ -102,8 +105,16 @@ pub fn run(server: &Server, disk: &Disk, token: &str, name: &str) -> Result<Stri
     }
     let table = disk::portable_table(&String::from_utf8_lossy(&dump.stdout));
     let table = send(server, token, "table.sfdisk", table.as_bytes(), "partition table".into())?;
-    let mut partitions = String::new();
     let mut total = table.bytes;
+    // What a BIOS boots from: the MBR's code and the gap before the first partition.
+    let mut boot_area = String::new();
+    if disk.boot_area() > 0 {
+        let device = std::fs::File::open(&disk.device).map_err(|err| format!("{}: {err}", disk.device))?;
+        let sent = send(server, token, BOOT_AREA, device.take(disk.boot_area()), "boot area".into())?;
+        total += sent.bytes;
+        boot_area = format!("\n[boot_area]\n{}", toml_part(&sent));
+    }
+    let mut partitions = String::new();
     for partition in &disk.partitions {
         let filesystem = disk::filesystem(&partition.device).unwrap_or_else(|| "unknown".into());
         let tool = disk::partclone_for(&filesystem);
@@ -161,7 +172,7 @@ pub fn run(server: &Server, disk: &Disk, token: &str, name: &str) -> Result<Stri
         );
     }
     let manifest = format!(
-        "format = 1\nname = \"{name}\"\nid = \"\"\ncreated = 0\ndisk_bytes = {}\n\n[table]\n{}{partitions}",
+        "format = 1\nname = \"{name}\"\nid = \"\"\ncreated = 0\ndisk_bytes = {}\n\n[table]\n{}{boot_area}{partitions}",
         disk.bytes,
         toml_part(&table)
     );

@@ -9,6 +9,8 @@ use std::process::Command;
 pub struct Partition {
     pub number: u32,
     pub device: String,
+    /// Where it starts on the disk.
+    pub start: u64,
     pub bytes: u64,
 }
 
@@ -64,14 +66,24 @@ pub fn find_disk_in(sys_block: &Path) -> Result<Disk, String> {
             let part = entry.file_name().into_string().ok()?;
             let number = read_number(&entry.path().join("partition"))?;
             let sectors = read_number(&entry.path().join("size"))?;
-            Some(Partition { number: u32::try_from(number).ok()?, device: format!("/dev/{part}"), bytes: sectors * 512 })
+            let start = read_number(&entry.path().join("start")).unwrap_or(0) * 512;
+            Some(Partition { number: u32::try_from(number).ok()?, device: format!("/dev/{part}"), start, bytes: sectors * 512 })
         })
         .collect();
     partitions.sort_by_key(|partition| partition.number);
     Ok(Disk { device: format!("/dev/{name}"), name, bytes, partitions })
 }
 
+/// The boot area kept with an image: at most this much before the first partition.
+pub const MAX_BOOT_AREA: u64 = 16 << 20;
+
 impl Disk {
+    /// Bytes before the first partition (the MBR's boot code, and GRUB's core in the gap
+    /// after it on an MBR disk), at most `MAX_BOOT_AREA`.
+    pub fn boot_area(&self) -> u64 {
+        self.partitions.iter().map(|partition| partition.start).min().unwrap_or(0).min(MAX_BOOT_AREA)
+    }
+
     /// The device of partition `number` (`/dev/vda1`, `/dev/nvme0n1p1`).
     pub fn partition_device(&self, number: u32) -> String {
         let separator = if self.name.ends_with(|c: char| c.is_ascii_digit()) { "p" } else { "" };
@@ -133,14 +145,15 @@ mod tests {
         make("loop0", &[("size", "100"), ("removable", "0")]);
         make("sr0", &[("size", "100"), ("removable", "1")]);
         make("vda", &[("size", "524288"), ("removable", "0")]);
-        make("vda/vda2", &[("size", "2048"), ("partition", "2")]);
-        make("vda/vda1", &[("size", "4096"), ("partition", "1")]);
+        make("vda/vda2", &[("size", "2048"), ("partition", "2"), ("start", "6144")]);
+        make("vda/vda1", &[("size", "4096"), ("partition", "1"), ("start", "2048")]);
         make("vdb", &[("size", "0"), ("removable", "0")]);
         let disk = find_disk_in(&sys).unwrap();
         assert_eq!(disk.device, "/dev/vda");
         assert_eq!(disk.bytes, 268_435_456);
         assert_eq!(disk.partitions.iter().map(|p| p.number).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(disk.partitions[0].bytes, 4096 * 512);
+        assert_eq!(disk.boot_area(), 2048 * 512, "the MBR and the gap before the first partition");
         assert_eq!(disk.partition_device(1), "/dev/vda1");
         let nvme = Disk { device: "/dev/nvme0n1".into(), name: "nvme0n1".into(), bytes: 0, partitions: vec![] };
         assert_eq!(nvme.partition_device(3), "/dev/nvme0n1p3");

@@ -19,6 +19,10 @@ use std::time::Duration;
 use report::Server;
 use task::Task;
 
+/// The exit status that tells the initramfs's init to restart the seat (into the
+/// disk it just restored) instead of powering it off.
+const RESTART: u8 = 10;
+
 /// How often a seat with nothing to do asks again, and for how long.
 const ASK_EVERY: Duration = Duration::from_secs(3);
 const ASK_FOR: Duration = Duration::from_secs(30 * 60);
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
                 Task::Nothing
             }
         };
+        let restoring = matches!(task, Task::Restore { .. });
         let result = match (&task, &disk) {
             (Task::Nothing, _) => {
                 if started.elapsed() > ASK_FOR {
@@ -70,7 +75,8 @@ fn main() -> ExitCode {
         return match result {
             Ok(summary) => {
                 server.report("done", &summary);
-                ExitCode::SUCCESS
+                // The init restarts a restored seat: PortaPXE sends it to its own disk next.
+                if restoring { ExitCode::from(RESTART) } else { ExitCode::SUCCESS }
             }
             Err(err) => {
                 eprintln!("portapxe-agent: {err}");

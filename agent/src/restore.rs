@@ -21,6 +21,7 @@ pub struct Manifest {
     pub id: String,
     pub disk_bytes: u64,
     pub table: Part,
+    pub boot_area: Option<Part>,
     pub partitions: Vec<Partition>,
 }
 
@@ -109,6 +110,7 @@ fn restore_stream(server: &Server, disk: &Disk, stream: impl Read, id: &str, por
     server.report("restoring", &format!("image {:?} ({}) to {}", manifest.name, manifest.id, disk.device));
     let mut done: HashSet<String> = HashSet::new();
     let mut bytes = 0u64;
+    let mut table_text = String::new();
     for entry in entries {
         let mut entry = entry.map_err(|err| format!("reading the stream: {err}"))?;
         let file = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
@@ -119,6 +121,15 @@ fn restore_stream(server: &Server, disk: &Disk, stream: impl Read, id: &str, por
             bytes += measured.bytes;
             check_sum("the partition table", &measured.sha256(), &manifest.table.sha256)?;
             write_table(disk, &table)?;
+            table_text = String::from_utf8_lossy(&table).into_owned();
+        } else if manifest.boot_area.as_ref().is_some_and(|part| part.file == file) {
+            let mut measured = Measured::new(&mut entry, server, "restoring", "boot area".into());
+            let mut area = Vec::new();
+            measured.read_to_end(&mut area).map_err(|err| format!("the boot area: {err}"))?;
+            bytes += measured.bytes;
+            let expected = manifest.boot_area.as_ref().map(|part| part.sha256.as_str()).unwrap_or_default();
+            check_sum("the boot area", &measured.sha256(), expected)?;
+            write_boot_area(disk, &area, table_text.contains("label: dos"))?;
         } else if let Some(partition) = manifest.partitions.iter().find(|p| p.part.file == file) {
             let device = disk.partition_device(partition.number);
             let label = format!("partition {} ({}, {})", partition.number, partition.filesystem, partition.method);
@@ -134,6 +145,7 @@ fn restore_stream(server: &Server, disk: &Disk, stream: impl Read, id: &str, por
         done.insert(file);
     }
     let missing: Vec<&str> = std::iter::once(&manifest.table)
+        .chain(manifest.boot_area.as_ref())
         .chain(manifest.partitions.iter().map(|p| &p.part))
         .map(|part| part.file.as_str())
         .filter(|file| !done.contains(*file))
@@ -178,6 +190,23 @@ fn write_table(disk: &Disk, table: &[u8]) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Err(format!("the partitions of {} did not appear after writing the table", disk.device))
+}
+
+/// Writes what a BIOS boots from, keeping the table just written: the MBR's boot code
+/// (its first 440 bytes) and, on an MBR disk, the gap between the MBR and the first
+/// partition. On a GPT disk the gap holds the GPT itself, which sfdisk wrote.
+fn write_boot_area(disk: &Disk, area: &[u8], mbr_label: bool) -> Result<(), String> {
+    use std::io::{Seek, SeekFrom};
+    let mut device = std::fs::OpenOptions::new().write(true).open(&disk.device).map_err(|err| format!("{}: {err}", disk.device))?;
+    let write = |device: &mut std::fs::File, at: u64, bytes: &[u8]| {
+        device.seek(SeekFrom::Start(at)).and_then(|_| device.write_all(bytes))
+    };
+    let code = &area[..area.len().min(440)];
+    write(&mut device, 0, code).map_err(|err| format!("{}: {err}", disk.device))?;
+    if mbr_label && area.len() > 512 {
+        write(&mut device, 512, &area[512..]).map_err(|err| format!("{}: {err}", disk.device))?;
+    }
+    device.sync_all().map_err(|err| format!("{}: {err}", disk.device))
 }
 
 /// Decompresses one partition's bytes from `source` onto `device`.

@@ -93,6 +93,8 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin"
 cp "$agent" "$stage/bin/portapxe-agent"
+# A debug build carries its symbols: they would be most of the archive.
+if command -v strip > /dev/null; then strip --strip-all "$stage/bin/portapxe-agent"; fi
 ldd "$agent" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p' | while read -r lib; do
     mkdir -p "$stage$(dirname "$lib")"
     cp -L "$lib" "$stage$lib"

@@ -121,3 +121,161 @@ impl Seat {
         Ok(())
     }
 }
+
+/// The imaging agent's kernel and initramfs (`installers/agent/build.sh`), built once
+/// per test process around a fresh `portapxe-agent`; the Debian part is cached in
+/// `target/lab/agent/cache`.
+pub fn agent_files() -> &'static Path {
+    static AGENT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    match AGENT.get_or_init(|| build_agent().map_err(|error| format!("{error:#}"))) {
+        Ok(path) => path,
+        Err(error) => panic!("cannot build the imaging agent: {error}"),
+    }
+}
+
+fn build_agent() -> Result<PathBuf> {
+    let root = crate::binary::workspace_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command.current_dir(&root).args(["build", "-p", "portapxe-agent"]);
+    eprintln!("[lab] building portapxe-agent: {command:?}");
+    let built = run_bounded("cargo build -p portapxe-agent", &mut command, Duration::from_secs(1200))?;
+    if !built.success() {
+        bail!("`cargo build -p portapxe-agent` failed:\n{}", built.stderr);
+    }
+    let out = root.join("target/lab/agent");
+    let mut script = Command::new("sh");
+    script.current_dir(&root).arg("installers/agent/build.sh").arg(&out).arg(root.join("target/debug/portapxe-agent"));
+    let finished = run_bounded("installers/agent/build.sh", &mut script, Duration::from_secs(900))?;
+    if !finished.success() {
+        bail!("installers/agent/build.sh failed: {finished}");
+    }
+    eprintln!("[lab] {}", finished.stdout.trim());
+    Ok(out)
+}
+
+/// Copies the agent into `root/agent/`, where `portapxe image` looks by default.
+pub fn install_agent(root: &Path) -> Result<()> {
+    let dir = root.join("agent");
+    fs::create_dir_all(&dir)?;
+    for name in ["vmlinuz", "initrd.img"] {
+        fs::copy(agent_files().join(name), dir.join(name)).with_context(|| format!("copying the agent's {name}"))?;
+    }
+    Ok(())
+}
+
+/// The start of the reference disk's one partition, and its file system's label.
+const PARTITION_START: u64 = 1 << 20;
+
+/// A bootable disk as a classroom PC has one: an MBR with extlinux, one ext4 partition
+/// holding the lab kernel, an initramfs that prints `marker`, and data files.
+pub struct ReferenceDisk {
+    pub path: PathBuf,
+    pub marker: String,
+    /// Bytes the file system uses (`df`).
+    pub used_bytes: u64,
+    /// Files on the partition with their SHA-256.
+    pub files: Vec<(String, String)>,
+}
+
+/// A loop device over part of a file, detached (and unmounted) when dropped.
+struct Loop {
+    device: String,
+    mount: Option<PathBuf>,
+}
+
+impl Loop {
+    fn attach(file: &Path, offset: u64, read_only: bool) -> Result<Self> {
+        let offset = offset.to_string();
+        let mut args = vec!["--find", "--show", "--offset", &offset];
+        if read_only {
+            args.push("--read-only");
+        }
+        let file = file.to_string_lossy().into_owned();
+        args.push(&file);
+        let device = run_ok("losetup", &args)?.stdout.trim().to_owned();
+        Ok(Self { device, mount: None })
+    }
+
+    fn mount(&mut self, at: &Path, read_only: bool) -> Result<()> {
+        fs::create_dir_all(at)?;
+        let options = if read_only { "ro" } else { "rw" };
+        run_ok("mount", &[Path::new("-o"), Path::new(options), Path::new(&self.device), at])?;
+        self.mount = Some(at.to_path_buf());
+        Ok(())
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        if let Some(at) = self.mount.take() {
+            let _ = run_ok("umount", &[&at]);
+        }
+        let _ = run_ok("losetup", &["-d", &self.device]);
+    }
+}
+
+pub fn reference_disk(dir: &Path, marker: &str, megabytes: u64) -> Result<ReferenceDisk> {
+    let path = dir.join("reference.img");
+    let file = fs::File::create(&path)?;
+    file.set_len(megabytes << 20)?;
+    drop(file);
+    let mut sfdisk = Command::new("sfdisk");
+    sfdisk.arg("--quiet").arg(&path).stdin(Stdio::piped());
+    let mut child = sfdisk.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().context("sfdisk (apt-get install fdisk)")?;
+    std::io::Write::write_all(
+        &mut child.stdin.take().context("sfdisk stdin")?,
+        format!("label: dos\nstart={}, type=83, bootable\n", PARTITION_START / 512).as_bytes(),
+    )?;
+    if !child.wait()?.success() {
+        bail!("sfdisk could not write the reference disk's table");
+    }
+    let mut part = Loop::attach(&path, PARTITION_START, false)?;
+    // extlinux 6.04 boots ext4 without the 64bit and metadata_csum features.
+    run_ok("mkfs.ext4", &["-q", "-O", "^64bit,^metadata_csum", "-L", "labroot", &part.device])?;
+    let mount = dir.join("reference.mnt");
+    part.mount(&mount, false)?;
+    fs::create_dir_all(mount.join("boot"))?;
+    fs::create_dir_all(mount.join("data"))?;
+    fs::copy(crate::guest::kernel(), mount.join("boot/vmlinuz"))?;
+    fs::write(mount.join("boot/initrd.img"), crate::guest::initramfs(marker)?)?;
+    fs::write(
+        mount.join("boot/extlinux.conf"),
+        "DEFAULT disk\nPROMPT 0\nTIMEOUT 1\nLABEL disk\n  KERNEL vmlinuz\n  INITRD initrd.img\n  APPEND console=ttyS0 quiet\n",
+    )?;
+    fs::write(mount.join("data/noise.bin"), noise(12 << 20, 7))?;
+    fs::write(mount.join("data/hello.txt"), format!("a classroom PC, marker {marker}\n"))?;
+    run_ok("extlinux", &[Path::new("--install"), &mount.join("boot")])?;
+    let df = run_ok("df", &[Path::new("-B1"), Path::new("--output=used"), &mount])?;
+    let used_bytes = df.stdout.lines().nth(1).and_then(|line| line.trim().parse().ok()).unwrap_or(0);
+    let mut files = Vec::new();
+    for name in ["boot/vmlinuz", "boot/initrd.img", "data/noise.bin", "data/hello.txt"] {
+        files.push((name.to_string(), sha256(&mount.join(name))?));
+    }
+    drop(part);
+    // The MBR's boot code: it starts the partition marked bootable.
+    let mbr = fs::read("/usr/lib/EXTLINUX/mbr.bin").context("reading extlinux's mbr.bin (apt-get install extlinux)")?;
+    let mut disk = fs::OpenOptions::new().write(true).open(&path)?;
+    std::io::Write::write_all(&mut disk, &mbr[..mbr.len().min(440)])?;
+    Ok(ReferenceDisk { path, marker: marker.into(), used_bytes, files })
+}
+
+/// Checks the partition of a restored disk: the file system is clean and holds every
+/// file of the reference with its checksum.
+pub fn check_restored_disk(disk: &Path, files: &[(String, String)], work: &Path) -> Result<()> {
+    let part = Loop::attach(disk, PARTITION_START, true)?;
+    let fsck = run_bounded("e2fsck", Command::new("e2fsck").args(["-fn", &part.device]), Duration::from_secs(60))?;
+    if !fsck.success() {
+        bail!("e2fsck finds the restored file system damaged: {fsck}");
+    }
+    let mut part = part;
+    let mount = work.join(format!("{}.mnt", disk.file_name().unwrap_or_default().to_string_lossy()));
+    part.mount(&mount, true)?;
+    for (name, sum) in files {
+        let got = sha256(&mount.join(name)).with_context(|| format!("{name} is missing"))?;
+        if &got != sum {
+            bail!("{name}: sha256 {got}, the reference has {sum}");
+        }
+    }
+    Ok(())
+}

@@ -61,9 +61,23 @@ pub struct RunningGuest {
     pub started: Instant,
 }
 
+/// What a guest has beyond its firmware and NIC.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extras<'a> {
+    /// A raw disk image on virtio-blk, booted after the network (BIOS only).
+    pub disk: Option<&'a Path>,
+    /// A guest reboot restarts it (QEMU exits on one otherwise).
+    pub reboots: bool,
+}
+
 impl RunningGuest {
     /// Start `firmware` with NIC `mac` on `tap`; the serial console goes to a file.
     pub fn start(lab: &Lab, tap: &str, firmware: Firmware, mac: &str) -> Result<Self> {
+        Self::start_with(lab, tap, firmware, mac, Extras::default())
+    }
+
+    /// [`Self::start`] with a disk and/or reboots.
+    pub fn start_with(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, extras: Extras<'_>) -> Result<Self> {
         let serial = lab.dir().join(format!("serial-{tap}.log"));
         let qemu_log = lab.dir().join(format!("qemu-{tap}.log"));
         let mut command = lab.server_command("qemu-system-x86_64");
@@ -73,7 +87,14 @@ impl RunningGuest {
         // memory" screen instead of its first one with 512 MiB: 1 GiB (TCG only touches
         // what the guest uses).
         let memory = "1024";
-        command.args(["-accel", "tcg", "-m", memory, "-smp", "1", "-nodefaults", "-nographic", "-no-reboot"]);
+        command.args(["-accel", "tcg", "-m", memory, "-smp", "1", "-nodefaults", "-nographic"]);
+        if !extras.reboots {
+            command.arg("-no-reboot");
+        }
+        if let Some(disk) = extras.disk {
+            command.arg("-drive").arg(format!("file={},format=raw,if=none,id=d0", disk.display()));
+            command.args(["-device", "virtio-blk-pci,drive=d0,bootindex=2"]);
+        }
         command.arg("-serial").arg(format!("file:{}", serial.display()));
         command.args(["-monitor", "none"]);
         command.arg("-netdev").arg(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));

@@ -270,6 +270,8 @@ struct SeatRow {
     result: String,
     /// With --boot: the agent's last word (its MAC, phase and detail).
     agent: Option<(MacAddr, SeatPhase, String)>,
+    /// With --boot: it came back and was sent to its restored disk.
+    to_disk: bool,
 }
 
 /// Everything a restore session needs, whether it also serves network boot or not.
@@ -374,11 +376,28 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
                 heard.push((mac, ip, phase, detail));
             }
         }
+        // A restored seat restarts; its next network boot is sent to its disk.
+        let mut to_disk: Vec<MacAddr> = Vec::new();
+        let done: Vec<MacAddr> =
+            heard.iter().filter(|(_, _, phase, _)| *phase == SeatPhase::Done).map(|(mac, ..)| *mac).collect();
+        let deadline = tokio::time::Instant::now() + SEAT_REBOOT_WAIT;
+        while done.iter().any(|mac| !to_disk.contains(mac)) {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) | Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => break,
+                Ok(Ok(EngineEvent::Imaging(event))) if event.what == ImagingWhat::SentToDisk => {
+                    to_disk.extend(event.mac);
+                }
+                Ok(_) => {}
+            }
+        }
         for row in &mut rows {
             row.agent = heard
                 .iter()
                 .find(|(_, ip, ..)| ip == row.seat.ip())
                 .map(|(mac, _, phase, detail)| (*mac, *phase, detail.clone()));
+            if let Some((mac, ..)) = &row.agent {
+                row.to_disk = to_disk.contains(mac);
+            }
         }
         Ok(closing_table(ending, &rows))
     })
@@ -387,6 +406,8 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
 /// How long a restore serving network boot waits, after the stream ended, for every
 /// seat's agent to report that it wrote and checked its disk.
 const SEAT_REPORT_WAIT: Duration = Duration::from_secs(180);
+/// And then for each restored seat to come back and be sent to its disk.
+const SEAT_REBOOT_WAIT: Duration = Duration::from_secs(120);
 
 /// Runs the multicast session, printing what happens, and returns each seat's row.
 async fn send(session: Session) -> anyhow::Result<(Ending, Vec<SeatRow>)> {
@@ -403,7 +424,7 @@ async fn send(session: Session) -> anyhow::Result<(Ending, Vec<SeatRow>)> {
         match event {
             SessionEvent::Joined { seat, number } => {
                 println!("seat {} joined as #{number}", seat.ip());
-                rows.push(SeatRow { seat: *seat, number: *number, result: "joined".into(), agent: None });
+                rows.push(SeatRow { seat: *seat, number: *number, result: "joined".into(), agent: None, to_disk: false });
             }
             SessionEvent::Refused { seat, why } => println!("seat {} refused: {why}", seat.ip()),
             SessionEvent::Started { seats } => {
@@ -459,7 +480,8 @@ fn closing_table(ending: Ending, rows: &[SeatRow]) -> ExitCode {
         let (mac, result) = match &row.agent {
             Some((mac, phase, detail)) => {
                 all_good &= *phase == SeatPhase::Done;
-                (mac.to_string(), format!("{}; agent {phase}: {detail}", row.result))
+                let disk = if row.to_disk { "; booted its own disk" } else { "" };
+                (mac.to_string(), format!("{}; agent {phase}: {detail}{disk}", row.result))
             }
             None => ("-".to_string(), row.result.clone()),
         };

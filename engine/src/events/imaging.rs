@@ -27,6 +27,8 @@ pub enum ImagingWhat {
     Refused { why: String },
     /// The agent's own report.
     Seat { phase: SeatPhase, detail: String },
+    /// A restored seat network-booted again and was sent to its own disk.
+    SentToDisk,
 }
 
 /// Where a seat's agent is.
@@ -87,6 +89,7 @@ impl fmt::Display for ImagingEvent {
             ImagingWhat::Refused { why } => write!(f, "{who}: refused: {why}"),
             ImagingWhat::Seat { phase, detail } if detail.is_empty() => write!(f, "{who}: {phase}"),
             ImagingWhat::Seat { phase, detail } => write!(f, "{who}: {phase}: {detail}"),
+            ImagingWhat::SentToDisk => write!(f, "{who}: restored; booting its own disk"),
         }
     }
 }

@@ -196,6 +196,7 @@ mod tests {
             source_mac: None,
             disk_bytes: 1 << 20,
             table: part(files[0]),
+            boot_area: None,
             partitions: files[1..]
                 .iter()
                 .enumerate()

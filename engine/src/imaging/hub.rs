@@ -200,6 +200,8 @@ impl ImagingHub {
         let mut state = self.state();
         if let Some(at) = state.restored.iter().position(|done| *done == mac) {
             state.restored.remove(at);
+            drop(state);
+            self.emit(Some(mac), None, ImagingWhat::SentToDisk);
             return SeatBoot::LocalDisk;
         }
         let capture = state

@@ -72,13 +72,19 @@ pub struct Manifest {
     pub disk_bytes: u64,
     /// The partition table (`sfdisk --dump`).
     pub table: Part,
+    /// The disk's bytes before its first partition: the MBR's boot code and, on an MBR
+    /// disk, the gap after it where GRUB keeps its core (a BIOS machine boots from them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_area: Option<Part>,
     pub partitions: Vec<Partition>,
 }
 
 impl Manifest {
-    /// Every file of the image in stream order: the table, then the partitions.
+    /// Every file of the image in stream order: the table, the boot area, the partitions.
     pub fn parts(&self) -> impl Iterator<Item = &Part> {
-        std::iter::once(&self.table).chain(self.partitions.iter().map(|partition| &partition.part))
+        std::iter::once(&self.table)
+            .chain(self.boot_area.as_ref())
+            .chain(self.partitions.iter().map(|partition| &partition.part))
     }
 
     /// Bytes of the image's files.
@@ -360,6 +366,7 @@ mod tests {
             source_mac: Some("52:54:00:aa:00:01".parse().unwrap()),
             disk_bytes: 64 << 20,
             table,
+            boot_area: None,
             partitions: parts
                 .into_iter()
                 .enumerate()

@@ -201,9 +201,8 @@ struct Slice {
     reqack_due: bool,
     reqack_sent: Option<Instant>,
     first_reqack: Option<Instant>,
-    /// For the rate: blocks sent again and rounds that timed out.
+    /// For the rate: blocks sent again.
     resent: usize,
-    timeouts: u32,
 }
 
 impl Slice {
@@ -224,7 +223,6 @@ impl Slice {
             reqack_sent: None,
             first_reqack: None,
             resent: 0,
-            timeouts: 0,
         }
     }
 
@@ -631,7 +629,7 @@ impl Sender {
                 return self.poll_waiting(now, out);
             }
             if waiting.reqack_sent.is_some_and(|sent| now >= sent + self.ack_wait) {
-                waiting.timeouts += 1;
+                self.ack_wait = (self.ack_wait * 2).min(MAX_ACK_WAIT);
                 waiting.round += 1;
                 waiting.reqack_due = true;
             }
@@ -661,9 +659,10 @@ impl Sender {
         }
         self.bytes_done += done.data.len() as u64;
         let rate = &mut self.pacer.rate;
-        // More than 1 block in 100 sent again, or a round that went unanswered: the
-        // slowest seat could not keep up. A clean slice: a quarter more.
-        if done.resent * 100 > done.blocks || done.timeouts > 0 {
+        // More than 1 block in 100 sent again: the slowest seat could not keep up. A
+        // slice without loss: a quarter more. A round answered late is no loss (a seat
+        // busy writing answers late but has every block): it makes rounds wait longer.
+        if done.resent * 100 > done.blocks {
             *rate = (*rate * 0.7).max(MIN_RATE);
         } else if done.resent == 0 {
             *rate = (*rate * 1.25).min(self.settings.max_rate.max(MIN_RATE));
