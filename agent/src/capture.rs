@@ -99,9 +99,14 @@ fn send(server: &Server, token: &str, file: &str, reader: impl Read, label: Stri
 pub fn run(server: &Server, disk: &Disk, token: &str, name: &str) -> Result<String, String> {
     let started = Instant::now();
     server.report("capturing", &format!("{disk} into image {name}"));
-    let dump = Command::new("sfdisk").arg("--dump").arg(&disk.device).output().map_err(|err| format!("sfdisk: {err}"))?;
+    let dump =
+        Command::new("sfdisk").arg("--dump").arg(&disk.device).output().map_err(|err| format!("sfdisk: {err}"))?;
     if !dump.status.success() {
-        return Err(format!("{} has no partition table sfdisk can read: {}", disk.device, String::from_utf8_lossy(&dump.stderr).trim()));
+        return Err(format!(
+            "{} has no partition table sfdisk can read: {}",
+            disk.device,
+            String::from_utf8_lossy(&dump.stderr).trim()
+        ));
     }
     let table = disk::portable_table(&String::from_utf8_lossy(&dump.stdout));
     let table = send(server, token, "table.sfdisk", table.as_bytes(), "partition table".into())?;
@@ -122,7 +127,8 @@ pub fn run(server: &Server, disk: &Disk, token: &str, name: &str) -> Result<Stri
             Some(_) => ("partclone", format!("part{}.pcl.zst", partition.number)),
             None => ("raw", format!("part{}.img.zst", partition.number)),
         };
-        let label = format!("partition {} ({filesystem}, {:.0} MB, {method})", partition.number, partition.bytes as f64 / 1e6);
+        let label =
+            format!("partition {} ({filesystem}, {:.0} MB, {method})", partition.number, partition.bytes as f64 / 1e6);
         server.report("capturing", &label);
         let (mut source, mut raw_copy) = match tool {
             Some(tool) => {
@@ -135,7 +141,10 @@ pub fn run(server: &Server, disk: &Disk, token: &str, name: &str) -> Result<Stri
                     .map_err(|err| format!("{tool}: {err}"))?;
                 (Some(child), None)
             }
-            None => (None, Some(std::fs::File::open(&partition.device).map_err(|err| format!("{}: {err}", partition.device))?)),
+            None => (
+                None,
+                Some(std::fs::File::open(&partition.device).map_err(|err| format!("{}: {err}", partition.device))?),
+            ),
         };
         let zstd_input = match source.as_mut().and_then(|child| child.stdout.take()) {
             Some(stdout) => Stdio::from(stdout),
@@ -155,7 +164,10 @@ pub fn run(server: &Server, disk: &Disk, token: &str, name: &str) -> Result<Stri
         let output = zstd.stdout.take().ok_or("zstd has no output")?;
         let sent = send(server, token, &file, output, label.clone());
         if let Some(feeder) = feeder {
-            feeder.join().map_err(|_| "the raw reader stopped".to_string())?.map_err(|err| format!("{}: {err}", partition.device))?;
+            feeder
+                .join()
+                .map_err(|_| "the raw reader stopped".to_string())?
+                .map_err(|err| format!("{}: {err}", partition.device))?;
         }
         if let Some(child) = source.as_mut() {
             wait(child, tool.unwrap_or("partclone"))?;

@@ -67,7 +67,12 @@ pub fn find_disk_in(sys_block: &Path) -> Result<Disk, String> {
             let number = read_number(&entry.path().join("partition"))?;
             let sectors = read_number(&entry.path().join("size"))?;
             let start = read_number(&entry.path().join("start")).unwrap_or(0) * 512;
-            Some(Partition { number: u32::try_from(number).ok()?, device: format!("/dev/{part}"), start, bytes: sectors * 512 })
+            Some(Partition {
+                number: u32::try_from(number).ok()?,
+                device: format!("/dev/{part}"),
+                start,
+                bytes: sectors * 512,
+            })
         })
         .collect();
     partitions.sort_by_key(|partition| partition.number);

@@ -20,15 +20,15 @@ impl Server {
         Self { base: format!("http://{server}"), mac: mac.to_owned(), http }
     }
 
-    fn text(&self, response: Result<ureq::http::Response<ureq::Body>, ureq::Error>, what: &str) -> Result<String, String> {
+    fn text(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        what: &str,
+    ) -> Result<String, String> {
         let mut response = response.map_err(|err| format!("{what}: {err}"))?;
         let status = response.status();
         let body = response.body_mut().read_to_string().unwrap_or_default();
-        if status.is_success() {
-            Ok(body)
-        } else {
-            Err(format!("{what}: PortaPXE answered {status}: {}", body.trim()))
-        }
+        if status.is_success() { Ok(body) } else { Err(format!("{what}: PortaPXE answered {status}: {}", body.trim())) }
     }
 
     pub fn task(&self) -> Result<Task, String> {

@@ -70,7 +70,14 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-pub fn run(server: &Server, disk: &Disk, interface: &str, id: &str, port_base: u16, name: &str) -> Result<String, String> {
+pub fn run(
+    server: &Server,
+    disk: &Disk,
+    interface: &str,
+    id: &str,
+    port_base: u16,
+    name: &str,
+) -> Result<String, String> {
     server.report("restoring", &format!("joining the multicast session of image {name} on port {port_base}"));
     let log = std::fs::File::create("/tmp/udp-receiver.log").map_err(|err| err.to_string())?;
     let mut receiver = Command::new("udp-receiver")
@@ -197,7 +204,8 @@ fn write_table(disk: &Disk, table: &[u8]) -> Result<(), String> {
 /// partition. On a GPT disk the gap holds the GPT itself, which sfdisk wrote.
 fn write_boot_area(disk: &Disk, area: &[u8], mbr_label: bool) -> Result<(), String> {
     use std::io::{Seek, SeekFrom};
-    let mut device = std::fs::OpenOptions::new().write(true).open(&disk.device).map_err(|err| format!("{}: {err}", disk.device))?;
+    let mut device =
+        std::fs::OpenOptions::new().write(true).open(&disk.device).map_err(|err| format!("{}: {err}", disk.device))?;
     let write = |device: &mut std::fs::File, at: u64, bytes: &[u8]| {
         device.seek(SeekFrom::Start(at)).and_then(|_| device.write_all(bytes))
     };
@@ -230,7 +238,8 @@ fn write_partition(source: &mut impl Read, method: &str, device: &str) -> Result
             (Some(child), None)
         }
         "raw" => {
-            let mut target = std::fs::OpenOptions::new().write(true).open(device).map_err(|err| format!("{device}: {err}"))?;
+            let mut target =
+                std::fs::OpenOptions::new().write(true).open(device).map_err(|err| format!("{device}: {err}"))?;
             let mut output = output;
             (None, Some(std::thread::spawn(move || io::copy(&mut output, &mut target).and_then(|_| target.sync_all()))))
         }

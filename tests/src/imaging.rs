@@ -222,7 +222,8 @@ pub fn reference_disk(dir: &Path, marker: &str, megabytes: u64) -> Result<Refere
     drop(file);
     let mut sfdisk = Command::new("sfdisk");
     sfdisk.arg("--quiet").arg(&path).stdin(Stdio::piped());
-    let mut child = sfdisk.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().context("sfdisk (apt-get install fdisk)")?;
+    let mut child =
+        sfdisk.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().context("sfdisk (apt-get install fdisk)")?;
     std::io::Write::write_all(
         &mut child.stdin.take().context("sfdisk stdin")?,
         format!("label: dos\nstart={}, type=83, bootable\n", PARTITION_START / 512).as_bytes(),

@@ -119,7 +119,11 @@ fn capture_one_pc_then_restore_it_to_three_that_boot_their_own_disk() {
             assert!(!serial.contains("portapxe-agent: finished (1)"), "{}", guest.report());
             std::thread::sleep(Duration::from_millis(500));
         }
-        eprintln!("[imaging] {} booted its restored disk {:.1} s after the seats started", guest.mac, started.elapsed().as_secs_f64());
+        eprintln!(
+            "[imaging] {} booted its restored disk {:.1} s after the seats started",
+            guest.mac,
+            started.elapsed().as_secs_f64()
+        );
     }
     let text = wait_exit(&mut restore, &restore_log, Duration::from_secs(240));
     eprintln!("{text}");
@@ -128,6 +132,7 @@ fn capture_one_pc_then_restore_it_to_three_that_boot_their_own_disk() {
     assert_eq!(text.matches("booted its own disk").count(), 3, "next network boot: the local disk\n{text}");
     for (guest, disk) in seats {
         drop(guest);
-        check_restored_disk(&disk, &reference.files, lab.dir()).unwrap_or_else(|err| panic!("{}: {err:#}", disk.display()));
+        check_restored_disk(&disk, &reference.files, lab.dir())
+            .unwrap_or_else(|err| panic!("{}: {err:#}", disk.display()));
     }
 }

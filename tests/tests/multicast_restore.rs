@@ -99,10 +99,7 @@ fn a_seat_killed_mid_restore_is_dropped_and_the_others_finish() {
     let victim_ip = lab.ip(22).to_string();
     let dropped = format!("seat {victim_ip} dropped: stopped answering for 3 s");
     assert!(finished.stdout.contains(&dropped), "the killed seat's row says what happened\n{finished}");
-    assert!(
-        finished.stdout.lines().any(|line| line.starts_with(&victim_ip) && line.contains("dropped")),
-        "{finished}"
-    );
+    assert!(finished.stdout.lines().any(|line| line.starts_with(&victim_ip) && line.contains("dropped")), "{finished}");
     // The rest of 24 MB at 8 MB/s and the 3 s wait: the room did not stall.
     assert!(after_kill < Duration::from_secs(12), "the others waited {after_kill:?}");
     for (i, seat) in receivers.iter_mut().enumerate().take(2) {

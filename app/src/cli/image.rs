@@ -185,19 +185,28 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 const IMAGING_ENTRY: &str = "PortaPXE imaging";
 
 /// The serving address, for the agent's boot and the multicast session.
-fn serving_facts(config: &Config) -> anyhow::Result<(portapxe_engine::net::InterfaceInfo, portapxe_engine::config::InterfaceFacts)> {
+fn serving_facts(
+    config: &Config,
+) -> anyhow::Result<(portapxe_engine::net::InterfaceInfo, portapxe_engine::config::InterfaceFacts)> {
     if config.interface.is_empty() {
         anyhow::bail!("--interface is required (see `portapxe interfaces`)");
     }
     let interface = find_up_interface(&config.interface)?;
-    let facts =
-        interface.facts().with_context(|| format!("interface {:?} has no IPv4 address to serve from", interface.name))?;
+    let facts = interface
+        .facts()
+        .with_context(|| format!("interface {:?} has no IPv4 address to serve from", interface.name))?;
     Ok((interface, facts))
 }
 
 /// Makes the seats in `pins` (or every machine, when empty) network-boot into imaging:
 /// an iPXE entry that asks PortaPXE, per MAC, for the agent or the local disk.
-fn add_imaging_entry(config: &mut Config, hub: &ImagingHub, address: std::net::Ipv4Addr, agent: &AgentArgs, pins: &[MacAddr]) {
+fn add_imaging_entry(
+    config: &mut Config,
+    hub: &ImagingHub,
+    address: std::net::Ipv4Addr,
+    agent: &AgentArgs,
+    pins: &[MacAddr],
+) {
     let server = format!("{address}:{}", config.http.port);
     let base = if config.http.port == 80 { format!("http://{address}") } else { format!("http://{server}") };
     hub.set_agent(AgentBoot {
@@ -209,7 +218,8 @@ fn add_imaging_entry(config: &mut Config, hub: &ImagingHub, address: std::net::I
     });
     // The generated script is what can pin a seat to an entry.
     config.boot.ipxe_script = None;
-    let entry = BootEntry::Chain { name: IMAGING_ENTRY.into(), url: format!("{base}/imaging/boot.ipxe?mac=${{net0/mac}}") };
+    let entry =
+        BootEntry::Chain { name: IMAGING_ENTRY.into(), url: format!("{base}/imaging/boot.ipxe?mac=${{net0/mac}}") };
     if pins.is_empty() {
         config.boot.entries.insert(0, entry);
         return;
@@ -233,12 +243,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let (_, facts) = serving_facts(&plan.config)?;
     add_imaging_entry(&mut plan.config, &hub, facts.address, &args.agent, &[args.mac]);
     plan.options.imaging = Some(Arc::clone(&hub));
-    println!(
-        "Capture {} into image {:?} in {}: network-boot that machine now.",
-        args.mac,
-        args.name,
-        images.display()
-    );
+    println!("Capture {} into image {:?} in {}: network-boot that machine now.", args.mac, args.name, images.display());
     let mut events = sink.subscribe();
     let name = args.name.clone();
     run_plan(plan, sink, move |_: &EngineStatus, _| async move {
@@ -424,7 +429,13 @@ async fn send(session: Session) -> anyhow::Result<(Ending, Vec<SeatRow>)> {
         match event {
             SessionEvent::Joined { seat, number } => {
                 println!("seat {} joined as #{number}", seat.ip());
-                rows.push(SeatRow { seat: *seat, number: *number, result: "joined".into(), agent: None, to_disk: false });
+                rows.push(SeatRow {
+                    seat: *seat,
+                    number: *number,
+                    result: "joined".into(),
+                    agent: None,
+                    to_disk: false,
+                });
             }
             SessionEvent::Refused { seat, why } => println!("seat {} refused: {why}", seat.ip()),
             SessionEvent::Started { seats } => {

@@ -20,13 +20,29 @@ pub struct ImagingEvent {
 #[serde(tag = "imaging", rename_all = "snake_case")]
 pub enum ImagingWhat {
     /// The agent asked what to do and was told (the line it read).
-    Task { task: String },
-    Received { file: String, bytes: u64 },
-    CaptureDone { name: String, bytes: u64 },
-    CaptureFailed { name: String, why: String },
-    Refused { why: String },
+    Task {
+        task: String,
+    },
+    Received {
+        file: String,
+        bytes: u64,
+    },
+    CaptureDone {
+        name: String,
+        bytes: u64,
+    },
+    CaptureFailed {
+        name: String,
+        why: String,
+    },
+    Refused {
+        why: String,
+    },
     /// The agent's own report.
-    Seat { phase: SeatPhase, detail: String },
+    Seat {
+        phase: SeatPhase,
+        detail: String,
+    },
     /// A restored seat network-booted again and was sent to its own disk.
     SentToDisk,
 }

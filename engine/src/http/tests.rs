@@ -582,14 +582,20 @@ async fn a_port_in_use_is_a_clear_error() {
 async fn a_missing_root_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let missing = tmp.path().join("no-such-folder");
-    let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: missing.clone(), interface: None, routes: None };
+    let settings = HttpSettings {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        root: missing.clone(),
+        interface: None,
+        routes: None,
+    };
     let error = start(settings, Served::default(), EventSink::new()).await.expect_err("no root");
     assert!(matches!(error, HttpStartError::Root { .. }), "{error:?}");
     assert!(error.to_string().contains(&missing.display().to_string()));
 
     let file = tmp.path().join("file");
     std::fs::write(&file, "x").expect("write");
-    let settings = HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: file, interface: None, routes: None };
+    let settings =
+        HttpSettings { bind: "127.0.0.1:0".parse().expect("addr"), root: file, interface: None, routes: None };
     let error = start(settings, Served::default(), EventSink::new()).await.err();
     assert!(matches!(error, Some(HttpStartError::Root { .. })), "{error:?}");
 }

@@ -26,7 +26,9 @@ pub enum CaptureState {
     /// Waiting for the seat to boot the agent and ask.
     Armed,
     /// The seat at this address is sending.
-    Receiving { seat: Ipv4Addr },
+    Receiving {
+        seat: Ipv4Addr,
+    },
     Done,
     Failed(String),
 }
@@ -49,7 +51,10 @@ pub enum Refusal {
     /// No session has this token: the user started none, or it ended.
     NoSession,
     /// The write comes from another address than the seat that asked for the task.
-    WrongSeat { seat: Ipv4Addr, from: Ipv4Addr },
+    WrongSeat {
+        seat: Ipv4Addr,
+        from: Ipv4Addr,
+    },
     NotStarted,
     Ended,
     BadFile(String),
@@ -149,7 +154,10 @@ impl CaptureSession {
             match self.received.iter().find(|r| r.file == part.file) {
                 None => return mismatch(format!("{} was never received", part.file)),
                 Some(got) if got.bytes != part.bytes => {
-                    return mismatch(format!("{}: {} bytes arrived, the seat sent {}", part.file, got.bytes, part.bytes));
+                    return mismatch(format!(
+                        "{}: {} bytes arrived, the seat sent {}",
+                        part.file, got.bytes, part.bytes
+                    ));
                 }
                 Some(got) if got.sha256 != part.sha256 => {
                     return mismatch(format!("{}: the checksum of what arrived differs from the seat's", part.file));

@@ -17,10 +17,17 @@ use crate::mac::MacAddr;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Task {
     /// Send this disk to the server as image `name`, naming `token` in every write.
-    Capture { token: String, name: String },
+    Capture {
+        token: String,
+        name: String,
+    },
     /// Join the multicast session on `port_base` and write image `name`, whose stream
     /// starts with a manifest carrying `id`.
-    Restore { name: String, id: String, port_base: u16 },
+    Restore {
+        name: String,
+        id: String,
+        port_base: u16,
+    },
     Nothing,
 }
 
@@ -253,8 +260,12 @@ impl ImagingHub {
             },
             None if finished => Task::Nothing,
             None => match &state.restore {
-                Some(offer) if offer.seats == Seats::Any || matches!(&offer.seats, Seats::Only(macs) if macs.contains(&mac)) => {
-                    let task = Task::Restore { name: offer.name.clone(), id: offer.id.clone(), port_base: offer.port_base };
+                Some(offer)
+                    if offer.seats == Seats::Any
+                        || matches!(&offer.seats, Seats::Only(macs) if macs.contains(&mac)) =>
+                {
+                    let task =
+                        Task::Restore { name: offer.name.clone(), id: offer.id.clone(), port_base: offer.port_base };
                     if !state.restoring.contains(&mac) {
                         state.restoring.push(mac);
                     }
@@ -315,17 +326,16 @@ impl ImagingHub {
     /// The agent's manifest: checked against what arrived, completed with what the
     /// server knows (name, id, time, MAC), written, and the folder put in its place.
     pub fn finish_capture(&self, token: &str, from: Ipv4Addr, text: &str) -> Result<PathBuf, ImagingError> {
-        let mut manifest: Manifest = toml::from_str(text).map_err(|err| ImagingError::Manifest(err.message().into()))?;
-        let (mac, name) = self.session(token, |s| {
-            s.check_manifest(from, &manifest).map(|()| (s.mac, s.name.clone()))
-        })??;
+        let mut manifest: Manifest =
+            toml::from_str(text).map_err(|err| ImagingError::Manifest(err.message().into()))?;
+        let (mac, name) =
+            self.session(token, |s| s.check_manifest(from, &manifest).map(|()| (s.mac, s.name.clone())))??;
         manifest.format = FORMAT;
         manifest.name = name.clone();
         manifest.id = random_hex();
         manifest.source_mac = Some(mac);
-        manifest.created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |time| time.as_secs());
+        manifest.created =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |time| time.as_secs());
         let partial = self.partial_dir(&name);
         let final_dir = self.images.join(&name);
         let result = (|| -> Result<(), ImagingError> {
@@ -487,7 +497,8 @@ mod tests {
         assert!(refused.to_string().contains("has ended"), "{refused}");
         let mut failed = false;
         while let Ok(event) = rx.try_recv() {
-            failed |= matches!(event, EngineEvent::Imaging(ImagingEvent { what: ImagingWhat::CaptureFailed { .. }, .. }));
+            failed |=
+                matches!(event, EngineEvent::Imaging(ImagingEvent { what: ImagingWhat::CaptureFailed { .. }, .. }));
         }
         assert!(failed, "the failure is reported");
     }
@@ -525,7 +536,12 @@ mod tests {
         let (_dir, hub, _rx) = hub();
         let mac: MacAddr = MAC.parse().unwrap();
         let other: MacAddr = "52:54:00:00:00:02".parse().unwrap();
-        hub.offer_restore(RestoreOffer { name: "lab".into(), id: "abc".into(), port_base: 9000, seats: Seats::Only(vec![mac]) });
+        hub.offer_restore(RestoreOffer {
+            name: "lab".into(),
+            id: "abc".into(),
+            port_base: 9000,
+            seats: Seats::Only(vec![mac]),
+        });
         assert_eq!(hub.task(mac, SEAT), Task::Restore { name: "lab".into(), id: "abc".into(), port_base: 9000 });
         assert_eq!(hub.task(other, SEAT), Task::Nothing);
         assert_eq!(hub.task(mac, SEAT).to_string(), "restore abc 9000 lab");

@@ -138,11 +138,8 @@ impl Image {
             other => other.map_err(|source| ImageError::Read { path: path.clone(), source })?,
         };
         let manifest = parse_manifest(&path, &text)?;
-        let damaged = |file: &str, problem: String| ImageError::Damaged {
-            image: name.into(),
-            file: file.into(),
-            problem,
-        };
+        let damaged =
+            |file: &str, problem: String| ImageError::Damaged { image: name.into(), file: file.into(), problem };
         for part in manifest.parts() {
             if !valid_name(&part.file) || part.file == MANIFEST {
                 return Err(damaged(&part.file, "is not a plain file name".into()));
@@ -150,7 +147,10 @@ impl Image {
             let on_disk = std::fs::metadata(dir.join(&part.file))
                 .map_err(|err| damaged(&part.file, format!("cannot be read ({err})")))?;
             if on_disk.len() != part.bytes {
-                return Err(damaged(&part.file, format!("has {} bytes, the manifest says {}", on_disk.len(), part.bytes)));
+                return Err(damaged(
+                    &part.file,
+                    format!("has {} bytes, the manifest says {}", on_disk.len(), part.bytes),
+                ));
             }
         }
         Ok(Self { dir, manifest })
@@ -161,7 +161,8 @@ impl Image {
         let manifest_path = self.dir.join(MANIFEST);
         let manifest =
             std::fs::read(&manifest_path).map_err(|source| ImageError::Read { path: manifest_path, source })?;
-        let mut members = vec![Member { name: MANIFEST.into(), bytes: manifest.len() as u64, source: Source::Memory(manifest) }];
+        let mut members =
+            vec![Member { name: MANIFEST.into(), bytes: manifest.len() as u64, source: Source::Memory(manifest) }];
         for part in self.manifest.parts() {
             let path = self.dir.join(&part.file);
             members.push(Member { name: part.file.clone(), bytes: part.bytes, source: Source::File(path) });
@@ -322,7 +323,11 @@ impl<R: Read> Read for ExactLength<R> {
         if n == 0 && self.left > 0 && !buf.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("{} ended {} bytes early: it changed since the image was checked", self.path.display(), self.left),
+                format!(
+                    "{} ended {} bytes early: it changed since the image was checked",
+                    self.path.display(),
+                    self.left
+                ),
             ));
         }
         self.left -= n as u64;

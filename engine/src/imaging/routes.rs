@@ -40,9 +40,7 @@ type Answer = (StatusCode, String);
 fn seat(peer: &ConnectInfo<Peer>) -> Result<Ipv4Addr, Answer> {
     match peer.0.0.ip() {
         IpAddr::V4(ip) => Ok(ip),
-        IpAddr::V6(ip) => ip
-            .to_ipv4_mapped()
-            .ok_or((StatusCode::BAD_REQUEST, "imaging works over IPv4 only\n".into())),
+        IpAddr::V6(ip) => ip.to_ipv4_mapped().ok_or((StatusCode::BAD_REQUEST, "imaging works over IPv4 only\n".into())),
     }
 }
 
@@ -96,9 +94,8 @@ async fn upload(
     let from = seat(&peer)?;
     let (chunks, mut next) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
     // The file is written on the blocking pool while the body arrives here.
-    let writer = tokio::task::spawn_blocking(move || {
-        hub.receive_file(&token, from, &file, &mut || next.blocking_recv())
-    });
+    let writer =
+        tokio::task::spawn_blocking(move || hub.receive_file(&token, from, &file, &mut || next.blocking_recv()));
     let mut body = std::pin::pin!(body);
     loop {
         let frame = std::future::poll_fn(|cx| http_body::Body::poll_frame(body.as_mut(), cx)).await;

@@ -152,16 +152,34 @@ impl fmt::Display for Ending {
 /// What happened, for the driver to report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEvent {
-    Joined { seat: SocketAddrV4, number: u16 },
-    Refused { seat: SocketAddrV4, why: Refusal },
-    Started { seats: usize },
+    Joined {
+        seat: SocketAddrV4,
+        number: u16,
+    },
+    Refused {
+        seat: SocketAddrV4,
+        why: Refusal,
+    },
+    Started {
+        seats: usize,
+    },
     /// Bytes of the stream every remaining seat has, and the current rate (bytes/s).
-    Progress { bytes: u64, rate: f64 },
-    Dropped { seat: SocketAddrV4, why: DropReason },
+    Progress {
+        bytes: u64,
+        rate: f64,
+    },
+    Dropped {
+        seat: SocketAddrV4,
+        why: DropReason,
+    },
     /// The receiver said goodbye before the end (stopped, or failed to write).
-    Left { seat: SocketAddrV4 },
+    Left {
+        seat: SocketAddrV4,
+    },
     /// The seat has the whole stream.
-    Finished { seat: SocketAddrV4 },
+    Finished {
+        seat: SocketAddrV4,
+    },
     Ended(Ending),
 }
 
@@ -416,12 +434,13 @@ impl Sender {
         let block_size = self.settings.block_size;
         let group = self.settings.group;
         // A seat already in asks again when its reply was lost: the same number again.
-        if let Some(seat) = self.seats.iter().find(|seat| seat.address.ip() == from.ip()) {
-            if seat.state == SeatState::Active && !self.started() {
-                let reply = wire::connect_reply(Some(seat.number), block_size, group);
-                self.control.push_back((Destination::Seat(from), reply.to_vec()));
-                return;
-            }
+        if let Some(seat) = self.seats.iter().find(|seat| seat.address.ip() == from.ip())
+            && seat.state == SeatState::Active
+            && !self.started()
+        {
+            let reply = wire::connect_reply(Some(seat.number), block_size, group);
+            self.control.push_back((Destination::Seat(from), reply.to_vec()));
+            return;
         }
         let why = match self.phase {
             Phase::Joining { .. } if self.settings.start.seats.is_some_and(|seats| self.seats.len() >= seats) => {
@@ -517,7 +536,9 @@ impl Sender {
                         times.extend(owing.map(|seat| seat.last_heard.max(first) + self.settings.drop_after));
                     }
                 }
-                if self.sending.as_ref().is_some_and(|s| !s.transmitted()) || self.waiting.as_ref().is_some_and(|w| w.resending) {
+                if self.sending.as_ref().is_some_and(|s| !s.transmitted())
+                    || self.waiting.as_ref().is_some_and(|w| w.resending)
+                {
                     times.push(self.pacer.ready_at(self.block_size() + wire::DATA_HEADER));
                 }
                 times.into_iter().min()

@@ -161,10 +161,8 @@ impl Room {
                     Destination::Seat(address) => address == receiver.address,
                     Destination::Group | Destination::Broadcast => true,
                 };
-                if hears {
-                    if let Some(answer) = receiver.hear(&out, self.block_size) {
-                        answers.push((receiver.address, answer));
-                    }
+                if hears && let Some(answer) = receiver.hear(&out, self.block_size) {
+                    answers.push((receiver.address, answer));
                 }
             }
         }
@@ -268,7 +266,13 @@ fn three_seats_get_the_whole_stream_and_finish() {
     room.join_all();
     assert_eq!(room.run(), Ending::Completed);
     for receiver in &room.receivers {
-        assert!(receiver.written == data, "seat {} got {} of {} bytes", receiver.address, receiver.written.len(), data.len());
+        assert!(
+            receiver.written == data,
+            "seat {} got {} of {} bytes",
+            receiver.address,
+            receiver.written.len(),
+            data.len()
+        );
     }
     let finished = room.events.iter().filter(|e| matches!(e, SessionEvent::Finished { .. })).count();
     assert_eq!(finished, 3);
@@ -434,4 +438,3 @@ fn the_session_paces_its_blocks_at_the_rate() {
     // 745 KB at 1 MB/s, less the first burst.
     assert!((0.65..0.85).contains(&elapsed), "{elapsed} s for {} bytes at 1 MB/s", data.len());
 }
-

@@ -71,7 +71,10 @@ pub enum ReceiverMessage {
 /// Why a datagram is not a receiver message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireError {
-    TooShort { opcode: Option<u16>, len: usize },
+    TooShort {
+        opcode: Option<u16>,
+        len: usize,
+    },
     /// A sender's message (another sender on the same ports) or an unknown opcode.
     NotFromReceiver(u16),
 }
@@ -315,7 +318,10 @@ mod tests {
             let _ = parse_receiver_message(&bytes);
             let _ = parse_sender_message(&bytes);
         }
-        assert_eq!(parse_receiver_message(&[0, 1, 0, 0, 0, 0, 0, 3]), Err(WireError::TooShort { opcode: Some(1), len: 8 }));
+        assert_eq!(
+            parse_receiver_message(&[0, 1, 0, 0, 0, 0, 0, 3]),
+            Err(WireError::TooShort { opcode: Some(1), len: 8 })
+        );
         assert_eq!(parse_receiver_message(&[0, 8, 0, 0]), Err(WireError::NotFromReceiver(8)));
         assert!(WireError::NotFromReceiver(8).to_string().contains("another sender"));
     }
@@ -327,7 +333,10 @@ mod tests {
         assert_eq!(hello[..2], [0x05, 0x00]);
         assert_eq!(parse_sender_message(&hello), Some(SenderMessage::Hello { group, block_size: 1456 }));
         let reply = connect_reply(Some(2), BLOCK_SIZE, group);
-        assert_eq!(parse_sender_message(&reply), Some(SenderMessage::ConnectReply { number: 2, block_size: 1456, group }));
+        assert_eq!(
+            parse_sender_message(&reply),
+            Some(SenderMessage::ConnectReply { number: 2, block_size: 1456, group })
+        );
         let refused = connect_reply(None, BLOCK_SIZE, group);
         assert_eq!(refused[4..8], [0xff; 4], "refusal is client number -1");
         let mut ready = ReadySet::default();
