@@ -167,3 +167,96 @@ async fn report(
     hub.report(mac, from, phase, detail);
     Ok("ok\n".into())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The routes over real HTTP on loopback, with seats at 127.0.0.1 and 127.0.0.2.
+
+    use std::net::SocketAddr;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::events::EventSink;
+    use crate::http::{HttpSettings, start};
+    use crate::imaging::hub::Task;
+    use crate::served::Served;
+
+    const MAC: &str = "52:54:00:00:00:01";
+
+    /// One request from `from` (a loopback address); the status and the body.
+    async fn request(server: SocketAddr, from: [u8; 4], head: &str, body: &[u8]) -> (u16, String) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((from, 0))).unwrap();
+        let mut stream = socket.connect(server).await.unwrap();
+        let text = format!("{head} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+        stream.write_all(text.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        let status = answer.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0);
+        let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn a_capture_arrives_only_from_its_seat_and_becomes_an_image() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("root")).unwrap();
+        let hub = ImagingHub::new(dir.path().join("images"), EventSink::new());
+        let settings = HttpSettings {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            root: dir.path().join("root"),
+            interface: None,
+            routes: Some(routes(Arc::clone(&hub))),
+        };
+        let service = start(settings, Served::default(), EventSink::new()).await.unwrap();
+        let server = service.local_addr();
+        let seat = [127, 0, 0, 1];
+        let other = [127, 0, 0, 2];
+
+        assert_eq!(request(server, seat, &format!("GET /imaging/task?mac={MAC}"), b"").await, (200, "none\n".into()));
+        let (status, _) = request(server, seat, "PUT /imaging/capture/nosuch/p1", b"abc").await;
+        assert_eq!(status, 404, "no session");
+
+        hub.arm_capture(MAC.parse().unwrap(), "lab").unwrap();
+        let (status, task) = request(server, seat, &format!("GET /imaging/task?mac={MAC}"), b"").await;
+        assert_eq!(status, 200);
+        let Ok(Task::Capture { token, .. }) = parse_task(&task) else { panic!("{task}") };
+        let (status, body) = request(server, other, &format!("PUT /imaging/capture/{token}/p1"), b"abc").await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("belongs to the seat at 127.0.0.1"), "{body}");
+        let (status, body) = request(server, seat, &format!("PUT /imaging/capture/{token}/..%2Fescape"), b"x").await;
+        assert_eq!(status, 403, "{body}");
+
+        let (status, table) = request(server, seat, &format!("PUT /imaging/capture/{token}/table.sfdisk"), b"t").await;
+        assert_eq!(status, 200, "{table}");
+        let (status, part) = request(server, seat, &format!("PUT /imaging/capture/{token}/p1"), b"abc").await;
+        assert_eq!(status, 200, "{part}");
+        let field = |answer: &str, name: &str| -> String {
+            answer.split_whitespace().find_map(|word| word.strip_prefix(name)).unwrap_or_default().to_owned()
+        };
+        let manifest = format!(
+            "format = 1\nname = \"\"\nid = \"\"\ncreated = 0\ndisk_bytes = 1\n[table]\nfile = \"table.sfdisk\"\nbytes = 1\nsha256 = \"{}\"\n[[partitions]]\nnumber = 1\nfilesystem = \"ext4\"\nmethod = \"raw\"\npartition_bytes = 3\nfile = \"p1\"\nbytes = 3\nsha256 = \"{}\"\n",
+            field(&table, "sha256="),
+            field(&part, "sha256=")
+        );
+        let (status, body) =
+            request(server, seat, &format!("POST /imaging/capture/{token}/finish"), manifest.as_bytes()).await;
+        assert_eq!(status, 200, "{body}");
+        let image = crate::imaging::image::Image::open(&dir.path().join("images"), "lab").unwrap();
+        assert_eq!(image.manifest.partitions[0].part.bytes, 3);
+
+        let report = format!("POST /imaging/report?mac={MAC}&phase=bogus");
+        assert_eq!(request(server, seat, &report, b"x").await.0, 400);
+        service.stop().await;
+    }
+
+    fn parse_task(line: &str) -> Result<Task, ()> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["capture", token, name] => Ok(Task::Capture { token: (*token).into(), name: (*name).into() }),
+            _ => Err(()),
+        }
+    }
+}
