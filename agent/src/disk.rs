@@ -118,14 +118,27 @@ pub fn partclone_for(filesystem: &str) -> Option<&'static str> {
     })
 }
 
-/// An `sfdisk --dump` of one disk made fit for another: the `device:` line goes and
-/// partitions lose their names (sfdisk numbers them in order), so a table taken from
-/// `/dev/sda` restores onto `/dev/nvme0n1`.
+/// An `sfdisk --dump` of one disk without its `device:` line: the partitions keep their
+/// names, whose numbers say which partition each line is (a GPT disk with partitions
+/// 1, 2 and 4 keeps them so).
 pub fn portable_table(dump: &str) -> String {
-    dump.lines()
+    dump.lines().filter(|line| !line.starts_with("device:")).collect::<Vec<_>>().join("\n") + "\n"
+}
+
+/// The table for this disk: each `/dev/NAME<N> :` line renamed to this disk's
+/// partition N (`/dev/sda1` taken, `/dev/nvme0n1p1` restored).
+pub fn retarget_table(table: &str, disk: &Disk) -> String {
+    table
+        .lines()
         .filter(|line| !line.starts_with("device:"))
         .map(|line| match line.split_once(" : ") {
-            Some((name, rest)) if name.starts_with("/dev/") => rest.trim_start().to_owned(),
+            Some((name, rest)) if name.starts_with("/dev/") => {
+                let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+                match name[name.len() - digits..].parse::<u32>() {
+                    Ok(number) => format!("{} : {}", disk.partition_device(number), rest.trim_start()),
+                    Err(_) => line.to_owned(),
+                }
+            }
             _ => line.to_owned(),
         })
         .collect::<Vec<_>>()
@@ -173,12 +186,16 @@ mod tests {
     }
 
     #[test]
-    fn a_table_from_one_disk_fits_another() {
-        let dump = "label: dos\nlabel-id: 0x1234\ndevice: /dev/vda\nunit: sectors\nsector-size: 512\n\n/dev/vda1 : start=        2048, size=      260096, type=83, bootable\n";
+    fn a_table_from_one_disk_fits_another_keeping_partition_numbers() {
+        let dump = "label: gpt\ndevice: /dev/sda\nunit: sectors\n\n/dev/sda1 : start=2048, size=4096, type=L\n/dev/sda2 : start=6144, size=4096, type=L\n/dev/sda4 : start=10240, size=4096, type=L\n";
         let table = portable_table(dump);
-        assert!(!table.contains("/dev/vda"), "{table}");
-        assert!(table.contains("\nstart=        2048, size=      260096, type=83, bootable\n"), "{table}");
-        assert!(table.starts_with("label: dos\nlabel-id: 0x1234\nunit: sectors"), "{table}");
+        assert!(!table.contains("device:"), "{table}");
+        let nvme = Disk { device: "/dev/nvme0n1".into(), name: "nvme0n1".into(), bytes: 0, partitions: vec![] };
+        let restored = retarget_table(&table, &nvme);
+        assert!(restored.contains("\n/dev/nvme0n1p4 : start=10240, size=4096, type=L\n"), "{restored}");
+        assert!(restored.contains("\n/dev/nvme0n1p1 : start=2048"), "{restored}");
+        assert!(!restored.contains("/dev/sda"), "{restored}");
+        assert!(restored.starts_with("label: gpt\nunit: sectors"), "{restored}");
     }
 
     #[test]

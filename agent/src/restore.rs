@@ -65,7 +65,17 @@ fn wait(child: &mut Child, what: &str) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("{what} failed ({status})")) }
 }
 
+/// Stops udp-receiver so that it says goodbye (SIGINT: it sends DISCONNECT and the
+/// session does not wait for it), then for good.
 fn stop(child: &mut Child) {
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -81,7 +91,9 @@ pub fn run(
     server.report("restoring", &format!("joining the multicast session of image {name} on port {port_base}"));
     let log = std::fs::File::create("/tmp/udp-receiver.log").map_err(|err| err.to_string())?;
     let mut receiver = Command::new("udp-receiver")
-        .args(["--nokbd", "--interface", interface, "--portbase", &port_base.to_string()])
+        // A sender gone, or this seat dropped near the end, must not hang the seat: a
+        // live session sends at least a REQACK a second.
+        .args(["--nokbd", "--interface", interface, "--portbase", &port_base.to_string(), "--receive-timeout", "60"])
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -104,6 +116,21 @@ pub fn run(
 fn restore_stream(server: &Server, disk: &Disk, stream: impl Read, id: &str, port_base: u16) -> Result<String, String> {
     let started = Instant::now();
     let mut archive = tar::Archive::new(stream);
+    let summary = restore_entries(server, disk, &mut archive, id, port_base, started)?;
+    // tar stops at the first of the archive's two zero blocks; udp-receiver still writes
+    // the rest once the sender ends the stream, and must not find the pipe closed.
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|err| format!("reading the stream's end: {err}"))?;
+    Ok(summary)
+}
+
+fn restore_entries<R: Read>(
+    server: &Server,
+    disk: &Disk,
+    archive: &mut tar::Archive<R>,
+    id: &str,
+    port_base: u16,
+    started: Instant,
+) -> Result<String, String> {
     let mut entries = archive.entries().map_err(|err| format!("reading the stream: {err}"))?;
     let mut first = entries.next().ok_or("the stream ended before the manifest")?.map_err(|err| err.to_string())?;
     let first_name = first.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
@@ -127,8 +154,8 @@ fn restore_stream(server: &Server, disk: &Disk, stream: impl Read, id: &str, por
             measured.read_to_end(&mut table).map_err(|err| format!("the partition table: {err}"))?;
             bytes += measured.bytes;
             check_sum("the partition table", &measured.sha256(), &manifest.table.sha256)?;
-            write_table(disk, &table)?;
-            table_text = String::from_utf8_lossy(&table).into_owned();
+            table_text = crate::disk::retarget_table(&String::from_utf8_lossy(&table), disk);
+            write_table(disk, table_text.as_bytes())?;
         } else if manifest.boot_area.as_ref().is_some_and(|part| part.file == file) {
             let mut measured = Measured::new(&mut entry, server, "restoring", "boot area".into());
             let mut area = Vec::new();
@@ -241,7 +268,9 @@ fn write_partition(source: &mut impl Read, method: &str, device: &str) -> Result
             let mut target =
                 std::fs::OpenOptions::new().write(true).open(device).map_err(|err| format!("{device}: {err}"))?;
             let mut output = output;
-            (None, Some(std::thread::spawn(move || io::copy(&mut output, &mut target).and_then(|_| target.sync_all()))))
+            // No sync here: waiting for the disk while udp-receiver's output is not read
+            // would stall its answers; the init syncs once at the end.
+            (None, Some(std::thread::spawn(move || io::copy(&mut output, &mut target))))
         }
         other => return Err(format!("this agent cannot restore a partition taken with {other:?}")),
     };

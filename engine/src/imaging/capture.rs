@@ -148,9 +148,19 @@ impl CaptureSession {
             return Err(Refusal::Busy(writing.clone()));
         }
         let mismatch = |what: String| Err(Refusal::Mismatch(what));
-        let mut named = 0;
+        let mut named: Vec<&str> = Vec::new();
+        let mut numbers: Vec<u32> = Vec::new();
+        for partition in &manifest.partitions {
+            if numbers.contains(&partition.number) {
+                return mismatch(format!("partition {} is named twice", partition.number));
+            }
+            numbers.push(partition.number);
+        }
         for part in manifest.parts() {
-            named += 1;
+            if named.contains(&part.file.as_str()) {
+                return mismatch(format!("{} is named twice", part.file));
+            }
+            named.push(&part.file);
             match self.received.iter().find(|r| r.file == part.file) {
                 None => return mismatch(format!("{} was never received", part.file)),
                 Some(got) if got.bytes != part.bytes => {
@@ -165,7 +175,7 @@ impl CaptureSession {
                 Some(_) => {}
             }
         }
-        if named != self.received.len() {
+        if named.len() != self.received.len() {
             let extra: Vec<&str> = self
                 .received
                 .iter()
@@ -263,6 +273,8 @@ mod tests {
         other.partitions[0].part.sha256 = "forged".into();
         assert!(session.check_manifest(SEAT, &other).unwrap_err().to_string().contains("checksum"));
         assert!(matches!(session.check_manifest(OTHER, &manifest(&["t", "p1"])), Err(Refusal::WrongSeat { .. })));
+        let twice = session.check_manifest(SEAT, &manifest(&["t", "t"])).unwrap_err();
+        assert!(twice.to_string().contains("t is named twice"), "{twice}");
     }
 
     #[test]

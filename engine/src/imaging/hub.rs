@@ -192,6 +192,10 @@ impl ImagingHub {
         if state.captures.iter().filter(waiting).any(|s| s.mac == mac) {
             return Err(ImagingError::AlreadyArmed { mac });
         }
+        // Two sessions would write into one temporary folder.
+        if state.captures.iter().filter(waiting).any(|s| s.name == name) {
+            return Err(ImagingError::Exists { name: name.into(), dir: self.images.clone() });
+        }
         state.captures.push(CaptureSession::new(mac, name.into(), random_hex()));
         Ok(())
     }
@@ -464,6 +468,10 @@ mod tests {
         assert_eq!(image.manifest.id.len(), 32);
         assert!(!hub.images().join(".lab.partial").exists());
         assert!(matches!(hub.arm_capture(mac, "lab"), Err(ImagingError::Exists { .. })));
+        let other: MacAddr = "52:54:00:00:00:02".parse().unwrap();
+        hub.arm_capture(other, "second").unwrap();
+        let third: MacAddr = "52:54:00:00:00:03".parse().unwrap();
+        assert!(matches!(hub.arm_capture(third, "second"), Err(ImagingError::Exists { .. })), "one name, one session");
     }
 
     #[test]

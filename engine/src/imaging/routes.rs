@@ -92,15 +92,25 @@ async fn upload(
     body: Body,
 ) -> Result<String, Answer> {
     let from = seat(&peer)?;
-    let (chunks, mut next) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(16);
-    // The file is written on the blocking pool while the body arrives here.
-    let writer =
-        tokio::task::spawn_blocking(move || hub.receive_file(&token, from, &file, &mut || next.blocking_recv()));
+    // The body's end is said explicitly: a channel that closes without it is a
+    // connection that broke (hyper drops this future), never a whole file.
+    let (chunks, mut next) = tokio::sync::mpsc::channel::<Option<io::Result<Bytes>>>(16);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut pull = || match next.blocking_recv() {
+            Some(Some(chunk)) => Some(chunk),
+            Some(None) => None,
+            None => Some(Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the seat's connection broke"))),
+        };
+        hub.receive_file(&token, from, &file, &mut pull)
+    });
     let mut body = std::pin::pin!(body);
     loop {
         let frame = std::future::poll_fn(|cx| http_body::Body::poll_frame(body.as_mut(), cx)).await;
         let chunk = match frame {
-            None => break,
+            None => {
+                let _ = chunks.send(None).await;
+                break;
+            }
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => Ok(data),
                 Err(_) => continue, // trailers
@@ -108,7 +118,7 @@ async fn upload(
             Some(Err(err)) => Err(io::Error::new(io::ErrorKind::ConnectionAborted, err.to_string())),
         };
         let failed = chunk.is_err();
-        if chunks.send(chunk).await.is_err() || failed {
+        if chunks.send(Some(chunk)).await.is_err() || failed {
             // The writer gave up (refused, disk full), or the seat's connection broke.
             break;
         }

@@ -105,7 +105,15 @@ pub async fn run_session(
                 Destination::Group => SocketAddrV4::new(group, link.port_base),
                 Destination::Broadcast => SocketAddrV4::new(link.broadcast, link.port_base),
             };
-            socket.send_to(&out, to).await.map_err(|source| SessionError::Send { to, source })?;
+            match socket.send_to(&out, to).await {
+                Ok(_) => {}
+                // A reply to one receiver that cannot be sent (an address with no route here,
+                // a forged one) concerns that receiver only.
+                Err(err) if matches!(destination, Destination::Seat(_)) => {
+                    tracing::debug!(%to, %err, "multicast session: cannot answer this receiver");
+                }
+                Err(source) => return Err(SessionError::Send { to, source }),
+            }
             sent += 1;
         }
         while let Some(event) = sender.poll_event() {

@@ -47,6 +47,9 @@ pub struct SenderSettings {
     pub hello_every: Duration,
 }
 
+/// The longest wait or silence a session accepts (a week): beyond it an `Instant` could overflow.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
 impl SenderSettings {
     pub fn new(group: Ipv4Addr, start: StartWhen) -> Self {
         Self {
@@ -320,12 +323,19 @@ pub struct Sender {
     final_slice_made: bool,
     bytes_done: u64,
     pacer: Pacer,
+    /// The lowest rate: `MIN_RATE`, or the user's limit when it is lower.
+    floor: f64,
     ack_wait: Duration,
 }
 
 impl Sender {
-    pub fn new(settings: SenderSettings, now: Instant) -> Self {
-        let rate = settings.initial_rate.clamp(MIN_RATE, settings.max_rate.max(MIN_RATE));
+    pub fn new(mut settings: SenderSettings, now: Instant) -> Self {
+        settings.start.wait = settings.start.wait.min(LONGEST_WAIT);
+        settings.drop_after = settings.drop_after.min(LONGEST_WAIT);
+        // A limit below the usual floor is the user's: it is kept.
+        let floor = MIN_RATE.min(settings.max_rate).max(1.0);
+        settings.max_rate = settings.max_rate.max(floor);
+        let rate = settings.initial_rate.clamp(floor, settings.max_rate);
         Self {
             phase: Phase::Joining { since: now },
             seats: Vec::new(),
@@ -339,6 +349,7 @@ impl Sender {
             final_slice_made: false,
             bytes_done: 0,
             pacer: Pacer { rate, tokens: 0.0, last: now },
+            floor,
             ack_wait: INITIAL_ACK_WAIT,
             settings,
         }
@@ -433,17 +444,33 @@ impl Sender {
     fn on_join(&mut self, from: SocketAddrV4, now: Instant) {
         let block_size = self.settings.block_size;
         let group = self.settings.group;
-        // A seat already in asks again when its reply was lost: the same number again.
-        if let Some(seat) = self.seats.iter().find(|seat| seat.address.ip() == from.ip())
-            && seat.state == SeatState::Active
-            && !self.started()
-        {
-            let reply = wire::connect_reply(Some(seat.number), block_size, group);
-            self.control.push_back((Destination::Seat(from), reply.to_vec()));
-            return;
+        let joining = !self.started();
+        // One seat per address, as udpcast has it. One that asks again (its reply was
+        // lost, or its receiver restarted) keeps its number while seats join; once the
+        // session started its receiver cannot catch up: it is refused and counts as gone.
+        if let Some(seat) = self.seats.iter_mut().find(|seat| seat.address.ip() == from.ip()) {
+            if joining {
+                let rejoined = seat.state != SeatState::Active;
+                seat.state = SeatState::Active;
+                seat.address = from;
+                seat.last_heard = now;
+                let number = seat.number;
+                let reply = wire::connect_reply(Some(number), block_size, group);
+                self.control.push_back((Destination::Seat(from), reply.to_vec()));
+                if rejoined {
+                    self.events.push_back(SessionEvent::Joined { seat: from, number });
+                    self.start_if_all_joined();
+                }
+                return;
+            }
+            if seat.state == SeatState::Active {
+                seat.state = SeatState::Gone;
+                self.events.push_back(SessionEvent::Left { seat: from });
+            }
         }
+        let active = self.active().count();
         let why = match self.phase {
-            Phase::Joining { .. } if self.settings.start.seats.is_some_and(|seats| self.seats.len() >= seats) => {
+            Phase::Joining { .. } if self.settings.start.seats.is_some_and(|seats| active >= seats) => {
                 Some(Refusal::Full)
             }
             Phase::Joining { .. } if self.seats.len() >= wire::MAX_RECEIVERS => Some(Refusal::Full),
@@ -461,7 +488,11 @@ impl Sender {
         let reply = wire::connect_reply(Some(number), block_size, group);
         self.control.push_back((Destination::Seat(from), reply.to_vec()));
         self.events.push_back(SessionEvent::Joined { seat: from, number });
-        if self.settings.start.seats.is_some_and(|seats| self.seats.len() >= seats) {
+        self.start_if_all_joined();
+    }
+
+    fn start_if_all_joined(&mut self) {
+        if self.settings.start.seats.is_some_and(|seats| self.active().count() >= seats) {
             self.start();
         }
     }
@@ -684,9 +715,9 @@ impl Sender {
         // slice without loss: a quarter more. A round answered late is no loss (a seat
         // busy writing answers late but has every block): it makes rounds wait longer.
         if done.resent * 100 > done.blocks {
-            *rate = (*rate * 0.7).max(MIN_RATE);
+            *rate = (*rate * 0.7).max(self.floor);
         } else if done.resent == 0 {
-            *rate = (*rate * 1.25).min(self.settings.max_rate.max(MIN_RATE));
+            *rate = (*rate * 1.25).min(self.settings.max_rate);
         }
         self.events.push_back(SessionEvent::Progress { bytes: self.bytes_done, rate: *rate });
     }

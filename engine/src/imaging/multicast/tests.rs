@@ -30,6 +30,8 @@ struct Receiver {
     /// Blocks of the slice being received (the receiver's retransmit map).
     slice: u32,
     blocks: Vec<Option<Vec<u8>>>,
+    /// Blocks of the next slice, which the sender pipelines (udp-receiver keeps them too).
+    next: Vec<Option<Vec<u8>>>,
     written: Vec<u8>,
     done: bool,
     /// Blocks of the current slice this receiver will not hear the first time.
@@ -44,6 +46,7 @@ impl Receiver {
             number: None,
             slice: 0,
             blocks: Vec::new(),
+            next: Vec::new(),
             written: Vec::new(),
             done: false,
             lose_first: Vec::new(),
@@ -63,8 +66,8 @@ impl Receiver {
             }
             SenderMessage::Hello { .. } => None,
             SenderMessage::Data { slice, block, slice_bytes, .. } => {
-                if slice != self.slice {
-                    assert!(slice <= self.slice + 1, "a receiver exits when the sender runs 2 slices ahead");
+                assert!(slice <= self.slice + 1, "a receiver exits when the sender runs 2 slices ahead");
+                if slice < self.slice {
                     return None;
                 }
                 if let Some(at) = self.lose_first.iter().position(|&lost| lost == block) {
@@ -72,8 +75,9 @@ impl Receiver {
                     return None;
                 }
                 let count = (slice_bytes as usize).div_ceil(block_size);
-                self.blocks.resize(count, None);
-                self.blocks[usize::from(block)] = Some(bytes[wire::DATA_HEADER..].to_vec());
+                let blocks = if slice == self.slice { &mut self.blocks } else { &mut self.next };
+                blocks.resize(count, None);
+                blocks[usize::from(block)] = Some(bytes[wire::DATA_HEADER..].to_vec());
                 None
             }
             SenderMessage::Reqack { slice, slice_bytes, round, ready } => {
@@ -90,6 +94,7 @@ impl Receiver {
                     for block in self.blocks.drain(..) {
                         self.written.extend(block.unwrap_or_default());
                     }
+                    self.blocks = std::mem::take(&mut self.next);
                     self.slice += 1;
                     self.done = slice_bytes == 0;
                     return Some(receiver::ok(slice));
@@ -437,4 +442,45 @@ fn the_session_paces_its_blocks_at_the_rate() {
     let elapsed = (room.now - start).as_secs_f64();
     // 745 KB at 1 MB/s, less the first burst.
     assert!((0.65..0.85).contains(&elapsed), "{elapsed} s for {} bytes at 1 MB/s", data.len());
+}
+
+#[test]
+fn a_seat_whose_receiver_restarts_while_seats_join_keeps_its_place() {
+    let now = Instant::now();
+    let mut sender = Sender::new(settings(Some(2)), now);
+    sender.on_datagram(seat(10), &receiver::connect_request(), now).unwrap();
+    sender.on_datagram(seat(10), &receiver::disconnect(), now).unwrap();
+    sender.on_datagram(seat(10), &receiver::connect_request(), now).unwrap();
+    assert!(!sender.started(), "one machine is one seat, however often it asks");
+    sender.on_datagram(seat(11), &receiver::connect_request(), now).unwrap();
+    assert!(sender.started());
+    let events: Vec<_> = std::iter::from_fn(|| sender.poll_event()).collect();
+    let joined: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Joined { seat, number } => Some((*seat, *number)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joined, vec![(seat(10), 0), (seat(10), 0), (seat(11), 1)], "{events:?}");
+    assert!(events.contains(&SessionEvent::Started { seats: 2 }));
+}
+
+#[test]
+fn a_rate_limit_below_the_floor_is_kept() {
+    let mut settings = settings(Some(1));
+    settings.max_rate = 200_000.0;
+    let sender = Sender::new(settings, Instant::now());
+    assert!(sender.rate() <= 200_000.0, "{}", sender.rate());
+}
+
+#[test]
+fn a_wait_of_any_length_does_not_overflow() {
+    let mut settings = settings(None);
+    settings.start.wait = Duration::MAX;
+    settings.drop_after = Duration::MAX;
+    let mut sender = Sender::new(settings, Instant::now());
+    let mut out = Vec::new();
+    sender.poll_transmit(Instant::now(), &mut out);
+    assert!(sender.deadline().is_some());
 }
