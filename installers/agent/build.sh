@@ -46,7 +46,8 @@ if [ ! -s "$cache/base.cpio.gz" ] || [ ! -s "$cache/vmlinuz" ]; then
     (cd "$work" && apt-get download "$pkg" > /dev/null)
     mkdir "$work/kernel" "$work/root"
     dpkg-deb -x "$work"/*.deb "$work/kernel"
-    version=$(ls "$work/kernel/lib/modules" | head -n 1)
+    version=
+    for dir in "$work"/kernel/lib/modules/*; do version=${dir##*/}; break; done
     depmod -b "$work/kernel" "$version"
     root="$work/root"
     mkdir -p "$root/bin" "$root/sbin" "$root/etc" "$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/run" \
@@ -81,7 +82,7 @@ if [ ! -s "$cache/base.cpio.gz" ] || [ ! -s "$cache/vmlinuz" ]; then
     chmod 755 "$root/init" "$root/etc/udhcpc.script"
     (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9 > "$cache/base.cpio.gz.tmp")
     mv "$cache/base.cpio.gz.tmp" "$cache/base.cpio.gz"
-    cp "$(ls "$work"/kernel/boot/vmlinuz-* | head -n 1)" "$cache/vmlinuz"
+    for kernel in "$work"/kernel/boot/vmlinuz-*; do cp "$kernel" "$cache/vmlinuz"; break; done
     printf 'kernel %s\nbusybox %s\nudpcast %s\npartclone %s\nzstd %s\nfdisk %s\n' "$pkg" \
         "$(dpkg-query -W -f '${Version}' busybox-static)" "$(dpkg-query -W -f '${Version}' udpcast)" \
         "$(dpkg-query -W -f '${Version}' partclone)" "$(dpkg-query -W -f '${Version}' zstd)" \
