@@ -272,11 +272,33 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
 struct SeatRow {
     seat: std::net::SocketAddrV4,
     number: u16,
-    result: String,
+    result: SeatResult,
     /// With --boot: the agent's last word (its MAC, phase and detail).
     agent: Option<(MacAddr, SeatPhase, String)>,
     /// With --boot: it came back and was sent to its restored disk.
     to_disk: bool,
+}
+
+/// Where a seat got to in the multicast session; the words are in `Display`.
+#[derive(Debug, Clone, PartialEq)]
+enum SeatResult {
+    Joined,
+    Receiving,
+    Finished,
+    Dropped(portapxe_engine::imaging::multicast::DropReason),
+    Left,
+}
+
+impl std::fmt::Display for SeatResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Joined => f.write_str("joined"),
+            Self::Receiving => f.write_str("receiving"),
+            Self::Finished => f.write_str("finished"),
+            Self::Dropped(why) => write!(f, "dropped: {why}"),
+            Self::Left => f.write_str("left before the end: its receiver stopped or could not write"),
+        }
+    }
 }
 
 /// Everything a restore session needs, whether it also serves network boot or not.
@@ -421,7 +443,7 @@ async fn send(session: Session) -> anyhow::Result<(Ending, Vec<SeatRow>)> {
     let mut started_at = None;
     let mut last_progress = Instant::now();
     let report = |event: &SessionEvent| {
-        let row = |rows: &mut Vec<SeatRow>, seat: &std::net::SocketAddrV4, result: String| {
+        let row = |rows: &mut Vec<SeatRow>, seat: &std::net::SocketAddrV4, result: SeatResult| {
             if let Some(row) = rows.iter_mut().find(|row| row.seat.ip() == seat.ip()) {
                 row.result = result;
             }
@@ -432,7 +454,7 @@ async fn send(session: Session) -> anyhow::Result<(Ending, Vec<SeatRow>)> {
                 rows.push(SeatRow {
                     seat: *seat,
                     number: *number,
-                    result: "joined".into(),
+                    result: SeatResult::Joined,
                     agent: None,
                     to_disk: false,
                 });
@@ -442,7 +464,7 @@ async fn send(session: Session) -> anyhow::Result<(Ending, Vec<SeatRow>)> {
                 started_at = Some(Instant::now());
                 println!("started with {seats} seats");
                 for row in &mut rows {
-                    row.result = "receiving".into();
+                    row.result = SeatResult::Receiving;
                 }
             }
             SessionEvent::Progress { bytes, rate } => {
@@ -461,15 +483,15 @@ async fn send(session: Session) -> anyhow::Result<(Ending, Vec<SeatRow>)> {
             }
             SessionEvent::Dropped { seat, why } => {
                 println!("seat {} dropped: {why}", seat.ip());
-                row(&mut rows, seat, format!("dropped: {why}"));
+                row(&mut rows, seat, SeatResult::Dropped(*why));
             }
             SessionEvent::Left { seat } => {
                 println!("seat {} left before the end (its receiver stopped)", seat.ip());
-                row(&mut rows, seat, "left before the end: its receiver stopped or could not write".into());
+                row(&mut rows, seat, SeatResult::Left);
             }
             SessionEvent::Finished { seat } => {
                 println!("seat {} has the whole image", seat.ip());
-                row(&mut rows, seat, "finished".into());
+                row(&mut rows, seat, SeatResult::Finished);
             }
             SessionEvent::Ended(ending) => println!("session ended: {ending}"),
         }
@@ -494,9 +516,9 @@ fn closing_table(ending: Ending, rows: &[SeatRow]) -> ExitCode {
                 let disk = if row.to_disk { "; booted its own disk" } else { "" };
                 (mac.to_string(), format!("{}; agent {phase}: {detail}{disk}", row.result))
             }
-            None => ("-".to_string(), row.result.clone()),
+            None => ("-".to_string(), row.result.to_string()),
         };
-        all_good &= row.result == "finished";
+        all_good &= row.result == SeatResult::Finished;
         println!("{:<16} {:<4} {:<17} {result}", row.seat.ip(), row.number, mac);
     }
     if all_good { ExitCode::SUCCESS } else { ExitCode::from(1) }

@@ -64,6 +64,8 @@ pub enum ImagingError {
     BadName(String),
     #[error("an image named {name:?} already exists in {dir}: pick another name or delete it first")]
     Exists { name: String, dir: PathBuf },
+    #[error("a capture into an image named {0:?} is already waiting: pick another name")]
+    NameInUse(String),
     #[error("a capture of {mac} is already waiting")]
     AlreadyArmed { mac: MacAddr },
     #[error("{0}")]
@@ -194,7 +196,7 @@ impl ImagingHub {
         }
         // Two sessions would write into one temporary folder.
         if state.captures.iter().filter(waiting).any(|s| s.name == name) {
-            return Err(ImagingError::Exists { name: name.into(), dir: self.images.clone() });
+            return Err(ImagingError::NameInUse(name.into()));
         }
         state.captures.push(CaptureSession::new(mac, name.into(), random_hex()));
         Ok(())
@@ -471,7 +473,7 @@ mod tests {
         let other: MacAddr = "52:54:00:00:00:02".parse().unwrap();
         hub.arm_capture(other, "second").unwrap();
         let third: MacAddr = "52:54:00:00:00:03".parse().unwrap();
-        assert!(matches!(hub.arm_capture(third, "second"), Err(ImagingError::Exists { .. })), "one name, one session");
+        assert!(matches!(hub.arm_capture(third, "second"), Err(ImagingError::NameInUse(_))), "one name, one session");
     }
 
     #[test]

@@ -53,7 +53,9 @@ fn refused(err: &ImagingError) -> Answer {
         ImagingError::Refused(Refusal::Mismatch(_)) | ImagingError::Manifest(_) | ImagingError::BadName(_) => {
             StatusCode::BAD_REQUEST
         }
-        ImagingError::Refused(_) | ImagingError::AlreadyArmed { .. } => StatusCode::FORBIDDEN,
+        ImagingError::Refused(_) | ImagingError::AlreadyArmed { .. } | ImagingError::NameInUse(_) => {
+            StatusCode::FORBIDDEN
+        }
         ImagingError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
         ImagingError::Write(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
