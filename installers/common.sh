@@ -18,6 +18,11 @@ BOOT_FILES=(undionly.kpxe ipxe.efi snponly.efi)
 # writes it: the loaders, COPYING.signed-loaders.txt and VERSIONS. x64 only: no ARM64 ones.
 SIGNED_DIR=${SIGNED_DIR:-$ROOT/target/signed-loaders}
 SIGNED_FILES=(shimx64.efi grubx64.efi)
+# The imaging agent seats boot (installers/agent/build.sh: Debian's kernel, an initramfs of
+# Debian packages and portapxe-agent), in boot/agent/ where `portapxe image` looks for it.
+# Linux x86-64 whatever system serves it, so every installer carries the same files.
+AGENT_DIR=${AGENT_DIR:-$WORK/agent}
+AGENT_FILES=(agent/vmlinuz agent/initrd.img agent/VERSIONS agent/COPYING.agent.txt)
 
 step() { printf '\n==> %s\n' "$*"; }
 die() {
@@ -56,11 +61,49 @@ make_icon() {
     python3 "$ROOT/installers/icons.py" check "$out" "$@" > /dev/null
 }
 
-# make_boot_dir DIR: the iPXE loaders and the signed loaders, each with their licenses and
-# where their source is (COPYING.ipxe.txt, COPYING.signed-loaders.txt).
+# build_agent: the imaging agent into $AGENT_DIR/agent/ (cargo and build.sh's cache of the
+# initramfs's Debian part, $AGENT_DIR/cache, make the second time quick), with the licenses
+# and the source of every Debian package in it (COPYING.agent.txt).
+build_agent() {
+    local out=$AGENT_DIR/agent bin package version
+    need cargo apt-get dpkg-deb depmod modprobe cpio gzip
+    step "imaging agent (cargo build --release -p portapxe-agent, installers/agent/build.sh)"
+    (cd "$ROOT" && cargo build --release --locked -p portapxe-agent)
+    bin=${CARGO_TARGET_DIR:-$ROOT/target}/release/portapxe-agent
+    mkdir -p "$AGENT_DIR/cache"
+    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+    cp -r "$AGENT_DIR/cache" "$out.tmp/cache"
+    bash "$ROOT/installers/agent/build.sh" "$out.tmp" "$bin"
+    rm -rf "$AGENT_DIR/cache" && mv "$out.tmp/cache" "$AGENT_DIR/cache"
+    {
+        printf 'PortaPXE imaging agent: vmlinuz (the kernel) and initrd.img (its programs).\n\n'
+        printf 'portapxe-agent is part of PortaPXE (GPL-3.0-or-later). Everything else is taken\n'
+        printf 'unmodified from these Debian packages (VERSIONS lists the same), whose complete\n'
+        printf 'source is the Debian source package of each:\n\n'
+        while read -r package version; do
+            # A binary rebuild (+bN) has the source version without it.
+            printf '  %s %s: apt-get source %s=%s\n' "$package" "$version" "$package" "${version%+b[0-9]*}"
+            printf '      https://snapshot.debian.org/binary/%s/\n' "$package"
+        done < "$out.tmp/VERSIONS"
+        printf '\nThe kernel, busybox, udpcast and partclone are GPL-2.0; zstd is BSD-3-Clause or GPL-2.0;\n'
+        printf 'util-linux (sfdisk, blkid) is GPL-2.0-or-later with parts under other licenses. The shared\n'
+        printf 'libraries the programs load come from libc6 and the other packages of their dependencies.\n'
+        printf '\n----- GNU General Public License, version 2 -----\n\n'
+        cat /usr/share/common-licenses/GPL-2
+    } > "$out.tmp/COPYING.agent.txt"
+    rm -rf "$out.tmp/cache" "$out" && mv "$out.tmp" "$out"
+}
+
+# make_boot_dir DIR: the iPXE loaders, the signed loaders and the imaging agent, each with
+# their licenses and where their source is (COPYING.ipxe.txt, COPYING.signed-loaders.txt,
+# agent/COPYING.agent.txt).
 make_boot_dir() {
     local dir=$1 file version
-    mkdir -p "$dir"
+    mkdir -p "$dir/agent"
+    build_agent
+    for file in "${AGENT_FILES[@]}"; do
+        install -m 0644 "$AGENT_DIR/$file" "$dir/$file"
+    done
     for file in "${SIGNED_FILES[@]}" COPYING.signed-loaders.txt; do
         [ -s "$SIGNED_DIR/$file" ] ||
             die "$SIGNED_DIR/$file is missing: run installers/signed-loaders.sh ${SIGNED_DIR#"$ROOT"/} (or .ci/install-deps.sh)"
@@ -97,8 +140,11 @@ check_boot_dir() {
     for file in "${SIGNED_FILES[@]}" COPYING.signed-loaders.txt; do
         cmp -s "$dir/$file" "$SIGNED_DIR/$file" || die "$what: $file is missing or differs from $SIGNED_DIR/$file"
     done
+    for file in "${AGENT_FILES[@]}"; do
+        cmp -s "$dir/$file" "$AGENT_DIR/$file" || die "$what: $file is missing or differs from $AGENT_DIR/$file"
+    done
     [ -s "$dir/COPYING.ipxe.txt" ] || die "$what lacks COPYING.ipxe.txt"
-    echo "$what: ${BOOT_FILES[*]} ${SIGNED_FILES[*]} as taken, with COPYING.ipxe.txt and COPYING.signed-loaders.txt"
+    echo "$what: ${BOOT_FILES[*]} ${SIGNED_FILES[*]} ${AGENT_FILES[*]} as built, with COPYING.ipxe.txt and COPYING.signed-loaders.txt"
 }
 
 # license_file: the GPL-3 text shipped beside the program: $LICENSE_FILE if set, else a

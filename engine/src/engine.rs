@@ -22,6 +22,7 @@ use crate::detect::{ServerRole, ServerSighting};
 use crate::dhcp::service::DhcpServiceSettings;
 use crate::dhcp::{DhcpService, DhcpSettings, DhcpStartError};
 use crate::events::{EngineEvent, EventSink, Service, ServiceEvent};
+use crate::export::HttpBootArch;
 use crate::grub::{GRUB_X64, SHIM_X64};
 use crate::http::{HttpService, HttpSettings, HttpStartError};
 use crate::ipxe::{SCRIPT_PATH, generate_script};
@@ -180,13 +181,23 @@ fn boot_settings_with(config: &Config, server_ip: Ipv4Addr, chain: &SignedChain)
 
 /// What another DHCP server must send so its clients boot from a PortaPXE at `server_ip`.
 pub fn export_target(config: &Config, server_ip: Ipv4Addr) -> crate::export::BootTarget {
-    let boot = boot_settings(config, server_ip);
+    let chain = signed_chain(config);
+    let boot = boot_settings_with(config, server_ip, &chain);
+    // UEFI HTTP boot clients get what serving gives them: the signed chain's image (made
+    // at every start while the chain is used), else the UEFI loader, as an http:// URL.
+    let x64_http =
+        if chain == SignedChain::Used { Some(crate::grub::HTTP_BOOT_IMAGE) } else { boot.uefi_x64_file.as_deref() };
+    let http_boot = [(HttpBootArch::X64, x64_http), (HttpBootArch::Arm64, boot.uefi_arm64_file.as_deref())]
+        .into_iter()
+        .filter_map(|(arch, file)| Some(crate::export::HttpBootFile { arch, url: boot.http_url(file?)? }))
+        .collect();
     crate::export::BootTarget {
         server_ip,
         ipxe_script: boot.location(&boot.ipxe_script),
         bios_file: boot.bios_file,
         uefi_x64_file: boot.uefi_x64_signed_file.or(boot.uefi_x64_file),
         uefi_arm64_file: boot.uefi_arm64_file,
+        http_boot,
         rules: config.rules.clone(),
     }
 }

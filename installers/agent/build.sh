@@ -45,7 +45,15 @@ if [ ! -s "$cache/base.cpio.gz" ] || [ ! -s "$cache/vmlinuz" ]; then
     echo "agent: downloading $pkg"
     (cd "$work" && apt-get download "$pkg" > /dev/null)
     mkdir "$work/kernel" "$work/root"
-    dpkg-deb -x "$work"/*.deb "$work/kernel"
+    # Only the kernel and the module trees a seat's drivers can come from: the whole
+    # package is about 400 MB unpacked (sound, graphics, wireless, media…), which a machine
+    # short of disk space should not need.
+    dpkg-deb --fsys-tarfile "$work"/*.deb | tar -x -C "$work/kernel" --wildcards \
+        --exclude='*/kernel/sound' --exclude='*/kernel/drivers/gpu' --exclude='*/kernel/drivers/media' \
+        --exclude='*/kernel/drivers/net/wireless' --exclude='*/kernel/drivers/infiniband' \
+        --exclude='*/kernel/drivers/staging' --exclude='*/kernel/drivers/iio' --exclude='*/kernel/net/bluetooth' \
+        --exclude='*/kernel/net/wireless' --exclude='*/kernel/net/mac80211' --exclude='*/kernel/fs' \
+        './boot/vmlinuz-*' './lib/modules/*'
     version=
     for dir in "$work"/kernel/lib/modules/*; do version=${dir##*/}; break; done
     depmod -b "$work/kernel" "$version"
@@ -83,10 +91,11 @@ if [ ! -s "$cache/base.cpio.gz" ] || [ ! -s "$cache/vmlinuz" ]; then
     (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9 > "$cache/base.cpio.gz.tmp")
     mv "$cache/base.cpio.gz.tmp" "$cache/base.cpio.gz"
     for kernel in "$work"/kernel/boot/vmlinuz-*; do cp "$kernel" "$cache/vmlinuz"; break; done
-    printf 'kernel %s\nbusybox %s\nudpcast %s\npartclone %s\nzstd %s\nfdisk %s\n' "$pkg" \
-        "$(dpkg-query -W -f '${Version}' busybox-static)" "$(dpkg-query -W -f '${Version}' udpcast)" \
+    # One line per Debian package: its name and version.
+    printf '%s %s\nbusybox-static %s\nudpcast %s\npartclone %s\nzstd %s\nfdisk %s\nutil-linux %s\n' "$pkg" \
+        "$(dpkg-deb -f "$work"/*.deb Version)" "$(dpkg-query -W -f '${Version}' busybox-static)" "$(dpkg-query -W -f '${Version}' udpcast)" \
         "$(dpkg-query -W -f '${Version}' partclone)" "$(dpkg-query -W -f '${Version}' zstd)" \
-        "$(dpkg-query -W -f '${Version}' fdisk)" > "$cache/VERSIONS"
+        "$(dpkg-query -W -f '${Version}' fdisk)" "$(dpkg-query -W -f '${Version}' util-linux)" > "$cache/VERSIONS"
 fi
 
 # The agent: its own archive, with the libraries it loads that the base lacks.

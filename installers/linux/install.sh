@@ -2,8 +2,8 @@
 # Installs this portable PortaPXE for all users and grants it the network capabilities.
 #   sudo ./install.sh [--prefix DIR]       default prefix: /usr/local
 #   sudo ./install.sh --uninstall [--prefix DIR]
-# Puts the binary in PREFIX/bin, everything in boot/ (the iPXE and the signed loaders, their
-# licenses) in PREFIX/share/portapxe/boot (where the app looks, relative to its binary), and
+# Puts the binary in PREFIX/bin, everything in boot/ (the iPXE and the signed loaders, the imaging
+# agent, their licenses) in PREFIX/share/portapxe/boot (where the app looks, relative to its binary), and
 # the menu entry and icon under PREFIX/share.
 set -eu
 cd "$(dirname "$0")"
@@ -27,7 +27,7 @@ fi
 
 install -D -m 0755 portapxe "$prefix/bin/portapxe"
 mkdir -p "$prefix/share/portapxe/boot"
-cp boot/* "$prefix/share/portapxe/boot/"
+cp -r boot/. "$prefix/share/portapxe/boot/"
 install -D -m 0644 portapxe.desktop "$prefix/share/applications/portapxe.desktop"
 install -D -m 0644 portapxe.svg "$prefix/share/icons/hicolor/scalable/apps/portapxe.svg"
 if command -v setcap > /dev/null && setcap cap_net_bind_service,cap_net_raw+ep "$prefix/bin/portapxe"; then

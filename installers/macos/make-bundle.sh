@@ -6,8 +6,8 @@
 #   Contents/MacOS/portapxe             (the binary; universal when build-dmg.sh made it)
 #   Contents/Resources/PortaPXE.icns    (from assets/portapxe.svg)
 #   Contents/Resources/boot/            (iPXE loaders + COPYING.ipxe.txt, signed loaders +
-#                                        COPYING.signed-loaders.txt; the app looks in
-#                                        <exe>/../Resources/boot)
+#                                        COPYING.signed-loaders.txt, the imaging agent in
+#                                        agent/; the app looks in <exe>/../Resources/boot)
 #   Contents/Resources/LICENSE.txt
 # Needs python3 and rsvg-convert (macOS: brew install librsvg).
 set -euo pipefail
@@ -25,14 +25,14 @@ while [ $# -gt 0 ]; do
 done
 { [ -n "$BIN" ] && [ -n "$BOOT" ] && [ -n "$OUT" ]; } || die "usage: $0 --bin PATH --boot DIR --out DIR"
 [ -x "$BIN" ] || die "$BIN is not an executable"
-BUNDLED=("${BOOT_FILES[@]}" COPYING.ipxe.txt "${SIGNED_FILES[@]}" COPYING.signed-loaders.txt)
+BUNDLED=("${BOOT_FILES[@]}" COPYING.ipxe.txt "${SIGNED_FILES[@]}" COPYING.signed-loaders.txt "${AGENT_FILES[@]}")
 for file in "${BUNDLED[@]}"; do
     [ -s "$BOOT/$file" ] || die "$BOOT/$file is missing (the boot/ folder of the Linux archive has them all)"
 done
 
 APP=$OUT/PortaPXE.app
 rm -rf "$APP"
-mkdir -p "$APP/Contents/MacOS" "$APP/Contents/Resources/boot"
+mkdir -p "$APP/Contents/MacOS" "$APP/Contents/Resources/boot/agent"
 sed "s/@VERSION@/$VERSION/g" "$ROOT/installers/macos/Info.plist.in" > "$APP/Contents/Info.plist"
 printf 'APPL????' > "$APP/Contents/PkgInfo"
 install -m 0755 "$BIN" "$APP/Contents/MacOS/portapxe"

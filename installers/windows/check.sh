@@ -128,7 +128,7 @@ step "installed exe serves its loaders under Wine without Npcap (no --root, priv
 # wineserver, so a new one runs inside the namespace.
 wineserver -k 2> /dev/null || true
 wineserver -w
-rm -f "$OUT/serve.log" "$OUT/http-ipxe.efi" "$OUT/http-shimx64.efi" "$OUT/tftp-undionly.kpxe"
+rm -f "$OUT/serve.log" "$OUT/http-ipxe.efi" "$OUT/http-shimx64.efi" "$OUT/http-agent-vmlinuz" "$OUT/tftp-undionly.kpxe"
 # shellcheck disable=SC2016 # expanded by the inner bash
 timeout 180 unshare --net bash -euo pipefail -c '
     out=$1
@@ -146,6 +146,7 @@ timeout 180 unshare --net bash -euo pipefail -c '
     done
     curl -sf -o "$out/http-ipxe.efi" http://127.0.0.1:80/ipxe.efi
     curl -sf -o "$out/http-shimx64.efi" http://127.0.0.1:80/shimx64.efi
+    curl -sf -o "$out/http-agent-vmlinuz" http://127.0.0.1:80/agent/vmlinuz
     (cd "$out" && tftp -m binary 127.0.0.1 69 -c get undionly.kpxe tftp-undionly.kpxe)
     for _ in $(seq 50); do
         grep -q "packet capture" "$out/serve.log" && break
@@ -157,10 +158,11 @@ tr -d '\r' < "$OUT/serve.log" | grep -v '^\s*$' | head -20
 cmp "$OUT/http-ipxe.efi" "$IPXE_DIR/ipxe.efi" || die "HTTP served a different ipxe.efi"
 cmp "$OUT/tftp-undionly.kpxe" "$IPXE_DIR/undionly.kpxe" || die "TFTP served a different undionly.kpxe"
 cmp "$OUT/http-shimx64.efi" "$SIGNED_DIR/shimx64.efi" || die "HTTP served a different shimx64.efi"
+cmp "$OUT/http-agent-vmlinuz" "$AGENT_DIR/agent/vmlinuz" || die "HTTP served a different agent/vmlinuz"
 grep -q 'packet capture is unavailable.*Npcap' "$OUT/serve.log" || die "serve did not report capture unavailable (no Npcap)"
 grep -qF 'serving only the iPXE loaders in C:\Program Files\PortaPXE\boot' "$OUT/serve.log" ||
     die "serve did not find the installed loaders in Program Files\PortaPXE\boot"
-echo "served the installed ipxe.efi and shimx64.efi over HTTP and undionly.kpxe over TFTP; capture reported itself unavailable"
+echo "served the installed ipxe.efi, shimx64.efi and agent/vmlinuz over HTTP and undionly.kpxe over TFTP; capture reported itself unavailable"
 
 step "upgrade: a newer MSI replaces this one and keeps the firewall rules"
 # The same contents as version MAJOR.MINOR.(PATCH+1), made only for this check.

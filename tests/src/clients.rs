@@ -36,6 +36,11 @@ impl PxeIdentity {
         Self { arch: 7, vendor_class: "PXEClient:Arch:00007:UNDI:003016".into(), user_class: None }
     }
 
+    /// UEFI HTTP boot firmware (x64 16, ARM64 19), as EDK2's HttpBootDxe identifies itself.
+    pub fn http_boot(arch: u16) -> Self {
+        Self { arch, vendor_class: format!("HTTPClient:Arch:{arch:05}:UNDI:003001"), user_class: None }
+    }
+
     /// User class `iPXE` as iPXE sends it: raw bytes, not RFC 3004 length-prefixed.
     pub fn ipxe_raw(mut self) -> Self {
         self.user_class = Some(b"iPXE".to_vec());
@@ -59,6 +64,8 @@ pub struct Lease {
     pub file_field: String,
     /// Option 67.
     pub bootfile_option: String,
+    /// Option 60 in the answer, as hex (udhcpc reports it only when asked: `HTTPClient` identities).
+    pub vendor_class_hex: String,
     /// Everything the hook recorded.
     pub raw: BTreeMap<String, String>,
 }
@@ -101,7 +108,7 @@ pub fn udhcpc(client: &ClientNs, who: &PxeIdentity, work: &Path) -> Result<Lease
         &format!(
             "#!/bin/sh\n[ \"$1\" = bound ] || exit 0\n\
              {{ echo \"ip=$ip\"; echo \"siaddr=$siaddr\"; echo \"boot_file=$boot_file\"; echo \"bootfile=$bootfile\"; \
-             echo \"serverid=$serverid\"; echo \"mask=$mask\"; echo \"tftp=$tftp\"; }} > {}.tmp && mv {0}.tmp {0}\n",
+             echo \"serverid=$serverid\"; echo \"mask=$mask\"; echo \"tftp=$tftp\"; echo \"opt60=$opt60\"; }} > {}.tmp && mv {0}.tmp {0}\n",
             out.display()
         ),
     )?;
@@ -113,6 +120,10 @@ pub fn udhcpc(client: &ClientNs, who: &PxeIdentity, work: &Path) -> Result<Lease
         command.args(["-x", &format!("0x4d:{}", hex(user_class))]);
     }
     command.args(["-O", "bootfile", "-O", "tftp"]);
+    // UEFI HTTP boot firmware needs option 60 `HTTPClient` in the answer: ask for it.
+    if who.vendor_class.starts_with("HTTPClient") {
+        command.args(["-O", "60"]);
+    }
     let finished = run_bounded("udhcpc", &mut command, Duration::from_secs(30))?;
     if !finished.success() || !out.exists() {
         bail!("udhcpc ({who:?}, MAC {}) got no lease: {finished}", client.mac);
@@ -129,6 +140,7 @@ fn lease_from(raw: BTreeMap<String, String>, ip: &str, siaddr: &str, file: &str,
         next_server: get(siaddr).parse().ok(),
         file_field: get(file),
         bootfile_option: get(option),
+        vendor_class_hex: get("opt60"),
         raw,
     })
 }

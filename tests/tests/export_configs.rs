@@ -220,7 +220,7 @@ fn export_and_boot(case: &Case) {
 
     // Firmware without iPXE gets its loader, with PortaPXE as next-server.
     let firmware = lab.add_client(case.firmware_client_mac).unwrap();
-    let problems = check_loaders(kind, &lab, &firmware, lab.server_ip());
+    let problems = check_loaders(kind, &lab, &firmware, lab.server_ip(), case.http_port);
     assert!(
         problems.is_empty(),
         "{} with the exported config gave firmware clients the wrong boot data:\n{}",
@@ -284,7 +284,7 @@ fn http_get(lab: &Lab, port: u16, path: &str) -> Vec<u8> {
 /// busybox udhcpc as firmware without iPXE: BIOS (93 = 0), UEFI x64 (7, 9) and ARM64
 /// (11) must each get their loader (PortaPXE's defaults) and PortaPXE as next-server.
 /// Returns what went wrong, one line each.
-fn check_loaders(kind: Kind, lab: &Lab, client: &ClientNs, server_ip: Ipv4Addr) -> Vec<String> {
+fn check_loaders(kind: Kind, lab: &Lab, client: &ClientNs, server_ip: Ipv4Addr, http_port: u16) -> Vec<String> {
     let work = lab.dir().join("udhcpc");
     let who = |arch: u16| PxeIdentity {
         arch,
@@ -316,7 +316,47 @@ fn check_loaders(kind: Kind, lab: &Lab, client: &ClientNs, server_ip: Ipv4Addr) 
             Err(error) => problems.push(format!("  arch {arch}: {error:#}")),
         }
     }
+    // UEFI HTTP boot firmware: the loader's URL on PortaPXE's HTTP, and option 60
+    // `HTTPClient` (EDK2 ignores an offer without it).
+    let http = match http_port {
+        80 => format!("http://{server_ip}"),
+        port => format!("http://{server_ip}:{port}"),
+    };
+    for (arch, loader) in [(16u16, "ipxe.efi"), (19, "ipxe-arm64.efi")] {
+        let expected = format!("{http}/{loader}");
+        match clients::udhcpc(client, &PxeIdentity::http_boot(arch), &work) {
+            Ok(lease) => {
+                eprintln!(
+                    "[export] {} → udhcpc HTTP boot arch {arch}: {} boot file {:?} option 60 {:?}",
+                    kind.flag(),
+                    lease.address,
+                    lease.boot_file(),
+                    lease.vendor_class_hex
+                );
+                let class = hex_text(&lease.vendor_class_hex);
+                if lease.boot_file() != expected || class.as_deref() != Some("HTTPClient") {
+                    problems.push(format!(
+                        "  HTTP boot arch {arch}: got boot file {:?} (file field {:?}, option 67 {:?}) and option 60 \
+                         {class:?}; expected {expected:?} with \"HTTPClient\"",
+                        lease.boot_file(),
+                        lease.file_field,
+                        lease.bootfile_option,
+                    ));
+                }
+            }
+            Err(error) => problems.push(format!("  HTTP boot arch {arch}: {error:#}")),
+        }
+    }
     problems
+}
+
+/// The text of an option udhcpc reported as hex (`optNN=48545450…`).
+fn hex_text(hex: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|at| hex.get(at..at + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect();
+    bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// `portapxe serve --mode off`: TFTP + HTTP on the bridge, no DHCP at all.

@@ -109,3 +109,22 @@ fn a_seat_killed_mid_restore_is_dropped_and_the_others_finish() {
         assert!(finished.stdout.contains(&format!("seat {} has the whole image", lab.ip(20 + i as u8))));
     }
 }
+
+#[test]
+fn a_restore_that_boots_seats_refuses_to_start_without_the_agent() {
+    let lab = Lab::new("multicast-no-agent").unwrap();
+    let images = lab.dir().join("images");
+    write_image(&images, "lab-ref", &[("part1.img.zst", "vfat", noise(MB, 4))]).unwrap();
+    let root = lab.dir().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let root = root.to_str().unwrap();
+    let finished =
+        restore(&lab, &images, &["--boot", "--root", root, "--mode", "proxy", "--wait", "5"], Duration::from_secs(30));
+    assert_eq!(finished.status.code(), Some(1), "{finished}");
+    assert!(
+        finished.stderr.contains("the imaging agent's kernel \"agent/vmlinuz\" is not in")
+            && finished.stderr.contains("installers/agent/build.sh"),
+        "{finished}"
+    );
+    assert!(!finished.stdout.contains("Waiting up to"), "the session must not start: {finished}");
+}

@@ -198,6 +198,27 @@ fn serving_facts(
     Ok((interface, facts))
 }
 
+/// Refuses to start when the agent's kernel or initramfs is not served: the seats would
+/// stop at iPXE's "not found" with nothing on the technician's screen.
+fn check_agent_served(config: &Config, agent: &AgentArgs) -> anyhow::Result<()> {
+    for (what, file) in [("kernel", &agent.agent_kernel), ("initramfs", &agent.agent_initrd)] {
+        let relative = file.trim_start_matches('/');
+        if !config.serves_file(relative) {
+            let folders = match (config.root.as_os_str().is_empty(), config.fallback_loader_dir()) {
+                (true, _) => format!("the loader folder {}", config.serving_root().display()),
+                (false, Some(loaders)) => format!("{} nor in {}", config.root.display(), loaders.display()),
+                (false, None) => config.root.display().to_string(),
+            };
+            anyhow::bail!(
+                "the imaging agent's {what} {relative:?} is not in {folders}: the installers put the agent in their \
+                 boot folder's agent/; from a source tree, build it with installers/agent/build.sh into the boot \
+                 root's agent/ folder (or name the files with --agent-kernel and --agent-initrd)"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Makes the seats in `pins` (or every machine, when empty) network-boot into imaging:
 /// an iPXE entry that asks PortaPXE, per MAC, for the agent or the local disk.
 fn add_imaging_entry(
@@ -241,6 +262,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     hub.arm_capture(args.mac, &args.name)?;
     let mut plan: ServePlan = args.serve.into_plan()?;
     let (_, facts) = serving_facts(&plan.config)?;
+    check_agent_served(&plan.config, &args.agent)?;
     add_imaging_entry(&mut plan.config, &hub, facts.address, &args.agent, &[args.mac]);
     plan.options.imaging = Some(Arc::clone(&hub));
     println!("Capture {} into image {:?} in {}: network-boot that machine now.", args.mac, args.name, images.display());
@@ -320,6 +342,9 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     }
     let mut plan: ServePlan = args.serve.into_plan()?;
     let (interface, facts) = serving_facts(&plan.config)?;
+    if args.boot {
+        check_agent_served(&plan.config, &args.agent)?;
+    }
     let stream = image.stream()?;
     let total = stream.len();
     let group = default_group(facts.address);

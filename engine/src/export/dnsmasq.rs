@@ -20,6 +20,13 @@ pub(super) fn render(target: &BootTarget) -> String {
     for (name, _, file) in &files {
         let _ = writeln!(out, "dhcp-boot=tag:!portapxe-ipxe,tag:portapxe-{name},{file},,{ip}");
     }
+    // UEFI HTTP boot: a URL, and option 60 `HTTPClient`, without which EDK2 ignores the offer.
+    for http in &target.http_boot {
+        let name = http.arch.name();
+        let _ = writeln!(out, "dhcp-match=set:portapxe-{name},option:client-arch,{}", http.arch.code());
+        let _ = writeln!(out, "dhcp-boot=tag:!portapxe-ipxe,tag:portapxe-{name},{}", http.url);
+        let _ = writeln!(out, "dhcp-option-force=tag:portapxe-{name},option:vendor-class,HTTPClient");
+    }
     let rules = &target.rules;
     for pattern in &rules.deny {
         let _ = writeln!(out, "dhcp-host={},ignore", wildcard(pattern));
@@ -64,6 +71,11 @@ mod tests {
             "dhcp-host=aa:bb:cc:*:*:*,ignore",
             "dhcp-host=52:54:00:*:*:*,set:portapxe-allowed",
             "dhcp-ignore=tag:!portapxe-allowed",
+            "dhcp-match=set:portapxe-http-x64,option:client-arch,16",
+            "dhcp-boot=tag:!portapxe-ipxe,tag:portapxe-http-x64,http://10.77.0.1/signed-http-boot.iso",
+            "dhcp-option-force=tag:portapxe-http-x64,option:vendor-class,HTTPClient",
+            "dhcp-match=set:portapxe-http-arm64,option:client-arch,19",
+            "dhcp-boot=tag:!portapxe-ipxe,tag:portapxe-http-arm64,http://10.77.0.1/arm64/ipxe.efi",
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
         }

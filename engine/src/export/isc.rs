@@ -12,6 +12,13 @@ pub(super) fn render(target: &BootTarget) -> String {
     let _ = writeln!(out, "    filename \"{}\";", target.ipxe_script);
     // iPXE stops waiting for a proxyDHCP offer when it sees PXEClient (2 s saved per boot).
     out.push_str("    option vendor-class-identifier \"PXEClient\";\n");
+    // UEFI HTTP boot: a URL, and option 60 `HTTPClient`, without which EDK2 ignores the offer.
+    for http in &target.http_boot {
+        let code = http.arch.code();
+        let _ = writeln!(out, "}} elsif option portapxe-client-arch = {:02x}:{:02x} {{", code >> 8, code & 0xff);
+        let _ = writeln!(out, "    filename \"{}\";", http.url);
+        out.push_str("    option vendor-class-identifier \"HTTPClient\";\n");
+    }
     for (_, codes, file) in arch_files(target) {
         let test: Vec<String> = codes
             .iter()
@@ -73,6 +80,16 @@ mod tests {
         assert!(text.contains("    option vendor-class-identifier \"PXEClient\";\n} elsif"), "{text}");
         assert!(text.contains("filename \"http://10.77.0.1/boot.ipxe\";"));
         assert!(text.contains("filename \"arm64/ipxe.efi\";"));
+        assert!(
+            text.contains(
+                "} elsif option portapxe-client-arch = 00:10 {\n    filename \"http://10.77.0.1/signed-http-boot.iso\";\n    \
+                 option vendor-class-identifier \"HTTPClient\";\n} elsif"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("option portapxe-client-arch = 00:13 {\n    filename \"http://10.77.0.1/arm64/ipxe.efi\";")
+        );
         assert!(text.contains("host portapxe-deny-0 { hardware ethernet 52:54:00:00:00:66; deny booting; }"));
         assert!(text.contains("match if substring(hardware, 1, 3) = aa:bb:cc;"));
         assert_eq!(text.matches('{').count(), text.matches('}').count(), "{text}");

@@ -23,6 +23,16 @@ pub(super) fn render(target: &BootTarget) -> String {
             "boot-file-name": file,
         }));
     }
+    // UEFI HTTP boot: a URL, and option 60 `HTTPClient` (sent even if the client's list of
+    // wanted options lacks it), without which EDK2 ignores the offer.
+    for http in &target.http_boot {
+        classes.push(json!({
+            "name": format!("portapxe-{}", http.arch.name()),
+            "test": format!("option[93].hex == 0x{:04x} and not member('portapxe-ipxe')", http.arch.code()),
+            "boot-file-name": http.url,
+            "option-data": [{ "name": "vendor-class-identifier", "data": "HTTPClient", "always-send": true }],
+        }));
+    }
     let rules = &target.rules;
     let mac_test = |pattern| {
         let (hex, len) = mac_hex(pattern);
@@ -52,7 +62,23 @@ mod tests {
         let value: Value = serde_json::from_str(&render(&sample_target())).unwrap();
         let classes = value["Dhcp4"]["client-classes"].as_array().unwrap();
         let names: Vec<&str> = classes.iter().map(|c| c["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["DROP", "portapxe-ipxe", "portapxe-efi-x64", "portapxe-efi-arm64", "portapxe-bios"]);
+        assert_eq!(
+            names,
+            [
+                "DROP",
+                "portapxe-ipxe",
+                "portapxe-efi-x64",
+                "portapxe-efi-arm64",
+                "portapxe-bios",
+                "portapxe-http-x64",
+                "portapxe-http-arm64"
+            ]
+        );
+        assert_eq!(classes[5]["test"], "option[93].hex == 0x0010 and not member('portapxe-ipxe')");
+        assert_eq!(classes[5]["boot-file-name"], "http://10.77.0.1/signed-http-boot.iso");
+        assert_eq!(classes[5]["option-data"][0]["data"], "HTTPClient");
+        assert_eq!(classes[5]["option-data"][0]["always-send"], true);
+        assert_eq!(classes[6]["test"], "option[93].hex == 0x0013 and not member('portapxe-ipxe')");
         assert_eq!(
             classes[0]["test"],
             "substring(pkt4.mac, 0, 6) == 0x525400000066 or substring(pkt4.mac, 0, 3) == 0xaabbcc"

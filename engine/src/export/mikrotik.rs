@@ -48,6 +48,35 @@ pub(super) fn render(target: &BootTarget) -> String {
         }
     }
 
+    if !target.http_boot.is_empty() {
+        out.push_str(
+            "\n# UEFI HTTP boot firmware (option 93 = 16 x64, 19 ARM64) needs option 60 \"HTTPClient\" in the\n\
+             # answer and the boot file as a URL in option 67; it asks for both, so neither needs force.\n",
+        );
+        let _ = writeln!(
+            out,
+            "/ip dhcp-server option add name=portapxe-httpclient code=60 value={}",
+            option_value("HTTPClient")
+        );
+        for http in &target.http_boot {
+            let name = http.arch.name();
+            let _ = writeln!(
+                out,
+                "/ip dhcp-server option add name=portapxe-{name} code=67 value={}",
+                option_value(&http.url)
+            );
+            let _ = writeln!(
+                out,
+                "/ip dhcp-server option sets add name=portapxe-{name} options=portapxe-httpclient,portapxe-{name}"
+            );
+            let _ = writeln!(
+                out,
+                "{matcher} name=portapxe-{name} code=93 value=0x{:04x} option-set=portapxe-{name}",
+                http.arch.code()
+            );
+        }
+    }
+
     let _ = write!(
         out,
         "\n# Firmware fetches its loader over TFTP from next-server. boot-file-name stays empty: iPXE\n\
@@ -118,6 +147,23 @@ mod tests {
         assert_eq!(render(&sample_target()), include_str!("golden/mikrotik.rsc"));
     }
 
+    #[test]
+    fn http_boot_firmware_gets_option_60_and_the_url() {
+        let text = render(&sample_target());
+        let commands = commands(&text);
+        for line in [
+            "/ip dhcp-server option add name=portapxe-httpclient code=60 value=\"'HTTPClient'\"",
+            "/ip dhcp-server option add name=portapxe-http-x64 code=67 value=\"'http://10.77.0.1/signed-http-boot.iso'\"",
+            "/ip dhcp-server option sets add name=portapxe-http-x64 options=portapxe-httpclient,portapxe-http-x64",
+            "/ip dhcp-server option add name=portapxe-http-arm64 code=67 value=\"'http://10.77.0.1/arm64/ipxe.efi'\"",
+        ] {
+            assert!(commands.contains(&line), "missing `{line}` in\n{text}");
+        }
+        let mut target = sample_target();
+        target.http_boot.clear();
+        assert!(!render(&target).contains("code=60"), "no HTTP boot, no option 60");
+    }
+
     fn commands(text: &str) -> Vec<&str> {
         text.lines().filter(|l| l.starts_with('/')).collect()
     }
@@ -135,6 +181,8 @@ mod tests {
                 "name=portapxe-efi-x64-9 code=93 value=0x0009 option-set=portapxe-efi-x64",
                 "name=portapxe-efi-arm64-11 code=93 value=0x000b option-set=portapxe-efi-arm64",
                 "name=portapxe-bios-0 code=93 value=0x0000 option-set=portapxe-bios",
+                "name=portapxe-http-x64 code=93 value=0x0010 option-set=portapxe-http-x64",
+                "name=portapxe-http-arm64 code=93 value=0x0013 option-set=portapxe-http-arm64",
             ]
         );
         assert!(matchers.iter().all(|l| l.starts_with("/ip dhcp-server matcher add server=$pxeServer ")));

@@ -64,7 +64,42 @@ pub struct BootTarget {
     pub uefi_arm64_file: Option<String>,
     /// Full URL or TFTP path of the iPXE script.
     pub ipxe_script: String,
+    /// What UEFI HTTP boot clients fetch (none when PortaPXE's HTTP is off).
+    pub http_boot: Vec<HttpBootFile>,
     pub rules: ClientRules,
+}
+
+/// The firmware that boots over HTTP (UEFI 2.5 HTTP boot), by its option 93 code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpBootArch {
+    X64,
+    Arm64,
+}
+
+impl HttpBootArch {
+    /// Option 93 (RFC 4578, IANA's processor architecture types): 16 x64, 19 ARM64 HTTP boot.
+    pub fn code(self) -> u16 {
+        match self {
+            Self::X64 => 16,
+            Self::Arm64 => 19,
+        }
+    }
+
+    /// The tag or class name the exports use, e.g. `http-x64`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::X64 => "http-x64",
+            Self::Arm64 => "http-arm64",
+        }
+    }
+}
+
+/// A UEFI HTTP boot client's boot file: a URL, sent with option 60 `HTTPClient`
+/// (without it EDK2's HTTP boot ignores the offer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpBootFile {
+    pub arch: HttpBootArch,
+    pub url: String,
 }
 
 /// Option 93 codes per boot file, in the order servers should test them.
@@ -117,6 +152,10 @@ pub(crate) fn sample_target() -> BootTarget {
         uefi_x64_file: Some("ipxe.efi".into()),
         uefi_arm64_file: Some("arm64/ipxe.efi".into()),
         ipxe_script: "http://10.77.0.1/boot.ipxe".into(),
+        http_boot: vec![
+            HttpBootFile { arch: HttpBootArch::X64, url: "http://10.77.0.1/signed-http-boot.iso".into() },
+            HttpBootFile { arch: HttpBootArch::Arm64, url: "http://10.77.0.1/arm64/ipxe.efi".into() },
+        ],
         rules: ClientRules {
             allow: vec![],
             deny: vec!["52:54:00:00:00:66".parse().unwrap(), "aa:bb:cc".parse().unwrap()],

@@ -82,6 +82,10 @@ pub(super) fn render(target: &BootTarget) -> String {
         );
     }
 
+    if !target.http_boot.is_empty() {
+        http_boot(&mut out, target, on_policy, 2 + files.len());
+    }
+
     let rules = &target.rules;
     if !rules.deny.is_empty() || !rules.allow.is_empty() {
         out.push_str(
@@ -114,6 +118,44 @@ pub(super) fn render(target: &BootTarget) -> String {
         );
     }
     out
+}
+
+/// UEFI HTTP boot firmware sends vendor class `HTTPClient:Arch:NNNNN…` and takes a URL in
+/// option 67 only from an answer carrying option 60 `HTTPClient` (EDK2's HttpBootDxe).
+/// Windows defines no option 60 of its own: it is added once (as Configuration Manager's
+/// PXE guide does), unless the server has it already (WDS adds it).
+fn http_boot(out: &mut String, target: &BootTarget, on_policy: &str, first_order: usize) {
+    out.push_str(
+        "\n# UEFI HTTP boot: firmware sends vendor class \"HTTPClient:Arch:\" and its option 93 code; it needs\n\
+         # option 60 \"HTTPClient\" in the answer and the boot file as a URL in option 67.\n\
+         if (-not (Get-DhcpServerv4OptionDefinition -ComputerName $ComputerName -OptionId 60 -ErrorAction SilentlyContinue)) {\n\
+         \x20   Add-DhcpServerv4OptionDefinition -ComputerName $ComputerName -Name 'Vendor class identifier' -OptionId 60 -Type String\n\
+         }\n",
+    );
+    for (order, http) in (first_order..).zip(&target.http_boot) {
+        let (name, code) = (http.arch.name(), http.arch.code());
+        let class = vendor_class(name, code);
+        let policy = ps(&format!("PortaPXE {name}"));
+        let _ = writeln!(
+            out,
+            "Add-DhcpServerv4Class -ComputerName $ComputerName -Name {} -Type Vendor -Data 'HTTPClient:Arch:{code:05}'",
+            ps(&class),
+        );
+        let _ = writeln!(
+            out,
+            "Add-DhcpServerv4Policy {on_policy} -Name {policy} -Condition OR -ProcessingOrder {order} -VendorClass EQ,{}",
+            ps(&format!("{class}*")),
+        );
+        let _ = writeln!(
+            out,
+            "Set-DhcpServerv4OptionValue {on_policy} -PolicyName {policy} -OptionId 60 -Value 'HTTPClient'"
+        );
+        let _ = writeln!(
+            out,
+            "Set-DhcpServerv4OptionValue {on_policy} -PolicyName {policy} -OptionId 67 -Value {}",
+            ps(&http.url)
+        );
+    }
 }
 
 /// Vendor class name for one option 93 code, e.g. `PortaPXE efi-x64 00007`.
@@ -152,7 +194,7 @@ mod tests {
     fn ipxe_policy_comes_first_and_gets_the_script() {
         let text = render(&sample_target());
         let policies: Vec<&str> = text.lines().filter(|l| l.starts_with("Add-DhcpServerv4Policy")).collect();
-        assert_eq!(policies.len(), 4, "{text}");
+        assert_eq!(policies.len(), 6, "{text}");
         assert!(policies[0].contains("-Name 'PortaPXE iPXE'") && policies[0].contains("-ProcessingOrder 1"));
         assert!(policies[0].ends_with("-UserClass EQ,'PortaPXE iPXE'"));
         for (order, policy) in (1..).zip(&policies) {
@@ -180,6 +222,30 @@ mod tests {
             assert!(text.contains(&format!("-PolicyName 'PortaPXE {policy}' -OptionId 66 -Value '10.77.0.1'\n")));
             assert!(text.contains(&format!("-PolicyName 'PortaPXE {policy}' -OptionId 67 -Value '{file}'\n")));
         }
+    }
+
+    #[test]
+    fn http_boot_firmware_gets_option_60_and_the_url() {
+        let text = render(&sample_target());
+        let define = line_of(
+            &text,
+            "Add-DhcpServerv4OptionDefinition -ComputerName $ComputerName -Name 'Vendor class identifier' -OptionId 60 -Type String",
+        );
+        assert!(line_of(&text, "Get-DhcpServerv4OptionDefinition -ComputerName $ComputerName -OptionId 60") < define);
+        for (name, code, url) in [
+            ("http-x64", 16, "http://10.77.0.1/signed-http-boot.iso"),
+            ("http-arm64", 19, "http://10.77.0.1/arm64/ipxe.efi"),
+        ] {
+            let class = format!("-Name 'PortaPXE {name} {code:05}' -Type Vendor -Data 'HTTPClient:Arch:{code:05}'");
+            assert!(define < line_of(&text, &class), "{text}");
+            assert!(text.contains(&format!("-Name 'PortaPXE {name}' -Condition OR")));
+            assert!(text.contains(&format!("-VendorClass EQ,'PortaPXE {name} {code:05}*'\n")));
+            assert!(text.contains(&format!("-PolicyName 'PortaPXE {name}' -OptionId 60 -Value 'HTTPClient'\n")));
+            assert!(text.contains(&format!("-PolicyName 'PortaPXE {name}' -OptionId 67 -Value '{url}'\n")));
+        }
+        let mut target = sample_target();
+        target.http_boot.clear();
+        assert!(!render(&target).contains("OptionId 60"), "no HTTP boot, no option 60");
     }
 
     #[test]

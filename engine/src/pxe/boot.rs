@@ -47,7 +47,8 @@ impl BootSettings {
         self.http_url(path).unwrap_or_else(|| path.to_owned())
     }
 
-    fn http_url(&self, path: &str) -> Option<String> {
+    /// The http:// URL of `path`, `None` when HTTP is off.
+    pub fn http_url(&self, path: &str) -> Option<String> {
         let port = self.http_port?;
         let host = if port == 80 { self.server_ip.to_string() } else { format!("{}:{port}", self.server_ip) };
         Some(format!("http://{host}/{}", path.trim_start_matches('/')))

@@ -29,6 +29,16 @@
 /ip dhcp-server matcher add server=$pxeServer address-pool=$pxePool name=portapxe-efi-arm64-11 code=93 value=0x000b option-set=portapxe-efi-arm64
 /ip dhcp-server matcher add server=$pxeServer address-pool=$pxePool name=portapxe-bios-0 code=93 value=0x0000 option-set=portapxe-bios
 
+# UEFI HTTP boot firmware (option 93 = 16 x64, 19 ARM64) needs option 60 "HTTPClient" in the
+# answer and the boot file as a URL in option 67; it asks for both, so neither needs force.
+/ip dhcp-server option add name=portapxe-httpclient code=60 value="'HTTPClient'"
+/ip dhcp-server option add name=portapxe-http-x64 code=67 value="'http://10.77.0.1/signed-http-boot.iso'"
+/ip dhcp-server option sets add name=portapxe-http-x64 options=portapxe-httpclient,portapxe-http-x64
+/ip dhcp-server matcher add server=$pxeServer address-pool=$pxePool name=portapxe-http-x64 code=93 value=0x0010 option-set=portapxe-http-x64
+/ip dhcp-server option add name=portapxe-http-arm64 code=67 value="'http://10.77.0.1/arm64/ipxe.efi'"
+/ip dhcp-server option sets add name=portapxe-http-arm64 options=portapxe-httpclient,portapxe-http-arm64
+/ip dhcp-server matcher add server=$pxeServer address-pool=$pxePool name=portapxe-http-arm64 code=93 value=0x0013 option-set=portapxe-http-arm64
+
 # Firmware fetches its loader over TFTP from next-server. boot-file-name stays empty: iPXE
 # prefers that BOOTP field to option 67, so a file name there would send it back to the loader.
 /ip dhcp-server network set [find address=$pxeNetwork] next-server=10.77.0.1 boot-file-name=""

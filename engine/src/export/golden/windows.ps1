@@ -31,6 +31,20 @@ Set-DhcpServerv4OptionValue -ComputerName $ComputerName -ScopeId $ScopeId -Polic
 # field, which Microsoft does not document; if such clients fail, run `portapxe serve --mode proxy`
 # beside this server instead of this script.
 
+# UEFI HTTP boot: firmware sends vendor class "HTTPClient:Arch:" and its option 93 code; it needs
+# option 60 "HTTPClient" in the answer and the boot file as a URL in option 67.
+if (-not (Get-DhcpServerv4OptionDefinition -ComputerName $ComputerName -OptionId 60 -ErrorAction SilentlyContinue)) {
+    Add-DhcpServerv4OptionDefinition -ComputerName $ComputerName -Name 'Vendor class identifier' -OptionId 60 -Type String
+}
+Add-DhcpServerv4Class -ComputerName $ComputerName -Name 'PortaPXE http-x64 00016' -Type Vendor -Data 'HTTPClient:Arch:00016'
+Add-DhcpServerv4Policy -ComputerName $ComputerName -ScopeId $ScopeId -Name 'PortaPXE http-x64' -Condition OR -ProcessingOrder 5 -VendorClass EQ,'PortaPXE http-x64 00016*'
+Set-DhcpServerv4OptionValue -ComputerName $ComputerName -ScopeId $ScopeId -PolicyName 'PortaPXE http-x64' -OptionId 60 -Value 'HTTPClient'
+Set-DhcpServerv4OptionValue -ComputerName $ComputerName -ScopeId $ScopeId -PolicyName 'PortaPXE http-x64' -OptionId 67 -Value 'http://10.77.0.1/signed-http-boot.iso'
+Add-DhcpServerv4Class -ComputerName $ComputerName -Name 'PortaPXE http-arm64 00019' -Type Vendor -Data 'HTTPClient:Arch:00019'
+Add-DhcpServerv4Policy -ComputerName $ComputerName -ScopeId $ScopeId -Name 'PortaPXE http-arm64' -Condition OR -ProcessingOrder 6 -VendorClass EQ,'PortaPXE http-arm64 00019*'
+Set-DhcpServerv4OptionValue -ComputerName $ComputerName -ScopeId $ScopeId -PolicyName 'PortaPXE http-arm64' -OptionId 60 -Value 'HTTPClient'
+Set-DhcpServerv4OptionValue -ComputerName $ComputerName -ScopeId $ScopeId -PolicyName 'PortaPXE http-arm64' -OptionId 67 -Value 'http://10.77.0.1/arm64/ipxe.efi'
+
 # MAC rules, as the server's link-layer filters. They apply to every scope on this server and
 # to all of DHCP, not only network boot: a filtered machine gets no address at all.
 Add-DhcpServerv4Filter -ComputerName $ComputerName -List Deny -MacAddress '52-54-00-00-00-66' -Description 'PortaPXE deny'
