@@ -64,8 +64,8 @@ pub struct Lease {
     pub file_field: String,
     /// Option 67.
     pub bootfile_option: String,
-    /// Option 60 in the answer, as hex (udhcpc reports it only when asked: `HTTPClient` identities).
-    pub vendor_class_hex: String,
+    /// Option 60 in the answer (udhcpc reports it only when asked: `HTTPClient` identities).
+    pub vendor_class: String,
     /// Everything the hook recorded.
     pub raw: BTreeMap<String, String>,
 }
@@ -108,7 +108,7 @@ pub fn udhcpc(client: &ClientNs, who: &PxeIdentity, work: &Path) -> Result<Lease
         &format!(
             "#!/bin/sh\n[ \"$1\" = bound ] || exit 0\n\
              {{ echo \"ip=$ip\"; echo \"siaddr=$siaddr\"; echo \"boot_file=$boot_file\"; echo \"bootfile=$bootfile\"; \
-             echo \"serverid=$serverid\"; echo \"mask=$mask\"; echo \"tftp=$tftp\"; echo \"opt60=$opt60\"; }} > {}.tmp && mv {0}.tmp {0}\n",
+             echo \"serverid=$serverid\"; echo \"mask=$mask\"; echo \"tftp=$tftp\"; echo \"vendor=$vendor\"; }} > {}.tmp && mv {0}.tmp {0}\n",
             out.display()
         ),
     )?;
@@ -140,7 +140,7 @@ fn lease_from(raw: BTreeMap<String, String>, ip: &str, siaddr: &str, file: &str,
         next_server: get(siaddr).parse().ok(),
         file_field: get(file),
         bootfile_option: get(option),
-        vendor_class_hex: get("opt60"),
+        vendor_class: get("vendor"),
         raw,
     })
 }

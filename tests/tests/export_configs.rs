@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use portapxe_lab::clients::{self, PxeIdentity};
 use portapxe_lab::events::{self, Event, EventsExt, Phase};
-use portapxe_lab::expect::{dhcp_story, finished_once, has_finished, transfer_story, transfers_of};
+use portapxe_lab::expect::{self, dhcp_story, finished_once, has_finished, transfer_story, transfers_of};
 use portapxe_lab::guest::{self, CMDLINE, Guest, INITRD_NAME, KERNEL_NAME};
 use portapxe_lab::netns::{BRIDGE, ClientNs};
 use portapxe_lab::process::{Guarded, POLL, run_bounded, wait_until};
@@ -232,6 +232,60 @@ fn export_and_boot(case: &Case) {
     eprintln!("TOTAL export_{}: {:.1} s", kind.flag(), started.elapsed().as_secs_f64());
 }
 
+/// UEFI HTTP boot with Secure Boot on through dnsmasq configured by `portapxe export`
+/// alone: dnsmasq gives the firmware option 60 `HTTPClient` and the URL of the signed
+/// chain's image; the image's GRUB then reads the menu, kernel and initrd from
+/// PortaPXE's TFTP (it names PortaPXE itself: dnsmasq sends no next server for it).
+#[test]
+fn dnsmasq_config_from_export_boots_a_secure_boot_machine_over_uefi_http_boot() {
+    const MAC: &str = "52:54:00:e0:04:10";
+    const IMAGE: &str = "signed-http-boot.iso";
+    binary::portapxe();
+    let started = Instant::now();
+    let mut lab = Lab::new("export-dnsmasq-http").unwrap();
+    let root = lab.dir().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    guest::install_ipxe_binaries(&root).unwrap();
+    guest::install_signed_loaders(&root).unwrap();
+    let guest = Guest::install(&root).unwrap();
+    let serve_flags: Vec<String> =
+        ["--kernel", KERNEL_NAME, "--initrd", INITRD_NAME, "--cmdline", CMDLINE].map(String::from).to_vec();
+    // The root tells `export` that the signed chain is served (as it tells `serve`).
+    let mut export_flags = serve_flags.clone();
+    export_flags.extend(["--root".to_string(), root.to_str().unwrap().to_string()]);
+    let exported = export(Kind::Dnsmasq, lab.server_ip(), &export_flags);
+    let url = format!("http://{}/{IMAGE}", lab.server_ip());
+    assert!(
+        exported.lines().any(|line| line == format!("dhcp-boot=tag:!portapxe-ipxe,tag:portapxe-http-x64,{url}")),
+        "the dnsmasq export gives HTTP boot firmware no {url}:\n{exported}"
+    );
+
+    let server = OffServer::start(&lab, &root, 80, &serve_flags);
+    let mut dhcp = OtherDhcp::start(Kind::Dnsmasq, &mut lab, "52:54:00:e0:04:02", &exported);
+    let tap = lab.add_tap().unwrap();
+    let boot = qemu::boot(&lab, &tap, Firmware::UefiSecureBootHttp, MAC, &guest.marker, BOOT_TIMEOUT);
+    eprintln!("BOOT TIME export_dnsmasq_uefi_secure_boot_http_boot: {:.1} s", boot.elapsed.as_secs_f64());
+    expect::secure_boot_was_on(&boot);
+
+    let events =
+        server.wait_for_events("TFTP transfers of kernel and initrd to finish", Duration::from_secs(10), |e| {
+            has_finished(e, KERNEL_NAME) && has_finished(e, INITRD_NAME)
+        });
+    assert!(events.dhcp().is_empty(), "portapxe --mode off answered DHCP:\n{}", dhcp_story(&events, MAC));
+    let leased = wait_until(Duration::from_secs(10), || Some(dhcp.leased_to(MAC)).filter(|l| !l.is_empty()))
+        .unwrap_or_else(|| panic!("dnsmasq's lease file lists no lease for {MAC}"));
+    let address =
+        leased.iter().copied().find(|ip| !transfers_of(&events, "http", IMAGE, *ip).is_empty()).unwrap_or_else(|| {
+            panic!("no HTTP transfer of {IMAGE} to {leased:?}; transfers:\n{}", transfer_story(&events))
+        });
+    expect::finished_nonempty(&events, "http", IMAGE, address);
+    expect::finished_nonempty(&events, "tftp", "grub/grub.cfg", address);
+    finished_once(&events, "tftp", KERNEL_NAME, address, guest.kernel_size());
+    finished_once(&events, "tftp", INITRD_NAME, address, guest.initrd_size());
+    dhcp.assert_alive();
+    eprintln!("TOTAL export_dnsmasq_http_boot: {:.1} s", started.elapsed().as_secs_f64());
+}
+
 /// `portapxe export --for KIND --server-ip IP FLAGS…` (pure: runs outside any namespace,
 /// opens no socket).
 fn export(kind: Kind, server_ip: Ipv4Addr, serve_flags: &[String]) -> String {
@@ -331,16 +385,16 @@ fn check_loaders(kind: Kind, lab: &Lab, client: &ClientNs, server_ip: Ipv4Addr, 
                     kind.flag(),
                     lease.address,
                     lease.boot_file(),
-                    lease.vendor_class_hex
+                    lease.vendor_class
                 );
-                let class = hex_text(&lease.vendor_class_hex);
-                if lease.boot_file() != expected || class.as_deref() != Some("HTTPClient") {
+                if lease.boot_file() != expected || lease.vendor_class != "HTTPClient" {
                     problems.push(format!(
                         "  HTTP boot arch {arch}: got boot file {:?} (file field {:?}, option 67 {:?}) and option 60 \
-                         {class:?}; expected {expected:?} with \"HTTPClient\"",
+                         {:?}; expected {expected:?} with \"HTTPClient\"",
                         lease.boot_file(),
                         lease.file_field,
                         lease.bootfile_option,
+                        lease.vendor_class,
                     ));
                 }
             }
@@ -348,15 +402,6 @@ fn check_loaders(kind: Kind, lab: &Lab, client: &ClientNs, server_ip: Ipv4Addr, 
         }
     }
     problems
-}
-
-/// The text of an option udhcpc reported as hex (`optNN=48545450…`).
-fn hex_text(hex: &str) -> Option<String> {
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|at| hex.get(at..at + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
-        .collect();
-    bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// `portapxe serve --mode off`: TFTP + HTTP on the bridge, no DHCP at all.
