@@ -903,3 +903,203 @@ fn an_iso_row_says_what_boots_from_inside_the_image() {
         std::fs::read_dir(root.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".iso"))
     );
 }
+
+/// An image folder by hand, as a capture leaves it: a partition table and one raw partition.
+fn write_image(images: &Path, name: &str) {
+    let dir = images.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let table = b"label: dos\nunit: sectors\n\n/dev/sda1 : start=2048, size=8192, type=83\n".to_vec();
+    let part: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let entry = |file: &str, bytes: &[u8]| {
+        std::fs::write(dir.join(file), bytes).unwrap();
+        let sha = portapxe_engine::imaging::image::sha256_hex(bytes).unwrap();
+        format!("file = \"{file}\"\nbytes = {}\nsha256 = \"{sha}\"\n", bytes.len())
+    };
+    let manifest = format!(
+        "format = 1\nname = \"{name}\"\nid = \"gui-{name}-0001\"\ncreated = 1796000000\nsource_mac = \"52:54:00:aa:00:01\"\n\
+         disk_bytes = 8388608\n\n[table]\n{}\n[[partitions]]\nnumber = 1\nfilesystem = \"vfat\"\nmethod = \"raw\"\n\
+         partition_bytes = 4194304\n{}",
+        entry("table.sfdisk", &table),
+        entry("part1.img.zst", &part)
+    );
+    std::fs::write(dir.join("image.toml"), manifest).unwrap();
+}
+
+/// GET `path` from `address`, the body as text (any status).
+fn http_text(address: SocketAddr, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// The imaging tab end to end on a veth card in a private namespace (the restore's
+/// multicast and the wake packets never leave it): the image folder is listed; a
+/// capture without the agent says where the agent belongs; with it, PortaPXE serves
+/// again with the imaging entry and the seat's MAC gets the agent and its capture task;
+/// a restore offers the image to the next seat that boots and, with nobody joining,
+/// ends and says so; "Wake every machine seen" sends the packets.
+#[test]
+fn the_imaging_tab_captures_restores_and_wakes() {
+    if inside_private_netns("the_imaging_tab_captures_restores_and_wakes", &[], false).is_none() {
+        return;
+    }
+    run(&["ip", "link", "add", "bench0", "type", "veth", "peer", "name", "seat0"]);
+    run(&["ip", "addr", "add", "10.97.0.1/24", "brd", "+", "dev", "bench0"]);
+    run(&["ip", "link", "set", "bench0", "up"]);
+    run(&["ip", "link", "set", "seat0", "up"]);
+    let root = boot_folder();
+    let settings = tempfile::tempdir().unwrap();
+    write_image(&settings.path().join("data/images"), "lab-ref");
+    let mut config = loopback_config(root.path());
+    config.interface = "bench0".into();
+    config.http.port = 18081;
+    let http: SocketAddr = "10.97.0.1:18081".parse().unwrap();
+    let mut harness = harness(config, settings.path());
+    harness.get_by_label("Start").click();
+    wait_until(&mut harness, "the engine to run", |app| app.handle().snapshot().state == RunState::Running);
+
+    harness.get_by_label("Imaging").click();
+    wait_until(&mut harness, "the image folder's listing", |app| {
+        app.handle()
+            .snapshot()
+            .imaging
+            .images
+            .as_ref()
+            .is_some_and(|listed| listed.as_ref().is_ok_and(|rows| !rows.is_empty()))
+    });
+    harness.get_by_label("lab-ref");
+    harness.get_by_label("1:vfat (4.2 MB)");
+
+    // Without the agent in the boot folder, nothing changes and the window says why.
+    const SEAT: &str = "52:54:00:12:34:56";
+    retype(&mut harness, "Machine (MAC)", SEAT);
+    retype(&mut harness, "Image name", "golden");
+    harness.get_by_label("Capture this machine's disk").click();
+    wait_until(&mut harness, "the refusal", |app| app.handle().snapshot().imaging.notice.is_some());
+    harness.get_by_label_contains("installers/agent/build.sh");
+    assert!(harness.state().handle().snapshot().imaging.captures.is_empty());
+
+    std::fs::create_dir_all(root.path().join("agent")).unwrap();
+    std::fs::write(root.path().join("agent/vmlinuz"), b"agent kernel").unwrap();
+    std::fs::write(root.path().join("agent/initrd.img"), b"agent initrd").unwrap();
+    let before = http_starts(&harness);
+    harness.get_by_label("Capture this machine's disk").click();
+    wait_until(&mut harness, "the capture row", |app| !app.handle().snapshot().imaging.captures.is_empty());
+    harness.get_by_label_contains("waiting: network-boot this machine now");
+    wait_until_serving_again(&mut harness, before);
+    let script = http_text(http, "/boot.ipxe");
+    assert!(script.contains("PortaPXE imaging"), "the menu has the imaging entry:\n{script}");
+    let seat_boot = http_text(http, &format!("/imaging/boot.ipxe?mac={SEAT}"));
+    assert!(
+        seat_boot.contains("agent/vmlinuz") && seat_boot.contains("portapxe.server=10.97.0.1:18081"),
+        "{seat_boot}"
+    );
+    let task = http_text(http, &format!("/imaging/task?mac={SEAT}"));
+    assert!(task.contains("capture ") && task.trim_end().ends_with(" golden"), "{task}");
+    let other = http_text(http, "/imaging/boot.ipxe?mac=52:54:00:12:34:57");
+    assert!(!other.contains("agent/vmlinuz"), "a machine with no task boots its disk:\n{other}");
+
+    // Restore to the next machine that boots; nobody joins within the wait.
+    harness.state_mut().view.imaging.wait_s = 5;
+    let before = http_starts(&harness);
+    harness.get_by_label("Restore to seats").click();
+    harness.run_steps(1);
+    wait_until(&mut harness, "the restore session", |app| app.handle().snapshot().imaging.session.is_some());
+    harness.get_by_label_contains("waiting for seats to boot and join");
+    wait_until_serving_again(&mut harness, before);
+    let task = http_text(http, "/imaging/task?mac=52:54:00:12:34:57");
+    assert!(task.contains("restore gui-lab-ref-0001 9000 lab-ref"), "{task}");
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while harness.state().handle().snapshot().imaging.session.as_ref().is_some_and(|s| s.ending.is_none()) {
+        assert!(Instant::now() < deadline, "the session did not end");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    harness.step();
+    harness.get_by_label_contains("Restore of \"lab-ref\" ended: ");
+    assert_eq!(
+        harness.state().handle().snapshot().imaging.session.as_ref().and_then(|s| s.ending.clone()),
+        Some(Ok(portapxe_engine::imaging::multicast::Ending::NobodyJoined))
+    );
+
+    // Wake every machine the window has seen.
+    emit(harness.state(), dhcp(DhcpMessage::DISCOVER, DhcpMessage::OFFER, Some(Ipv4Addr::new(10, 97, 0, 50))));
+    wait_until(&mut harness, "a known machine", |app| !app.handle().snapshot().clients.is_empty());
+    harness.get_by_label("Wake every machine seen (1)").click();
+    wait_until(&mut harness, "the wake packets", |app| {
+        app.handle().snapshot().imaging.notice.as_ref().is_some_and(|n| n.as_ref().is_ok_and(|t| t.starts_with("wake")))
+    });
+    harness.get_by_label_contains("wake packets sent for 1 machines to 10.97.0.255:9");
+}
+
+/// How many times HTTP started serving, by the log.
+fn http_starts(harness: &Harness<'_, PortaApp>) -> usize {
+    harness.state().handle().snapshot().log.iter().filter(|line| line.text.starts_with("http: HTTP serving")).count()
+}
+
+/// After an imaging action the engine serves again (HTTP had started `before` times):
+/// wait until it runs.
+fn wait_until_serving_again(harness: &mut Harness<'_, PortaApp>, before: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        harness.step();
+        let again = http_starts(harness) > before;
+        let snapshot = harness.state().handle().snapshot();
+        if snapshot.state == RunState::Running && again {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not serving again after 20 s: {:?}", snapshot.log);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.step();
+}
+
+/// The restore grid: one row per seat with its number, MAC, phase, the session's rate and
+/// time left while it receives, and what became of it.
+#[test]
+fn the_restore_grid_shows_each_seat() {
+    use portapxe_engine::events::{ImagingEvent, ImagingWhat, SeatPhase};
+    use portapxe_engine::imaging::multicast::{DropReason, SessionEvent};
+    let seat = |last: u8| std::net::SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, last), 9000);
+    let mut snapshot = UiSnapshot { interfaces: Some(Vec::new()), state: RunState::Running, ..UiSnapshot::default() };
+    let imaging = &mut snapshot.imaging;
+    imaging.images = Some(Ok(Vec::new()));
+    imaging.begin_restore("lab-ref".into(), 200_000_000);
+    for (last, number) in [(21, 0), (22, 1), (23, 2)] {
+        imaging.on_imaging(&ImagingEvent {
+            mac: Some(MacAddr([0x52, 0x54, 0, 0, 0, last])),
+            seat: Some(*seat(last).ip()),
+            what: ImagingWhat::Task { task: "restore gui-lab-ref-0001 9000 lab-ref".into() },
+        });
+        imaging.on_session(&SessionEvent::Joined { seat: seat(last), number });
+    }
+    imaging.on_session(&SessionEvent::Started { seats: 3 });
+    imaging.on_session(&SessionEvent::Progress { bytes: 50_000_000, rate: 25e6 });
+    imaging.on_session(&SessionEvent::Dropped { seat: seat(23), why: DropReason::Silent(Duration::from_secs(15)) });
+    imaging.on_imaging(&ImagingEvent {
+        mac: Some(MacAddr([0x52, 0x54, 0, 0, 0, 22])),
+        seat: Some(*seat(22).ip()),
+        what: ImagingWhat::Seat { phase: SeatPhase::Failed, detail: "partition 1: checksum differs".into() },
+    });
+    let mut harness = detached(Config::default(), snapshot, [1280.0, 1000.0]);
+    harness.get_by_label("Imaging").click();
+    harness.run_steps(2);
+    harness.get_by_label("Restore of \"lab-ref\": 50.0 MB of 200.0 MB (25%) at 25.0 MB/s, about 6 s left");
+    harness.get_by_label("10.0.0.21");
+    harness.get_by_label("52:54:00:00:00:15");
+    harness.get_by_label("receiving");
+    assert_eq!(harness.query_all_by_label("25.0").count(), 2, "the two seats still receiving");
+    assert_eq!(harness.query_all_by_label("6 s").count(), 2);
+    harness.get_by_label("failed: partition 1: checksum differs");
+    harness.get_by_label_contains("dropped: ");
+    if let Ok(path) = std::env::var("PORTAPXE_SCREENSHOT") {
+        harness.render().expect("render").save(path).expect("save");
+    }
+}

@@ -12,15 +12,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use portapxe_engine::config::{BootEntry, Config};
+use portapxe_engine::config::Config;
 use portapxe_engine::events::{EngineEvent, ImagingWhat, SeatPhase};
-use portapxe_engine::imaging::hub::{AgentBoot, ImagingHub, RestoreOffer, Seats};
+use portapxe_engine::imaging::entry::{AgentFiles, add_imaging_entry, check_agent_served};
+use portapxe_engine::imaging::hub::{ImagingHub, RestoreOffer, Seats};
 use portapxe_engine::imaging::image::{self, Image, Listed};
 use portapxe_engine::imaging::multicast::wire::{DEFAULT_PORT_BASE, default_group};
 use portapxe_engine::imaging::multicast::{Ending, Link, SenderSettings, SessionEvent, StartWhen, run_session};
 use portapxe_engine::mac::MacAddr;
 use portapxe_engine::net::find_up_interface;
-use portapxe_engine::rules::{ClientRule, MacPattern};
 use portapxe_engine::{EngineStatus, EventSink};
 
 use super::serve::{ServeArgs, ServePlan, run_plan};
@@ -55,6 +55,16 @@ struct AgentArgs {
     /// Extra kernel arguments for the agent, e.g. "console=ttyS0,115200".
     #[arg(long, default_value = "")]
     agent_cmdline: String,
+}
+
+impl AgentArgs {
+    fn files(&self) -> AgentFiles {
+        AgentFiles {
+            kernel: self.agent_kernel.clone(),
+            initrd: self.agent_initrd.clone(),
+            cmdline: self.agent_cmdline.clone(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -181,9 +191,6 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The name of the boot entry that sends seats to imaging.
-const IMAGING_ENTRY: &str = "PortaPXE imaging";
-
 /// The serving address, for the agent's boot and the multicast session.
 fn serving_facts(
     config: &Config,
@@ -198,63 +205,6 @@ fn serving_facts(
     Ok((interface, facts))
 }
 
-/// Refuses to start when the agent's kernel or initramfs is not served: the seats would
-/// stop at iPXE's "not found" with nothing on the technician's screen.
-fn check_agent_served(config: &Config, agent: &AgentArgs) -> anyhow::Result<()> {
-    for (what, file) in [("kernel", &agent.agent_kernel), ("initramfs", &agent.agent_initrd)] {
-        let relative = file.trim_start_matches('/');
-        if !config.serves_file(relative) {
-            let folders = match (config.root.as_os_str().is_empty(), config.fallback_loader_dir()) {
-                (true, _) => format!("the loader folder {}", config.serving_root().display()),
-                (false, Some(loaders)) => format!("{} nor in {}", config.root.display(), loaders.display()),
-                (false, None) => config.root.display().to_string(),
-            };
-            anyhow::bail!(
-                "the imaging agent's {what} {relative:?} is not in {folders}: the installers put the agent in their \
-                 boot folder's agent/; from a source tree, build it with installers/agent/build.sh into the boot \
-                 root's agent/ folder (or name the files with --agent-kernel and --agent-initrd)"
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Makes the seats in `pins` (or every machine, when empty) network-boot into imaging:
-/// an iPXE entry that asks PortaPXE, per MAC, for the agent or the local disk.
-fn add_imaging_entry(
-    config: &mut Config,
-    hub: &ImagingHub,
-    address: std::net::Ipv4Addr,
-    agent: &AgentArgs,
-    pins: &[MacAddr],
-) {
-    let server = format!("{address}:{}", config.http.port);
-    let base = if config.http.port == 80 { format!("http://{address}") } else { format!("http://{server}") };
-    hub.set_agent(AgentBoot {
-        base_url: base.clone(),
-        kernel: agent.agent_kernel.clone(),
-        initrd: agent.agent_initrd.clone(),
-        server,
-        cmdline: agent.agent_cmdline.clone(),
-    });
-    // The generated script is what can pin a seat to an entry.
-    config.boot.ipxe_script = None;
-    let entry =
-        BootEntry::Chain { name: IMAGING_ENTRY.into(), url: format!("{base}/imaging/boot.ipxe?mac=${{net0/mac}}") };
-    if pins.is_empty() {
-        config.boot.entries.insert(0, entry);
-        return;
-    }
-    config.boot.entries.push(entry);
-    let rules = pins.iter().map(|mac| ClientRule {
-        mac: mac.to_string().parse::<MacPattern>().ok(),
-        entry: Some(IMAGING_ENTRY.into()),
-        ..ClientRule::default()
-    });
-    let existing = std::mem::take(&mut config.rules.clients);
-    config.rules.clients = rules.chain(existing).collect();
-}
-
 fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let images = args.folder.path()?;
     let sink = EventSink::new();
@@ -262,8 +212,9 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     hub.arm_capture(args.mac, &args.name)?;
     let mut plan: ServePlan = args.serve.into_plan()?;
     let (_, facts) = serving_facts(&plan.config)?;
-    check_agent_served(&plan.config, &args.agent)?;
-    add_imaging_entry(&mut plan.config, &hub, facts.address, &args.agent, &[args.mac]);
+    let agent = args.agent.files();
+    check_agent_served(&plan.config, &agent)?;
+    add_imaging_entry(&mut plan.config, &hub, facts.address, &agent, &[args.mac]);
     plan.options.imaging = Some(Arc::clone(&hub));
     println!("Capture {} into image {:?} in {}: network-boot that machine now.", args.mac, args.name, images.display());
     let mut events = sink.subscribe();
@@ -342,8 +293,9 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     }
     let mut plan: ServePlan = args.serve.into_plan()?;
     let (interface, facts) = serving_facts(&plan.config)?;
+    let agent = args.agent.files();
     if args.boot {
-        check_agent_served(&plan.config, &args.agent)?;
+        check_agent_served(&plan.config, &agent)?;
     }
     let stream = image.stream()?;
     let total = stream.len();
@@ -396,7 +348,7 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     }
     let sink = EventSink::new();
     let hub = ImagingHub::new(images, sink.clone());
-    add_imaging_entry(&mut plan.config, &hub, facts.address, &args.agent, &args.mac);
+    add_imaging_entry(&mut plan.config, &hub, facts.address, &agent, &args.mac);
     let seats = if args.mac.is_empty() { Seats::Any } else { Seats::Only(args.mac.clone()) };
     hub.offer_restore(RestoreOffer {
         name: image.manifest.name.clone(),

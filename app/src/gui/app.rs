@@ -25,6 +25,7 @@ pub const SCAN_TIME: Duration = Duration::from_secs(3);
 pub enum Tab {
     Clients,
     BootImages,
+    Imaging,
     Settings,
 }
 
@@ -63,6 +64,8 @@ pub struct ViewState {
     pub export: Option<Pending<ExportOutcome>>,
     /// How the last export ended.
     pub exported: Option<ExportOutcome>,
+    /// The imaging tab's fields.
+    pub imaging: panels::imaging::ImagingDraft,
 }
 
 /// How "Export diagnostics" ended.
@@ -109,6 +112,7 @@ impl PortaApp {
             dismissed_gate: None,
             export: None,
             exported: None,
+            imaging: panels::imaging::ImagingDraft::default(),
         };
         Self { handle, config, view, validating: None, title: String::new(), dialogs: DialogSupport::detect() }
     }
@@ -302,12 +306,14 @@ impl PortaApp {
                 ui.horizontal(|ui| {
                     ui.selectable_value(&mut panel.view.tab, Tab::Clients, "Clients");
                     ui.selectable_value(&mut panel.view.tab, Tab::BootImages, "Boot images");
+                    ui.selectable_value(&mut panel.view.tab, Tab::Imaging, "Imaging");
                     ui.selectable_value(&mut panel.view.tab, Tab::Settings, "Settings");
                 });
                 ui.separator();
                 match panel.view.tab {
                     Tab::Clients => panels::clients::show(ui, &mut panel),
                     Tab::BootImages => panels::boot::show(ui, &mut panel),
+                    Tab::Imaging => panels::imaging::show(ui, &mut panel),
                     Tab::Settings => panels::settings::show(ui, &mut panel),
                 }
             });
@@ -351,6 +357,9 @@ impl PortaApp {
         }
         if actions.export {
             self.export_diagnostics();
+        }
+        for command in actions.imaging {
+            self.handle.send(Command::Imaging(command));
         }
     }
 

@@ -18,6 +18,7 @@ use portapxe_engine::config::{BootEntry, Config, ConfigError, ConfigStore, valid
 use portapxe_engine::detect::ServerSighting;
 use portapxe_engine::detect::probe::{ProbeSettings, probe};
 use portapxe_engine::events::{MacAddr, TransferPhase};
+use portapxe_engine::imaging::hub::ImagingHub;
 use portapxe_engine::net::{InterfaceInfo, find_interface, find_up_interface, list_interfaces};
 use portapxe_engine::served::MountedImage;
 use portapxe_engine::{
@@ -27,6 +28,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::event_text::{Level, describe};
+use crate::gui::imaging_state::{ImagingCommand, ImagingState};
+
+mod imaging;
 
 /// Log lines kept for the log panel; the oldest go first.
 pub const LOG_CAPACITY: usize = 2000;
@@ -53,6 +57,7 @@ pub enum Command {
     Validate(Box<Config>),
     Save(Box<Config>),
     RefreshInterfaces,
+    Imaging(ImagingCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +219,8 @@ pub struct UiSnapshot {
     pub elevated: Option<bool>,
     /// The packet capture of the current or last session.
     pub capture: CaptureState,
+    /// Classroom imaging: images, captures, the restore session and its seats.
+    pub imaging: ImagingState,
 }
 
 /// Whether the session's DHCP traffic is being (or was) recorded, and where.
@@ -286,6 +293,7 @@ impl Default for UiSnapshot {
             privileges: None,
             elevated: None,
             capture: CaptureState::NotStarted,
+            imaging: ImagingState::default(),
         }
     }
 }
@@ -315,6 +323,7 @@ impl UiSnapshot {
             EngineEvent::Service(service) if !service.ok && !service.service.is_help() => {
                 self.service_errors.push((service.service, service.message.clone()));
             }
+            EngineEvent::Imaging(imaging) => self.imaging.on_imaging(imaging),
             _ => {}
         }
         // Per-block progress would drown the log; the clients table shows it.
@@ -376,15 +385,21 @@ impl EngineHandle {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let runtime_handle = runtime.handle().clone();
         let (tx, rx) = unbounded_channel();
-        let snapshot = Arc::new(Mutex::new(UiSnapshot::default()));
         let events = EventSink::new();
+        let hub = data_dir.as_ref().map(|dir| ImagingHub::new(dir.join("images"), events.clone()));
+        let snapshot = Arc::new(Mutex::new(UiSnapshot {
+            imaging: imaging::initial_state(hub.as_deref()),
+            ..UiSnapshot::default()
+        }));
         let repaint: Repaint = Arc::default();
         let actor = Actor {
             shared: Shared { snapshot: Arc::clone(&snapshot), repaint: Arc::clone(&repaint) },
             events: events.clone(),
             store,
             engine: None,
+            serving: None,
             data_dir: data_dir.clone(),
+            imaging: imaging::ImagingSide::new(hub),
         };
         let thread = std::thread::Builder::new().name("portapxe-engine".into()).spawn(move || {
             runtime.block_on(actor.run(rx));
@@ -517,7 +532,10 @@ struct Actor {
     events: EventSink,
     store: Option<ConfigStore>,
     engine: Option<Engine>,
+    /// The config the running engine was started with, before imaging's entry.
+    serving: Option<Config>,
     data_dir: Option<PathBuf>,
+    imaging: imaging::ImagingSide,
 }
 
 impl Actor {
@@ -534,6 +552,16 @@ impl Actor {
                         self.start(*config, options, &mut commands, &mut events, &mut later).await;
                         while let Some(command) = later.pop_front() {
                             self.handle(command).await;
+                        }
+                    }
+                    Some(Command::Imaging(command)) => {
+                        // A capture or restore serves again with the imaging entry.
+                        if let Some(config) = self.imaging(command).await {
+                            let mut later = VecDeque::new();
+                            self.start(config, StartOptions::default(), &mut commands, &mut events, &mut later).await;
+                            while let Some(command) = later.pop_front() {
+                                self.handle(command).await;
+                            }
                         }
                     }
                     Some(command) => self.handle(command).await,
@@ -570,7 +598,17 @@ impl Actor {
                 let mut events = self.events.subscribe();
                 self.start(*config, options, &mut none, &mut events, &mut VecDeque::new()).await
             }
-            Command::Stop => self.stop().await,
+            Command::Stop => {
+                self.end_imaging();
+                self.stop().await
+            }
+            Command::Imaging(command) => {
+                if let Some(config) = self.imaging(command).await {
+                    let (_tx, mut none) = unbounded_channel();
+                    let mut events = self.events.subscribe();
+                    self.start(config, StartOptions::default(), &mut none, &mut events, &mut VecDeque::new()).await
+                }
+            }
             Command::Scan { interface, listen } => self.scan(interface, listen),
             Command::Validate(config) => {
                 let shared = self.shared.clone();
@@ -630,6 +668,10 @@ impl Actor {
         if options.capture_file.is_none() {
             options.capture_file = capture_file.clone();
         }
+        // The agent's routes are always served; the entry only while seats are sent to it.
+        options.imaging = options.imaging.or_else(|| self.imaging.hub.clone());
+        let asked = config.clone();
+        let config = self.with_imaging(config);
         let cancel = options.cancel.get_or_insert_with(Default::default).clone();
         let starting = Engine::start_with(config, self.events.clone(), options);
         tokio::pin!(starting);
@@ -663,6 +705,7 @@ impl Actor {
                     (other, _) => CaptureState::Unavailable(other.to_string()),
                 };
                 self.engine = Some(engine);
+                self.serving = Some(asked);
                 self.shared.update(|s| {
                     s.state = RunState::Running;
                     s.status = Some(status);

@@ -11,6 +11,7 @@ pub mod diagnostics;
 pub mod dialogs;
 pub mod engine_handle;
 pub mod images;
+pub mod imaging_state;
 pub mod panels;
 pub mod renderer;
 pub mod style;

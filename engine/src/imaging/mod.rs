@@ -2,6 +2,7 @@
 //! restore session that sends one to every seat at once.
 
 pub mod capture;
+pub mod entry;
 pub mod hub;
 pub mod image;
 pub mod multicast;

@@ -5,6 +5,7 @@
 pub mod boot;
 pub mod clients;
 pub mod conflicts;
+pub mod imaging;
 pub mod log;
 pub mod settings;
 pub mod top_bar;
@@ -15,7 +16,7 @@ use super::app::ViewState;
 use super::engine_handle::UiSnapshot;
 
 /// What a panel asked for this frame.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Actions {
     pub start: bool,
     pub stop: bool,
@@ -28,6 +29,8 @@ pub struct Actions {
     pub add_path: bool,
     /// Export diagnostics (config, log, status, capture) to a zip.
     pub export: bool,
+    /// Imaging commands, in the order asked.
+    pub imaging: Vec<crate::gui::imaging_state::ImagingCommand>,
 }
 
 /// What every panel works on during one frame.
