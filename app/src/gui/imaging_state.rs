@@ -262,6 +262,8 @@ pub struct ImagingState {
     pub folder: Option<PathBuf>,
     /// `None` until listed; the error when the folder could not be read.
     pub images: Option<Result<Vec<ImageRow>, String>>,
+    /// A capture saved an image since the folder was listed.
+    pub images_stale: bool,
     /// What the last imaging action did, or why it could not.
     pub notice: Option<Result<String, String>>,
     pub captures: Vec<CaptureRow>,
@@ -350,6 +352,7 @@ impl ImagingState {
                 if let Some(row) = self.capture(name) {
                     row.state = CaptureProgress::Saved(*bytes);
                 }
+                self.images_stale = true;
             }
             ImagingWhat::CaptureFailed { name, why } => {
                 if let Some(row) = self.capture(name) {
@@ -457,6 +460,7 @@ mod tests {
         state.on_imaging(&hub(mac(9), 9, ImagingWhat::CaptureDone { name: "golden".into(), bytes: 6_000_100 }));
         state.on_imaging(&hub(mac(8), 8, ImagingWhat::CaptureFailed { name: "other".into(), why: "disk full".into() }));
         assert_eq!(state.captures[0].state.to_string(), "saved: 6.0 MB");
+        assert!(state.images_stale, "the new image is listed");
         assert_eq!(state.captures[1].state.to_string(), "failed: disk full");
         assert!(state.seats.is_empty(), "captures are not restore seats");
     }

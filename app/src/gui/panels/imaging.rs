@@ -46,8 +46,9 @@ impl Default for ImagingDraft {
 
 pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     let running = panel.snapshot.state == RunState::Running;
-    if !panel.view.imaging.listed {
+    if !panel.view.imaging.listed || panel.snapshot.imaging.images_stale {
         panel.view.imaging.listed = true;
+        panel.snapshot.imaging.images_stale = false;
         panel.actions.imaging.push(ImagingCommand::ListImages);
     }
     egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
