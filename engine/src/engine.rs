@@ -272,7 +272,8 @@ fn secure_boot_problem_of(entry: &BootEntry, kernel_reason: impl FnOnce(&str) ->
         BootEntry::Linux { kernel, .. } => kernel_reason(kernel).map(|why| needs_secure_boot_off(&why)),
         BootEntry::Iso { .. } => crate::iso_entries::secure_boot_problem(None, None),
         BootEntry::Chain { .. } => Some(needs_secure_boot_off("a chain URL boots through iPXE, which is not signed")),
-        BootEntry::LocalDisk { .. } => None,
+        // The agent is Debian's signed kernel, booted by GRUB through the signed chain.
+        BootEntry::LocalDisk { .. } | BootEntry::Imaging { .. } => None,
     }
 }
 
@@ -577,6 +578,11 @@ impl Engine {
             engine.events.emit(EngineEvent::Service(ServiceEvent { service: Service::Boot, message, ok: false }));
         }
         engine.status.ipxe_script = script_path;
+        // Seats in imaging read their GRUB configuration from the hub, per MAC.
+        let generated = match &options.imaging {
+            Some(hub) => generated.with_made(hub.clone()),
+            None => generated,
+        };
         let started = engine.start_services(&config, &interface, boot, generated, facts, &options);
         let result = match &options.cancel {
             Some(cancel) => tokio::select! {

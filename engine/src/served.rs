@@ -22,6 +22,14 @@ use crate::iso::{ImageStamp, IsoIndex};
 pub struct Served {
     files: Arc<HashMap<String, Bytes>>,
     images: Arc<Vec<MountedImage>>,
+    made: Option<Arc<dyn MadeOnRequest>>,
+}
+
+/// Files whose content is decided when they are asked for (the imaging hub's per-MAC
+/// GRUB configurations: the agent while the seat has a task, its disk after). Asked
+/// after the generated files, before the mounted images; `path` is normalised.
+pub trait MadeOnRequest: Send + Sync + std::fmt::Debug {
+    fn make(&self, path: &str) -> Option<Bytes>;
 }
 
 /// An ISO image whose files are served below `mount`.
@@ -77,27 +85,32 @@ pub enum SpanError {
 
 impl Served {
     pub fn new(files: impl IntoIterator<Item = (String, Bytes)>) -> Self {
-        Self { files: Arc::new(files.into_iter().collect()), images: Arc::default() }
+        Self { files: Arc::new(files.into_iter().collect()), images: Arc::default(), made: None }
     }
 
     /// These files and `more` (which win over a file of the same path).
     pub fn with(&self, more: impl IntoIterator<Item = (String, Bytes)>) -> Self {
         let mut files = (*self.files).clone();
         files.extend(more);
-        Self { files: Arc::new(files), images: self.images.clone() }
+        Self { files: Arc::new(files), images: self.images.clone(), made: self.made.clone() }
     }
 
     /// These files and images, and `images` too.
     pub fn with_images(&self, images: impl IntoIterator<Item = MountedImage>) -> Self {
         let mut all = self.images.to_vec();
         all.extend(images);
-        Self { files: self.files.clone(), images: Arc::new(all) }
+        Self { files: self.files.clone(), images: Arc::new(all), made: self.made.clone() }
+    }
+
+    /// These files and images, and what `made` makes on request.
+    pub fn with_made(&self, made: Arc<dyn MadeOnRequest>) -> Self {
+        Self { made: Some(made), ..self.clone() }
     }
 
     /// A generated file's content. `path` must already be normalised the way the TFTP
     /// and HTTP path rules do it.
     pub fn get(&self, path: &str) -> Option<Bytes> {
-        self.files.get(path).cloned()
+        self.files.get(path).cloned().or_else(|| self.made.as_ref()?.make(path))
     }
 
     /// What `path` (normalised) names, if the engine added it: a generated file, an

@@ -2,7 +2,9 @@
 //! MBR, extlinux and an ext4 partition) is captured through the imaging agent it
 //! network-boots; three blank PCs then restore that image at once over multicast, each
 //! checks its partitions against the image, restarts, boots its own restored disk (the
-//! next network boot goes to the local disk) and prints the reference's marker.
+//! next network boot goes to the local disk) and prints the reference's marker. A PC
+//! with Secure Boot on is captured through the signed chain (shim → GRUB, which reads
+//! its per-MAC configuration from the imaging hub → Debian's signed kernel).
 
 use std::fs;
 use std::path::Path;
@@ -135,4 +137,45 @@ fn capture_one_pc_then_restore_it_to_three_that_boot_their_own_disk() {
         check_restored_disk(&disk, &reference.files, lab.dir())
             .unwrap_or_else(|err| panic!("{}: {err:#}", disk.display()));
     }
+}
+
+/// Secure Boot on (OVMF with Microsoft's keys): the PC gets shim and GRUB, GRUB reads
+/// the configuration the imaging hub makes for its MAC (the agent, since it has a
+/// capture task) and boots the agent, Debian's signed kernel, which captures the disk.
+#[test]
+fn a_secure_boot_pc_is_captured_through_the_signed_chain() {
+    const MAC: &str = "52:54:00:c0:5b:01";
+    let mut lab = Lab::new("classroom-sb").unwrap();
+    let root = lab.dir().join("root");
+    fs::create_dir_all(&root).unwrap();
+    guest::install_ipxe_binaries(&root).unwrap();
+    guest::install_signed_loaders(&root).unwrap();
+    install_agent(&root).unwrap();
+    let (root_arg, images, state) = (
+        root.to_string_lossy().into_owned(),
+        lab.dir().join("images").to_string_lossy().into_owned(),
+        lab.dir().join("state").to_string_lossy().into_owned(),
+    );
+    let marker = format!("PORTAPXE-SB-DISK-{}", std::process::id());
+    let reference = reference_disk(lab.dir(), &marker, DISK_MB).unwrap();
+
+    let mut args = vec!["image", "capture", "--mac", MAC, "--name", "lab-sb"];
+    args.extend(serve_args(&root_arg, &images, &state));
+    let (mut capture, capture_log) = portapxe(&lab, "portapxe image capture", &args);
+    let tap = lab.add_tap().unwrap();
+    let extras = Extras { disk: Some(&reference.path), reboots: false };
+    let started = Instant::now();
+    let source = RunningGuest::start_with(&lab, &tap, Firmware::UefiSecureBoot, MAC, extras).unwrap();
+    let status = capture.wait_timeout(Duration::from_secs(400));
+    let took = started.elapsed();
+    let text = fs::read_to_string(&capture_log).unwrap_or_default();
+    assert!(status.is_some_and(|s| s.success()), "capture: {status:?}\n{text}\n{}", source.report());
+    let serial = source.serial();
+    assert!(serial.contains("Secure boot enabled"), "the agent's kernel did not report Secure Boot on:\n{serial}");
+    assert!(serial.contains("PortaPXE: starting the imaging agent"), "GRUB did not read the hub's config:\n{serial}");
+    drop(source);
+    let manifest = fs::read_to_string(Path::new(&images).join("lab-sb/image.toml")).unwrap();
+    assert!(manifest.contains("filesystem = \"ext4\"") && manifest.contains("method = \"partclone\""), "{manifest}");
+    assert!(manifest.contains(&format!("source_mac = \"{MAC}\"")), "{manifest}");
+    eprintln!("[imaging] Secure Boot capture: {:.1} s from power-on to saved image", took.as_secs_f64());
 }

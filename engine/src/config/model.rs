@@ -164,14 +164,21 @@ pub enum BootEntry {
     Chain { name: String, url: String },
     /// Leave network boot and continue with the next boot device.
     LocalDisk { name: String },
+    /// Classroom imaging: each machine asks PortaPXE's imaging hub, by its MAC, whether
+    /// to start the imaging agent (it has a capture or restore task) or boot its own
+    /// disk. iPXE asks over HTTP, GRUB (the signed chain) reads a per-MAC config over
+    /// TFTP. Added while a capture or restore serves (`imaging::entry`).
+    Imaging { name: String },
 }
 
 impl BootEntry {
     pub fn name(&self) -> &str {
         match self {
-            Self::Linux { name, .. } | Self::Iso { name, .. } | Self::Chain { name, .. } | Self::LocalDisk { name } => {
-                name
-            }
+            Self::Linux { name, .. }
+            | Self::Iso { name, .. }
+            | Self::Chain { name, .. }
+            | Self::LocalDisk { name }
+            | Self::Imaging { name } => name,
         }
     }
 }

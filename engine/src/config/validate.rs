@@ -271,7 +271,8 @@ fn check_boot(config: &Config, errors: &mut Vec<ConfigError>) {
                     errors.push(error(&field, format!("`{url}` must be an http://, https:// or tftp:// URL")));
                 }
             }
-            BootEntry::LocalDisk { .. } => {}
+            // The agent's files are checked when imaging adds the entry (`imaging::entry`).
+            BootEntry::LocalDisk { .. } | BootEntry::Imaging { .. } => {}
         }
     }
 }

@@ -28,6 +28,10 @@ use crate::rules::ClientRule;
 ///   (Fedora's "Preparing for a Network Installation", PXE with UEFI). Read, not run here.
 pub const CONFIG_PATHS: [&str; 3] = ["grub/grub.cfg", "debian-installer/amd64/grub/grub.cfg", "grub.cfg"];
 
+/// Where a seat sent to imaging reads its configuration over TFTP
+/// (`<its MAC with dashes>.cfg`, made by the imaging hub when asked).
+pub const IMAGING_DIR: &str = "imaging/grub";
+
 /// Where the configuration for client rule `index` (one that pins an entry) is served.
 pub fn rule_config_path(index: usize) -> String {
     format!("grub/rules/{index}.cfg")
@@ -150,10 +154,37 @@ fn menu(entries: &[BootEntry], isos: &IsoPlans, menu_timeout_secs: u32, ipxe_loa
                 secure_boot_note(&mut out, entry.name(), "needs iPXE, which this machine refused");
             }
             (BootEntry::LocalDisk { .. }, _) => out.push_str("    exit\n"),
+            (BootEntry::Imaging { .. }, _) => imaging(&mut out),
         }
         out.push_str("}\n\n");
     }
     out
+}
+
+/// The imaging entry: the machine reads the configuration the imaging hub makes for
+/// its MAC (the agent, or `exit` to its own disk). A TFTP name has no colons, so the
+/// MAC is written with dashes, taken apart by `regexp`.
+fn imaging(out: &mut String) {
+    out.push_str(
+        "    regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 \
+         '^([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f])$' \
+         \"$net_default_mac\"\n",
+    );
+    let _ = writeln!(out, "    configfile \"/{}/$m1-$m2-$m3-$m4-$m5-$m6.cfg\"", IMAGING_DIR);
+}
+
+/// A whole configuration that boots `kernel` with `initrd` at once (the imaging agent).
+pub fn agent_config(kernel: &str, initrd: &str, cmdline: &str) -> String {
+    let mut out = header();
+    let _ = writeln!(out, "echo {}", quote("PortaPXE: starting the imaging agent"));
+    linux(&mut out, kernel, &[initrd.to_owned()], cmdline);
+    out.push_str("boot\n");
+    out
+}
+
+/// A whole configuration that says `why` and leaves network boot for the next boot device.
+pub fn leave_config(why: &str) -> String {
+    format!("{}echo {}\nexit\n", header(), quote(&format!("PortaPXE: {why}")))
 }
 
 /// A kernel with its initrds, over TFTP.
@@ -297,6 +328,29 @@ mod tests {
         let pinned = generate_pinned_config(&entries[1], &IsoPlans::default(), "ipxe.efi");
         assert_eq!(pinned.matches("menuentry ").count(), 1);
         assert!(pinned.contains("set timeout=0") && pinned.contains("exit"), "{pinned}");
+    }
+
+    #[test]
+    fn the_imaging_entry_reads_the_hubs_config_for_the_mac() {
+        let config = generate_pinned_config(
+            &BootEntry::Imaging { name: "PortaPXE imaging".into() },
+            &IsoPlans::default(),
+            "ipxe.efi",
+        );
+        assert!(
+            config.contains(
+                "regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 '^([0-9a-f][0-9a-f]):"
+            ),
+            "{config}"
+        );
+        assert!(
+            config.contains("\"$net_default_mac\"\n    configfile \"/imaging/grub/$m1-$m2-$m3-$m4-$m5-$m6.cfg\"\n"),
+            "{config}"
+        );
+        let agent = agent_config("agent/vmlinuz", "agent/initrd.img", "portapxe.server=10.0.0.1:80 console=ttyS0");
+        assert!(agent.contains("linux '/agent/vmlinuz' 'portapxe.server=10.0.0.1:80' 'console=ttyS0'\n"), "{agent}");
+        assert!(agent.ends_with("initrd '/agent/initrd.img'\nboot\n"), "{agent}");
+        assert!(leave_config("booting its disk").ends_with("echo 'PortaPXE: booting its disk'\nexit\n"));
     }
 
     #[test]

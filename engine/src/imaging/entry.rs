@@ -82,8 +82,7 @@ pub fn add_imaging_entry(
     });
     // The generated script is what can pin a seat to an entry.
     config.boot.ipxe_script = None;
-    let entry =
-        BootEntry::Chain { name: IMAGING_ENTRY.into(), url: format!("{base}/imaging/boot.ipxe?mac=${{net0/mac}}") };
+    let entry = BootEntry::Imaging { name: IMAGING_ENTRY.into() };
     if pins.is_empty() {
         config.boot.entries.insert(0, entry);
         return;

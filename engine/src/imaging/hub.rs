@@ -116,7 +116,7 @@ impl AgentBoot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SeatBoot {
     /// It has a task: start the agent.
-    Agent(String),
+    Agent(AgentBoot),
     /// Nothing to do, or it was just restored: boot the local disk.
     LocalDisk,
 }
@@ -125,10 +125,23 @@ impl SeatBoot {
     /// The iPXE script.
     pub fn script(&self) -> String {
         match self {
-            Self::Agent(script) => script.clone(),
+            Self::Agent(agent) => agent.script(),
             Self::LocalDisk => {
                 "#!ipxe\necho PortaPXE: nothing to image on this machine; booting its disk\nexit\n".into()
             }
+        }
+    }
+
+    /// GRUB's configuration (the signed chain): the agent's kernel and initramfs over
+    /// TFTP, or `exit`, which leaves network boot for the next boot device.
+    pub fn grub_config(&self) -> String {
+        match self {
+            Self::Agent(agent) => crate::grub::agent_config(
+                &agent.kernel,
+                &agent.initrd,
+                &format!("portapxe.server={} {}", agent.server, agent.cmdline.trim()),
+            ),
+            Self::LocalDisk => crate::grub::leave_config("nothing to image on this machine; booting its disk"),
         }
     }
 }
@@ -227,7 +240,7 @@ impl ImagingHub {
                 Seats::Only(macs) => macs.contains(&mac),
             });
         match (&state.agent, capture || restore) {
-            (Some(agent), true) => SeatBoot::Agent(agent.script()),
+            (Some(agent), true) => SeatBoot::Agent(agent.clone()),
             _ => SeatBoot::LocalDisk,
         }
     }
@@ -421,6 +434,19 @@ fn write_measured(
     Ok(Received { file: file.into(), bytes, sha256 })
 }
 
+/// Seats whose GRUB reads `imaging/grub/<mac with dashes>.cfg` get what [`ImagingHub::seat_boot`] says.
+impl crate::served::MadeOnRequest for ImagingHub {
+    fn make(&self, path: &str) -> Option<bytes::Bytes> {
+        let name = path.strip_prefix(crate::grub::IMAGING_DIR)?.strip_prefix('/')?.strip_suffix(".cfg")?;
+        // Only the dash form GRUB's configuration writes: anything else is another file.
+        if name.len() != 17 || name.contains(':') {
+            return None;
+        }
+        let mac: MacAddr = name.parse().ok()?;
+        Some(self.seat_boot(mac).grub_config().into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,14 +553,27 @@ mod tests {
         });
         assert_eq!(hub.seat_boot(mac), SeatBoot::LocalDisk, "no task");
         hub.offer_restore(RestoreOffer { name: "lab".into(), id: "abc".into(), port_base: 9000, seats: Seats::Any });
-        let SeatBoot::Agent(script) = hub.seat_boot(mac) else { panic!("no agent") };
+        let boot = hub.seat_boot(mac);
+        assert!(matches!(boot, SeatBoot::Agent(_)), "{boot:?}");
+        // GRUB (the signed chain) reads the same decision as a configuration over TFTP.
+        let grub = |path: &str| crate::served::MadeOnRequest::make(&*hub, path);
+        let config = String::from_utf8(grub("imaging/grub/52-54-00-00-00-01.cfg").unwrap().to_vec()).unwrap();
+        assert!(
+            config.contains("    linux '/agent/vmlinuz' 'portapxe.server=10.0.0.1:80' 'console=ttyS0'\n")
+                && config.contains("    initrd '/agent/initrd.img'\nboot\n"),
+            "{config}"
+        );
+        assert_eq!(grub("imaging/grub/52:54:00:00:00:01.cfg"), None, "TFTP names have no colons");
+        assert_eq!(grub("imaging/grub/not-a-mac.cfg"), None);
+        assert_eq!(grub("grub/grub.cfg"), None);
         assert_eq!(
-            script,
+            boot.script(),
             "#!ipxe\necho PortaPXE: starting the imaging agent\nkernel http://10.0.0.1/agent/vmlinuz initrd=initrd.img portapxe.server=10.0.0.1:80 console=ttyS0\ninitrd --name initrd.img http://10.0.0.1/agent/initrd.img\nboot\n"
         );
         assert!(matches!(hub.task(mac, SEAT), Task::Restore { .. }));
         hub.report(mac, SEAT, SeatPhase::Done, "restored".into());
-        assert_eq!(hub.seat_boot(mac), SeatBoot::LocalDisk, "restored: its disk");
+        let config = String::from_utf8(grub("imaging/grub/52-54-00-00-00-01.cfg").unwrap().to_vec()).unwrap();
+        assert!(config.ends_with("booting its disk'\nexit\n"), "restored: GRUB leaves for its disk:\n{config}");
         assert_eq!(hub.seat_boot(mac), SeatBoot::LocalDisk, "not imaged twice by one offer");
         assert_eq!(hub.task(mac, SEAT), Task::Nothing);
         hub.offer_restore(RestoreOffer { name: "lab".into(), id: "def".into(), port_base: 9000, seats: Seats::Any });

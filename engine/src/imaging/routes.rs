@@ -28,7 +28,7 @@ const MAX_TEXT: usize = 256 * 1024;
 pub fn routes(hub: Arc<ImagingHub>) -> Router {
     Router::new()
         .route("/imaging/task", get(task))
-        .route("/imaging/boot.ipxe", get(boot))
+        .route(&format!("/{}", crate::ipxe::IMAGING_SCRIPT), get(boot))
         .route("/imaging/capture/{token}/finish", post(finish))
         .route("/imaging/capture/{token}/{file}", put(upload))
         .route("/imaging/report", post(report))

@@ -15,6 +15,8 @@ use crate::url::{PATH_SEGMENT, url};
 
 /// Where the script lives in the served namespace (TFTP and HTTP).
 pub const SCRIPT_PATH: &str = "boot.ipxe";
+/// Where a seat sent to imaging asks for its script (`?mac=`): the imaging hub's route.
+pub const IMAGING_SCRIPT: &str = "imaging/boot.ipxe";
 
 /// `base_url` is where the boot root is served, e.g. `http://10.0.0.1` (no trailing slash).
 /// `isos` says what boots each ISO entry (one missing from it is `sanboot`ed whole).
@@ -78,6 +80,9 @@ fn entry_commands(entry: &BootEntry, isos: &IsoPlans, base_url: &str) -> String 
             let _ = writeln!(out, "chain {url}");
         }
         BootEntry::LocalDisk { .. } => out.push_str("exit\n"),
+        BootEntry::Imaging { .. } => {
+            let _ = writeln!(out, "chain {}?mac=${{net0/mac}}", url(base_url, IMAGING_SCRIPT));
+        }
     }
     out
 }
@@ -153,6 +158,13 @@ mod tests {
         ] {
             assert!(script.contains(expected), "missing {expected:?} in\n{script}");
         }
+    }
+
+    #[test]
+    fn the_imaging_entry_asks_the_hub_by_mac() {
+        let script =
+            generate_script(&[BootEntry::Imaging { name: "PortaPXE imaging".into() }], &IsoPlans::default(), BASE, 5);
+        assert!(script.contains("chain http://10.77.0.1/imaging/boot.ipxe?mac=${net0/mac}\n"), "{script}");
     }
 
     #[test]

@@ -223,13 +223,15 @@ fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
                         BootEntry::Iso { .. } => "ISO",
                         BootEntry::Chain { .. } => "Chain",
                         BootEntry::LocalDisk { .. } => "Local disk",
+                        BootEntry::Imaging { .. } => "Imaging",
                     };
                     ui.label(kind);
                     let name = match entry {
                         BootEntry::Linux { name, .. }
                         | BootEntry::Iso { name, .. }
                         | BootEntry::Chain { name, .. }
-                        | BootEntry::LocalDisk { name } => name,
+                        | BootEntry::LocalDisk { name }
+                        | BootEntry::Imaging { name } => name,
                     };
                     style::labelled(ui, "Name", |ui| ui.add(egui::TextEdit::singleline(name).desired_width(200.0)));
                     if ui.button("Remove").on_hover_text("Remove this entry from the menu").clicked() {
@@ -268,6 +270,9 @@ fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
                     }
                     BootEntry::LocalDisk { .. } => {
                         ui.label("continues with the next boot device");
+                    }
+                    BootEntry::Imaging { .. } => {
+                        ui.label("each machine asks the imaging hub: the agent while it has a task, else its disk");
                     }
                 }
                 if let Some(problem) = &secure_boot {
