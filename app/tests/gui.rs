@@ -1065,7 +1065,7 @@ fn wait_until_serving_again(harness: &mut Harness<'_, PortaApp>, before: usize) 
 /// time left while it receives, and what became of it.
 #[test]
 fn the_restore_grid_shows_each_seat() {
-    use portapxe_engine::events::{ImagingEvent, ImagingWhat, SeatPhase};
+    use portapxe_engine::events::{ImagingEvent, ImagingWhat, SeatPhase, TaskGiven};
     use portapxe_engine::imaging::multicast::{DropReason, SessionEvent};
     let seat = |last: u8| std::net::SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, last), 9000);
     let mut snapshot = UiSnapshot { interfaces: Some(Vec::new()), state: RunState::Running, ..UiSnapshot::default() };
@@ -1076,7 +1076,7 @@ fn the_restore_grid_shows_each_seat() {
         imaging.on_imaging(&ImagingEvent {
             mac: Some(MacAddr([0x52, 0x54, 0, 0, 0, last])),
             seat: Some(*seat(last).ip()),
-            what: ImagingWhat::Task { task: "restore gui-lab-ref-0001 9000 lab-ref".into() },
+            what: ImagingWhat::Task { task: TaskGiven::Restore("lab-ref".into()) },
         });
         imaging.on_session(&SessionEvent::Joined { seat: seat(last), number });
     }

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use portapxe_engine::events::{ImagingEvent, ImagingWhat, SeatPhase};
+use portapxe_engine::events::{ImagingEvent, ImagingWhat, SeatPhase, TaskGiven};
 use portapxe_engine::imaging::image::Listed;
 use portapxe_engine::imaging::multicast::{DropReason, Ending, SessionEvent};
 use portapxe_engine::mac::MacAddr;
@@ -380,9 +380,8 @@ impl ImagingState {
                     row.agent = Some((*phase, detail.clone()));
                 }
             }
-            ImagingWhat::Task { .. } => {
-                let restoring = self.session.as_ref().is_some_and(|s| s.ending.is_none());
-                if let (Some(ip), true, false) = (event.seat, restoring, self.capturing(event.mac)) {
+            ImagingWhat::Task { task: TaskGiven::Restore(_) } => {
+                if let (Some(ip), true) = (event.seat, self.session.is_some()) {
                     let row = self.seat(ip);
                     row.mac = event.mac.or(row.mac);
                 }
@@ -392,7 +391,7 @@ impl ImagingState {
                     row.booted_disk = true;
                 }
             }
-            ImagingWhat::Refused { .. } => {}
+            ImagingWhat::Task { .. } | ImagingWhat::Refused { .. } => {}
         }
     }
 }
@@ -419,8 +418,8 @@ mod tests {
     fn a_restore_fills_one_row_per_seat_from_join_to_its_own_disk() {
         let mut state = ImagingState::default();
         state.begin_restore("lab".into(), 100_000_000);
-        state.on_imaging(&hub(mac(1), 21, ImagingWhat::Task { task: "restore id 9000 lab".into() }));
-        state.on_imaging(&hub(mac(2), 22, ImagingWhat::Task { task: "restore id 9000 lab".into() }));
+        state.on_imaging(&hub(mac(1), 21, ImagingWhat::Task { task: TaskGiven::Restore("lab".into()) }));
+        state.on_imaging(&hub(mac(2), 22, ImagingWhat::Task { task: TaskGiven::Restore("lab".into()) }));
         assert_eq!(state.seats[0].phase(), "booted the agent");
         state.on_session(&SessionEvent::Joined { seat: at(21), number: 0 });
         state.on_session(&SessionEvent::Joined { seat: at(22), number: 1 });

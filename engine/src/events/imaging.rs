@@ -19,9 +19,9 @@ pub struct ImagingEvent {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "imaging", rename_all = "snake_case")]
 pub enum ImagingWhat {
-    /// The agent asked what to do and was told (the line it read).
+    /// The agent asked what to do and was told.
     Task {
-        task: String,
+        task: TaskGiven,
     },
     Received {
         file: String,
@@ -45,6 +45,25 @@ pub enum ImagingWhat {
     },
     /// A restored seat network-booted again and was sent to its own disk.
     SentToDisk,
+}
+
+/// What an agent was told to do (without the capture's token, which only its seat may know).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "image", rename_all = "snake_case")]
+pub enum TaskGiven {
+    Capture(String),
+    Restore(String),
+    Nothing,
+}
+
+impl fmt::Display for TaskGiven {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Capture(image) => write!(f, "capture this disk into image {image:?}"),
+            Self::Restore(image) => write!(f, "restore image {image:?}"),
+            Self::Nothing => f.write_str("nothing to do"),
+        }
+    }
 }
 
 /// Where a seat's agent is.
@@ -98,7 +117,7 @@ impl fmt::Display for ImagingEvent {
             (None, None) => "imaging".into(),
         };
         match &self.what {
-            ImagingWhat::Task { task } => write!(f, "{who}: told \"{task}\""),
+            ImagingWhat::Task { task } => write!(f, "{who}: told to {task}"),
             ImagingWhat::Received { file, bytes } => write!(f, "{who}: received {file} ({bytes} bytes)"),
             ImagingWhat::CaptureDone { name, bytes } => write!(f, "{who}: image {name:?} captured ({bytes} bytes)"),
             ImagingWhat::CaptureFailed { name, why } => write!(f, "{who}: capture of {name:?} failed: {why}"),

@@ -15,7 +15,7 @@ mod dhcp;
 mod imaging;
 pub use crate::message_type::DhcpMessage;
 pub use dhcp::{DhcpEvent, DhcpReason, DhcpRole};
-pub use imaging::{ImagingEvent, ImagingWhat, SeatPhase};
+pub use imaging::{ImagingEvent, ImagingWhat, SeatPhase, TaskGiven};
 
 /// How many events a slow subscriber may fall behind before it loses some.
 const EVENT_BACKLOG: usize = 4096;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::capture::{CaptureSession, CaptureState, Received, Refusal};
 use super::image::{self, FORMAT, MANIFEST, Manifest, valid_name};
-use crate::events::{EngineEvent, EventSink, ImagingEvent, ImagingWhat, SeatPhase};
+use crate::events::{EngineEvent, EventSink, ImagingEvent, ImagingWhat, SeatPhase, TaskGiven};
 use crate::mac::MacAddr;
 
 /// What a seat's agent is told to do.
@@ -294,7 +294,12 @@ impl ImagingHub {
             },
         };
         drop(state);
-        self.emit(Some(mac), Some(from), ImagingWhat::Task { task: task.to_string() });
+        let given = match &task {
+            Task::Capture { name, .. } => TaskGiven::Capture(name.clone()),
+            Task::Restore { name, .. } => TaskGiven::Restore(name.clone()),
+            Task::Nothing => TaskGiven::Nothing,
+        };
+        self.emit(Some(mac), Some(from), ImagingWhat::Task { task: given });
         task
     }
 
