@@ -87,9 +87,12 @@ build_agent() {
         done < "$out.tmp/VERSIONS"
         printf '\nThe kernel, busybox, udpcast and partclone are GPL-2.0; zstd is BSD-3-Clause or GPL-2.0;\n'
         printf 'util-linux (sfdisk, blkid) is GPL-2.0-or-later with parts under other licenses. The shared\n'
-        printf 'libraries the programs load come from libc6 and the other packages of their dependencies.\n'
+        printf 'libraries the programs load are listed above with their packages; the GNU C library\n'
+        printf '(libc6) is LGPL-2.1-or-later. Each package'"'"'s own copyright file is in its source.\n'
         printf '\n----- GNU General Public License, version 2 -----\n\n'
         cat /usr/share/common-licenses/GPL-2
+        printf '\n\n----- GNU Lesser General Public License, version 2.1 -----\n\n'
+        cat /usr/share/common-licenses/LGPL-2.1
     } > "$out.tmp/COPYING.agent.txt"
     rm -rf "$out.tmp/cache" "$out" && mv "$out.tmp" "$out"
 }

@@ -12,6 +12,7 @@ use egui_kittest::kittest::{NodeT, Queryable, by};
 use portapxe::gui::app::ExportOutcome;
 use portapxe::gui::dialogs::DialogSupport;
 use portapxe::gui::engine_handle::{CaptureState, FailedService, RunState, StartFailure, UiSnapshot, Validation};
+use portapxe::gui::imaging_state::CaptureProgress;
 use portapxe::gui::{EngineHandle, PortaApp};
 use portapxe_engine::clients::ClientRegistry;
 use portapxe_engine::config::{BootEntry, Config, ConfigError, ConfigStore, Mode};
@@ -1001,8 +1002,6 @@ fn the_imaging_tab_captures_restores_and_wakes() {
         seat_boot.contains("agent/vmlinuz") && seat_boot.contains("portapxe.server=10.97.0.1:18081"),
         "{seat_boot}"
     );
-    let task = http_text(http, &format!("/imaging/task?mac={SEAT}"));
-    assert!(task.contains("capture ") && task.trim_end().ends_with(" golden"), "{task}");
     let other = http_text(http, "/imaging/boot.ipxe?mac=52:54:00:12:34:57");
     assert!(!other.contains("agent/vmlinuz"), "a machine with no task boots its disk:\n{other}");
 
@@ -1011,11 +1010,17 @@ fn the_imaging_tab_captures_restores_and_wakes() {
     let before = http_starts(&harness);
     harness.get_by_label("Restore to seats").click();
     harness.run_steps(1);
-    wait_until(&mut harness, "the restore session", |app| app.handle().snapshot().imaging.session.is_some());
+    wait_until(&mut harness, "the restore session", |app| {
+        let snapshot = app.handle().snapshot();
+        assert!(!matches!(snapshot.imaging.notice, Some(Err(_))), "refused: {:?}", snapshot.imaging.notice);
+        snapshot.imaging.session.is_some()
+    });
     harness.get_by_label_contains("waiting for seats to boot and join");
     wait_until_serving_again(&mut harness, before);
     let task = http_text(http, "/imaging/task?mac=52:54:00:12:34:57");
     assert!(task.contains("restore gui-lab-ref-0001 9000 lab-ref"), "{task}");
+    let task = http_text(http, &format!("/imaging/task?mac={SEAT}"));
+    assert!(task.contains("capture ") && task.trim_end().ends_with(" golden"), "the capture still waits: {task}");
     let deadline = Instant::now() + Duration::from_secs(150);
     while harness.state().handle().snapshot().imaging.session.as_ref().is_some_and(|s| s.ending.is_none()) {
         assert!(Instant::now() < deadline, "the session did not end");
@@ -1037,6 +1042,15 @@ fn the_imaging_tab_captures_restores_and_wakes() {
         app.handle().snapshot().imaging.notice.as_ref().is_some_and(|n| n.as_ref().is_ok_and(|t| t.starts_with("wake")))
     });
     harness.get_by_label_contains("wake packets sent for 1 machines to 10.97.0.255:9");
+
+    // Stop ends the capture still under way (what had arrived is removed).
+    harness.get_by_label("Stop").click();
+    wait_until(&mut harness, "the capture to end", |app| {
+        let snapshot = app.handle().snapshot();
+        snapshot.state == RunState::Stopped
+            && snapshot.imaging.captures.iter().all(|c| matches!(c.state, CaptureProgress::Failed(_)))
+    });
+    harness.get_by_label("52:54:00:12:34:56 → \"golden\": failed: serving was stopped: start the capture again");
 }
 
 /// How many times HTTP started serving, by the log.

@@ -32,6 +32,10 @@ programs="/usr/bin/udp-receiver /usr/bin/zstd /usr/sbin/sfdisk /usr/sbin/blkid
 modules="virtio_pci virtio_net virtio_blk virtio_scsi e1000 e1000e igb igc r8169 tg3 bnx2 ixgbe
 atlantic alx ahci ata_piix nvme sd_mod uas usb_storage xhci_pci ehci_pci"
 
+# The kernel is amd64's; the programs and libraries come from this machine.
+arch=$(dpkg --print-architecture)
+[ "$arch" = amd64 ] || { echo "the agent is built for x86-64 seats: run this on an amd64 Debian, not $arch" >&2; exit 1; }
+
 if [ ! -s "$cache/base.cpio.gz" ] || [ ! -s "$cache/vmlinuz" ]; then
     for program in $programs /bin/busybox; do
         [ -x "$program" ] || { echo "missing $program: apt-get install udpcast partclone zstd fdisk util-linux busybox-static" >&2; exit 1; }
@@ -83,8 +87,14 @@ if [ ! -s "$cache/base.cpio.gz" ] || [ ! -s "$cache/vmlinuz" ]; then
         ldd "$program" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p' | while read -r lib; do
             mkdir -p "$root$(dirname "$lib")"
             [ -e "$root$lib" ] || cp -L "$lib" "$root$lib"
+            echo "$lib" >> "$work/libraries"
         done
     done
+    # The Debian packages the libraries come from, for VERSIONS (and the licenses' sources).
+    sort -u "$work/libraries" | while read -r lib; do
+        dpkg -S "$lib" 2> /dev/null || dpkg -S "$(readlink -f "$lib")" 2> /dev/null || dpkg -S "/usr$lib" 2> /dev/null ||
+            { echo "no Debian package ships $lib" >&2; exit 1; }
+    done | sed 's/:.*//' | sort -u > "$work/library-packages"
     cp "$here/init" "$root/init"
     cp "$here/udhcpc.script" "$root/etc/udhcpc.script"
     chmod 755 "$root/init" "$root/etc/udhcpc.script"
@@ -96,6 +106,9 @@ if [ ! -s "$cache/base.cpio.gz" ] || [ ! -s "$cache/vmlinuz" ]; then
         "$(dpkg-deb -f "$work"/*.deb Version)" "$(dpkg-query -W -f '${Version}' busybox-static)" "$(dpkg-query -W -f '${Version}' udpcast)" \
         "$(dpkg-query -W -f '${Version}' partclone)" "$(dpkg-query -W -f '${Version}' zstd)" \
         "$(dpkg-query -W -f '${Version}' fdisk)" "$(dpkg-query -W -f '${Version}' util-linux)" > "$cache/VERSIONS"
+    while read -r package; do
+        grep -q "^$package " "$cache/VERSIONS" || printf '%s %s\n' "$package" "$(dpkg-query -W -f '${Version}' "$package")" >> "$cache/VERSIONS"
+    done < "$work/library-packages"
 fi
 
 # The agent: its own archive, with the libraries it loads that the base lacks.

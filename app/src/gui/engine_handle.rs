@@ -683,6 +683,7 @@ impl Actor {
                 command = commands.recv(), if listening => match command {
                     Some(Command::Stop) => {
                         cancel.cancel();
+                        self.end_imaging();
                         self.shared.update(|s| s.state = RunState::Stopping);
                     }
                     Some(Command::Start { .. }) => {} // one start at a time; the button is not shown

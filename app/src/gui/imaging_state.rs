@@ -289,8 +289,9 @@ impl ImagingState {
         &mut self.seats[at]
     }
 
+    /// The latest capture into `name` (an earlier one may have failed).
     fn capture(&mut self, name: &str) -> Option<&mut CaptureRow> {
-        self.captures.iter_mut().find(|c| c.name == name)
+        self.captures.iter_mut().rev().find(|c| c.name == name)
     }
 
     /// Whether `mac` has a capture waiting or under way.
@@ -360,11 +361,10 @@ impl ImagingState {
                 }
             }
             ImagingWhat::Received { bytes, .. } => {
-                if let Some(row) = self
-                    .captures
-                    .iter_mut()
-                    .find(|c| Some(c.mac) == event.mac && !matches!(c.state, CaptureProgress::Saved(_)))
-                {
+                if let Some(row) = self.captures.iter_mut().rev().find(|c| {
+                    Some(c.mac) == event.mac
+                        && matches!(c.state, CaptureProgress::Waiting | CaptureProgress::Receiving(_))
+                }) {
                     let before = match row.state {
                         CaptureProgress::Receiving(so_far) => so_far,
                         _ => 0,

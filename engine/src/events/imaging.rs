@@ -117,6 +117,7 @@ impl fmt::Display for ImagingEvent {
             (None, None) => "imaging".into(),
         };
         match &self.what {
+            ImagingWhat::Task { task: TaskGiven::Nothing } => write!(f, "{who}: asked for a task; nothing to do"),
             ImagingWhat::Task { task } => write!(f, "{who}: told to {task}"),
             ImagingWhat::Received { file, bytes } => write!(f, "{who}: received {file} ({bytes} bytes)"),
             ImagingWhat::CaptureDone { name, bytes } => write!(f, "{who}: image {name:?} captured ({bytes} bytes)"),

@@ -29,24 +29,31 @@ impl Default for AgentFiles {
     }
 }
 
-/// A file of the agent that nothing serves: the seats would stop at iPXE's "not found"
-/// with nothing on the technician's screen.
+/// Why seats could not be imaged from this configuration: they would stop at iPXE's or
+/// GRUB's "not found" with nothing on the technician's screen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the imaging agent's {part} {file:?} is not in {folders}: the installers put the agent in their boot \
-     folder's agent/; from a source tree, build it with installers/agent/build.sh into the boot root's agent/ \
-     folder (or name other files)"
-)]
-pub struct AgentNotServed {
-    /// "kernel" or "initramfs".
-    pub part: &'static str,
-    pub file: String,
-    /// Where it was looked for, in words.
-    pub folders: String,
+pub enum AgentNotServed {
+    #[error("HTTP is off: the imaging agent talks to PortaPXE over HTTP; turn HTTP on")]
+    HttpOff,
+    #[error(
+        "the imaging agent's {part} {file:?} is not in {folders}: the installers put the agent in their boot \
+         folder's agent/; from a source tree, build it with installers/agent/build.sh into the boot root's agent/ \
+         folder (or name other files)"
+    )]
+    Missing {
+        /// "kernel" or "initramfs".
+        part: &'static str,
+        file: String,
+        /// Where it was looked for, in words.
+        folders: String,
+    },
 }
 
 /// Whether both of the agent's files are served (in the root, or the loader folder behind it).
 pub fn check_agent_served(config: &Config, agent: &AgentFiles) -> Result<(), AgentNotServed> {
+    if !config.http.enabled {
+        return Err(AgentNotServed::HttpOff);
+    }
     for (part, file) in [("kernel", &agent.kernel), ("initramfs", &agent.initrd)] {
         let relative = file.trim_start_matches('/');
         if !config.serves_file(relative) {
@@ -55,7 +62,7 @@ pub fn check_agent_served(config: &Config, agent: &AgentFiles) -> Result<(), Age
                 (false, Some(loaders)) => format!("{} nor in {}", config.root.display(), loaders.display()),
                 (false, None) => config.root.display().to_string(),
             };
-            return Err(AgentNotServed { part, file: relative.into(), folders });
+            return Err(AgentNotServed::Missing { part, file: relative.into(), folders });
         }
     }
     Ok(())
@@ -89,7 +96,7 @@ pub fn add_imaging_entry(
     }
     config.boot.entries.push(entry);
     let rules = pins.iter().map(|mac| ClientRule {
-        mac: mac.to_string().parse::<MacPattern>().ok(),
+        mac: Some(MacPattern::from(*mac)),
         entry: Some(IMAGING_ENTRY.into()),
         ..ClientRule::default()
     });
@@ -109,15 +116,19 @@ mod tests {
         let config = Config { root: root.path().into(), loader_dir: Some(loaders.path().into()), ..Config::default() };
         let agent = AgentFiles::default();
         let missing = check_agent_served(&config, &agent).unwrap_err();
-        assert_eq!((missing.part, missing.file.as_str()), ("kernel", "agent/vmlinuz"));
+        assert!(matches!(&missing, AgentNotServed::Missing { part: "kernel", file, .. } if file == "agent/vmlinuz"));
         assert!(missing.to_string().contains("installers/agent/build.sh"), "{missing}");
 
         std::fs::create_dir(loaders.path().join("agent")).unwrap();
         std::fs::write(loaders.path().join("agent/vmlinuz"), b"kernel").unwrap();
-        assert_eq!(check_agent_served(&config, &agent).unwrap_err().part, "initramfs");
+        let missing = check_agent_served(&config, &agent).unwrap_err();
+        assert!(matches!(missing, AgentNotServed::Missing { part: "initramfs", .. }), "{missing}");
         std::fs::create_dir(root.path().join("agent")).unwrap();
         std::fs::write(root.path().join("agent/initrd.img"), b"initrd").unwrap();
         assert_eq!(check_agent_served(&config, &agent), Ok(()), "one file from each folder");
+        let mut off = config;
+        off.http.enabled = false;
+        assert_eq!(check_agent_served(&off, &agent), Err(AgentNotServed::HttpOff));
     }
 
     #[test]

@@ -245,6 +245,11 @@ impl ImagingHub {
         }
     }
 
+    /// Whether a seat is sending a capture now.
+    pub fn receiving(&self) -> bool {
+        self.state().captures.iter().any(|s| matches!(s.state, CaptureState::Receiving { .. }))
+    }
+
     /// Seats that were given the restore task (by MAC).
     pub fn restoring(&self) -> Vec<MacAddr> {
         self.state().restoring.clone()
@@ -258,6 +263,29 @@ impl ImagingHub {
 
     pub fn end_restore(&self) {
         self.state().restore = None;
+    }
+
+    /// Serving stopped: captures still waiting or arriving end (what had arrived is
+    /// removed), the restore offer ends, and no seat is sent to its disk by an old session.
+    pub fn stop_all(&self) {
+        let mut state = self.state();
+        state.restore = None;
+        state.restoring.clear();
+        state.restored.clear();
+        state.finished.clear();
+        let mut ended = Vec::new();
+        for session in &mut state.captures {
+            if matches!(session.state, CaptureState::Armed | CaptureState::Receiving { .. }) {
+                session.fail("serving was stopped".into());
+                ended.push((session.mac, session.name.clone()));
+            }
+        }
+        drop(state);
+        for (mac, name) in ended {
+            let _ = std::fs::remove_dir_all(self.partial_dir(&name));
+            let why = "serving was stopped: start the capture again".to_string();
+            self.emit(Some(mac), None, ImagingWhat::CaptureFailed { name, why });
+        }
     }
 
     /// The task for the agent of `mac` asking from `from`.
@@ -443,8 +471,14 @@ fn write_measured(
 impl crate::served::MadeOnRequest for ImagingHub {
     fn make(&self, path: &str) -> Option<bytes::Bytes> {
         let name = path.strip_prefix(crate::grub::IMAGING_DIR)?.strip_prefix('/')?.strip_suffix(".cfg")?;
-        // Only the dash form GRUB's configuration writes: anything else is another file.
-        if name.len() != 17 || name.contains(':') {
+        // Only the form GRUB's configuration writes (lower-case hex pairs and dashes):
+        // any other spelling is another file, which does not exist.
+        let dashed = name.len() == 17
+            && name
+                .bytes()
+                .enumerate()
+                .all(|(at, b)| if at % 3 == 2 { b == b'-' } else { b.is_ascii_digit() || (b'a'..=b'f').contains(&b) });
+        if !dashed {
             return None;
         }
         let mac: MacAddr = name.parse().ok()?;
@@ -570,6 +604,8 @@ mod tests {
         );
         assert_eq!(grub("imaging/grub/52:54:00:00:00:01.cfg"), None, "TFTP names have no colons");
         assert_eq!(grub("imaging/grub/not-a-mac.cfg"), None);
+        assert_eq!(grub("imaging/grub/52-54-00-00-00-0A.cfg"), None, "GRUB writes lower case");
+        assert_eq!(grub("imaging/grub/+2-54-00-00-00-01.cfg"), None);
         assert_eq!(grub("grub/grub.cfg"), None);
         assert_eq!(
             boot.script(),
@@ -583,6 +619,20 @@ mod tests {
         assert_eq!(hub.task(mac, SEAT), Task::Nothing);
         hub.offer_restore(RestoreOffer { name: "lab".into(), id: "def".into(), port_base: 9000, seats: Seats::Any });
         assert!(matches!(hub.seat_boot(mac), SeatBoot::Agent(_)), "a new offer takes it again");
+    }
+
+    #[test]
+    fn stopping_ends_waiting_captures_and_the_restore_offer() {
+        let (dir, hub, _rx) = hub();
+        let mac: MacAddr = MAC.parse().unwrap();
+        hub.arm_capture(mac, "golden").unwrap();
+        assert!(matches!(hub.task(mac, SEAT), Task::Capture { .. }));
+        std::fs::create_dir_all(dir.path().join("images/.golden.partial")).unwrap();
+        hub.offer_restore(RestoreOffer { name: "lab".into(), id: "abc".into(), port_base: 9000, seats: Seats::Any });
+        hub.stop_all();
+        assert_eq!(hub.task(mac, SEAT), Task::Nothing, "no capture, no restore after a stop");
+        assert!(!dir.path().join("images/.golden.partial").exists(), "what had arrived is removed");
+        hub.arm_capture(mac, "golden").expect("the same capture can be started again");
     }
 
     #[test]

@@ -22,6 +22,13 @@ impl MacPattern {
     }
 }
 
+/// A whole MAC: the pattern that matches that machine only.
+impl From<crate::mac::MacAddr> for MacPattern {
+    fn from(mac: crate::mac::MacAddr) -> Self {
+        Self(mac.0.to_vec())
+    }
+}
+
 impl FromStr for MacPattern {
     type Err = String;
 

@@ -55,13 +55,39 @@ impl Actor {
         config
     }
 
-    /// The person stopped serving: no seat goes to imaging any more.
+    /// The person stopped serving: no seat goes to imaging any more, captures still
+    /// waiting end, and the restore session stops.
     pub(super) fn end_imaging(&mut self) {
         self.imaging.pins = None;
         if let Some(task) = self.imaging.restore.take() {
             task.abort();
             self.shared.update(|s| s.imaging.end_session(Err("serving was stopped".into())));
         }
+        if let Some(hub) = &self.imaging.hub {
+            hub.stop_all();
+        }
+    }
+
+    /// Whether serving again now would cut off a capture arriving or a restore running.
+    fn busy(&self) -> Option<&'static str> {
+        if self.imaging.restore.as_ref().is_some_and(|task| !task.is_finished()) {
+            return Some("the restore session under way");
+        }
+        self.imaging.hub.as_ref().is_some_and(|hub| hub.receiving()).then_some("the capture arriving")
+    }
+
+    /// Why `macs` cannot be sent to imaging now, when that needs serving again.
+    fn cannot_serve_again(&self, macs: &[MacAddr]) -> Option<String> {
+        let changes = match &self.imaging.pins {
+            None => true,
+            Some(pins) if pins.is_empty() => false,
+            Some(pins) => macs.is_empty() || macs.iter().any(|mac| !pins.contains(mac)),
+        };
+        let what = self.busy().filter(|_| changes)?;
+        Some(format!(
+            "serving must restart to send these machines to imaging, which would cut off {what}: wait until it \
+             ends, or press Stop"
+        ))
     }
 
     /// Carries out one imaging command. Returns the config to serve again with when the
@@ -125,18 +151,24 @@ impl Actor {
         Ok((hub, config))
     }
 
-    /// Sends `macs` (every machine when empty) to the imaging entry, beside those already sent.
-    fn pin(&mut self, macs: &[MacAddr]) {
+    /// Sends `macs` (every machine when empty) to the imaging entry, beside those already
+    /// sent. Returns whether that changed what is served (then it serves again).
+    fn pin(&mut self, macs: &[MacAddr]) -> bool {
         match &mut self.imaging.pins {
-            Some(pins) if pins.is_empty() => {}
+            Some(pins) if pins.is_empty() => false,
             Some(pins) if !macs.is_empty() => {
+                let before = pins.len();
                 for mac in macs {
                     if !pins.contains(mac) {
                         pins.push(*mac);
                     }
                 }
+                pins.len() != before
             }
-            pins => *pins = Some(macs.to_vec()),
+            pins => {
+                *pins = Some(macs.to_vec());
+                true
+            }
         }
     }
 
@@ -145,15 +177,18 @@ impl Actor {
             Ok(ready) => ready,
             Err(why) => return refuse(&self.shared, why),
         };
+        if let Some(why) = self.cannot_serve_again(&[mac]) {
+            return refuse(&self.shared, why);
+        }
         if let Err(err) = hub.arm_capture(mac, &name) {
             return refuse(&self.shared, err.to_string());
         }
-        self.pin(&[mac]);
+        let serve_again = self.pin(&[mac]);
         self.shared.update(|s| {
             s.imaging.captures.push(CaptureRow { mac, name: name.clone(), state: CaptureProgress::Waiting });
             s.imaging.notice = Some(Ok(format!("capture of {mac} into {name:?}: network-boot that machine now")));
         });
-        Some(config)
+        serve_again.then_some(config)
     }
 
     fn restore(&mut self, name: String, seats: RestoreSeats, wait: std::time::Duration) -> Option<Config> {
@@ -163,6 +198,13 @@ impl Actor {
         };
         if self.imaging.restore.as_ref().is_some_and(|task| !task.is_finished()) {
             return refuse(&self.shared, "a restore session is already running: stop it first".into());
+        }
+        let wanted = match &seats {
+            RestoreSeats::NextThatBoot(_) => Vec::new(),
+            RestoreSeats::Only(macs) => macs.clone(),
+        };
+        if let Some(why) = self.cannot_serve_again(&wanted) {
+            return refuse(&self.shared, why);
         }
         let prepared = (|| -> Result<_, String> {
             let image = Image::open(hub.images(), &name).map_err(|err| err.to_string())?;
@@ -192,22 +234,33 @@ impl Actor {
             port_base: link.port_base,
             seats: offer_seats,
         });
-        self.pin(&pins);
+        let serve_again = self.pin(&pins);
         let total = stream.len();
         self.shared.update(|s| {
             s.imaging.begin_restore(name.clone(), total);
             s.imaging.notice = Some(Ok(format!("restore of {name:?} offered: network-boot the seats now")));
         });
+        // The sender never waits for the window's lock (held while a frame is drawn):
+        // its events go through a channel to a task that updates the snapshot.
+        let (events, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            while let Some(event) = arrived.recv().await {
+                shared.update(|s: &mut super::UiSnapshot| s.imaging.on_session(&event));
+            }
+        });
         let shared = self.shared.clone();
         self.imaging.restore = Some(tokio::spawn(async move {
-            let report = |event: &_| shared.update(|s: &mut super::UiSnapshot| s.imaging.on_session(event));
+            let report = |event: &_| {
+                let _ = events.send(Clone::clone(event));
+            };
             let ended = run_session(&link, settings, &mut stream, report).await;
             hub.end_restore();
             if let Err(err) = ended {
                 shared.update(|s| s.imaging.end_session(Err(err.to_string())));
             }
         }));
-        Some(config)
+        serve_again.then_some(config)
     }
 }
 

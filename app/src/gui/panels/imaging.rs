@@ -273,9 +273,11 @@ fn seat_grid(ui: &mut Ui, seats: &[SeatRow], rate: f64, eta: Option<Duration>) {
                 ui.label("-");
                 ui.label("-");
             }
-            let result = seat.result();
-            let tone = if result.starts_with("done") { Tone::Ok } else { Tone::Error };
-            ui.label(toned(ui, tone, result));
+            let tone = match &seat.agent {
+                Some((portapxe_engine::events::SeatPhase::Done, _)) => Tone::Ok,
+                _ => Tone::Error,
+            };
+            ui.label(toned(ui, tone, seat.result()));
             ui.end_row();
         }
     });
@@ -284,7 +286,9 @@ fn seat_grid(ui: &mut Ui, seats: &[SeatRow], rate: f64, eta: Option<Duration>) {
 fn wake(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     ui.strong("Wake-on-LAN");
     let known: Vec<MacAddr> = panel.snapshot.clients.iter().map(|client| client.mac).collect();
-    let interface = panel.config.interface.clone();
+    // The card being served on; before a start, the one chosen.
+    let interface =
+        panel.snapshot.status.as_ref().map_or_else(|| panel.config.interface.clone(), |s| s.interface.clone());
     ui.horizontal(|ui| {
         let all = format!("Wake every machine seen ({})", known.len());
         if ui.add_enabled(!known.is_empty() && !interface.is_empty(), egui::Button::new(all)).clicked() {
