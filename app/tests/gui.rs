@@ -1043,7 +1043,18 @@ fn the_imaging_tab_captures_restores_and_wakes() {
     });
     harness.get_by_label_contains("wake packets sent for 1 machines to 10.97.0.255:9");
 
-    // Stop ends the capture still under way (what had arrived is removed).
+    // A second capture is cancelled from its row; Stop ends the first (what had arrived is removed).
+    retype(&mut harness, "Machine (MAC)", "52:54:00:12:34:58");
+    retype(&mut harness, "Image name", "second");
+    harness.get_by_label("Capture this machine's disk").click();
+    wait_until(&mut harness, "the second capture row", |app| app.handle().snapshot().imaging.captures.len() == 2);
+    let cancels: Vec<_> = harness.query_all_by_label("Cancel").collect();
+    assert_eq!(cancels.len(), 2, "one Cancel per waiting capture");
+    cancels[1].click();
+    wait_until(&mut harness, "the cancellation", |app| {
+        matches!(app.handle().snapshot().imaging.captures[1].state, CaptureProgress::Failed(_))
+    });
+    harness.get_by_label("52:54:00:12:34:58 → \"second\": failed: cancelled from the window");
     harness.get_by_label("Stop").click();
     wait_until(&mut harness, "the capture to end", |app| {
         let snapshot = app.handle().snapshot();

@@ -23,6 +23,8 @@ pub enum ImagingCommand {
     Restore { image: String, seats: RestoreSeats, wait: Duration },
     /// End the restore session now (seats still receiving stop when they notice).
     StopRestore,
+    /// End the capture of this machine still waiting or arriving.
+    CancelCapture(MacAddr),
     /// Wake-on-LAN for these machines, on the serving interface.
     Wake { interface: String, macs: Vec<MacAddr> },
 }

@@ -265,6 +265,25 @@ impl ImagingHub {
         self.state().restore = None;
     }
 
+    /// Ends the capture of `mac` still waiting or arriving (what had arrived is removed).
+    /// Returns whether there was one.
+    pub fn cancel_capture(&self, mac: MacAddr) -> bool {
+        let mut state = self.state();
+        let Some(session) = state
+            .captures
+            .iter_mut()
+            .find(|s| s.mac == mac && matches!(s.state, CaptureState::Armed | CaptureState::Receiving { .. }))
+        else {
+            return false;
+        };
+        session.fail("cancelled".into());
+        let name = session.name.clone();
+        drop(state);
+        let _ = std::fs::remove_dir_all(self.partial_dir(&name));
+        self.emit(Some(mac), None, ImagingWhat::CaptureFailed { name, why: "cancelled from the window".into() });
+        true
+    }
+
     /// Serving stopped: captures still waiting or arriving end (what had arrived is
     /// removed), the restore offer ends, and no seat is sent to its disk by an old session.
     pub fn stop_all(&self) {
@@ -631,8 +650,11 @@ mod tests {
         hub.offer_restore(RestoreOffer { name: "lab".into(), id: "abc".into(), port_base: 9000, seats: Seats::Any });
         hub.stop_all();
         assert_eq!(hub.task(mac, SEAT), Task::Nothing, "no capture, no restore after a stop");
+        assert!(!hub.cancel_capture(mac), "nothing left to cancel");
         assert!(!dir.path().join("images/.golden.partial").exists(), "what had arrived is removed");
         hub.arm_capture(mac, "golden").expect("the same capture can be started again");
+        assert!(hub.cancel_capture(mac));
+        assert_eq!(hub.task(mac, SEAT), Task::Nothing, "cancelled");
     }
 
     #[test]

@@ -110,6 +110,16 @@ impl Actor {
                 self.shared.update(|s| s.imaging.end_session(Err("stopped from the window".into())));
                 None
             }
+            ImagingCommand::CancelCapture(mac) => {
+                let cancelled = self.imaging.hub.as_ref().is_some_and(|hub| hub.cancel_capture(mac));
+                let said = if cancelled {
+                    Ok(format!("capture of {mac} cancelled"))
+                } else {
+                    Err(format!("no capture of {mac} to cancel"))
+                };
+                notice(&self.shared, said);
+                None
+            }
             ImagingCommand::Wake { interface, macs } => {
                 let sent = tokio::task::spawn_blocking(move || {
                     let found = find_up_interface(&interface).map_err(|err| err.to_string())?;

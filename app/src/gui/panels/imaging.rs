@@ -9,7 +9,7 @@ use portapxe_engine::events::MacAddr;
 
 use super::PanelCtx;
 use crate::gui::engine_handle::RunState;
-use crate::gui::imaging_state::{ImagingCommand, RestoreSeats, SeatRow, megabytes};
+use crate::gui::imaging_state::{CaptureProgress, ImagingCommand, RestoreSeats, SeatRow, megabytes};
 use crate::gui::style::{SPACING, Tone, toned};
 
 /// What the person is filling in on the tab.
@@ -174,7 +174,13 @@ fn capture(ui: &mut Ui, panel: &mut PanelCtx<'_>, running: bool) {
         panel.actions.imaging.push(ImagingCommand::Capture { mac, name });
     }
     for row in &panel.snapshot.imaging.captures {
-        ui.label(format!("{} → {:?}: {}", row.mac, row.name, row.state));
+        ui.horizontal(|ui| {
+            ui.label(format!("{} → {:?}: {}", row.mac, row.name, row.state));
+            let open = matches!(row.state, CaptureProgress::Waiting | CaptureProgress::Receiving(_));
+            if open && ui.button("Cancel").on_hover_text("End this capture; what arrived is removed").clicked() {
+                panel.actions.imaging.push(ImagingCommand::CancelCapture(row.mac));
+            }
+        });
     }
 }
 
