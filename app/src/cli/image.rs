@@ -169,11 +169,6 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         match entry {
             Listed::Image(image) => {
                 let manifest = &image.manifest;
-                let partitions: Vec<String> = manifest
-                    .partitions
-                    .iter()
-                    .map(|p| format!("{}:{} ({})", p.number, p.filesystem, megabytes(p.partition_bytes)))
-                    .collect();
                 let source = manifest.source_mac.map_or("-".to_string(), |mac| mac.to_string());
                 println!(
                     "{:<24} {:>10} {:>10} {:<5} {:<17} {}",
@@ -182,7 +177,7 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                     megabytes(manifest.disk_bytes),
                     manifest.parts().count(),
                     source,
-                    partitions.join(", ")
+                    manifest.partitions_text()
                 );
             }
             Listed::Unusable { name, error } => println!("{name:<24} unusable: {error}"),

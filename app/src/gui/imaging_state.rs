@@ -56,16 +56,11 @@ impl ImageRow {
         match listed {
             Listed::Image(image) => {
                 let manifest = &image.manifest;
-                let partitions: Vec<String> = manifest
-                    .partitions
-                    .iter()
-                    .map(|p| format!("{}:{} ({})", p.number, p.filesystem, megabytes(p.partition_bytes)))
-                    .collect();
                 Self {
                     name: manifest.name.clone(),
                     bytes: manifest.bytes(),
                     disk_bytes: manifest.disk_bytes,
-                    partitions: partitions.join(", "),
+                    partitions: manifest.partitions_text(),
                     source: manifest.source_mac,
                     unusable: None,
                 }

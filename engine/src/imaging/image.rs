@@ -91,6 +91,16 @@ impl Manifest {
     pub fn bytes(&self) -> u64 {
         self.parts().map(|part| part.bytes).sum()
     }
+
+    /// The partitions in words, for listings: "1:ext4 (67.1 MB), 2:vfat (4.2 MB)".
+    pub fn partitions_text(&self) -> String {
+        let each: Vec<String> = self
+            .partitions
+            .iter()
+            .map(|p| format!("{}:{} ({:.1} MB)", p.number, p.filesystem, p.partition_bytes as f64 / 1e6))
+            .collect();
+        each.join(", ")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
