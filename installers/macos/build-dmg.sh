@@ -37,7 +37,7 @@ bins=()
 for target in aarch64-apple-darwin x86_64-apple-darwin; do
     rustup target add "$target"
     (cd "$ROOT" && MACOSX_DEPLOYMENT_TARGET=11.0 cargo build --release --locked --target "$target" -p portapxe)
-    bins+=("$ROOT/target/$target/release/portapxe")
+    bins+=("${CARGO_TARGET_DIR:-$ROOT/target}/$target/release/portapxe")
 done
 OUT=$WORK/macos
 mkdir -p "$OUT"

@@ -41,30 +41,38 @@ fn locate() -> Result<PathBuf> {
         }
         return Ok(path);
     }
+    built_binary("portapxe", "portapxe")
+}
+
+/// Builds `bin` of `package` (debug) with the `cargo` running the tests and returns the
+/// executable's path as cargo reports it, so a `CARGO_TARGET_DIR` elsewhere (CI's cache)
+/// is followed.
+pub fn built_binary(package: &str, bin: &str) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
     command.current_dir(workspace_root()).args([
         "build",
         "-p",
-        "portapxe",
+        package,
         "--bin",
-        "portapxe",
+        bin,
         "--message-format=json-render-diagnostics",
     ]);
-    eprintln!("[lab] building portapxe: {command:?}");
-    let built = run_bounded("cargo build -p portapxe", &mut command, BUILD_TIMEOUT)?;
+    eprintln!("[lab] building {bin}: {command:?}");
+    let built = run_bounded(&format!("cargo build -p {package}"), &mut command, BUILD_TIMEOUT)?;
     if !built.success() {
-        bail!("`cargo build -p portapxe --bin portapxe` failed:\n{}", built.stderr);
+        bail!("`cargo build -p {package} --bin {bin}` failed:\n{}", built.stderr);
     }
-    executable_from_messages(&built.stdout).context("cargo build succeeded but reported no `portapxe` executable")
+    executable_from_messages(&built.stdout, bin)
+        .with_context(|| format!("cargo build succeeded but reported no `{bin}` executable"))
 }
 
-/// The `executable` of the `portapxe` bin target in cargo's JSON messages.
-fn executable_from_messages(messages: &str) -> Option<PathBuf> {
+/// The `executable` of the bin target `bin` in cargo's JSON messages.
+fn executable_from_messages(messages: &str, bin: &str) -> Option<PathBuf> {
     messages
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["name"] == "portapxe")
+        .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["name"] == bin)
         .filter(|message| message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|k| k == "bin")))
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
 }

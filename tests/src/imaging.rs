@@ -135,17 +135,10 @@ pub fn agent_files() -> &'static Path {
 
 fn build_agent() -> Result<PathBuf> {
     let root = crate::binary::workspace_root();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(&cargo);
-    command.current_dir(&root).args(["build", "-p", "portapxe-agent"]);
-    eprintln!("[lab] building portapxe-agent: {command:?}");
-    let built = run_bounded("cargo build -p portapxe-agent", &mut command, Duration::from_secs(1200))?;
-    if !built.success() {
-        bail!("`cargo build -p portapxe-agent` failed:\n{}", built.stderr);
-    }
+    let agent = crate::binary::built_binary("portapxe-agent", "portapxe-agent")?;
     let out = root.join("target/lab/agent");
     let mut script = Command::new("sh");
-    script.current_dir(&root).arg("installers/agent/build.sh").arg(&out).arg(root.join("target/debug/portapxe-agent"));
+    script.current_dir(&root).arg("installers/agent/build.sh").arg(&out).arg(&agent);
     let finished = run_bounded("installers/agent/build.sh", &mut script, Duration::from_secs(900))?;
     if !finished.success() {
         bail!("installers/agent/build.sh failed: {finished}");
