@@ -47,6 +47,7 @@ pub fn describe(event: &EngineEvent) -> (Level, String) {
             };
             (level, imaging.to_string())
         }
+        EngineEvent::NextBoot(next) => (if next.given { Level::Info } else { Level::Warn }, next.to_string()),
         EngineEvent::Wire(wire) => (
             Level::Debug,
             format!(

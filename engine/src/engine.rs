@@ -289,8 +289,10 @@ fn grub_configs(config: &Config, isos: &IsoPlans) -> Vec<(String, Bytes)> {
         ipxe_loader,
     ));
     let pinned = crate::grub::generate_pinned_configs(&config.boot.entries, isos, &config.rules.clients, ipxe_loader);
+    // Each entry alone too: where a machine told to boot one entry once is sent.
+    let alone = crate::grub::generate_entry_configs(&config.boot.entries, isos, ipxe_loader);
     let main_files = crate::grub::CONFIG_PATHS.iter().map(|path| ((*path).to_owned(), main.clone()));
-    main_files.chain(pinned.into_iter().map(|(path, text)| (path, Bytes::from(text)))).collect()
+    main_files.chain(pinned.into_iter().chain(alone).map(|(path, text)| (path, Bytes::from(text)))).collect()
 }
 
 /// The UEFI HTTP boot image of the signed chain (`grub::http_boot`), made from the
@@ -340,11 +342,20 @@ pub struct StartOptions {
     pub cancel: Option<CancelStart>,
     /// Capture and restore sessions: the agent's routes are served over HTTP.
     pub imaging: Option<Arc<crate::imaging::hub::ImagingHub>>,
+    /// One-off boots planned per machine, read when each machine asks (`next_boot`).
+    pub next_boot: Arc<crate::next_boot::NextBootTable>,
 }
 
 impl Default for StartOptions {
     fn default() -> Self {
-        Self { force_dhcp: false, probe_time: SAFETY_PROBE_LISTEN, capture_file: None, cancel: None, imaging: None }
+        Self {
+            force_dhcp: false,
+            probe_time: SAFETY_PROBE_LISTEN,
+            capture_file: None,
+            cancel: None,
+            imaging: None,
+            next_boot: Arc::default(),
+        }
     }
 }
 
@@ -583,6 +594,15 @@ impl Engine {
             Some(hub) => generated.with_made(hub.clone()),
             None => generated,
         };
+        // What each machine boots this time, asked first by every generated menu.
+        let generated = generated.with_made(Arc::new(crate::next_boot::NextBootAnswers::new(
+            options.next_boot.clone(),
+            options.imaging.clone(),
+            &config.boot.entries,
+            &iso_plans,
+            &base,
+            engine.events.clone(),
+        )));
         let started = engine.start_services(&config, &interface, boot, generated, facts, &options);
         let result = match &options.cancel {
             Some(cancel) => tokio::select! {

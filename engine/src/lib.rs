@@ -19,6 +19,7 @@ pub mod loaders;
 pub mod mac;
 pub mod message_type;
 pub mod net;
+pub mod next_boot;
 pub mod proxy;
 pub mod pxe;
 pub mod router_advert;

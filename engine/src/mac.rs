@@ -34,6 +34,25 @@ impl std::fmt::Debug for MacAddr {
     }
 }
 
+impl MacAddr {
+    /// `52-54-00-12-34-56`: how boot menus put a MAC into a file name (a TFTP name has no
+    /// colons; iPXE's `${net0/mac:hexhyp}`).
+    pub fn dashed(&self) -> String {
+        self.to_string().replace(':', "-")
+    }
+
+    /// The MAC of a file name written the [`dashed`](Self::dashed) way, lower case only:
+    /// any other spelling is another name.
+    pub fn from_dashed(name: &str) -> Option<Self> {
+        let dashed = name.len() == 17
+            && name
+                .bytes()
+                .enumerate()
+                .all(|(at, b)| if at % 3 == 2 { b == b'-' } else { b.is_ascii_digit() || (b'a'..=b'f').contains(&b) });
+        if dashed { name.parse().ok() } else { None }
+    }
+}
+
 impl std::str::FromStr for MacAddr {
     type Err = String;
 

@@ -16,13 +16,18 @@ use bytes::Bytes;
 
 use crate::iso::{ImageStamp, IsoIndex};
 
+/// Where a booting machine asks what it boots this time (`<its MAC, dashed>.ipxe` from
+/// iPXE, `.cfg` from GRUB): the first thing every generated menu does. The answer is
+/// made on request (`next_boot`): a planned one-off boot, imaging, or nothing.
+pub const NEXT_BOOT_DIR: &str = "portapxe/next";
+
 /// Generated files and mounted images, by root-relative path (`/` separators, no
 /// leading slash).
 #[derive(Clone, Default, Debug)]
 pub struct Served {
     files: Arc<HashMap<String, Bytes>>,
     images: Arc<Vec<MountedImage>>,
-    made: Option<Arc<dyn MadeOnRequest>>,
+    made: Arc<Vec<Arc<dyn MadeOnRequest>>>,
 }
 
 /// Files whose content is decided when they are asked for (the imaging hub's per-MAC
@@ -85,7 +90,7 @@ pub enum SpanError {
 
 impl Served {
     pub fn new(files: impl IntoIterator<Item = (String, Bytes)>) -> Self {
-        Self { files: Arc::new(files.into_iter().collect()), images: Arc::default(), made: None }
+        Self { files: Arc::new(files.into_iter().collect()), images: Arc::default(), made: Arc::default() }
     }
 
     /// These files and `more` (which win over a file of the same path).
@@ -102,15 +107,18 @@ impl Served {
         Self { files: self.files.clone(), images: Arc::new(all), made: self.made.clone() }
     }
 
-    /// These files and images, and what `made` makes on request.
+    /// These files and images, and what `made` makes on request (asked after the
+    /// makers added before it).
     pub fn with_made(&self, made: Arc<dyn MadeOnRequest>) -> Self {
-        Self { made: Some(made), ..self.clone() }
+        let mut all = self.made.to_vec();
+        all.push(made);
+        Self { made: Arc::new(all), ..self.clone() }
     }
 
     /// A generated file's content. `path` must already be normalised the way the TFTP
     /// and HTTP path rules do it.
     pub fn get(&self, path: &str) -> Option<Bytes> {
-        self.files.get(path).cloned().or_else(|| self.made.as_ref()?.make(path))
+        self.files.get(path).cloned().or_else(|| self.made.iter().find_map(|made| made.make(path)))
     }
 
     /// What `path` (normalised) names, if the engine added it: a generated file, an

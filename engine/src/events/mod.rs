@@ -13,9 +13,11 @@ pub use crate::mac::MacAddr;
 
 mod dhcp;
 mod imaging;
+mod next_boot;
 pub use crate::message_type::DhcpMessage;
 pub use dhcp::{DhcpEvent, DhcpReason, DhcpRole};
 pub use imaging::{ImagingEvent, ImagingWhat, SeatPhase, TaskGiven};
+pub use next_boot::{NextBoot, NextBootEvent};
 
 /// How many events a slow subscriber may fall behind before it loses some.
 const EVENT_BACKLOG: usize = 4096;
@@ -33,6 +35,8 @@ pub enum EngineEvent {
     Wire(WireDhcp),
     /// Capture and restore of disk images.
     Imaging(ImagingEvent),
+    /// A machine got (or missed) the one-off boot planned for it.
+    NextBoot(NextBootEvent),
 }
 
 /// A DHCP reply from another server, as captured.

@@ -17,6 +17,7 @@ pub use http_boot::{HTTP_BOOT_IMAGE, HttpBootImageError, http_boot_image};
 use crate::config::BootEntry;
 use crate::iso::{IsoBoot, IsoPlans};
 use crate::rules::ClientRule;
+use crate::served::NEXT_BOOT_DIR;
 
 /// Where signed network GRUBs look for their configuration, relative to the TFTP root.
 /// - `grub/grub.cfg`: Debian's and Ubuntu's `grubnetx64` (prefix `/grub`; its built-in
@@ -53,6 +54,12 @@ pub fn generate_config(
     ipxe_loader: &str,
 ) -> String {
     let mut config = header();
+    // First ask what this machine boots this time (a one-off boot, imaging): the answer
+    // boots, or is empty and the pins and the menu follow.
+    let _ = writeln!(
+        config,
+        "if {MAC_PARTS}; then\n    source \"/{NEXT_BOOT_DIR}/{DASHED_MAC}.cfg\"\nfi\n"
+    );
     for (index, rule) in rules.iter().enumerate() {
         let Some((condition, _)) = pin(rule, entries) else { continue };
         let _ = writeln!(
@@ -68,6 +75,26 @@ pub fn generate_config(
 /// The configuration for a machine pinned to `entry`: that entry, no menu.
 pub fn generate_pinned_config(entry: &BootEntry, isos: &IsoPlans, ipxe_loader: &str) -> String {
     header() + &menu(std::slice::from_ref(entry), isos, 0, ipxe_loader)
+}
+
+/// Where the configuration that boots entry `index` alone is served: what a machine
+/// told to boot that entry once is sent to.
+pub fn entry_config_path(index: usize) -> String {
+    format!("grub/entries/{index}.cfg")
+}
+
+/// Each entry alone, at its [`entry_config_path`].
+pub fn generate_entry_configs(entries: &[BootEntry], isos: &IsoPlans, ipxe_loader: &str) -> Vec<(String, String)> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| (entry_config_path(index), generate_pinned_config(entry, isos, ipxe_loader)))
+        .collect()
+}
+
+/// The answer at `NEXT_BOOT_DIR` that sends a machine to entry `index` alone.
+pub fn once_config(index: usize) -> String {
+    format!("configfile {}\n", quote(&format!("/{}", entry_config_path(index))))
 }
 
 /// The configuration of each rule the main configuration sends machines to, at its
@@ -165,13 +192,16 @@ fn menu(entries: &[BootEntry], isos: &IsoPlans, menu_timeout_secs: u32, ipxe_loa
 /// its MAC (the agent, or `exit` to its own disk). A TFTP name has no colons, so the
 /// MAC is written with dashes, taken apart by `regexp`.
 fn imaging(out: &mut String) {
-    out.push_str(
-        "    regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 \
-         '^([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f])$' \
-         \"$net_default_mac\"\n",
-    );
-    let _ = writeln!(out, "    configfile \"/{}/$m1-$m2-$m3-$m4-$m5-$m6.cfg\"", IMAGING_DIR);
+    let _ = writeln!(out, "    {MAC_PARTS}");
+    let _ = writeln!(out, "    configfile \"/{IMAGING_DIR}/{DASHED_MAC}.cfg\"");
 }
+
+/// Takes `$net_default_mac` apart into `$m1`…`$m6` (fails when it is not a MAC).
+const MAC_PARTS: &str = "regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 \
+     '^([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f])$' \
+     \"$net_default_mac\"";
+/// The MAC put back together with dashes, after [`MAC_PARTS`].
+const DASHED_MAC: &str = "$m1-$m2-$m3-$m4-$m5-$m6";
 
 /// A whole configuration that boots `kernel` with `initrd` at once (the imaging agent).
 pub fn agent_config(kernel: &str, initrd: &str, cmdline: &str) -> String {
@@ -250,6 +280,13 @@ mod tests {
             assert!(config.contains(expected), "missing {expected:?} in\n{config}");
         }
         assert!(!config.contains("http"), "signed GRUB has no http module:\n{config}");
+        let hook = "    source \"/portapxe/next/$m1-$m2-$m3-$m4-$m5-$m6.cfg\"\n";
+        assert!(config.find(hook).unwrap() < config.find("menuentry").unwrap(), "asked first:\n{config}");
+        assert!(config.contains("if regexp --set=1:m1 "), "only with a MAC to ask by:\n{config}");
+        let alone = generate_entry_configs(&[debian()], &IsoPlans::default(), "ipxe.efi");
+        assert_eq!(alone[0].0, "grub/entries/0.cfg");
+        assert!(alone[0].1.contains("set timeout=0\n") && !alone[0].1.contains("portapxe/next"), "{}", alone[0].1);
+        assert_eq!(once_config(0), "configfile '/grub/entries/0.cfg'\n");
     }
 
     #[test]

@@ -223,12 +223,19 @@ impl ImagingHub {
     /// What `mac` boots when it network-boots into imaging: the agent while it has a
     /// task; its disk otherwise, and once right after it was restored.
     pub fn seat_boot(&self, mac: MacAddr) -> SeatBoot {
+        self.involved_seat_boot(mac).unwrap_or(SeatBoot::LocalDisk)
+    }
+
+    /// What `mac` boots when imaging has something for it: the agent while it has a task
+    /// (and the agent is known), its disk once right after it was restored; `None` for a
+    /// machine imaging has nothing to do with, which boots as it would without imaging.
+    pub fn involved_seat_boot(&self, mac: MacAddr) -> Option<SeatBoot> {
         let mut state = self.state();
         if let Some(at) = state.restored.iter().position(|done| *done == mac) {
             state.restored.remove(at);
             drop(state);
             self.emit(Some(mac), None, ImagingWhat::SentToDisk);
-            return SeatBoot::LocalDisk;
+            return Some(SeatBoot::LocalDisk);
         }
         let capture = state
             .captures
@@ -240,8 +247,8 @@ impl ImagingHub {
                 Seats::Only(macs) => macs.contains(&mac),
             });
         match (&state.agent, capture || restore) {
-            (Some(agent), true) => SeatBoot::Agent(agent.clone()),
-            _ => SeatBoot::LocalDisk,
+            (Some(agent), true) => Some(SeatBoot::Agent(agent.clone())),
+            _ => None,
         }
     }
 
@@ -490,17 +497,9 @@ fn write_measured(
 impl crate::served::MadeOnRequest for ImagingHub {
     fn make(&self, path: &str) -> Option<bytes::Bytes> {
         let name = path.strip_prefix(crate::grub::IMAGING_DIR)?.strip_prefix('/')?.strip_suffix(".cfg")?;
-        // Only the form GRUB's configuration writes (lower-case hex pairs and dashes):
-        // any other spelling is another file, which does not exist.
-        let dashed = name.len() == 17
-            && name
-                .bytes()
-                .enumerate()
-                .all(|(at, b)| if at % 3 == 2 { b == b'-' } else { b.is_ascii_digit() || (b'a'..=b'f').contains(&b) });
-        if !dashed {
-            return None;
-        }
-        let mac: MacAddr = name.parse().ok()?;
+        // Only the form GRUB's configuration writes: any other spelling is another file,
+        // which does not exist.
+        let mac = MacAddr::from_dashed(name)?;
         Some(self.seat_boot(mac).grub_config().into())
     }
 }

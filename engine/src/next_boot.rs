@@ -1,0 +1,277 @@
+//! What one machine boots this time it network-boots, decided when it asks rather than
+//! when serving started: every generated iPXE menu and GRUB configuration first fetches
+//! `NEXT_BOOT_DIR/<its MAC, dashed>.ipxe|.cfg`. The answer is, in this order:
+//! 1. imaging's, when the imaging hub has something for the machine (the agent while it
+//!    has a capture or restore task; its own disk once, right after a restore);
+//! 2. the one-off boot planned for it ([`NextBootTable`]: an entry once, or its disk
+//!    once), used up by this answer;
+//! 3. nothing (an empty script): the pins and the menu follow.
+//!
+//! So seats can be sent to imaging, and a machine to one entry, while serving goes on:
+//! nothing is restarted, no machine that is booting is cut off.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+
+use crate::config::BootEntry;
+use crate::events::{EngineEvent, EventSink, NextBoot, NextBootEvent};
+use crate::imaging::hub::{ImagingHub, SeatBoot};
+use crate::iso::IsoPlans;
+use crate::mac::MacAddr;
+use crate::served::{MadeOnRequest, NEXT_BOOT_DIR};
+
+/// The one-off boots planned, by MAC. Kept by whoever plans them (the window, the CLI)
+/// across starts of serving; an engine reads and uses them up.
+#[derive(Debug, Default)]
+pub struct NextBootTable {
+    planned: Mutex<BTreeMap<MacAddr, NextBoot>>,
+}
+
+impl NextBootTable {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn planned(&self) -> MutexGuard<'_, BTreeMap<MacAddr, NextBoot>> {
+        // Plain data: go on with it after a panic elsewhere.
+        self.planned.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Plans `boot` for `mac`'s next network boot (replacing what was planned).
+    pub fn plan(&self, mac: MacAddr, boot: NextBoot) {
+        self.planned().insert(mac, boot);
+    }
+
+    /// Drops what was planned for `mac`; returns it.
+    pub fn cancel(&self, mac: MacAddr) -> Option<NextBoot> {
+        self.planned().remove(&mac)
+    }
+
+    /// Everything planned and not used yet, by MAC.
+    pub fn all(&self) -> Vec<(MacAddr, NextBoot)> {
+        self.planned().iter().map(|(mac, boot)| (*mac, boot.clone())).collect()
+    }
+
+    fn take(&self, mac: MacAddr) -> Option<NextBoot> {
+        self.planned().remove(&mac)
+    }
+}
+
+/// Which menu asks: the answer is written in its language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Menu {
+    Ipxe,
+    Grub,
+}
+
+/// What a machine is answered, before it is put into a menu's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Imaging(SeatBoot),
+    /// The entry at this index of the served entries, alone.
+    Entry(usize),
+    LocalDisk,
+    Nothing,
+}
+
+/// The answers at [`NEXT_BOOT_DIR`] for one start of serving.
+pub struct NextBootAnswers {
+    table: Arc<NextBootTable>,
+    imaging: Option<Arc<ImagingHub>>,
+    /// The entries served, and each one's iPXE script alone.
+    entries: Vec<(String, String)>,
+    events: EventSink,
+}
+
+impl std::fmt::Debug for NextBootAnswers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NextBootAnswers").field("table", &self.table).finish_non_exhaustive()
+    }
+}
+
+impl NextBootAnswers {
+    /// `base_url` as for the menu (`ipxe::generate_script`).
+    pub fn new(
+        table: Arc<NextBootTable>,
+        imaging: Option<Arc<ImagingHub>>,
+        entries: &[BootEntry],
+        isos: &IsoPlans,
+        base_url: &str,
+        events: EventSink,
+    ) -> Self {
+        let entries = entries
+            .iter()
+            .map(|entry| (entry.name().to_owned(), crate::ipxe::entry_script(entry, isos, base_url)))
+            .collect();
+        Self { table, imaging, entries, events }
+    }
+
+    /// What `mac` gets now; a planned one-off boot is used up.
+    pub fn answer(&self, mac: MacAddr) -> Answer {
+        if let Some(seat) = self.imaging.as_ref().and_then(|hub| hub.involved_seat_boot(mac)) {
+            return Answer::Imaging(seat);
+        }
+        let Some(boot) = self.table.take(mac) else { return Answer::Nothing };
+        let answer = match &boot {
+            NextBoot::LocalDisk => Some(Answer::LocalDisk),
+            NextBoot::Entry(name) => self.entries.iter().position(|(served, _)| served == name).map(Answer::Entry),
+        };
+        self.events.emit(EngineEvent::NextBoot(NextBootEvent { mac, boot, given: answer.is_some() }));
+        answer.unwrap_or(Answer::Nothing)
+    }
+
+    /// `answer` in `menu`'s words.
+    pub fn text(&self, answer: &Answer, menu: Menu) -> String {
+        const DISK: &str = "booting this machine's own disk, as planned";
+        match (answer, menu) {
+            (Answer::Imaging(SeatBoot::Agent(agent)), Menu::Ipxe) => agent.script(),
+            (Answer::Imaging(SeatBoot::LocalDisk), Menu::Ipxe) => {
+                crate::ipxe::leave_script("nothing to image on this machine; booting its disk")
+            }
+            (Answer::Imaging(seat), Menu::Grub) => seat.grub_config(),
+            (Answer::Entry(index), Menu::Ipxe) => {
+                self.entries.get(*index).map_or_else(|| crate::ipxe::NOTHING_PLANNED.into(), |(_, s)| s.clone())
+            }
+            (Answer::Entry(index), Menu::Grub) => crate::grub::once_config(*index),
+            (Answer::LocalDisk, Menu::Ipxe) => crate::ipxe::leave_script(DISK),
+            (Answer::LocalDisk, Menu::Grub) => crate::grub::leave_config(DISK),
+            (Answer::Nothing, Menu::Ipxe) => crate::ipxe::NOTHING_PLANNED.into(),
+            (Answer::Nothing, Menu::Grub) => "# nothing planned for this machine: its menu follows\n".into(),
+        }
+    }
+}
+
+/// The menu and MAC a name at [`NEXT_BOOT_DIR`] asks for (`<MAC, dashed>.ipxe|.cfg`).
+pub fn asked(path: &str) -> Option<(MacAddr, Menu)> {
+    let name = path.strip_prefix(NEXT_BOOT_DIR)?.strip_prefix('/')?;
+    let (mac, menu) = match name.strip_suffix(".ipxe") {
+        Some(mac) => (mac, Menu::Ipxe),
+        None => (name.strip_suffix(".cfg")?, Menu::Grub),
+    };
+    Some((MacAddr::from_dashed(mac)?, menu))
+}
+
+impl MadeOnRequest for NextBootAnswers {
+    fn make(&self, path: &str) -> Option<Bytes> {
+        let (mac, menu) = asked(path)?;
+        Some(self.text(&self.answer(mac), menu).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imaging::hub::AgentBoot;
+
+    const BASE: &str = "http://10.0.0.1";
+
+    fn mac(last: u8) -> MacAddr {
+        MacAddr([0x52, 0x54, 0, 0, 0, last])
+    }
+
+    fn entries() -> Vec<BootEntry> {
+        vec![
+            BootEntry::Linux {
+                name: "Debian".into(),
+                kernel: "debian/vmlinuz".into(),
+                initrd: vec!["debian/initrd.img".into()],
+                cmdline: String::new(),
+            },
+            BootEntry::Chain { name: "Lab menu".into(), url: "http://10.0.0.9/menu.ipxe".into() },
+        ]
+    }
+
+    fn answers(imaging: Option<Arc<ImagingHub>>) -> (Arc<NextBootTable>, NextBootAnswers, EventSink) {
+        let table = NextBootTable::new();
+        let events = EventSink::new();
+        let answers =
+            NextBootAnswers::new(table.clone(), imaging, &entries(), &IsoPlans::default(), BASE, events.clone());
+        (table, answers, events)
+    }
+
+    #[test]
+    fn names_are_the_dashed_lower_case_mac_with_the_menus_extension() {
+        assert_eq!(asked("portapxe/next/52-54-00-00-00-07.ipxe"), Some((mac(7), Menu::Ipxe)));
+        assert_eq!(asked("portapxe/next/52-54-00-00-00-07.cfg"), Some((mac(7), Menu::Grub)));
+        for other in [
+            "portapxe/next/52-54-00-00-00-07",
+            "portapxe/next/52:54:00:00:00:07.ipxe",
+            "portapxe/next/52-54-00-00-00-0A.ipxe",
+            "portapxe/next/x/52-54-00-00-00-07.ipxe",
+            "portapxe/nextx/52-54-00-00-00-07.ipxe",
+            "next/52-54-00-00-00-07.ipxe",
+            "portapxe/next/52-54-00-00-00-07.ipxe.ipxe",
+        ] {
+            assert_eq!(asked(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_planned_entry_is_given_once_then_the_menu_follows() {
+        let (table, answers, events) = answers(None);
+        let mut rx = events.subscribe();
+        table.plan(mac(1), NextBoot::Entry("Lab menu".into()));
+        assert_eq!(answers.answer(mac(2)), Answer::Nothing, "another machine");
+        let first = answers.make("portapxe/next/52-54-00-00-00-01.ipxe").unwrap();
+        let first = std::str::from_utf8(&first).unwrap();
+        assert!(first.starts_with("#!ipxe\n") && first.contains("chain http://10.0.0.9/menu.ipxe"), "{first}");
+        assert!(!first.contains("portapxe/next"), "the entry alone, not the menu again: {first}");
+        assert_eq!(answers.answer(mac(1)), Answer::Nothing, "used up");
+        assert!(table.all().is_empty());
+        let Ok(EngineEvent::NextBoot(event)) = rx.try_recv() else { panic!("no event") };
+        assert_eq!(event, NextBootEvent { mac: mac(1), boot: NextBoot::Entry("Lab menu".into()), given: true });
+        assert_eq!(event.to_string(), "52:54:00:00:00:01: network-booted and was told to boot \"Lab menu\" once, as planned");
+    }
+
+    #[test]
+    fn grub_is_sent_to_the_entrys_own_configuration_and_the_disk_leaves_network_boot() {
+        let (table, answers, _events) = answers(None);
+        table.plan(mac(1), NextBoot::Entry("Lab menu".into()));
+        assert_eq!(answers.answer(mac(1)), Answer::Entry(1));
+        assert_eq!(answers.text(&Answer::Entry(1), Menu::Grub), "configfile '/grub/entries/1.cfg'\n");
+        table.plan(mac(1), NextBoot::LocalDisk);
+        let answer = answers.answer(mac(1));
+        assert_eq!(answer, Answer::LocalDisk);
+        let ipxe = answers.text(&answer, Menu::Ipxe);
+        assert!(ipxe.contains("set portapxe_leave 1\nexit\n"), "{ipxe}");
+        assert!(answers.text(&answer, Menu::Grub).ends_with("exit\n"));
+        let nothing = answers.text(&Answer::Nothing, Menu::Grub);
+        assert!(nothing.lines().all(|line| line.starts_with('#')), "GRUB reads nothing to do: {nothing}");
+    }
+
+    #[test]
+    fn an_entry_no_longer_served_gives_the_menu_and_says_so() {
+        let (table, answers, events) = answers(None);
+        let mut rx = events.subscribe();
+        table.plan(mac(3), NextBoot::Entry("Gone".into()));
+        assert_eq!(answers.answer(mac(3)), Answer::Nothing);
+        let Ok(EngineEvent::NextBoot(event)) = rx.try_recv() else { panic!("no event") };
+        assert!(!event.given);
+        assert!(event.to_string().contains("no entry of that name is served now"), "{event}");
+        assert!(table.all().is_empty(), "a plan that cannot be given is not kept for ever");
+    }
+
+    #[test]
+    fn imaging_answers_first_and_leaves_the_plan_for_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = ImagingHub::new(dir.path().into(), EventSink::new());
+        let (table, answers, _events) = answers(Some(hub.clone()));
+        table.plan(mac(1), NextBoot::LocalDisk);
+        assert_eq!(answers.answer(mac(2)), Answer::Nothing, "imaging has nothing for it, nothing planned");
+        hub.set_agent(AgentBoot {
+            base_url: BASE.into(),
+            kernel: "agent/vmlinuz".into(),
+            initrd: "agent/initrd.img".into(),
+            server: "10.0.0.1:80".into(),
+            cmdline: String::new(),
+        });
+        hub.arm_capture(mac(1), "room-a").unwrap();
+        let Answer::Imaging(SeatBoot::Agent(agent)) = answers.answer(mac(1)) else { panic!("not the agent") };
+        assert!(answers.text(&Answer::Imaging(SeatBoot::Agent(agent)), Menu::Ipxe).contains("portapxe.server=10.0.0.1:80"));
+        assert_eq!(table.all(), vec![(mac(1), NextBoot::LocalDisk)], "kept for the boot after imaging");
+        assert!(hub.cancel_capture(mac(1)));
+        assert_eq!(answers.answer(mac(1)), Answer::LocalDisk);
+    }
+}
