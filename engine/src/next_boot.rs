@@ -222,7 +222,10 @@ mod tests {
         assert!(table.all().is_empty());
         let Ok(EngineEvent::NextBoot(event)) = rx.try_recv() else { panic!("no event") };
         assert_eq!(event, NextBootEvent { mac: mac(1), boot: NextBoot::Entry("Lab menu".into()), given: true });
-        assert_eq!(event.to_string(), "52:54:00:00:00:01: network-booted and was told to boot \"Lab menu\" once, as planned");
+        assert_eq!(
+            event.to_string(),
+            "52:54:00:00:00:01: network-booted and was told to boot \"Lab menu\" once, as planned"
+        );
     }
 
     #[test]
@@ -269,7 +272,9 @@ mod tests {
         });
         hub.arm_capture(mac(1), "room-a").unwrap();
         let Answer::Imaging(SeatBoot::Agent(agent)) = answers.answer(mac(1)) else { panic!("not the agent") };
-        assert!(answers.text(&Answer::Imaging(SeatBoot::Agent(agent)), Menu::Ipxe).contains("portapxe.server=10.0.0.1:80"));
+        assert!(
+            answers.text(&Answer::Imaging(SeatBoot::Agent(agent)), Menu::Ipxe).contains("portapxe.server=10.0.0.1:80")
+        );
         assert_eq!(table.all(), vec![(mac(1), NextBoot::LocalDisk)], "kept for the boot after imaging");
         assert!(hub.cancel_capture(mac(1)));
         assert_eq!(answers.answer(mac(1)), Answer::LocalDisk);

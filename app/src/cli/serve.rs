@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use portapxe_engine::config::{BootEntry, Config, Mode, PoolRange, UefiLoader, load_file, write_atomically};
+use portapxe_engine::events::{MacAddr, NextBoot};
 use portapxe_engine::{Engine, EngineEvent, EventSink, StartOptions};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -88,6 +89,10 @@ pub struct ServeArgs {
     /// Record the DHCP traffic on the interface (UDP 67/68/4011) to this pcapng file (opens in Wireshark).
     #[arg(long)]
     capture: Option<PathBuf>,
+    /// The machine with this MAC boots one entry the next time it network-boots, once, and its
+    /// menu after that: MAC=ENTRY (a boot entry's name) or MAC=disk (its own disk). Repeatable.
+    #[arg(long, value_name = "MAC=ENTRY")]
+    once: Vec<String>,
 }
 
 impl ServeArgs {
@@ -98,6 +103,7 @@ impl ServeArgs {
     pub(super) fn into_plan(self) -> anyhow::Result<ServePlan> {
         let options =
             StartOptions { force_dhcp: self.force_dhcp, capture_file: self.capture.clone(), ..StartOptions::default() };
+        let once = self.once.clone();
         let (events, status) = (self.events.clone(), self.status.clone());
         let mut config = match &self.config {
             Some(path) => load_file(path)?,
@@ -166,8 +172,31 @@ impl ServeArgs {
         if self.no_router_advertisement {
             config.dhcp.answer_router_solicitations = false;
         }
+        for plan in &once {
+            let (mac, boot) = one_off_boot(plan, &config)?;
+            options.next_boot.plan(mac, boot);
+        }
         crate::boot_files::apply(&mut config);
         Ok(ServePlan { config, options, events, status })
+    }
+}
+
+/// `MAC=ENTRY` or `MAC=disk` of `--once`, checked against the entries served.
+fn one_off_boot(plan: &str, config: &Config) -> anyhow::Result<(MacAddr, NextBoot)> {
+    let Some((mac, entry)) = plan.split_once('=') else {
+        anyhow::bail!("--once {plan:?}: write MAC=ENTRY (a boot entry's name) or MAC=disk");
+    };
+    let mac: MacAddr = mac.trim().parse().map_err(|err| anyhow::anyhow!("--once {plan:?}: {err}"))?;
+    if config.boot.ipxe_script.is_some() {
+        anyhow::bail!("--once needs PortaPXE's generated boot menu; with your own iPXE script, plan it there");
+    }
+    let names: Vec<&str> = config.boot.entries.iter().map(BootEntry::name).collect();
+    if names.contains(&entry) {
+        Ok((mac, NextBoot::Entry(entry.to_owned())))
+    } else if entry.eq_ignore_ascii_case("disk") {
+        Ok((mac, NextBoot::LocalDisk))
+    } else {
+        anyhow::bail!("--once {plan:?}: no boot entry is named {entry:?}; the entries are {names:?} (or disk)")
     }
 }
 
@@ -366,5 +395,29 @@ fn log_event(event: &EngineEvent) {
         Level::Debug => tracing::debug!("{text}"),
         Level::Info => tracing::info!("{text}"),
         Level::Warn => tracing::warn!("{text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_names_an_entry_or_the_disk_and_says_what_is_wrong() {
+        let mut config = Config::default();
+        config.boot.entries.push(BootEntry::LocalDisk { name: "Windows".into() });
+        config.boot.entries.push(BootEntry::Chain { name: "Lab menu".into(), url: "http://x/y".into() });
+        let mac: MacAddr = "52:54:00:00:00:01".parse().unwrap();
+        assert_eq!(
+            one_off_boot("52:54:00:00:00:01=Lab menu", &config).unwrap(),
+            (mac, NextBoot::Entry("Lab menu".into()))
+        );
+        assert_eq!(one_off_boot("52-54-00-00-00-01=disk", &config).unwrap(), (mac, NextBoot::LocalDisk));
+        let unknown = one_off_boot("52:54:00:00:00:01=Linux", &config).unwrap_err().to_string();
+        assert!(unknown.contains("\"Windows\", \"Lab menu\""), "{unknown}");
+        assert!(one_off_boot("52:54:00:00:00:01", &config).unwrap_err().to_string().contains("MAC=ENTRY"));
+        assert!(one_off_boot("52:54:00:00:01=disk", &config).unwrap_err().to_string().contains("not a MAC"));
+        config.boot.ipxe_script = Some("mine.ipxe".into());
+        assert!(one_off_boot("52:54:00:00:00:01=disk", &config).unwrap_err().to_string().contains("own iPXE script"));
     }
 }

@@ -178,7 +178,8 @@ impl ClientRegistry {
             EngineEvent::Transfer(transfer) => self.apply_transfer(transfer, now),
             EngineEvent::Wire(wire) => self.apply_wire(wire, now),
             // Imaging has its own grid (seat, phase, progress); the registry keeps boots.
-            EngineEvent::Service(_) | EngineEvent::Conflict(_) | EngineEvent::Imaging(_) | EngineEvent::NextBoot(_) => {}
+            EngineEvent::Service(_) | EngineEvent::Conflict(_) | EngineEvent::Imaging(_) | EngineEvent::NextBoot(_) => {
+            }
         }
         self.forget_idle(now);
     }

@@ -30,6 +30,7 @@ impl fmt::Display for NextBoot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NextBootEvent {
     pub mac: MacAddr,
+    #[serde(flatten)]
     pub boot: NextBoot,
     /// It was given (false: the entry is no longer served, so the menu was).
     pub given: bool,

@@ -56,10 +56,7 @@ pub fn generate_config(
     let mut config = header();
     // First ask what this machine boots this time (a one-off boot, imaging): the answer
     // boots, or is empty and the pins and the menu follow.
-    let _ = writeln!(
-        config,
-        "if {MAC_PARTS}; then\n    source \"/{NEXT_BOOT_DIR}/{DASHED_MAC}.cfg\"\nfi\n"
-    );
+    let _ = writeln!(config, "if {MAC_PARTS}; then\n    source \"/{NEXT_BOOT_DIR}/{DASHED_MAC}.cfg\"\nfi\n");
     for (index, rule) in rules.iter().enumerate() {
         let Some((condition, _)) = pin(rule, entries) else { continue };
         let _ = writeln!(
