@@ -942,8 +942,8 @@ fn http_text(address: SocketAddr, path: &str) -> String {
 
 /// The imaging tab end to end on a veth card in a private namespace (the restore's
 /// multicast and the wake packets never leave it): the image folder is listed; a
-/// capture without the agent says where the agent belongs; with it, PortaPXE serves
-/// again with the imaging entry and the seat's MAC gets the agent and its capture task;
+/// capture without the agent says where the agent belongs; with it, the seat's MAC gets
+/// the agent (asked by the menu per MAC, serving goes on) and its capture task;
 /// a restore offers the image to the next seat that boots and, with nobody joining,
 /// ends and says so; "Wake every machine seen" sends the packets.
 #[test]
@@ -994,16 +994,17 @@ fn the_imaging_tab_captures_restores_and_wakes() {
     harness.get_by_label("Capture this machine's disk").click();
     wait_until(&mut harness, "the capture row", |app| !app.handle().snapshot().imaging.captures.is_empty());
     harness.get_by_label_contains("waiting: network-boot this machine now");
-    wait_until_serving_again(&mut harness, before);
+    // The menu asks per MAC what to boot first: serving goes on, nothing restarts.
     let script = http_text(http, "/boot.ipxe");
-    assert!(script.contains("PortaPXE imaging"), "the menu has the imaging entry:\n{script}");
-    let seat_boot = http_text(http, &format!("/imaging/boot.ipxe?mac={SEAT}"));
+    assert!(script.contains("/portapxe/next/${net0/mac:hexhyp}.ipxe"), "the menu asks first:\n{script}");
+    let seat_boot = http_text(http, "/portapxe/next/52-54-00-12-34-56.ipxe");
     assert!(
         seat_boot.contains("agent/vmlinuz") && seat_boot.contains("portapxe.server=10.97.0.1:18081"),
         "{seat_boot}"
     );
-    let other = http_text(http, "/imaging/boot.ipxe?mac=52:54:00:12:34:57");
-    assert!(!other.contains("agent/vmlinuz"), "a machine with no task boots its disk:\n{other}");
+    let other = http_text(http, "/portapxe/next/52-54-00-12-34-57.ipxe");
+    assert!(other.ends_with("\r\n\r\n#!ipxe\n"), "a machine with no task gets its menu:\n{other}");
+    assert_eq!(http_starts(&harness), before, "serving did not start again");
 
     // Restore to the next machine that boots; nobody joins within the wait.
     harness.state_mut().view.imaging.wait_s = 5;
@@ -1016,7 +1017,9 @@ fn the_imaging_tab_captures_restores_and_wakes() {
         snapshot.imaging.session.is_some()
     });
     harness.get_by_label_contains("waiting for seats to boot and join");
-    wait_until_serving_again(&mut harness, before);
+    assert_eq!(http_starts(&harness), before, "serving did not start again");
+    let seat_boot = http_text(http, "/portapxe/next/52-54-00-12-34-57.ipxe");
+    assert!(seat_boot.contains("agent/vmlinuz"), "any seat that boots gets the agent now:\n{seat_boot}");
     let task = http_text(http, "/imaging/task?mac=52:54:00:12:34:57");
     assert!(task.contains("restore gui-lab-ref-0001 9000 lab-ref"), "{task}");
     let task = http_text(http, &format!("/imaging/task?mac={SEAT}"));
@@ -1062,6 +1065,40 @@ fn the_imaging_tab_captures_restores_and_wakes() {
             && snapshot.imaging.captures.iter().all(|c| matches!(c.state, CaptureProgress::Failed(_)))
     });
     harness.get_by_label("52:54:00:12:34:56 → \"golden\": failed: serving was stopped: start the capture again");
+}
+
+/// With the user's own iPXE script the menu does not ask per MAC: a capture serves again
+/// with the imaging entry added and the seat pinned to it (loopback, HTTP only: nothing
+/// is broadcast).
+#[test]
+fn imaging_with_an_own_ipxe_script_serves_again_with_the_imaging_entry() {
+    let root = boot_folder();
+    std::fs::write(root.path().join("mine.ipxe"), b"#!ipxe\necho mine\n").unwrap();
+    std::fs::create_dir_all(root.path().join("agent")).unwrap();
+    std::fs::write(root.path().join("agent/vmlinuz"), b"agent kernel").unwrap();
+    std::fs::write(root.path().join("agent/initrd.img"), b"agent initrd").unwrap();
+    let settings = tempfile::tempdir().unwrap();
+    let mut config = loopback_config(root.path());
+    config.http.port = 18083;
+    config.boot.ipxe_script = Some("mine.ipxe".into());
+    let http: SocketAddr = "127.0.0.1:18083".parse().unwrap();
+    let mut harness = harness(config, settings.path());
+    harness.get_by_label("Start").click();
+    wait_until(&mut harness, "the engine to run", |app| app.handle().snapshot().state == RunState::Running);
+    harness.get_by_label("Imaging").click();
+    harness.run_steps(2);
+    retype(&mut harness, "Machine (MAC)", "52:54:00:12:34:56");
+    retype(&mut harness, "Image name", "golden");
+    let before = http_starts(&harness);
+    harness.get_by_label("Capture this machine's disk").click();
+    wait_until(&mut harness, "the capture row", |app| !app.handle().snapshot().imaging.captures.is_empty());
+    wait_until_serving_again(&mut harness, before);
+    let script = http_text(http, "/boot.ipxe");
+    assert!(script.contains("PortaPXE imaging"), "the menu has the imaging entry:\n{script}");
+    let seat_boot = http_text(http, "/imaging/boot.ipxe?mac=52:54:00:12:34:56");
+    assert!(seat_boot.contains("agent/vmlinuz"), "{seat_boot}");
+    harness.get_by_label("Stop").click();
+    wait_until(&mut harness, "stopped", |app| app.handle().snapshot().state == RunState::Stopped);
 }
 
 /// How many times HTTP started serving, by the log.

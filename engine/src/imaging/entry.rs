@@ -68,6 +68,21 @@ pub fn check_agent_served(config: &Config, agent: &AgentFiles) -> Result<(), Age
     Ok(())
 }
 
+/// Tells the hub how seats start the agent from a server at `address` serving `config`.
+/// Enough on its own while PortaPXE's generated menu is served: the menu asks per MAC
+/// what to boot first (`next_boot`), and the hub answers the agent while a seat has a task.
+pub fn set_agent_boot(config: &Config, hub: &ImagingHub, address: Ipv4Addr, agent: &AgentFiles) {
+    let server = format!("{address}:{}", config.http.port);
+    let base = if config.http.port == 80 { format!("http://{address}") } else { format!("http://{server}") };
+    hub.set_agent(AgentBoot {
+        base_url: base,
+        kernel: agent.kernel.clone(),
+        initrd: agent.initrd.clone(),
+        server,
+        cmdline: agent.cmdline.clone(),
+    });
+}
+
 /// Makes the seats in `pins` (or every machine, when empty) network-boot into imaging:
 /// an iPXE entry that asks the hub, per MAC, for the agent or the local disk. Tells the
 /// hub how seats start the agent from a server at `address`.
@@ -78,15 +93,7 @@ pub fn add_imaging_entry(
     agent: &AgentFiles,
     pins: &[MacAddr],
 ) {
-    let server = format!("{address}:{}", config.http.port);
-    let base = if config.http.port == 80 { format!("http://{address}") } else { format!("http://{server}") };
-    hub.set_agent(AgentBoot {
-        base_url: base.clone(),
-        kernel: agent.kernel.clone(),
-        initrd: agent.initrd.clone(),
-        server,
-        cmdline: agent.cmdline.clone(),
-    });
+    set_agent_boot(config, hub, address, agent);
     // The generated script is what can pin a seat to an entry.
     config.boot.ipxe_script = None;
     let entry = BootEntry::Imaging { name: IMAGING_ENTRY.into() };

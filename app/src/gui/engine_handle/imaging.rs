@@ -2,14 +2,17 @@
 //! image folder is `images` in the window's data folder), the seats sent to the imaging
 //! entry, and the multicast restore session running beside the engine.
 //!
-//! A capture or a restore changes what machines boot, so it serves again with the
-//! imaging entry added (a few seconds; full DHCP's safety probe runs again).
+//! PortaPXE's generated menus ask per MAC what to boot first (`next_boot`), so a capture
+//! or a restore only tells the hub: serving goes on, nothing is cut off. With the user's
+//! own iPXE script there is no such question in the menu: then serving starts again with
+//! the imaging entry added and the seats pinned to it (a few seconds; full DHCP's safety
+//! probe runs again), refused while a capture arrives or a restore runs.
 
 use std::sync::Arc;
 
 use portapxe_engine::config::Config;
 use portapxe_engine::events::MacAddr;
-use portapxe_engine::imaging::entry::{AgentFiles, add_imaging_entry, check_agent_served};
+use portapxe_engine::imaging::entry::{AgentFiles, add_imaging_entry, check_agent_served, set_agent_boot};
 use portapxe_engine::imaging::hub::{ImagingHub, RestoreOffer, Seats};
 use portapxe_engine::imaging::image::{self, Image};
 use portapxe_engine::imaging::multicast::wire::{DEFAULT_PORT_BASE, default_group};
@@ -161,6 +164,18 @@ impl Actor {
         Ok((hub, config))
     }
 
+    /// Whether the menu served asks the hub per MAC (PortaPXE's generated menu): then the
+    /// hub is told how seats start the agent, and nothing needs serving again.
+    fn asked_by_menu(&self, hub: &ImagingHub, config: &Config) -> Result<bool, String> {
+        if config.boot.ipxe_script.is_some() {
+            return Ok(false);
+        }
+        let found = find_up_interface(&config.interface).map_err(|err| err.to_string())?;
+        let facts = found.facts().ok_or_else(|| format!("{} has no IPv4 address: imaging is off", config.interface))?;
+        set_agent_boot(config, hub, facts.address, &AgentFiles::default());
+        Ok(true)
+    }
+
     /// Sends `macs` (every machine when empty) to the imaging entry, beside those already
     /// sent. Returns whether that changed what is served (then it serves again).
     fn pin(&mut self, macs: &[MacAddr]) -> bool {
@@ -187,13 +202,17 @@ impl Actor {
             Ok(ready) => ready,
             Err(why) => return refuse(&self.shared, why),
         };
-        if let Some(why) = self.cannot_serve_again(&[mac]) {
+        let by_menu = match self.asked_by_menu(&hub, &config) {
+            Ok(by_menu) => by_menu,
+            Err(why) => return refuse(&self.shared, why),
+        };
+        if let Some(why) = self.cannot_serve_again(&[mac]).filter(|_| !by_menu) {
             return refuse(&self.shared, why);
         }
         if let Err(err) = hub.arm_capture(mac, &name) {
             return refuse(&self.shared, err.to_string());
         }
-        let serve_again = self.pin(&[mac]);
+        let serve_again = !by_menu && self.pin(&[mac]);
         self.shared.update(|s| {
             s.imaging.captures.push(CaptureRow { mac, name: name.clone(), state: CaptureProgress::Waiting });
             s.imaging.notice = Some(Ok(format!("capture of {mac} into {name:?}: network-boot that machine now")));
@@ -213,7 +232,11 @@ impl Actor {
             RestoreSeats::NextThatBoot(_) => Vec::new(),
             RestoreSeats::Only(macs) => macs.clone(),
         };
-        if let Some(why) = self.cannot_serve_again(&wanted) {
+        let by_menu = match self.asked_by_menu(&hub, &config) {
+            Ok(by_menu) => by_menu,
+            Err(why) => return refuse(&self.shared, why),
+        };
+        if let Some(why) = self.cannot_serve_again(&wanted).filter(|_| !by_menu) {
             return refuse(&self.shared, why);
         }
         let prepared = (|| -> Result<_, String> {
@@ -244,7 +267,7 @@ impl Actor {
             port_base: link.port_base,
             seats: offer_seats,
         });
-        let serve_again = self.pin(&pins);
+        let serve_again = !by_menu && self.pin(&pins);
         let total = stream.len();
         self.shared.update(|s| {
             s.imaging.begin_restore(name.clone(), total);
