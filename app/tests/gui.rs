@@ -18,7 +18,8 @@ use portapxe_engine::clients::ClientRegistry;
 use portapxe_engine::config::{BootEntry, Config, ConfigError, ConfigStore, Mode};
 use portapxe_engine::detect::{ServerRole, ServerSighting};
 use portapxe_engine::events::{
-    ConflictEvent, DhcpEvent, DhcpMessage, DhcpRole, EngineEvent, MacAddr, Protocol, TransferEvent, TransferPhase,
+    ConflictEvent, DhcpEvent, DhcpMessage, DhcpRole, EngineEvent, MacAddr, NextBoot, Protocol, TransferEvent,
+    TransferPhase,
 };
 use portapxe_engine::net::{InterfaceInfo, InterfaceKind};
 use portapxe_engine::pxe::ClientArch;
@@ -249,6 +250,54 @@ fn serve_boot_files_on_loopback_and_watch_a_client_boot() {
     harness.get_by_label("Start");
     // The last boots stay readable after a stop.
     harness.get_by_label("10.99.0.7");
+}
+
+/// "Next network boot" on a selected machine: picking an entry plans it once; the menu
+/// (asked per MAC over our HTTP, on loopback) gives that entry alone the next time, and
+/// the plan is used up.
+#[test]
+fn a_machine_is_sent_to_one_entry_once_from_its_row() {
+    let root = boot_folder();
+    let settings = tempfile::tempdir().unwrap();
+    let mut config = loopback_config(root.path());
+    config.boot.entries = vec![
+        BootEntry::Linux {
+            name: "Debian".into(),
+            kernel: "debian/vmlinuz".into(),
+            initrd: vec!["debian/initrd.gz".into()],
+            cmdline: String::new(),
+        },
+        BootEntry::LocalDisk { name: "Disk".into() },
+    ];
+    let mut harness = harness(config, settings.path());
+    harness.get_by_label("Start").click();
+    wait_until(&mut harness, "the engine to run", |app| app.handle().snapshot().state == RunState::Running);
+    let http = harness.state().handle().snapshot().status.as_ref().and_then(|s| s.http).expect("HTTP serving");
+    let address = Ipv4Addr::new(10, 99, 0, 8);
+    emit(harness.state(), dhcp(DhcpMessage::DISCOVER, DhcpMessage::OFFER, Some(address)));
+    emit(harness.state(), dhcp(DhcpMessage::REQUEST, DhcpMessage::ACK, Some(address)));
+    wait_until(&mut harness, "the client row", |app| {
+        app.handle().snapshot().clients.iter().any(|c| c.address == Some(address))
+    });
+    harness.get_by_label("Clients").click();
+    harness.run_steps(2);
+    harness.get_by_label("10.99.0.8").click();
+    harness.run_steps(2);
+    harness.get_by_label("Next network boot").click();
+    harness.run_steps(2);
+    harness.get_by_label("its menu, as usual"); // the choice as it is
+    harness.get_by_label("boot its own disk once");
+    harness.get_by_label("boot \"Debian\" once").click();
+    wait_until(&mut harness, "the plan", |app| !app.handle().snapshot().next_boots.is_empty());
+    assert_eq!(harness.state().handle().snapshot().next_boots, vec![(CLIENT, NextBoot::Entry("Debian".into()))]);
+
+    let path = "/portapxe/next/52-54-00-ab-cd-ef.ipxe";
+    let first = http_text(http, path);
+    assert!(first.contains("kernel http://") && first.contains("debian/vmlinuz"), "the entry alone:\n{first}");
+    let second = http_text(http, path);
+    assert!(second.ends_with("\r\n\r\n#!ipxe\n"), "used up: the menu follows:\n{second}");
+    wait_until(&mut harness, "the plan used up", |app| app.handle().snapshot().next_boots.is_empty());
+    harness.get_by_label_contains("network-booted and was told to boot \"Debian\" once, as planned");
 }
 
 #[test]

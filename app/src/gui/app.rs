@@ -361,6 +361,9 @@ impl PortaApp {
         for command in actions.imaging {
             self.handle.send(Command::Imaging(command));
         }
+        if let Some((mac, boot)) = actions.next_boot {
+            self.handle.send(Command::NextBoot { mac, boot });
+        }
     }
 
     /// Saves the config and starts the engine with it (off the UI thread).

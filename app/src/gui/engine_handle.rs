@@ -17,9 +17,10 @@ use portapxe_engine::clients::ClientRecord;
 use portapxe_engine::config::{BootEntry, Config, ConfigError, ConfigStore, validate};
 use portapxe_engine::detect::ServerSighting;
 use portapxe_engine::detect::probe::{ProbeSettings, probe};
-use portapxe_engine::events::{MacAddr, TransferPhase};
+use portapxe_engine::events::{MacAddr, NextBoot, TransferPhase};
 use portapxe_engine::imaging::hub::ImagingHub;
 use portapxe_engine::net::{InterfaceInfo, find_interface, find_up_interface, list_interfaces};
+use portapxe_engine::next_boot::NextBootTable;
 use portapxe_engine::served::MountedImage;
 use portapxe_engine::{
     CaptureStatus, Engine, EngineError, EngineEvent, EngineStatus, EventSink, SignedChain, StartOptions,
@@ -58,6 +59,11 @@ pub enum Command {
     Save(Box<Config>),
     RefreshInterfaces,
     Imaging(ImagingCommand),
+    /// Plan `mac`'s next network boot (`None`: drop what was planned).
+    NextBoot {
+        mac: MacAddr,
+        boot: Option<NextBoot>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +227,8 @@ pub struct UiSnapshot {
     pub capture: CaptureState,
     /// Classroom imaging: images, captures, the restore session and its seats.
     pub imaging: ImagingState,
+    /// One-off boots planned and not used yet, by MAC.
+    pub next_boots: Vec<(MacAddr, NextBoot)>,
 }
 
 /// Whether the session's DHCP traffic is being (or was) recorded, and where.
@@ -294,6 +302,7 @@ impl Default for UiSnapshot {
             elevated: None,
             capture: CaptureState::NotStarted,
             imaging: ImagingState::default(),
+            next_boots: Vec::new(),
         }
     }
 }
@@ -400,6 +409,7 @@ impl EngineHandle {
             serving: None,
             data_dir: data_dir.clone(),
             imaging: imaging::ImagingSide::new(hub),
+            next_boot: NextBootTable::new(),
         };
         let thread = std::thread::Builder::new().name("portapxe-engine".into()).spawn(move || {
             runtime.block_on(actor.run(rx));
@@ -536,6 +546,8 @@ struct Actor {
     serving: Option<Config>,
     data_dir: Option<PathBuf>,
     imaging: imaging::ImagingSide,
+    /// One-off boots, kept across starts; every engine reads them when a machine asks.
+    next_boot: Arc<NextBootTable>,
 }
 
 impl Actor {
@@ -610,6 +622,14 @@ impl Actor {
                 }
             }
             Command::Scan { interface, listen } => self.scan(interface, listen),
+            Command::NextBoot { mac, boot } => {
+                match boot {
+                    Some(boot) => self.next_boot.plan(mac, boot),
+                    None => drop(self.next_boot.cancel(mac)),
+                }
+                let planned = self.next_boot.all();
+                self.shared.update(|s| s.next_boots = planned);
+            }
             Command::Validate(config) => {
                 let shared = self.shared.clone();
                 // Reads the disk (root, boot files) and the interface list: not on a runtime worker.
@@ -670,6 +690,7 @@ impl Actor {
         }
         // The agent's routes are always served; the entry only while seats are sent to it.
         options.imaging = options.imaging.or_else(|| self.imaging.hub.clone());
+        options.next_boot = self.next_boot.clone();
         let asked = config.clone();
         let config = self.with_imaging(config);
         let cancel = options.cancel.get_or_insert_with(Default::default).clone();
@@ -795,6 +816,9 @@ impl Actor {
     }
 
     fn refresh(&self) {
+        // Plans are used up by the engine when their machine boots.
+        let planned = self.next_boot.all();
+        self.shared.update(|s| s.next_boots = planned);
         match &self.engine {
             Some(engine) => self.refresh_from(engine),
             None => self.shared.update(|s| s.now_ms = now_ms()),

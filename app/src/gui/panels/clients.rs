@@ -6,6 +6,8 @@ use std::cmp::Ordering;
 use egui::Ui;
 use egui_extras::{Column, TableBuilder};
 use portapxe_engine::clients::{AddressSource, ClientPhase, ClientRecord};
+use portapxe_engine::config::Config;
+use portapxe_engine::events::NextBoot;
 
 use super::PanelCtx;
 use crate::gui::app::{SortColumn, ViewState};
@@ -107,7 +109,40 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     if let Some(client) = selected {
         ui.separator();
         details(ui, client, now);
+        let planned = panel.snapshot.next_boots.iter().find(|(mac, _)| *mac == client.mac).map(|(_, boot)| boot);
+        if let Some(asked) = next_boot(ui, panel.config, planned) {
+            panel.actions.next_boot = Some((client.mac, asked));
+        }
     }
+}
+
+/// "Next network boot": as usual (the menu), one entry once, or its own disk once.
+/// Returns what was picked, when it changed.
+fn next_boot(ui: &mut Ui, config: &Config, planned: Option<&NextBoot>) -> Option<Option<NextBoot>> {
+    const USUAL: &str = "its menu, as usual";
+    let mut picked = None;
+    ui.horizontal(|ui| {
+        if config.boot.ipxe_script.is_some() {
+            ui.label(
+                "Next network boot: one-off boots need PortaPXE's own menu (Boot images: no iPXE script of your own)",
+            );
+            return;
+        }
+        let shown = planned.map_or_else(|| USUAL.to_owned(), ToString::to_string);
+        egui::ComboBox::from_label("Next network boot").selected_text(shown).show_ui(ui, |ui| {
+            if ui.selectable_label(planned.is_none(), USUAL).clicked() && planned.is_some() {
+                picked = Some(None);
+            }
+            let choices = config.boot.entries.iter().map(|entry| NextBoot::Entry(entry.name().to_owned()));
+            for choice in choices.chain([NextBoot::LocalDisk]) {
+                let chosen = planned == Some(&choice);
+                if ui.selectable_label(chosen, choice.to_string()).clicked() && !chosen {
+                    picked = Some(Some(choice));
+                }
+            }
+        });
+    });
+    picked
 }
 
 fn table(ui: &mut Ui, view: &mut ViewState, clients: &[&ClientRecord], now: u64) {

@@ -11,6 +11,7 @@ pub mod settings;
 pub mod top_bar;
 
 use portapxe_engine::config::Config;
+use portapxe_engine::events::{MacAddr, NextBoot};
 
 use super::app::ViewState;
 use super::engine_handle::UiSnapshot;
@@ -31,6 +32,8 @@ pub struct Actions {
     pub export: bool,
     /// Imaging commands, in the order asked.
     pub imaging: Vec<crate::gui::imaging_state::ImagingCommand>,
+    /// A machine's next network boot planned (`None`: as usual, its menu).
+    pub next_boot: Option<(MacAddr, Option<NextBoot>)>,
 }
 
 /// What every panel works on during one frame.
