@@ -17,7 +17,7 @@ BOOT_FILES=(undionly.kpxe ipxe.efi snponly.efi)
 # The signed chain for Secure Boot (shim, then network GRUB), as installers/signed-loaders.sh
 # writes it: the loaders, COPYING.signed-loaders.txt and VERSIONS. x64 only: no ARM64 ones.
 SIGNED_DIR=${SIGNED_DIR:-$ROOT/target/signed-loaders}
-SIGNED_FILES=(shimx64.efi grubx64.efi)
+SIGNED_FILES=(shimx64.efi grubx64.efi shimaa64.efi grubaa64.efi)
 # The imaging agent seats boot (installers/agent/build.sh: Debian's kernel, an initramfs of
 # Debian packages and portapxe-agent), in boot/agent/ where `portapxe image` looks for it.
 # Linux x86-64 whatever system serves it, so every installer carries the same files.

@@ -23,7 +23,7 @@ use crate::dhcp::service::DhcpServiceSettings;
 use crate::dhcp::{DhcpService, DhcpSettings, DhcpStartError};
 use crate::events::{EngineEvent, EventSink, Service, ServiceEvent};
 use crate::export::HttpBootArch;
-use crate::grub::{GRUB_X64, SHIM_X64};
+use crate::grub::{GRUB_ARM64, GRUB_X64, SHIM_ARM64, SHIM_X64};
 use crate::http::{HttpService, HttpSettings, HttpStartError};
 use crate::ipxe::{SCRIPT_PATH, generate_script};
 use crate::iso::{IsoBoot, IsoPlans};
@@ -157,6 +157,12 @@ pub fn signed_chain(config: &Config) -> SignedChain {
     if files.is_empty() { SignedChain::Used } else { SignedChain::Missing { files } }
 }
 
+/// Whether ARM64 UEFI PXE machines get the signed chain: asked for (the same setting as
+/// x64) and Debian's arm64 shim and GRUB served. Without them they keep their iPXE loader.
+pub fn signed_chain_arm64(config: &Config) -> bool {
+    config.boot.uefi_loader != UefiLoader::Ipxe && [SHIM_ARM64, GRUB_ARM64].iter().all(|name| config.serves_file(name))
+}
+
 /// What the PXE decision needs from a config, for a server at `server_ip`. Looks for
 /// the signed loaders ([`signed_chain`]).
 pub fn boot_settings(config: &Config, server_ip: Ipv4Addr) -> BootSettings {
@@ -172,6 +178,7 @@ fn boot_settings_with(config: &Config, server_ip: Ipv4Addr, chain: &SignedChain)
         uefi_x64_file: config.boot.uefi_x64_file.clone(),
         uefi_arm64_file: config.boot.uefi_arm64_file.clone(),
         uefi_x64_signed_file: (*chain == SignedChain::Used).then(|| SHIM_X64.to_owned()),
+        uefi_arm64_signed_file: signed_chain_arm64(config).then(|| SHIM_ARM64.to_owned()),
         // Set once the image is made (see `signed_http_boot`).
         uefi_x64_signed_http_file: None,
         http_port: config.http.enabled.then_some(config.http.port),
@@ -196,7 +203,7 @@ pub fn export_target(config: &Config, server_ip: Ipv4Addr) -> crate::export::Boo
         ipxe_script: boot.location(&boot.ipxe_script),
         bios_file: boot.bios_file,
         uefi_x64_file: boot.uefi_x64_signed_file.or(boot.uefi_x64_file),
-        uefi_arm64_file: boot.uefi_arm64_file,
+        uefi_arm64_file: boot.uefi_arm64_signed_file.or(boot.uefi_arm64_file),
         http_boot,
         rules: config.rules.clone(),
     }
@@ -548,8 +555,12 @@ impl Engine {
             Ok(mut registry) => registry.set_served_kernels(kernels),
             Err(poisoned) => poisoned.into_inner().set_served_kernels(kernels),
         }
-        let mut generated =
-            if chain == SignedChain::Used { generated.with(grub_configs(&config, &iso_plans)) } else { generated };
+        let arm64_chain = signed_chain_arm64(&config);
+        let mut generated = if chain == SignedChain::Used || arm64_chain {
+            generated.with(grub_configs(&config, &iso_plans))
+        } else {
+            generated
+        };
         if chain == SignedChain::Used && config.http.enabled {
             match signed_http_boot(&config, server_ip).await {
                 Ok(image) => {
@@ -585,6 +596,15 @@ impl Engine {
             message: chain.to_string(),
             ok: !matches!(chain, SignedChain::Missing { .. }),
         }));
+        if arm64_chain {
+            engine.events.emit(EngineEvent::Service(ServiceEvent {
+                service: Service::Boot,
+                message: format!(
+                    "ARM64 UEFI machines get {SHIM_ARM64} → {GRUB_ARM64} (signed: boots with Secure Boot on and off)"
+                ),
+                ok: true,
+            }));
+        }
         for message in problems.into_iter().chain(proxy_signed_chain_caveat(config.mode, &chain, server_ip)) {
             engine.events.emit(EngineEvent::Service(ServiceEvent { service: Service::Boot, message, ok: false }));
         }

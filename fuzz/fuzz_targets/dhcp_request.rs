@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
             uefi_x64_file: Some("ipxe.efi".into()),
             uefi_arm64_file: None,
             uefi_x64_signed_file: Some("shimx64.efi".into()),
+            uefi_arm64_signed_file: Some("shimaa64.efi".into()),
             uefi_x64_signed_http_file: Some("signed-http-boot.iso".into()),
             http_port: Some(80),
             ipxe_script: "boot.ipxe".into(),

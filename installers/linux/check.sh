@@ -144,6 +144,7 @@ in_root private "
     curl -sf -o '$CHECK/http-agent-initrd.img' http://127.0.0.1:80/agent/initrd.img
     (cd '$CHECK' && tftp -m binary 127.0.0.1 69 -c get undionly.kpxe tftp-undionly.kpxe)
     (cd '$CHECK' && tftp -m binary 127.0.0.1 69 -c get grubx64.efi tftp-grubx64.efi)
+    (cd '$CHECK' && tftp -m binary 127.0.0.1 69 -c get grubaa64.efi tftp-grubaa64.efi)
     for _ in \$(seq 50); do
         grep -q 'packet capture\|capturing DHCP' '$CHECK/serve.log' && break
         sleep 0.2
@@ -156,13 +157,15 @@ cmp "$CHECK/http-ipxe.efi" "$IPXE_DIR/ipxe.efi" || die "HTTP served a different 
 cmp "$CHECK/tftp-undionly.kpxe" "$IPXE_DIR/undionly.kpxe" || die "TFTP served a different undionly.kpxe"
 cmp "$CHECK/http-shimx64.efi" "$SIGNED_DIR/shimx64.efi" || die "HTTP served a different shimx64.efi"
 cmp "$CHECK/tftp-grubx64.efi" "$SIGNED_DIR/grubx64.efi" || die "TFTP served a different grubx64.efi"
+cmp "$CHECK/tftp-grubaa64.efi" "$SIGNED_DIR/grubaa64.efi" || die "TFTP served a different grubaa64.efi"
 cmp "$CHECK/http-user.txt" "$R/srv/pxe/user.txt" || die "HTTP did not serve the boot root's own file"
 cmp "$CHECK/http-agent-initrd.img" "$AGENT_DIR/agent/initrd.img" || die "HTTP served a different agent/initrd.img"
 grep -q "served from /usr/share/portapxe/boot" "$CHECK/serve.log" || die "serve did not say where the packaged loaders are"
 grep -q "capturing DHCP traffic on lo" "$CHECK/serve.log" || die "capture did not start as nobody (cap_net_raw)"
 grep -q "x64 UEFI machines get shimx64.efi" "$CHECK/serve.log" || die "serve did not offer x64 UEFI the packaged signed chain"
+grep -q "ARM64 UEFI machines get shimaa64.efi" "$CHECK/serve.log" || die "serve did not offer ARM64 UEFI the packaged signed chain"
 echo "as nobody: the packaged ipxe.efi, shimx64.efi and imaging agent over HTTP :80, undionly.kpxe and"
-echo "grubx64.efi over TFTP :69 behind /srv/pxe, and /srv/pxe/user.txt over HTTP; signed chain offered; capture ran"
+echo "grubx64.efi, grubaa64.efi over TFTP :69 behind /srv/pxe, and /srv/pxe/user.txt over HTTP; signed chains (x64, ARM64) offered; capture ran"
 
 step "portable archive"
 tar -C "$CHECK" -xzf "$DIST/$TARBALL_NAME.tar.gz"

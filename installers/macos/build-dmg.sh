@@ -6,7 +6,7 @@
 #   installers/macos/build-dmg.sh --boot DIR
 #
 # DIR holds the iPXE loaders with COPYING.ipxe.txt and the signed loaders (shimx64.efi,
-# grubx64.efi) with COPYING.signed-loaders.txt: they come from Debian's packages, so take
+# grubx64.efi, shimaa64.efi, grubaa64.efi) with COPYING.signed-loaders.txt: they come from Debian's packages, so take
 # the boot/ folder of the Linux archive (target/dist/portapxe-*-linux-*.tar.gz); its
 # LICENSE is used too when the repository has none.
 # Needs: Xcode command line tools, rustup with the targets aarch64-apple-darwin and

@@ -154,6 +154,8 @@ pub struct Validation {
     pub errors: Vec<ConfigError>,
     /// What x64 UEFI machines get with this config (the signed chain, or iPXE and why).
     pub signed_chain: SignedChain,
+    /// Whether ARM64 UEFI machines get the signed chain too (Debian's arm64 loaders served).
+    pub signed_arm64: bool,
     /// Per boot entry, why it cannot boot with Secure Boot on (`None`: it can).
     pub secure_boot_problems: Vec<Option<String>>,
     /// Per boot entry, for an ISO: its image read and mounted (what boots follows from it),
@@ -165,6 +167,7 @@ impl Validation {
     /// Checks `config` (reads the disk: the boot files, kernels' signatures).
     pub fn of(config: Config, errors: Vec<ConfigError>) -> Self {
         let signed_chain = portapxe_engine::signed_chain(&config);
+        let signed_arm64 = portapxe_engine::signed_chain_arm64(&config);
         // Each ISO is read once: what boots and its Secure Boot verdict both come from it.
         let iso_images: Vec<Option<Result<MountedImage, String>>> = config
             .boot
@@ -188,14 +191,21 @@ impl Validation {
                 _ => portapxe_engine::entry_secure_boot_problem(&config, entry),
             })
             .collect();
-        Self { config, errors, signed_chain, secure_boot_problems, iso_images }
+        Self { config, errors, signed_chain, signed_arm64, secure_boot_problems, iso_images }
     }
 
     /// A check with nothing found: no errors, the signed chain in use, every entry fine.
     pub fn passed(config: Config) -> Self {
         let secure_boot_problems = vec![None; config.boot.entries.len()];
         let iso_images = vec![None; config.boot.entries.len()];
-        Self { config, errors: Vec::new(), signed_chain: SignedChain::Used, secure_boot_problems, iso_images }
+        Self {
+            config,
+            errors: Vec::new(),
+            signed_chain: SignedChain::Used,
+            signed_arm64: false,
+            secure_boot_problems,
+            iso_images,
+        }
     }
 }
 

@@ -42,6 +42,10 @@ pub fn rule_config_path(index: usize) -> String {
 /// fetches from the same folder.
 pub const SHIM_X64: &str = "shimx64.efi";
 pub const GRUB_X64: &str = "grubx64.efi";
+/// The same for ARM64 (Debian's arm64 `shim-signed` and `grub-efi-arm64-signed`: shim
+/// fetches `grubaa64.efi`, which reads the same configuration, seen in the lab).
+pub const SHIM_ARM64: &str = "shimaa64.efi";
+pub const GRUB_ARM64: &str = "grubaa64.efi";
 
 /// The main configuration: per-client pins first (each sends its machine to its own
 /// config), then the menu of every entry. `ipxe_loader` is what entries that need

@@ -21,6 +21,8 @@ pub struct BootSettings {
     /// The first loader of the signed chain (shim) for x64 UEFI PXE clients, when the
     /// signed chain is used; it wins over `uefi_x64_file`, but not over a client rule.
     pub uefi_x64_signed_file: Option<String>,
+    /// The same for ARM64 UEFI PXE clients (`shimaa64.efi`), when served.
+    pub uefi_arm64_signed_file: Option<String>,
     /// The same chain for x64 UEFI HTTP boot: an ISO holding shim and GRUB (the signed
     /// GRUB cannot read files over HTTP; see `grub::http_boot`). `None`: HTTP boot
     /// clients keep `uefi_x64_file`.
@@ -135,6 +137,7 @@ pub fn choose_boot(request: &PxeRequest, settings: &BootSettings, overrides: &Bo
     let signed = match arch.pxe_equivalent() {
         ClientArch::UefiX64 if wants_http => settings.uefi_x64_signed_http_file.as_deref(),
         ClientArch::UefiX64 => settings.uefi_x64_signed_file.as_deref(),
+        ClientArch::UefiArm64 if !wants_http => settings.uefi_arm64_signed_file.as_deref(),
         _ => None,
     };
     let Some(file) = rule_file.or(signed).or_else(|| settings.file_for(arch)) else {
@@ -281,14 +284,26 @@ mod tests {
     }
 
     #[test]
-    fn the_signed_chain_goes_to_x64_uefi_pxe_only() {
-        let signed = BootSettings { uefi_x64_signed_file: Some("shimx64.efi".into()), ..settings(Some(80)) };
+    fn the_signed_chain_goes_to_x64_and_arm64_uefi_pxe_only() {
+        let signed = BootSettings {
+            uefi_x64_signed_file: Some("shimx64.efi".into()),
+            uefi_arm64_signed_file: Some("shimaa64.efi".into()),
+            ..settings(Some(80))
+        };
         let choose =
             |kind, arch, is_ipxe| choose_boot(&request(kind, Some(arch), is_ipxe), &signed, &BootOverride::default());
         assert_eq!(choose(ClientKind::Pxe, 7, false), tftp("shimx64.efi"));
         assert_eq!(choose(ClientKind::Pxe, 9, false), tftp("shimx64.efi"));
         assert_eq!(choose(ClientKind::Pxe, 0, false), tftp("undionly.kpxe"), "BIOS keeps iPXE");
-        assert_eq!(choose(ClientKind::Pxe, 11, false), tftp("arm64/ipxe.efi"), "no signed ARM64 chain yet");
+        assert_eq!(choose(ClientKind::Pxe, 11, false), tftp("shimaa64.efi"));
+        assert_eq!(
+            choose(ClientKind::Http, 19, false),
+            BootPlan::HttpBoot { url: "http://10.77.0.1/arm64/ipxe.efi".into() },
+            "no signed HTTP boot image for ARM64: it keeps its loader"
+        );
+        let x64_only = BootSettings { uefi_arm64_signed_file: None, ..signed.clone() };
+        let arm64 = choose_boot(&request(ClientKind::Pxe, Some(11), false), &x64_only, &BootOverride::default());
+        assert_eq!(arm64, tftp("arm64/ipxe.efi"), "without Debian's arm64 loaders, ARM64 keeps iPXE");
         assert_eq!(
             choose(ClientKind::Http, 16, false),
             BootPlan::HttpBoot { url: "http://10.77.0.1/ipxe.efi".into() },

@@ -18,6 +18,7 @@ pub(crate) fn boot_settings() -> BootSettings {
         uefi_x64_file: Some("ipxe.efi".into()),
         uefi_arm64_file: Some("arm64/ipxe.efi".into()),
         uefi_x64_signed_file: None,
+        uefi_arm64_signed_file: None,
         uefi_x64_signed_http_file: None,
         http_port: Some(80),
         ipxe_script: "boot.ipxe".into(),

@@ -171,9 +171,13 @@ fn uefi_loader(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
          shim carries that signature, and GRUB and Debian's kernels are signed with keys shim trusts; iPXE is not \
          signed. BIOS machines always get iPXE.",
     );
-    let Some(chain) = panel.validation().map(|v| &v.signed_chain) else { return };
+    let Some(validation) = panel.validation() else { return };
+    let chain = &validation.signed_chain;
     let tone = if *chain == SignedChain::Used { Tone::Ok } else { Tone::Caution };
     ui.label(style::toned(ui, tone, chain.to_string()));
+    if validation.signed_arm64 {
+        ui.label(style::toned(ui, Tone::Ok, "ARM64 UEFI machines get shimaa64.efi → grubaa64.efi (signed)"));
+    }
 }
 
 fn uefi_loader_label(loader: UefiLoader) -> &'static str {
