@@ -12,7 +12,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-    qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio \
+    qemu-system-x86 ipxe-qemu ipxe ovmf qemu-system-arm qemu-efi-aarch64 busybox-static cpio \
     udhcpc isc-dhcp-client tftp-hpa atftp curl iproute2 dnsmasq-base \
     isc-dhcp-server kea-dhcp4-server \
     libpcap-dev pkg-config ca-certificates tcpdump \
@@ -21,6 +21,8 @@ apt-get install -y -qq --no-install-recommends \
     live-boot live-boot-initramfs-tools initramfs-tools squashfs-tools zstd \
     udpcast partclone extlinux fdisk e2fsprogs kmod
 bash tests/lab/prepare-guest.sh target/lab
+# The ARM64 guest (Debian's signed arm64 kernel, arm64 busybox) the ARM64 Secure Boot test boots.
+sh tests/lab/prepare-arm64.sh target/lab/arm64
 # The ISO images the ISO tests boot: a Debian mini.iso built from the netboot installer,
 # and a live-boot ISO (Debian's kernel, an initrd with live-boot, a busybox squashfs).
 sh tests/lab/prepare-iso.sh target/lab

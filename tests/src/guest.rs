@@ -77,6 +77,39 @@ impl Guest {
     }
 }
 
+/// The ARM64 guest's folder (`tests/lab/prepare-arm64.sh target/lab/arm64`).
+fn arm64_dir() -> PathBuf {
+    workspace_root().join("target/lab/arm64")
+}
+
+/// Names of the ARM64 guest's files in a server root, beside the x64 ones.
+pub const ARM64_KERNEL_NAME: &str = "vmlinuz-arm64";
+pub const ARM64_INITRD_NAME: &str = "initrd-arm64.img";
+/// ARM64's first serial port on QEMU's `virt` machine is a PL011.
+pub const ARM64_CMDLINE: &str = "console=ttyAMA0 panic=-1";
+
+impl Guest {
+    /// Debian's signed arm64 kernel and an arm64 busybox initramfs with a fresh marker,
+    /// as `root/vmlinuz-arm64` and `root/initrd-arm64.img`.
+    pub fn install_arm64(root: &Path) -> Result<Self> {
+        let marker =
+            format!("PORTAPXE-LAB-ARM64-{}-{}", std::process::id(), MARKER_COUNTER.fetch_add(1, Ordering::SeqCst));
+        let (kernel, initrd) = (root.join(ARM64_KERNEL_NAME), root.join(ARM64_INITRD_NAME));
+        let from = arm64_dir();
+        fs::copy(from.join("vmlinuz"), &kernel)
+            .context("copying the arm64 kernel (run tests/lab/prepare-arm64.sh target/lab/arm64)")?;
+        fs::write(&initrd, initramfs_with(&from.join("busybox"), &marker)?).context("writing the arm64 initramfs")?;
+        Ok(Self { marker, kernel, initrd })
+    }
+
+    /// `--kernel vmlinuz-arm64 --initrd initrd-arm64.img --cmdline …`
+    pub fn arm64_server_args(&self) -> Vec<String> {
+        ["--kernel", ARM64_KERNEL_NAME, "--initrd", ARM64_INITRD_NAME, "--cmdline", ARM64_CMDLINE]
+            .map(String::from)
+            .to_vec()
+    }
+}
+
 /// Copy Debian's `undionly.kpxe` and `ipxe.efi` into `root`.
 pub fn install_ipxe_binaries(root: &Path) -> Result<()> {
     for name in [BIOS_FILE, UEFI_FILE] {
@@ -98,7 +131,7 @@ fn signed_loaders_dir() -> PathBuf {
 
 /// Copy `shimx64.efi` and `grubx64.efi` into `root`, as a packaged PortaPXE serves them.
 pub fn install_signed_loaders(root: &Path) -> Result<()> {
-    for name in [SHIM_FILE, GRUB_FILE] {
+    for name in [SHIM_FILE, GRUB_FILE, "shimaa64.efi", "grubaa64.efi"] {
         let from = signed_loaders_dir().join(name);
         fs::copy(&from, root.join(name)).with_context(|| {
             format!("copying {} (run installers/signed-loaders.sh target/signed-loaders)", from.display())
@@ -110,9 +143,16 @@ pub fn install_signed_loaders(root: &Path) -> Result<()> {
 /// A cpio "newc" archive: busybox, an /init that prints `marker` and powers off,
 /// and the two device nodes the kernel needs before devtmpfs is mounted.
 pub fn initramfs(marker: &str) -> Result<Vec<u8>> {
-    let busybox = fs::read("/bin/busybox").context("reading /bin/busybox (apt-get install busybox-static)")?;
+    initramfs_with(Path::new("/bin/busybox"), marker)
+}
+
+/// [`initramfs`] with the busybox at `busybox` (another architecture's).
+pub fn initramfs_with(busybox_path: &Path, marker: &str) -> Result<Vec<u8>> {
+    let busybox = fs::read(busybox_path).with_context(|| {
+        format!("reading {} (busybox-static, or tests/lab/prepare-arm64.sh)", busybox_path.display())
+    })?;
     if busybox.get(..4) != Some(b"\x7fELF".as_slice()) {
-        bail!("/bin/busybox is not an ELF binary");
+        bail!("{} is not an ELF binary", busybox_path.display());
     }
     let init = format!(
         "#!/bin/busybox sh\n\

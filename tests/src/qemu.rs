@@ -19,6 +19,10 @@ pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// (the keys every PC ships with): Secure Boot is on from the first start.
 pub const OVMF_CODE_SECURE: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
 pub const OVMF_VARS_MICROSOFT: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
+/// Debian's AAVMF (package `qemu-efi-aarch64`): the ARM64 firmware, and variables with
+/// Microsoft's keys enrolled and Secure Boot on.
+pub const AAVMF_CODE: &str = "/usr/share/AAVMF/AAVMF_CODE.ms.fd";
+pub const AAVMF_VARS_MICROSOFT: &str = "/usr/share/AAVMF/AAVMF_VARS.ms.fd";
 /// Default bound for one boot, firmware to marker.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -34,6 +38,10 @@ pub enum Firmware {
     /// The same, with OVMF's PXE turned off (fw_cfg `IPv4PXESupport`/`IPv6PXESupport`):
     /// its first boot option is UEFI HTTP boot over IPv4.
     UefiSecureBootHttp,
+    /// An ARM64 machine (`qemu-system-aarch64 -machine virt`, Cortex-A57) with Debian's
+    /// AAVMF, Secure Boot on with Microsoft's keys (`AAVMF_VARS.ms.fd`), its own PXE
+    /// client on virtio-net without option ROM.
+    Arm64SecureBoot,
 }
 
 /// How a boot ended.
@@ -80,7 +88,8 @@ impl RunningGuest {
     pub fn start_with(lab: &Lab, tap: &str, firmware: Firmware, mac: &str, extras: Extras<'_>) -> Result<Self> {
         let serial = lab.dir().join(format!("serial-{tap}.log"));
         let qemu_log = lab.dir().join(format!("qemu-{tap}.log"));
-        let mut command = lab.server_command("qemu-system-x86_64");
+        let program = if firmware == Firmware::Arm64SecureBoot { "qemu-system-aarch64" } else { "qemu-system-x86_64" };
+        let mut command = lab.server_command(program);
         // GRUB loads the kernel into memory it allocates below 4 GiB from the firmware's
         // pool: with 256 MiB, the signed chain's GRUB stops at "out of memory" (seen here).
         // The Debian installer booted from an ISO unpacks a 41 MB initrd and shows a "Low
@@ -124,12 +133,23 @@ impl RunningGuest {
                     }
                 }
             }
+            Firmware::Arm64SecureBoot => {
+                // On ARM the variable store needs no SMM to be trusted: the `.ms` variables
+                // alone turn Secure Boot on.
+                let vars = lab.dir().join(format!("AAVMF_VARS-{tap}.fd"));
+                std::fs::copy(AAVMF_VARS_MICROSOFT, &vars)
+                    .with_context(|| format!("copying {AAVMF_VARS_MICROSOFT} (apt-get install qemu-efi-aarch64)"))?;
+                command.args(["-machine", "virt", "-cpu", "cortex-a57"]);
+                command.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={AAVMF_CODE}"));
+                command.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
+                command.arg("-device").arg(format!("virtio-net-pci,netdev=n0,mac={mac},romfile=,bootindex=1"));
+            }
         }
         let log_file = std::fs::File::create(&qemu_log)?;
         command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
         eprintln!("[lab] starting {firmware:?} guest {mac} on {tap}: {command:?}");
         let started = Instant::now();
-        let qemu = Guarded::spawn("qemu-system-x86_64", &mut command)?;
+        let qemu = Guarded::spawn(program, &mut command)?;
         Ok(Self { qemu, mac: mac.to_owned(), serial, qemu_log, started })
     }
 

@@ -10,7 +10,7 @@ use portapxe_lab::expect::{self, has_finished};
 use portapxe_lab::process::wait_until;
 use portapxe_lab::qemu::{self, Firmware};
 use portapxe_lab::server::status_client;
-use portapxe_lab::{Lab, Server, signed_boot_setup};
+use portapxe_lab::{Lab, Server, guest, signed_boot_setup};
 
 #[test]
 fn a_secure_boot_machine_boots_the_signed_chain_with_the_defaults() {
@@ -25,6 +25,39 @@ fn a_secure_boot_machine_boots_the_signed_chain_with_the_defaults() {
     expect::secure_boot_was_on(&boot);
     let events = server.wait_for_kernel_and_initrd();
     expect::booted_signed_chain(&events, MAC, &guest);
+}
+
+/// An ARM64 machine with Secure Boot on (AAVMF with Microsoft's keys) boots through
+/// Debian's arm64 shim and network GRUB, which reads the same generated configuration,
+/// to Debian's signed arm64 kernel: what PortaPXE gives ARM64 UEFI PXE clients by
+/// default once `shimaa64.efi` and `grubaa64.efi` are served (every installer has them).
+#[test]
+fn an_arm64_secure_boot_machine_boots_the_signed_chain() {
+    const MAC: &str = "52:54:00:5b:00:64";
+    let mut lab = Lab::new("secure-boot-arm64").unwrap();
+    let (mut spec, _x64) = signed_boot_setup(&lab);
+    let guest = portapxe_lab::guest::Guest::install_arm64(&spec.root).unwrap();
+    spec.extra = guest.arm64_server_args();
+    let server = Server::start(&lab, &spec).unwrap();
+    let tap = lab.add_tap().unwrap();
+
+    // AAVMF's start and the kernel under TCG emulation of ARM64 take longer than x64.
+    let boot = qemu::boot(&lab, &tap, Firmware::Arm64SecureBoot, MAC, &guest.marker, Duration::from_secs(300));
+    eprintln!("BOOT TIME arm64_secure_boot_signed_chain: {:.1} s", boot.elapsed.as_secs_f64());
+    expect::secure_boot_was_on(&boot);
+    let events = server.wait_for_events("the arm64 kernel and initrd", Duration::from_secs(5), |e| {
+        has_finished(e, guest::ARM64_KERNEL_NAME) && has_finished(e, guest::ARM64_INITRD_NAME)
+    });
+    let ack = expect::acks(&events, MAC).into_iter().find(|ack| !ack.is_ipxe);
+    let ack = ack.unwrap_or_else(|| panic!("no ACK to {MAC}:\n{}", expect::dhcp_story(&events, MAC)));
+    assert_eq!(ack.arch.as_deref(), Some("UEFI ARM64"), "{}", expect::dhcp_story(&events, MAC));
+    assert_eq!(ack.boot.as_deref(), Some("shimaa64.efi"), "{}", expect::dhcp_story(&events, MAC));
+    let address = ack.address.expect("an address");
+    for file in ["shimaa64.efi", "grubaa64.efi", "grub/grub.cfg"] {
+        expect::finished_nonempty(&events, "tftp", file, address);
+    }
+    expect::finished_once(&events, "tftp", guest::ARM64_KERNEL_NAME, address, guest.kernel_size());
+    expect::finished_once(&events, "tftp", guest::ARM64_INITRD_NAME, address, guest.initrd_size());
 }
 
 /// UEFI HTTP boot under Secure Boot: the firmware gets the ISO holding shim and GRUB

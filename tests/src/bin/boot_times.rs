@@ -40,6 +40,7 @@ fn firmware_name(firmware: Firmware) -> &'static str {
         Firmware::UefiNativePxe => "UEFI (OVMF's own PXE client)",
         Firmware::UefiSecureBoot => "UEFI with Secure Boot on (OVMF, Microsoft's keys)",
         Firmware::UefiSecureBootHttp => "UEFI HTTP boot with Secure Boot on (OVMF, PXE off)",
+        Firmware::Arm64SecureBoot => "ARM64 UEFI with Secure Boot on (AAVMF, Microsoft's keys)",
     }
 }
 
