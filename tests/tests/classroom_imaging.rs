@@ -24,14 +24,17 @@ fn portapxe(lab: &Lab, name: &str, args: &[&str]) -> (Guarded, std::path::PathBu
     let log = lab.dir().join(format!("{name}.log"));
     let mut command: Command = lab.server_command(binary::portapxe().to_str().unwrap());
     command.args(args).stdin(Stdio::null());
-    command.stdout(fs::File::create(&log).unwrap());
-    command.stderr(fs::File::options().append(true).open(&log).unwrap());
+    // One handle in append mode for both: a second handle at its own offset would
+    // overwrite the other's lines, splitting characters (then the log is not UTF-8).
+    let file = fs::File::options().create(true).append(true).open(&log).unwrap();
+    command.stdout(file.try_clone().unwrap());
+    command.stderr(file);
     (Guarded::spawn(name, &mut command).unwrap(), log)
 }
 
 fn wait_exit(process: &mut Guarded, log: &Path, timeout: Duration) -> String {
     let status = process.wait_timeout(timeout);
-    let text = fs::read_to_string(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&fs::read(log).unwrap_or_default()).into_owned();
     assert!(status.is_some(), "{} did not end within {timeout:?}\n{text}", process.name());
     assert!(status.is_some_and(|s| s.success()), "{} failed: {status:?}\n{text}", process.name());
     text
