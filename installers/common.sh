@@ -15,7 +15,7 @@ ICON_SVG=$ROOT/assets/portapxe.svg
 IPXE_DIR=${IPXE_DIR:-/usr/lib/ipxe}
 BOOT_FILES=(undionly.kpxe ipxe.efi snponly.efi)
 # The signed chain for Secure Boot (shim, then network GRUB), as installers/signed-loaders.sh
-# writes it: the loaders, COPYING.signed-loaders.txt and VERSIONS. x64 only: no ARM64 ones.
+# writes it: the loaders (x64 and ARM64), COPYING.signed-loaders.txt and VERSIONS.
 SIGNED_DIR=${SIGNED_DIR:-$ROOT/target/signed-loaders}
 SIGNED_FILES=(shimx64.efi grubx64.efi shimaa64.efi grubaa64.efi)
 # The imaging agent seats boot (installers/agent/build.sh: Debian's kernel, an initramfs of
@@ -23,6 +23,9 @@ SIGNED_FILES=(shimx64.efi grubx64.efi shimaa64.efi grubaa64.efi)
 # Linux x86-64 whatever system serves it, so every installer carries the same files.
 AGENT_DIR=${AGENT_DIR:-$WORK/agent}
 AGENT_FILES=(agent/vmlinuz agent/initrd.img agent/VERSIONS agent/COPYING.agent.txt)
+# syslinux's memdisk (Debian's syslinux-common), which boots an ISO's floppy image on BIOS
+# machines (BIOS update and DOS tool ISOs), with COPYING.memdisk.txt.
+MEMDISK=${MEMDISK:-/usr/lib/syslinux/memdisk}
 
 step() { printf '\n==> %s\n' "$*"; }
 die() {
@@ -116,6 +119,20 @@ make_boot_dir() {
         [ -s "$IPXE_DIR/$file" ] || die "$IPXE_DIR/$file is missing: install Debian's ipxe package"
         install -m 0644 "$IPXE_DIR/$file" "$dir/$file"
     done
+    [ -s "$MEMDISK" ] || die "$MEMDISK is missing: install Debian's syslinux-common package"
+    install -m 0644 "$MEMDISK" "$dir/memdisk"
+    version=$(dpkg-query -W -f '${Version}' syslinux-common) || die "Debian's syslinux-common package is not installed"
+    {
+        printf 'memdisk (syslinux), unmodified, from the Debian package syslinux-common, version %s.\n' "$version"
+        printf 'It is free software under the GPL, version 2 or later. Its complete source is the Debian\n'
+        printf 'source package syslinux %s:\n' "$version"
+        printf '  apt-get source syslinux=%s\n' "$version"
+        printf '  https://snapshot.debian.org/package/syslinux/%s/\n\n' "$version"
+        printf -- '----- Debian copyright file of the syslinux-common package -----\n\n'
+        cat /usr/share/doc/syslinux-common/copyright
+        printf '\n\n----- GNU General Public License, version 2 -----\n\n'
+        cat /usr/share/common-licenses/GPL-2
+    } > "$dir/COPYING.memdisk.txt"
     [ -s /usr/share/doc/ipxe/copyright ] || die "/usr/share/doc/ipxe/copyright is missing"
     version=$(dpkg-query -W -f '${Version}' ipxe) || die "Debian's ipxe package is not installed"
     {
@@ -146,8 +163,10 @@ check_boot_dir() {
     for file in "${AGENT_FILES[@]}"; do
         cmp -s "$dir/$file" "$AGENT_DIR/$file" || die "$what: $file is missing or differs from $AGENT_DIR/$file"
     done
+    cmp -s "$dir/memdisk" "$MEMDISK" || die "$what: memdisk is missing or differs from $MEMDISK"
     [ -s "$dir/COPYING.ipxe.txt" ] || die "$what lacks COPYING.ipxe.txt"
-    echo "$what: ${BOOT_FILES[*]} ${SIGNED_FILES[*]} ${AGENT_FILES[*]} as built, with COPYING.ipxe.txt and COPYING.signed-loaders.txt"
+    [ -s "$dir/COPYING.memdisk.txt" ] || die "$what lacks COPYING.memdisk.txt"
+    echo "$what: ${BOOT_FILES[*]} ${SIGNED_FILES[*]} memdisk ${AGENT_FILES[*]} as built, with COPYING.ipxe.txt, COPYING.memdisk.txt and COPYING.signed-loaders.txt"
 }
 
 # license_file: the GPL-3 text shipped beside the program: $LICENSE_FILE if set, else a

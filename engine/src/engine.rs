@@ -581,8 +581,16 @@ impl Engine {
             if let BootEntry::Iso { image, .. } = entry
                 && let Some(planned) = iso_plans.get(image)
             {
-                let refused = matches!(planned.boot, IsoBoot::Refused(_));
-                let message = format!("boot entry \"{}\": {planned}", entry.name());
+                let no_memdisk =
+                    matches!(planned.boot, IsoBoot::Memdisk { .. }) && !config.serves_file(crate::ipxe::MEMDISK);
+                let refused = matches!(planned.boot, IsoBoot::Refused(_)) || no_memdisk;
+                let mut message = format!("boot entry \"{}\": {planned}", entry.name());
+                if no_memdisk {
+                    message.push_str(
+                        ", but memdisk is not in the boot folder: the packages bring it; from a source build copy \
+                         /usr/lib/syslinux/memdisk (Debian's syslinux-common) into the boot root",
+                    );
+                }
                 engine.events.emit(EngineEvent::Service(ServiceEvent {
                     service: Service::Boot,
                     message,

@@ -98,6 +98,7 @@ pub fn secure_boot_problem(planned: Option<&IsoPlan>, kernel_refusal: Option<Str
         Some(IsoBoot::Linux { .. }) => kernel_refusal.map(|why| needs_secure_boot_off(&why)),
         Some(IsoBoot::Programs { .. }) => Some(needs_secure_boot_off("its program is not signed")),
         Some(IsoBoot::Refused(_)) => None,
+        Some(IsoBoot::Memdisk { .. }) => Some("boots only on BIOS machines (a floppy image through memdisk)".into()),
         Some(IsoBoot::Sanboot) | None => {
             Some(needs_secure_boot_off("the ISO boots whole through iPXE (sanboot), which is not signed"))
         }

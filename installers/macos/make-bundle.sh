@@ -25,7 +25,8 @@ while [ $# -gt 0 ]; do
 done
 { [ -n "$BIN" ] && [ -n "$BOOT" ] && [ -n "$OUT" ]; } || die "usage: $0 --bin PATH --boot DIR --out DIR"
 [ -x "$BIN" ] || die "$BIN is not an executable"
-BUNDLED=("${BOOT_FILES[@]}" COPYING.ipxe.txt "${SIGNED_FILES[@]}" COPYING.signed-loaders.txt "${AGENT_FILES[@]}")
+BUNDLED=("${BOOT_FILES[@]}" COPYING.ipxe.txt "${SIGNED_FILES[@]}" COPYING.signed-loaders.txt memdisk COPYING.memdisk.txt
+    "${AGENT_FILES[@]}")
 for file in "${BUNDLED[@]}"; do
     [ -s "$BOOT/$file" ] || die "$BOOT/$file is missing (the boot/ folder of the Linux archive has them all)"
 done

@@ -193,3 +193,71 @@ fn memtest86_iso_gives_a_bios_machine_its_program_not_the_floppy() {
     );
     assert!(!has_finished(&events, "iso/memtest86+x64.iso"), "the image was not sanbooted");
 }
+
+/// A 1.44 MB floppy whose boot sector writes `marker` to the first serial port (COM1,
+/// 0x3F8) and halts: 16-bit code written out byte by byte (nothing binary is committed),
+/// the stand-in for a BIOS update or DOS tool floppy.
+fn marker_floppy(marker: &str) -> Vec<u8> {
+    let mut floppy = vec![0u8; 1_474_560];
+    let code: [u8; 22] = [
+        0xFA, // cli
+        0x31, 0xC0, // xor ax, ax
+        0x8E, 0xD8, // mov ds, ax
+        0xBE, 0x16, 0x7C, // mov si, 0x7C16 (the message, right after this code)
+        0xBA, 0xF8, 0x03, // mov dx, 0x3F8
+        0xAC, // next: lodsb
+        0x84, 0xC0, // test al, al
+        0x74, 0x03, // jz done
+        0xEE, // out dx, al
+        0xEB, 0xF8, // jmp next
+        0xF4, // done: hlt
+        0xEB, 0xFD, // jmp done
+    ];
+    floppy[..code.len()].copy_from_slice(&code);
+    let message = format!("\r\n{marker}\r\n\0");
+    floppy[code.len()..code.len() + message.len()].copy_from_slice(message.as_bytes());
+    floppy[510] = 0x55;
+    floppy[511] = 0xAA;
+    floppy
+}
+
+/// An ISO that boots a floppy image (El Torito floppy emulation, the image hidden from the
+/// file tree as BIOS update ISOs have it): PortaPXE finds the floppy through the boot
+/// catalogue and boots it on a BIOS machine through syslinux's memdisk, from inside the
+/// image; `sanboot` could not.
+#[test]
+fn a_floppy_emulation_iso_boots_its_floppy_through_memdisk() {
+    const MAC: &str = "52:54:00:15:00:03";
+    let mut lab = Lab::new("iso-floppy").unwrap();
+    let marker = format!("PORTAPXE-LAB-FLOPPY-{}", std::process::id());
+    let tree = lab.dir().join("floppy-tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("floppy.img"), marker_floppy(&marker)).unwrap();
+    std::fs::write(tree.join("README.TXT"), "a BIOS update stand-in\n").unwrap();
+    let iso = lab.dir().join("bios-update.iso");
+    let made = std::process::Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-r", "-J", "-b", "floppy.img", "-c", "boot.cat"])
+        .args(["-hide", "floppy.img", "-hide", "boot.cat", "-o"])
+        .arg(&iso)
+        .arg(&tree)
+        .status()
+        .expect("xorriso (apt-get install xorriso)");
+    assert!(made.success(), "xorriso failed");
+
+    let mut spec = ServerSpec::new(&lab).expect("server root");
+    guest::install_ipxe_binaries(&spec.root).expect("iPXE loaders");
+    std::fs::copy("/usr/lib/syslinux/memdisk", spec.root.join("memdisk"))
+        .expect("memdisk (apt-get install syslinux-common)");
+    spec = spec.arg("--iso", iso.display().to_string());
+    let server = Server::start(&lab, &spec).unwrap();
+    let tap = lab.add_tap().unwrap();
+
+    let boot = qemu::boot(&lab, &tap, Firmware::BiosIpxeRom, MAC, &marker, Duration::from_secs(150));
+    eprintln!("BOOT TIME iso_floppy_memdisk_bios: {:.1} s", boot.elapsed.as_secs_f64());
+    let floppy = "iso/bios-update.iso/eltorito/floppy.img";
+    let events = server.wait_for_events("the floppy over HTTP", Duration::from_secs(10), |e| has_finished(e, floppy));
+    let address = expect::acked_script(&events, MAC, server.ip, server.http_port, &pool(&lab));
+    assert_eq!(expect::finished_nonempty(&events, "http", floppy, address), 1_474_560, "the whole floppy");
+    expect::finished_nonempty(&events, "http", "memdisk", address);
+    assert!(!has_finished(&events, "iso/bios-update.iso"), "the image was not sanbooted");
+}

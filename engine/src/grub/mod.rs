@@ -175,6 +175,13 @@ fn menu(entries: &[BootEntry], isos: &IsoPlans, menu_timeout_secs: u32, ipxe_loa
                     quote(&format!("PortaPXE: {} is not booted: {why}", entry.name()))
                 );
             }
+            (_, Some(IsoBoot::Memdisk { .. })) => {
+                let _ = writeln!(
+                    out,
+                    "    echo {}\n    sleep 10",
+                    quote(&format!("PortaPXE: {} boots a floppy image, which only BIOS machines can", entry.name()))
+                );
+            }
             (BootEntry::Iso { .. } | BootEntry::Chain { .. }, _) => {
                 // GRUB cannot sanboot an ISO or fetch a URL: hand over to iPXE, which
                 // runs when Secure Boot is off and is refused when it is on.

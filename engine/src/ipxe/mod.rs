@@ -16,6 +16,9 @@ use crate::url::{PATH_SEGMENT, url};
 
 /// Where the script lives in the served namespace (TFTP and HTTP).
 pub const SCRIPT_PATH: &str = "boot.ipxe";
+/// syslinux's `memdisk` (package `syslinux-common`), which boots an ISO's floppy image on
+/// BIOS machines: served from the boot folder or the app's loader folder like the loaders.
+pub const MEMDISK: &str = "memdisk";
 /// Where a seat sent to imaging asks for its script (`?mac=`): the imaging hub's route.
 pub const IMAGING_SCRIPT: &str = "imaging/boot.ipxe";
 
@@ -109,6 +112,16 @@ fn entry_commands(entry: &BootEntry, isos: &IsoPlans, base_url: &str) -> String 
             }
             Some(IsoBoot::Refused(why)) => {
                 let _ = writeln!(out, "echo PortaPXE: {} is not booted: {why}\nsleep 10\nexit 1", entry.name());
+            }
+            Some(IsoBoot::Memdisk { floppy }) => {
+                // memdisk is a BIOS program: a UEFI machine is told so instead of a hang.
+                let _ = writeln!(
+                    out,
+                    "iseq ${{platform}} efi && echo PortaPXE: {} boots a floppy image, which only BIOS machines can && sleep 10 && exit 1 ||",
+                    entry.name()
+                );
+                let _ = writeln!(out, "kernel {} floppy", url(base_url, MEMDISK));
+                let _ = writeln!(out, "initrd {}\nboot", url(base_url, floppy));
             }
             Some(IsoBoot::Sanboot) | None => {
                 let _ = writeln!(out, "sanboot --no-describe {}", url(base_url, image));

@@ -21,7 +21,7 @@
 
 use std::fmt;
 
-use super::image::{Emulation, IsoIndex};
+use super::image::{self, ElTorito, Emulation, IsoIndex};
 use super::menu::{self, MenuBoot};
 
 /// What kind of image it is.
@@ -66,8 +66,8 @@ pub enum IsoRefusal {
     Windows,
     /// The files are in a UDF file system only (the ISO 9660 tree holds a README).
     UdfOnly,
-    /// A floppy-emulation boot image: iPXE's `sanboot` cannot start it and PortaPXE does
-    /// not ship `memdisk`.
+    /// A floppy-emulation boot image that does not lie inside the image (a broken
+    /// catalogue): iPXE's `sanboot` cannot start it and there is nothing for `memdisk`.
     FloppyEmulation,
     NothingToBoot,
 }
@@ -81,7 +81,7 @@ impl fmt::Display for IsoRefusal {
                  Windows ISOs need wimboot, which PortaPXE does not have yet)"
             }
             IsoRefusal::FloppyEmulation => {
-                "this ISO boots a floppy image, which needs memdisk, which PortaPXE does not have yet"
+                "this ISO boots a floppy image that its boot catalogue places outside the image"
             }
             IsoRefusal::NothingToBoot => "this ISO has no kernel PortaPXE recognises and no boot record",
         })
@@ -105,6 +105,11 @@ pub enum IsoBoot {
     },
     /// The whole image over iPXE's `sanboot` (its own boot loader on an emulated drive).
     Sanboot,
+    /// The image's El Torito floppy (served at this path) as a RAM floppy through syslinux's
+    /// `memdisk`: BIOS machines only (BIOS update and DOS tool ISOs).
+    Memdisk {
+        floppy: String,
+    },
     Refused(IsoRefusal),
 }
 
@@ -142,6 +147,7 @@ impl fmt::Display for IsoPlan {
                 Ok(())
             }
             IsoBoot::Sanboot => write!(f, "the whole image (sanboot)"),
+            IsoBoot::Memdisk { .. } => write!(f, "its floppy image through memdisk (BIOS machines only)"),
             IsoBoot::Refused(why) => write!(f, "not booted: {why}"),
         }
     }
@@ -272,8 +278,16 @@ pub fn plan(index: &IsoIndex, site: Site<'_>) -> IsoPlan {
         return planned(Family::OwnMenu, site.linux(&boot.kernel, &initrds, &boot.args));
     }
     let boot = match index.el_torito {
-        Some(el_torito) if el_torito.bios == Some(Emulation::Floppy) && !index.hybrid => {
-            IsoBoot::Refused(IsoRefusal::FloppyEmulation)
+        Some(ElTorito { bios: Some(Emulation::Floppy { lba, len }), .. }) if !index.hybrid => {
+            // The catalogue's floppy, whether a file of the image names it or not.
+            let at = u64::from(lba) * image::SECTOR;
+            let floppy = index
+                .paths()
+                .find(|path| index.find(path).is_some_and(|(_, member)| member.offset == at && member.len == len));
+            match floppy {
+                Some(path) => IsoBoot::Memdisk { floppy: site.served(path) },
+                None => IsoBoot::Refused(IsoRefusal::FloppyEmulation),
+            }
         }
         Some(_) => IsoBoot::Sanboot,
         None if index.hybrid => IsoBoot::Sanboot,
@@ -527,8 +541,17 @@ mod tests {
         assert_eq!(super::plan(&image, SITE).boot, IsoBoot::Refused(IsoRefusal::NothingToBoot));
         image.el_torito = Some(ElTorito { bios: Some(Emulation::NoEmulation), uefi: false });
         assert_eq!(super::plan(&image, SITE).boot, IsoBoot::Sanboot);
-        image.el_torito = Some(ElTorito { bios: Some(Emulation::Floppy), uefi: false });
-        assert_eq!(super::plan(&image, SITE).boot, IsoBoot::Refused(IsoRefusal::FloppyEmulation));
+        let floppy = Emulation::Floppy { lba: 50, len: 1_474_560 };
+        image.el_torito = Some(ElTorito { bios: Some(floppy), uefi: false });
+        assert_eq!(
+            super::plan(&image, SITE).boot,
+            IsoBoot::Refused(IsoRefusal::FloppyEmulation),
+            "no floppy where the catalogue says"
+        );
+        image.insert(super::image::FLOPPY_IMAGE.into(), Member { offset: 50 * 2048, len: 1_474_560 });
+        let plan = super::plan(&image, SITE);
+        assert_eq!(plan.boot, IsoBoot::Memdisk { floppy: "iso/x.iso/eltorito/floppy.img".into() });
+        assert_eq!(plan.to_string(), "unrecognised image → its floppy image through memdisk (BIOS machines only)");
     }
 
     #[test]

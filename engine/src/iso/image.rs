@@ -16,7 +16,7 @@ use hadris_iso::types::Endian;
 use hadris_iso::volume::VolumeDescriptor;
 
 /// ISO 9660 logical block size (the only one `hadris-iso` reads).
-const SECTOR: u64 = 2048;
+pub(crate) const SECTOR: u64 = 2048;
 /// More entries than this and the rest of the image is not indexed: real installer
 /// images hold a few thousand files; a hostile one could claim millions.
 const MAX_ENTRIES: usize = 200_000;
@@ -40,8 +40,12 @@ pub struct Member {
 pub enum Emulation {
     /// A boot loader loaded as it is (isolinux, GRUB): what `sanboot` can run.
     NoEmulation,
-    /// A floppy image: `sanboot` cannot boot it; `memdisk` can.
-    Floppy,
+    /// A floppy image of `len` bytes at sector `lba` (2048-byte sectors): `sanboot`
+    /// cannot boot it; `memdisk` can.
+    Floppy {
+        lba: u32,
+        len: u64,
+    },
     HardDisk,
 }
 
@@ -178,6 +182,7 @@ pub fn read_index(path: &Path) -> Result<(IsoIndex, ImageStamp), IsoError> {
     let mut walk = Walk { image: &image, naming, image_len: stamp.len, index: &mut index, entries: 0 };
     walk.folder(root.dir_ref(), "", 0);
     index.el_torito = read_el_torito(&image);
+    expose_floppy(&mut index, stamp.len);
     read_menus(path, &mut index);
     expose_boot_programs(path, &mut index);
     Ok((index, stamp))
@@ -311,7 +316,11 @@ fn parse_catalog(sector: &[u8]) -> Option<ElTorito> {
     let default = &sector[32..64];
     let bios = (default[0] == 0x88 && sector[1] == 0).then(|| match default[1] & 0x0F {
         0 => Emulation::NoEmulation,
-        1..=3 => Emulation::Floppy,
+        // The media type gives the floppy's size; the sector count is usually just 1.
+        media @ 1..=3 => Emulation::Floppy {
+            lba: u32::from_le_bytes([default[8], default[9], default[10], default[11]]),
+            len: [1_228_800, 1_474_560, 2_949_120][usize::from(media - 1)],
+        },
         _ => Emulation::HardDisk,
     });
     let mut uefi = sector[1] == 0xEF && default[0] == 0x88;
@@ -358,6 +367,25 @@ fn read_menus(path: &Path, index: &mut IsoIndex) {
             index.add_menu(&name, String::from_utf8_lossy(&text).into_owned());
         }
     }
+}
+
+/// Where the El Torito floppy image is served inside its ISO when no file of the image
+/// is that floppy (BIOS update and DOS tool ISOs): for `memdisk`.
+pub const FLOPPY_IMAGE: &str = "eltorito/floppy.img";
+
+/// Names the boot catalogue's floppy image [`FLOPPY_IMAGE`], unless a file of the image
+/// already is it (Debian's memtest86+ ISO: `boot/floppy.img`) or it does not lie inside
+/// the image.
+fn expose_floppy(index: &mut IsoIndex, image_len: u64) {
+    let Some(ElTorito { bios: Some(Emulation::Floppy { lba, len }), .. }) = index.el_torito else { return };
+    let offset = u64::from(lba) * SECTOR;
+    if offset.checked_add(len).is_none_or(|end| end > image_len)
+        || index.files.values().any(|member| member.offset == offset)
+        || index.find(FLOPPY_IMAGE).is_some()
+    {
+        return;
+    }
+    index.insert(FLOPPY_IMAGE.into(), Member { offset, len });
 }
 
 /// Largest floppy image looked into (2.88 MB).
@@ -418,7 +446,10 @@ mod tests {
         sector[64] = 0x91;
         sector[65] = 0xEF;
         sector[66] = 1;
-        assert_eq!(parse_catalog(&sector), Some(ElTorito { bios: Some(Emulation::Floppy), uefi: true }));
+        assert_eq!(
+            parse_catalog(&sector),
+            Some(ElTorito { bios: Some(Emulation::Floppy { lba: 0, len: 1_474_560 }), uefi: true })
+        );
         sector[33] = 0;
         sector[65] = 0;
         assert_eq!(parse_catalog(&sector), Some(ElTorito { bios: Some(Emulation::NoEmulation), uefi: false }));
