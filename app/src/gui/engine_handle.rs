@@ -5,6 +5,7 @@
 //! Owns: starting, stopping and scanning; listing interfaces; validating and saving
 //! the config (they read the disk). Must not draw: the window only reads the snapshot.
 
+use std::cell::{RefCell, RefMut};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::Ipv4Addr;
@@ -385,7 +386,11 @@ type Repaint = Arc<Mutex<Option<egui::Context>>>;
 pub struct EngineHandle {
     commands: Option<UnboundedSender<Command>>,
     data_dir: Option<PathBuf>,
-    snapshot: Arc<Mutex<UiSnapshot>>,
+    /// Owned by the window's thread: changes from the engine thread arrive over `changes`
+    /// and are applied when the window asks for the snapshot (at the start of a frame), so
+    /// the engine thread never waits for a frame to be drawn.
+    snapshot: RefCell<UiSnapshot>,
+    changes: std::sync::mpsc::Receiver<Change>,
     events: EventSink,
     runtime: Option<tokio::runtime::Handle>,
     repaint: Repaint,
@@ -406,13 +411,12 @@ impl EngineHandle {
         let (tx, rx) = unbounded_channel();
         let events = EventSink::new();
         let hub = data_dir.as_ref().map(|dir| ImagingHub::new(dir.join("images"), events.clone()));
-        let snapshot = Arc::new(Mutex::new(UiSnapshot {
-            imaging: imaging::initial_state(hub.as_deref()),
-            ..UiSnapshot::default()
-        }));
+        let snapshot =
+            RefCell::new(UiSnapshot { imaging: imaging::initial_state(hub.as_deref()), ..UiSnapshot::default() });
+        let (changes_tx, changes) = std::sync::mpsc::channel();
         let repaint: Repaint = Arc::default();
         let actor = Actor {
-            shared: Shared { snapshot: Arc::clone(&snapshot), repaint: Arc::clone(&repaint) },
+            shared: Shared { changes: changes_tx, repaint: Arc::clone(&repaint) },
             events: events.clone(),
             store,
             engine: None,
@@ -420,6 +424,7 @@ impl EngineHandle {
             data_dir: data_dir.clone(),
             imaging: imaging::ImagingSide::new(hub),
             next_boot: NextBootTable::new(),
+            sent: Sent::default(),
         };
         let thread = std::thread::Builder::new().name("portapxe-engine".into()).spawn(move || {
             runtime.block_on(actor.run(rx));
@@ -430,6 +435,7 @@ impl EngineHandle {
             commands: Some(tx),
             data_dir,
             snapshot,
+            changes,
             events,
             runtime: Some(runtime_handle),
             repaint,
@@ -445,7 +451,8 @@ impl EngineHandle {
         Self {
             commands: None,
             data_dir: None,
-            snapshot: Arc::new(Mutex::new(snapshot)),
+            snapshot: RefCell::new(snapshot),
+            changes: std::sync::mpsc::channel().1,
             events: EventSink::new(),
             runtime: None,
             repaint: Arc::default(),
@@ -471,8 +478,14 @@ impl EngineHandle {
     }
 
     /// The snapshot, locked for as long as the guard lives: keep it short.
-    pub fn snapshot(&self) -> MutexGuard<'_, UiSnapshot> {
-        lock(&self.snapshot)
+    /// The snapshot, with every change the engine thread sent so far applied. Held for a
+    /// frame by the window's own thread only (not `Sync`): no other thread waits for it.
+    pub fn snapshot(&self) -> RefMut<'_, UiSnapshot> {
+        let mut snapshot = self.snapshot.borrow_mut();
+        while let Ok(change) = self.changes.try_recv() {
+            change(&mut snapshot);
+        }
+        snapshot
     }
 
     /// The event stream every engine this handle starts reports into. Tests and the
@@ -534,15 +547,19 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A change to the window's snapshot, made on the engine thread, applied on the window's.
+type Change = Box<dyn FnOnce(&mut UiSnapshot) + Send>;
+
 #[derive(Clone)]
 struct Shared {
-    snapshot: Arc<Mutex<UiSnapshot>>,
+    changes: std::sync::mpsc::Sender<Change>,
     repaint: Repaint,
 }
 
 impl Shared {
-    fn update(&self, change: impl FnOnce(&mut UiSnapshot)) {
-        change(&mut lock(&self.snapshot));
+    /// Sends `change` to the window (never waits) and asks for a frame to apply it.
+    fn update(&self, change: impl FnOnce(&mut UiSnapshot) + Send + 'static) {
+        let _ = self.changes.send(Box::new(change));
         request_repaint(&self.repaint);
     }
 }
@@ -558,6 +575,14 @@ struct Actor {
     imaging: imaging::ImagingSide,
     /// One-off boots, kept across starts; every engine reads them when a machine asks.
     next_boot: Arc<NextBootTable>,
+    sent: Sent,
+}
+
+/// What the periodic refresh last sent to the window.
+#[derive(Default)]
+struct Sent {
+    clients: Vec<ClientRecord>,
+    next_boots: Vec<(MacAddr, NextBoot)>,
 }
 
 impl Actor {
@@ -598,8 +623,8 @@ impl Actor {
 
     fn on_event(&self, event: Result<EngineEvent, RecvError>) {
         match event {
-            Ok(event) => self.shared.update(|s| s.record(&event, now_ms())),
-            Err(RecvError::Lagged(missed)) => self.shared.update(|s| {
+            Ok(event) => self.shared.update(move |s| s.record(&event, now_ms())),
+            Err(RecvError::Lagged(missed)) => self.shared.update(move |s| {
                 s.push_log(LogLine {
                     at_ms: now_ms(),
                     level: Level::Warn,
@@ -638,7 +663,8 @@ impl Actor {
                     None => drop(self.next_boot.cancel(mac)),
                 }
                 let planned = self.next_boot.all();
-                self.shared.update(|s| s.next_boots = planned);
+                self.sent.next_boots = planned.clone();
+                self.shared.update(move |s| s.next_boots = planned);
             }
             Command::Validate(config) => {
                 let shared = self.shared.clone();
@@ -646,7 +672,7 @@ impl Actor {
                 let _ = tokio::task::spawn_blocking(move || {
                     let errors = validate_config(&config);
                     let validation = Validation::of(*config, errors);
-                    shared.update(|s| s.validation = Some(validation));
+                    shared.update(move |s| s.validation = Some(validation));
                 })
                 .await;
             }
@@ -655,14 +681,14 @@ impl Actor {
                     Some(store) => store.save(&config).map(|()| store.path()).map_err(|err| err.to_string()),
                     None => Err("this system has no home folder to keep settings in".to_string()),
                 };
-                self.shared.update(|s| s.saved = Some(result));
+                self.shared.update(move |s| s.saved = Some(result));
             }
             Command::RefreshInterfaces => {
                 let (interfaces, privileges, elevated) =
                     tokio::task::spawn_blocking(|| (list_interfaces(), Privileges::of_this_process(), is_elevated()))
                         .await
                         .unwrap_or_default();
-                self.shared.update(|s| {
+                self.shared.update(move |s| {
                     s.interfaces = Some(interfaces);
                     s.privileges = privileges;
                     s.elevated = elevated;
@@ -682,7 +708,7 @@ impl Actor {
         later: &mut VecDeque<Command>,
     ) {
         self.stop().await;
-        self.shared.update(|s| {
+        self.shared.update(move |s| {
             s.state = RunState::Starting;
             s.last_error = None;
             s.service_errors.clear();
@@ -715,7 +741,7 @@ impl Actor {
                     Some(Command::Stop) => {
                         cancel.cancel();
                         self.end_imaging();
-                        self.shared.update(|s| s.state = RunState::Stopping);
+                        self.shared.update(move |s| s.state = RunState::Stopping);
                     }
                     Some(Command::Start { .. }) => {} // one start at a time; the button is not shown
                     Some(command) => later.push_back(command),
@@ -738,7 +764,7 @@ impl Actor {
                 };
                 self.engine = Some(engine);
                 self.serving = Some(asked);
-                self.shared.update(|s| {
+                self.shared.update(move |s| {
                     s.state = RunState::Running;
                     s.status = Some(status);
                     s.capture = capture;
@@ -746,7 +772,7 @@ impl Actor {
                 self.refresh();
             }
             Err(EngineError::Cancelled) => {
-                self.shared.update(|s| {
+                self.shared.update(move |s| {
                     s.state = RunState::Stopped;
                     s.status = None;
                     s.push_log(LogLine {
@@ -760,7 +786,7 @@ impl Actor {
             }
             Err(err) => {
                 let failure = StartFailure::from_error(&err);
-                self.shared.update(|s| {
+                self.shared.update(move |s| {
                     s.state = RunState::Stopped;
                     s.status = None;
                     s.push_log(LogLine {
@@ -789,10 +815,10 @@ impl Actor {
 
     async fn stop(&mut self) {
         let Some(engine) = self.engine.take() else { return };
-        self.refresh_from(&engine);
-        self.shared.update(|s| s.state = RunState::Stopping);
+        Self::refresh_from(&self.shared, &mut self.sent, &engine);
+        self.shared.update(move |s| s.state = RunState::Stopping);
         engine.stop().await;
-        self.shared.update(|s| {
+        self.shared.update(move |s| {
             s.state = RunState::Stopped;
             s.status = None;
         });
@@ -801,7 +827,8 @@ impl Actor {
     fn scan(&self, interface: String, listen: Duration) {
         let shared = self.shared.clone();
         let ours = self.engine.as_ref().map(|engine| vec![engine.status().server_ip]).unwrap_or_default();
-        shared.update(|s| s.scan = ScanState::Running { interface: interface.clone() });
+        let scanning = interface.clone();
+        shared.update(move |s| s.scan = ScanState::Running { interface: scanning });
         tokio::spawn(async move {
             let result = match find_up_interface(&interface) {
                 Ok(found) => probe(&ProbeSettings {
@@ -816,7 +843,7 @@ impl Actor {
                 .map_err(|err| err.to_string()),
                 Err(err) => Err(err.to_string()),
             };
-            shared.update(|s| {
+            shared.update(move |s| {
                 s.scan = match result {
                     Ok(servers) => ScanState::Done { interface, servers },
                     Err(message) => ScanState::Failed(message),
@@ -825,22 +852,34 @@ impl Actor {
         });
     }
 
-    fn refresh(&self) {
+    /// Every 250 ms. Only what changed since the last refresh is sent: while the window
+    /// draws no frame (minimised) the changes wait in the channel, so unchanged tables must
+    /// not pile up there.
+    fn refresh(&mut self) {
         // Plans are used up by the engine when their machine boots.
         let planned = self.next_boot.all();
-        self.shared.update(|s| s.next_boots = planned);
+        if planned != self.sent.next_boots {
+            self.sent.next_boots = planned.clone();
+            self.shared.update(move |s| s.next_boots = planned);
+        }
         match &self.engine {
-            Some(engine) => self.refresh_from(engine),
-            None => self.shared.update(|s| s.now_ms = now_ms()),
+            Some(engine) => Self::refresh_from(&self.shared, &mut self.sent, engine),
+            None => self.shared.update(move |s| s.now_ms = now_ms()),
         }
     }
 
-    fn refresh_from(&self, engine: &Engine) {
+    fn refresh_from(shared: &Shared, sent: &mut Sent, engine: &Engine) {
         let clients = engine.clients();
         let seen = engine.conflicts();
-        self.shared.update(|s| {
+        let clients = (clients != sent.clients).then(|| {
+            sent.clients = clients.clone();
+            clients
+        });
+        shared.update(move |s| {
             s.now_ms = now_ms();
-            s.clients = clients;
+            if let Some(clients) = clients {
+                s.clients = clients;
+            }
             // Sightings the engine knows but no event named yet (e.g. from the start probe).
             for server in seen {
                 if !s.conflicts.iter().any(|c| c.server.key() == server.key()) {

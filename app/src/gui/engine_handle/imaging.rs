@@ -38,7 +38,7 @@ impl ImagingSide {
 }
 
 fn notice(shared: &Shared, result: Result<String, String>) {
-    shared.update(|s| s.imaging.notice = Some(result));
+    shared.update(move |s| s.imaging.notice = Some(result));
 }
 
 /// Says why an imaging action cannot be done; serving goes on unchanged.
@@ -64,7 +64,7 @@ impl Actor {
         self.imaging.pins = None;
         if let Some(task) = self.imaging.restore.take() {
             task.abort();
-            self.shared.update(|s| s.imaging.end_session(Err("serving was stopped".into())));
+            self.shared.update(move |s| s.imaging.end_session(Err("serving was stopped".into())));
         }
         if let Some(hub) = &self.imaging.hub {
             hub.stop_all();
@@ -110,7 +110,7 @@ impl Actor {
                 if let Some(hub) = &self.imaging.hub {
                     hub.end_restore();
                 }
-                self.shared.update(|s| s.imaging.end_session(Err("stopped from the window".into())));
+                self.shared.update(move |s| s.imaging.end_session(Err("stopped from the window".into())));
                 None
             }
             ImagingCommand::CancelCapture(mac) => {
@@ -150,7 +150,7 @@ impl Actor {
         })
         .await
         .unwrap_or_else(|err| Err(err.to_string()));
-        self.shared.update(|s| s.imaging.images = Some(listed));
+        self.shared.update(move |s| s.imaging.images = Some(listed));
     }
 
     /// The config being served, and the agent served with it; else why imaging cannot begin.
@@ -213,7 +213,7 @@ impl Actor {
             return refuse(&self.shared, err.to_string());
         }
         let serve_again = !by_menu && self.pin(&[mac]);
-        self.shared.update(|s| {
+        self.shared.update(move |s| {
             s.imaging.captures.push(CaptureRow { mac, name: name.clone(), state: CaptureProgress::Waiting });
             s.imaging.notice = Some(Ok(format!("capture of {mac} into {name:?}: network-boot that machine now")));
         });
@@ -269,7 +269,7 @@ impl Actor {
         });
         let serve_again = !by_menu && self.pin(&pins);
         let total = stream.len();
-        self.shared.update(|s| {
+        self.shared.update(move |s| {
             s.imaging.begin_restore(name.clone(), total);
             s.imaging.notice = Some(Ok(format!("restore of {name:?} offered: network-boot the seats now")));
         });
@@ -279,7 +279,7 @@ impl Actor {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             while let Some(event) = arrived.recv().await {
-                shared.update(|s: &mut super::UiSnapshot| s.imaging.on_session(&event));
+                shared.update(move |s: &mut super::UiSnapshot| s.imaging.on_session(&event));
             }
         });
         let shared = self.shared.clone();
@@ -290,7 +290,7 @@ impl Actor {
             let ended = run_session(&link, settings, &mut stream, report).await;
             hub.end_restore();
             if let Err(err) = ended {
-                shared.update(|s| s.imaging.end_session(Err(err.to_string())));
+                shared.update(move |s| s.imaging.end_session(Err(err.to_string())));
             }
         }));
         serve_again.then_some(config)
