@@ -279,7 +279,7 @@ impl PortaApp {
         let ctx = ui.ctx().clone();
         self.poll_tasks(&ctx);
         self.request_validation();
-        let mut actions = panels::Actions::default();
+        let mut actions = Vec::new();
         {
             let mut snapshot = self.handle.snapshot();
             let title = Self::title_for(&snapshot, &self.config);
@@ -330,39 +330,24 @@ impl PortaApp {
         self.apply(actions);
     }
 
-    fn apply(&mut self, actions: panels::Actions) {
-        if actions.start {
-            self.start();
-        }
-        if actions.stop {
-            self.handle.send(Command::Stop);
-        }
-        if actions.scan {
-            self.handle.send(Command::Scan { interface: self.config.interface.clone(), listen: SCAN_TIME });
-        }
-        if actions.save {
-            self.handle.send(Command::Save(Box::new(self.config.clone())));
-        }
-        if actions.refresh_interfaces {
-            self.handle.send(Command::RefreshInterfaces);
-        }
-        if actions.pick_files {
-            self.open_file_dialog();
-        }
-        if actions.pick_folder {
-            self.open_folder_dialog();
-        }
-        if actions.add_path {
-            self.add_typed_path();
-        }
-        if actions.export {
-            self.export_diagnostics();
-        }
-        for command in actions.imaging {
-            self.handle.send(Command::Imaging(command));
-        }
-        if let Some((mac, boot)) = actions.next_boot {
-            self.handle.send(Command::NextBoot { mac, boot });
+    fn apply(&mut self, actions: Vec<panels::Action>) {
+        use panels::Action;
+        for action in actions {
+            match action {
+                Action::Start => self.start(),
+                Action::Stop => self.handle.send(Command::Stop),
+                Action::Scan => {
+                    self.handle.send(Command::Scan { interface: self.config.interface.clone(), listen: SCAN_TIME })
+                }
+                Action::Save => self.handle.send(Command::Save(Box::new(self.config.clone()))),
+                Action::RefreshInterfaces => self.handle.send(Command::RefreshInterfaces),
+                Action::PickFiles => self.open_file_dialog(),
+                Action::PickFolder => self.open_folder_dialog(),
+                Action::AddPath => self.add_typed_path(),
+                Action::Export => self.export_diagnostics(),
+                Action::Imaging(command) => self.handle.send(Command::Imaging(command)),
+                Action::NextBoot { mac, boot } => self.handle.send(Command::NextBoot { mac, boot }),
+            }
         }
     }
 

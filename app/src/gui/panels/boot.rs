@@ -8,7 +8,7 @@ use portapxe_engine::config::{BootEntry, Config, UefiLoader};
 use portapxe_engine::ipxe::generate_script;
 use portapxe_engine::iso::IsoPlans;
 
-use super::{PanelCtx, field_errors};
+use super::{Action, PanelCtx, field_errors};
 use crate::gui::engine_handle::RunState;
 use crate::gui::images::move_entry;
 use crate::gui::style::{self, SPACING, Tone};
@@ -79,7 +79,7 @@ fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         }
         let choosing = panel.view.pick_folder.is_some();
         if ui.add_enabled(!choosing, egui::Button::new("Choose…")).clicked() {
-            panel.actions.pick_folder = true;
+            panel.actions.push(Action::PickFolder);
         }
         if choosing {
             ui.add(egui::Spinner::new());
@@ -89,7 +89,7 @@ fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     ui.horizontal(|ui| {
         let picking = panel.view.pick_files.is_some();
         if ui.add_enabled(!picking, egui::Button::new("Add boot images…")).clicked() {
-            panel.actions.pick_files = true;
+            panel.actions.push(Action::PickFiles);
         }
         if picking {
             ui.add(egui::Spinner::new());
@@ -109,7 +109,7 @@ fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         let entered = typed.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
         let can_add = !panel.view.add_path.trim().is_empty();
         if ui.add_enabled(can_add, egui::Button::new("Add")).clicked() || (entered && can_add) {
-            panel.actions.add_path = true;
+            panel.actions.push(Action::AddPath);
         }
     });
     if let Some(problem) = &panel.view.dialog_problem {

@@ -9,7 +9,7 @@ use portapxe_engine::clients::{AddressSource, ClientPhase, ClientRecord};
 use portapxe_engine::config::Config;
 use portapxe_engine::events::NextBoot;
 
-use super::PanelCtx;
+use super::{Action, PanelCtx};
 use crate::gui::app::{SortColumn, ViewState};
 use crate::gui::style::{self, ROW_HEIGHT, Tone};
 
@@ -111,7 +111,7 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         details(ui, client, now);
         let planned = panel.snapshot.next_boots.iter().find(|(mac, _)| *mac == client.mac).map(|(_, boot)| boot);
         if let Some(asked) = next_boot(ui, panel.config, planned) {
-            panel.actions.next_boot = Some((client.mac, asked));
+            panel.actions.push(Action::NextBoot { mac: client.mac, boot: asked });
         }
     }
 }

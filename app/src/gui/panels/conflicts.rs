@@ -5,7 +5,7 @@
 
 use egui::Ui;
 
-use super::PanelCtx;
+use super::{Action, PanelCtx};
 use crate::gui::engine_handle::ScanState;
 use crate::gui::style::{self, Tone};
 
@@ -34,7 +34,7 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
                 .on_hover_text("Ask the network which DHCP and proxyDHCP servers answer (3 s)")
                 .clicked()
             {
-                panel.actions.scan = true;
+                panel.actions.push(Action::Scan);
             }
             if scanning {
                 ui.add(egui::Spinner::new());

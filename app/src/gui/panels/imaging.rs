@@ -7,7 +7,7 @@ use std::time::Duration;
 use egui::Ui;
 use portapxe_engine::events::MacAddr;
 
-use super::PanelCtx;
+use super::{Action, PanelCtx};
 use crate::gui::engine_handle::RunState;
 use crate::gui::imaging_state::{CaptureProgress, ImagingCommand, RestoreSeats, SeatRow, megabytes};
 use crate::gui::style::{SPACING, Tone, toned};
@@ -49,7 +49,7 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     if !panel.view.imaging.listed || panel.snapshot.imaging.images_stale {
         panel.view.imaging.listed = true;
         panel.snapshot.imaging.images_stale = false;
-        panel.actions.imaging.push(ImagingCommand::ListImages);
+        panel.actions.push(Action::Imaging(ImagingCommand::ListImages));
     }
     egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
         ui.horizontal(|ui| {
@@ -58,7 +58,7 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
                 None => ui.label(toned(ui, Tone::Error, "This system names no data folder to keep images in.")),
             };
             if ui.button("Refresh").clicked() {
-                panel.actions.imaging.push(ImagingCommand::ListImages);
+                panel.actions.push(Action::Imaging(ImagingCommand::ListImages));
             }
         });
         if !running {
@@ -171,14 +171,14 @@ fn capture(ui: &mut Ui, panel: &mut PanelCtx<'_>, running: bool) {
     if button.clicked()
         && let Ok(mac) = mac
     {
-        panel.actions.imaging.push(ImagingCommand::Capture { mac, name });
+        panel.actions.push(Action::Imaging(ImagingCommand::Capture { mac, name }));
     }
     for row in &panel.snapshot.imaging.captures {
         ui.horizontal(|ui| {
             ui.label(format!("{} → {:?}: {}", row.mac, row.name, row.state));
             let open = matches!(row.state, CaptureProgress::Waiting | CaptureProgress::Receiving(_));
             if open && ui.button("Cancel").on_hover_text("End this capture; what arrived is removed").clicked() {
-                panel.actions.imaging.push(ImagingCommand::CancelCapture(row.mac));
+                panel.actions.push(Action::Imaging(ImagingCommand::CancelCapture(row.mac)));
             }
         });
     }
@@ -234,14 +234,14 @@ fn restore(ui: &mut Ui, panel: &mut PanelCtx<'_>, running: bool) {
     let chosen = !(draft.image.is_empty() || draft.by_mac && draft.ticked.is_empty());
     ui.horizontal(|ui| {
         if ui.add_enabled(running && chosen && !sending, egui::Button::new("Restore to seats")).clicked() {
-            panel.actions.imaging.push(ImagingCommand::Restore {
+            panel.actions.push(Action::Imaging(ImagingCommand::Restore {
                 image: draft.image.clone(),
                 seats,
                 wait: Duration::from_secs(draft.wait_s),
-            });
+            }));
         }
         if sending && ui.button("Stop the session").clicked() {
-            panel.actions.imaging.push(ImagingCommand::StopRestore);
+            panel.actions.push(Action::Imaging(ImagingCommand::StopRestore));
         }
     });
     let Some(session) = session else { return };
@@ -298,12 +298,14 @@ fn wake(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     ui.horizontal(|ui| {
         let all = format!("Wake every machine seen ({})", known.len());
         if ui.add_enabled(!known.is_empty() && !interface.is_empty(), egui::Button::new(all)).clicked() {
-            panel.actions.imaging.push(ImagingCommand::Wake { interface: interface.clone(), macs: known.clone() });
+            panel
+                .actions
+                .push(Action::Imaging(ImagingCommand::Wake { interface: interface.clone(), macs: known.clone() }));
         }
         let ticked = panel.view.imaging.ticked.clone();
         let some = format!("Wake the ticked machines ({})", ticked.len());
         if ui.add_enabled(!ticked.is_empty() && !interface.is_empty(), egui::Button::new(some)).clicked() {
-            panel.actions.imaging.push(ImagingCommand::Wake { interface, macs: ticked });
+            panel.actions.push(Action::Imaging(ImagingCommand::Wake { interface, macs: ticked }));
         }
     });
     ui.label("A machine wakes only if Wake-on-LAN is on in its firmware and it still has power.");

@@ -2,7 +2,7 @@
 
 use egui::Ui;
 
-use super::PanelCtx;
+use super::{Action, PanelCtx};
 use crate::event_text::Level;
 use crate::gui::app::ExportOutcome;
 use crate::gui::diagnostics::clock;
@@ -84,7 +84,7 @@ fn export(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         .add_enabled(!exporting, egui::Button::new("Export diagnostics…"))
         .on_hover_text("One zip with the settings, this log, the clients and the session's packet capture");
     if button.clicked() {
-        panel.actions.export = true;
+        panel.actions.push(Action::Export);
     }
     if exporting {
         ui.add(egui::Spinner::new());

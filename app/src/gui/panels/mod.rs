@@ -1,6 +1,6 @@
 //! One module per part of the window. Each `show` draws from the snapshot and the
 //! config, edits only the config and the view, and asks for anything slow through
-//! [`Actions`], which the app carries out after the frame.
+//! [`Action`]s, which the app carries out after the frame.
 
 pub mod boot;
 pub mod clients;
@@ -16,24 +16,27 @@ use portapxe_engine::events::{MacAddr, NextBoot};
 use super::app::ViewState;
 use super::engine_handle::UiSnapshot;
 
-/// What a panel asked for this frame.
-#[derive(Debug, Default, Clone)]
-pub struct Actions {
-    pub start: bool,
-    pub stop: bool,
-    pub scan: bool,
-    pub save: bool,
-    pub refresh_interfaces: bool,
-    pub pick_files: bool,
-    pub pick_folder: bool,
+/// What a panel asked for this frame, carried out by the app after the frame in the
+/// order asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Start,
+    Stop,
+    Scan,
+    Save,
+    RefreshInterfaces,
+    PickFiles,
+    PickFolder,
     /// Add the path typed in the boot images panel.
-    pub add_path: bool,
+    AddPath,
     /// Export diagnostics (config, log, status, capture) to a zip.
-    pub export: bool,
-    /// Imaging commands, in the order asked.
-    pub imaging: Vec<crate::gui::imaging_state::ImagingCommand>,
-    /// A machine's next network boot planned (`None`: as usual, its menu).
-    pub next_boot: Option<(MacAddr, Option<NextBoot>)>,
+    Export,
+    Imaging(crate::gui::imaging_state::ImagingCommand),
+    /// Plan a machine's next network boot (`None`: as usual, its menu).
+    NextBoot {
+        mac: MacAddr,
+        boot: Option<NextBoot>,
+    },
 }
 
 /// What every panel works on during one frame.
@@ -41,7 +44,7 @@ pub struct PanelCtx<'a> {
     pub snapshot: &'a mut UiSnapshot,
     pub config: &'a mut Config,
     pub view: &'a mut ViewState,
-    pub actions: &'a mut Actions,
+    pub actions: &'a mut Vec<Action>,
 }
 
 impl PanelCtx<'_> {

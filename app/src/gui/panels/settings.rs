@@ -9,7 +9,7 @@ use egui::Ui;
 use portapxe_engine::config::{Config, PoolRange};
 use portapxe_engine::rules::{ArchMatch, ClientRule, MacPattern};
 
-use super::{PanelCtx, field_errors};
+use super::{Action, PanelCtx, field_errors};
 use crate::gui::engine_handle::RunState;
 use crate::gui::style::{self, SPACING, Tone};
 
@@ -108,7 +108,7 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         ui.add_space(SPACING);
         ui.horizontal(|ui| {
             if ui.button("Save settings").clicked() {
-                panel.actions.save = true;
+                panel.actions.push(Action::Save);
             }
             match &panel.snapshot.saved {
                 Some(Ok(path)) => {

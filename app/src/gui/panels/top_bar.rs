@@ -5,7 +5,7 @@ use egui::Ui;
 use portapxe_engine::config::{Config, Mode};
 use portapxe_engine::net::{InterfaceInfo, InterfaceKind};
 
-use super::{PanelCtx, field_errors};
+use super::{Action, PanelCtx, field_errors};
 use crate::gui::engine_handle::{FailedService, RunState, UiSnapshot};
 use crate::gui::style::{self, Tone};
 
@@ -105,7 +105,7 @@ fn card_row(ui: &mut Ui, panel: &mut PanelCtx<'_>, editable: bool, beside: f32) 
     let width = (ui.available_width() - beside).clamp(160.0, 420.0);
     ui.add_enabled_ui(editable, |ui| interface_picker(ui, panel, width));
     if ui.add_enabled(editable, egui::Button::new("Refresh")).on_hover_text("List network cards again").clicked() {
-        panel.actions.refresh_interfaces = true;
+        panel.actions.push(Action::RefreshInterfaces);
     }
 }
 
@@ -130,12 +130,12 @@ fn mode_row(ui: &mut Ui, panel: &mut PanelCtx<'_>, editable: bool) {
                 Some(errors) => start.on_disabled_hover_text(format!("Fix first:\n{}", errors.join("\n"))),
             };
             if start.clicked() {
-                panel.actions.start = true;
+                panel.actions.push(Action::Start);
             }
         }
         RunState::Running => {
             if ui.button("Stop").clicked() {
-                panel.actions.stop = true;
+                panel.actions.push(Action::Stop);
             }
         }
         RunState::Starting => {
@@ -143,7 +143,7 @@ fn mode_row(ui: &mut Ui, panel: &mut PanelCtx<'_>, editable: bool) {
             ui.label("Starting…");
             // Full DHCP looks for other servers for 4.5 s first; Stop cancels that.
             if ui.button("Stop").on_hover_text("Cancel the start").clicked() {
-                panel.actions.stop = true;
+                panel.actions.push(Action::Stop);
             }
         }
         RunState::Stopping => {
