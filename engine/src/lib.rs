@@ -1,5 +1,6 @@
 //! PortaPXE engine: everything that answers a booting machine, with no GUI in it.
 
+pub mod answer;
 pub mod capture;
 pub mod clients;
 pub mod config;

@@ -3,13 +3,15 @@
 
 use std::net::Ipv4Addr;
 
-use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
+use dhcproto::v4::{DhcpOption, Message, MessageType};
 use ipnet::Ipv4Net;
 
 use super::leases::{ClientKey, Lease, LeaseState, LeaseTable, OFFER_HOLD_SECS, Timestamp};
+pub use crate::answer::{Destination, Outcome, Reply};
+use crate::answer::{admit, answered, boot_plan, boot_reply, reply_skeleton};
 use crate::events::{DhcpEvent, DhcpMessage, DhcpReason, DhcpRole};
-use crate::pxe::{BootPlan, BootSettings, PxeRequest, choose_boot, write_boot_fields};
-use crate::rules::{AppliedRule, ClientRule, ClientRules, Verdict};
+use crate::pxe::{BootPlan, BootSettings, PxeRequest};
+use crate::rules::{ClientRule, ClientRules};
 
 /// Some ROMs drop BOOTP replies shorter than the RFC 951 minimum.
 pub const MIN_BOOTP_LEN: usize = 300;
@@ -25,32 +27,6 @@ pub struct DhcpSettings {
     pub rules: ClientRules,
 }
 
-/// Where a reply goes (RFC 2131 §4.1); the driver adds the ports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination {
-    /// 255.255.255.255 on the serving interface.
-    Broadcast,
-    /// A client that already has this address (renewing, INFORM).
-    Client(Ipv4Addr),
-    /// The relay agent that forwarded the request.
-    Relay(Ipv4Addr),
-}
-
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub message: Message,
-    pub destination: Destination,
-}
-
-/// Everything one request led to.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub reply: Option<Reply>,
-    /// The lease at this address changed in a way that must be on disk before the reply leaves.
-    pub persist: Option<Ipv4Addr>,
-    pub event: DhcpEvent,
-}
-
 /// Decides what to answer to `request` (already parsed from `message`).
 pub fn handle(
     message: &Message,
@@ -61,13 +37,10 @@ pub fn handle(
 ) -> Outcome {
     let client = ClientKey::new(request.mac, request.client_id.as_deref());
     let mut event = DhcpEvent::for_request(request, DhcpRole::Server);
-    let silent = |mut event: DhcpEvent, reason: DhcpReason| {
-        event.reason = Some(reason);
-        Outcome { reply: None, persist: None, event }
-    };
-    let rule = match settings.rules.evaluate(request) {
-        Verdict::Ignore(reason) => return silent(event, DhcpReason::Ignored(reason)),
-        Verdict::Serve { rule } => rule,
+    let silent = Outcome::silent;
+    let rule = match admit(&settings.rules, request) {
+        Ok(rule) => rule,
+        Err(reason) => return silent(event, reason),
     };
     if !request.giaddr.is_unspecified() && !settings.subnet.contains(&request.giaddr) {
         return silent(event, DhcpReason::ForeignRelay { relay: request.giaddr });
@@ -242,18 +215,15 @@ fn finish(
     mut event: DhcpEvent,
 ) -> Outcome {
     let ReplyContext { message, request, settings, rule } = context;
-    let overrides = rule.map(|(index, rule)| rule.boot_override(index)).unwrap_or_default();
-    let plan = choose_boot(request, &settings.boot, &overrides);
+    let plan = boot_plan(request, &settings.boot, rule);
     let reply_message = build_reply(message, request, settings, kind, ip, &plan);
-    event.answered = Some(DhcpMessage(kind));
+    answered(&mut event, kind, &plan, rule);
     event.address = ip;
-    event.boot = plan.boot_file().map(str::to_owned);
     event.reason = match (&plan, reason) {
         (BootPlan::NoBootFile { reason }, _) => Some(DhcpReason::NoBootFile(*reason)),
         (BootPlan::IpxeScript { .. }, None) => Some(DhcpReason::IpxeScript),
         (_, reason) => reason,
     };
-    event.rule = rule.map(|(index, rule)| AppliedRule::new(index, rule));
     let destination = if ip.is_none() && !request.ciaddr.is_unspecified() && request.giaddr.is_unspecified() {
         Destination::Client(request.ciaddr)
     } else {
@@ -274,24 +244,6 @@ fn destination(request: &PxeRequest, is_nak: bool) -> Destination {
     }
 }
 
-pub(crate) fn reply_skeleton(request: &Message, kind: MessageType, server_ip: Ipv4Addr) -> Message {
-    let mut reply = Message::default();
-    reply
-        .set_opcode(Opcode::BootReply)
-        .set_htype(request.htype())
-        .set_xid(request.xid())
-        .set_flags(request.flags())
-        .set_giaddr(request.giaddr())
-        .set_chaddr(request.chaddr());
-    reply.opts_mut().insert(DhcpOption::MessageType(kind));
-    reply.opts_mut().insert(DhcpOption::ServerIdentifier(server_ip));
-    // RFC 6842: echo the client identifier.
-    if let Some(id @ DhcpOption::ClientIdentifier(_)) = request.opts().get(OptionCode::ClientIdentifier) {
-        reply.opts_mut().insert(id.clone());
-    }
-    reply
-}
-
 fn nak(request: &Message, settings: &DhcpSettings) -> Message {
     reply_skeleton(request, MessageType::Nak, settings.server_ip)
 }
@@ -304,7 +256,7 @@ fn build_reply(
     ip: Option<Ipv4Addr>,
     plan: &BootPlan,
 ) -> Message {
-    let mut reply = reply_skeleton(request_message, kind, settings.server_ip);
+    let mut reply = boot_reply(request_message, request, kind, settings.server_ip, plan);
     if let Some(ip) = ip {
         reply.set_yiaddr(ip);
         let lease = settings.lease_time_secs;
@@ -324,7 +276,6 @@ fn build_reply(
     if !settings.dns.is_empty() {
         opts.insert(DhcpOption::DomainNameServer(settings.dns.clone()));
     }
-    write_boot_fields(&mut reply, request, plan, settings.boot.server_ip);
     reply
 }
 
@@ -342,7 +293,7 @@ pub fn encode_reply(message: &Message) -> Result<Vec<u8>, dhcproto::error::Encod
 mod tests {
     use super::*;
     use crate::config::PoolRange;
-    use dhcproto::v4::{Architecture, Flags};
+    use dhcproto::v4::{Architecture, Flags, Opcode, OptionCode};
 
     use crate::dhcp::leases::LeaseError;
     use crate::mac::MacAddr;

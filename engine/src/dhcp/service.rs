@@ -293,12 +293,15 @@ async fn serve(socket: UdpSocket, mut state: ServeState, mut stop: oneshot::Rece
         if state.conflicts.full_dhcp_halted() {
             continue;
         }
-        let outcomes: Vec<Outcome> =
-            received.iter().zip(&buffers).filter_map(|(&(len, peer), buf)| state.decide(&buf[..len], peer)).collect();
+        let (outcomes, peers): (Vec<Outcome>, Vec<SocketAddr>) = received
+            .iter()
+            .zip(&buffers)
+            .filter_map(|(&(len, peer), buf)| Some((state.decide(&buf[..len], peer)?, peer)))
+            .unzip();
         let persisted = state.persist(&outcomes).await;
-        for outcome in outcomes {
+        for (outcome, peer) in outcomes.into_iter().zip(peers) {
             if persisted || outcome.persist.is_none() {
-                state.send(&socket, &outcome).await;
+                state.send(&socket, &outcome, peer).await;
             }
             state.events.emit(EngineEvent::Dhcp(outcome.event));
         }
@@ -381,13 +384,14 @@ impl ServeState {
         self.store.lock().is_ok_and(|store| store.needs_compaction(self.leases.len()))
     }
 
-    async fn send(&self, socket: &UdpSocket, outcome: &Outcome) {
+    async fn send(&self, socket: &UdpSocket, outcome: &Outcome, peer: SocketAddr) {
         let Some(reply) = &outcome.reply else { return };
         let client_port = self.settings.port.wrapping_add(1);
-        let target = match reply.destination {
-            Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port),
-            Destination::Client(ip) => SocketAddrV4::new(ip, client_port),
-            Destination::Relay(ip) => SocketAddrV4::new(ip, self.settings.port),
+        let target: SocketAddr = match reply.destination {
+            Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port).into(),
+            Destination::Client(ip) => SocketAddrV4::new(ip, client_port).into(),
+            Destination::Relay(ip) => SocketAddrV4::new(ip, self.settings.port).into(),
+            Destination::Sender => peer,
         };
         match encode_reply(&reply.message) {
             Ok(bytes) => {

@@ -2,10 +2,10 @@ use std::net::Ipv4Addr;
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 
-use crate::dhcp::server::reply_skeleton;
-use crate::events::{DhcpEvent, DhcpMessage, DhcpReason, DhcpRole};
-use crate::pxe::{BootPlan, BootSettings, PXE_BOOT_ITEM, PxeRequest, choose_boot, write_boot_fields};
-use crate::rules::{AppliedRule, ClientRules, Verdict};
+use crate::answer::{Destination, Outcome, Reply, admit, answered, boot_plan, boot_reply};
+use crate::events::{DhcpEvent, DhcpReason, DhcpRole};
+use crate::pxe::{BootPlan, BootSettings, PXE_BOOT_ITEM, PxeRequest};
+use crate::rules::ClientRules;
 
 /// Which of the two proxyDHCP sockets a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,40 +23,21 @@ pub struct ProxySettings {
     pub rules: ClientRules,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyDestination {
-    /// 255.255.255.255:68 — the client has no address yet.
-    Broadcast,
-    /// The relay that forwarded the DISCOVER.
-    Relay(Ipv4Addr),
-    /// Back to the address and port the request came from (4011 requests).
-    Sender,
-}
-
-#[derive(Debug, Clone)]
-pub struct ProxyOutcome {
-    pub reply: Option<(Message, ProxyDestination)>,
-    pub event: DhcpEvent,
-}
-
 /// What to answer a client on `port`. Non-PXE clients and address requests are
 /// left to the network's DHCP server: silence, with the reason in the event.
-pub fn decide(message: &Message, request: &PxeRequest, settings: &ProxySettings, port: ProxyPort) -> ProxyOutcome {
+pub fn decide(message: &Message, request: &PxeRequest, settings: &ProxySettings, port: ProxyPort) -> Outcome {
     let role = match port {
         ProxyPort::Dhcp => DhcpRole::Proxy,
         ProxyPort::BootServer => DhcpRole::BootServer,
     };
     let mut event = DhcpEvent::for_request(request, role);
-    let silent = |mut event: DhcpEvent, reason: DhcpReason| {
-        event.reason = Some(reason);
-        ProxyOutcome { reply: None, event }
-    };
+    let silent = Outcome::silent;
     if !request.is_boot_client() {
         return silent(event, DhcpReason::NotPxeClient);
     }
-    let rule = match settings.rules.evaluate(request) {
-        Verdict::Ignore(reason) => return silent(event, DhcpReason::Ignored(reason)),
-        Verdict::Serve { rule } => rule,
+    let rule = match admit(&settings.rules, request) {
+        Ok(rule) => rule,
+        Err(reason) => return silent(event, reason),
     };
     let reply_type = match (port, request.message_type) {
         (ProxyPort::Dhcp, MessageType::Discover) => MessageType::Offer,
@@ -64,35 +45,31 @@ pub fn decide(message: &Message, request: &PxeRequest, settings: &ProxySettings,
         (ProxyPort::Dhcp, _) => return silent(event, DhcpReason::AddressRequest),
         (ProxyPort::BootServer, _) => return silent(event, DhcpReason::NotForBootServer),
     };
-    let overrides = rule.map(|(index, rule)| rule.boot_override(index)).unwrap_or_default();
-    let plan = choose_boot(request, &settings.boot, &overrides);
+    let plan = boot_plan(request, &settings.boot, rule);
     match &plan {
         BootPlan::AddressOnly => return silent(event, DhcpReason::NothingToBoot),
         BootPlan::NoBootFile { reason } => return silent(event, DhcpReason::NoBootFile(*reason)),
         _ => {}
     }
 
-    let mut reply = reply_skeleton(message, reply_type, settings.server_ip);
+    let mut reply = boot_reply(message, request, reply_type, settings.server_ip, &plan);
     // Never an address: yiaddr stays 0.0.0.0; a 4011 client already has one.
     reply.set_ciaddr(request.ciaddr);
-    write_boot_fields(&mut reply, request, &plan, settings.server_ip);
     if let Some(item) = &request.boot_item {
         echo_boot_item(&mut reply, item);
     }
     let destination = match port {
-        ProxyPort::BootServer => ProxyDestination::Sender,
-        ProxyPort::Dhcp if !request.giaddr.is_unspecified() => ProxyDestination::Relay(request.giaddr),
-        ProxyPort::Dhcp => ProxyDestination::Broadcast,
+        ProxyPort::BootServer => Destination::Sender,
+        ProxyPort::Dhcp if !request.giaddr.is_unspecified() => Destination::Relay(request.giaddr),
+        ProxyPort::Dhcp => Destination::Broadcast,
     };
-    event.answered = Some(DhcpMessage(reply_type));
-    event.boot = plan.boot_file().map(str::to_owned);
+    answered(&mut event, reply_type, &plan, rule);
     event.reason = Some(match (port, request.is_ipxe) {
         (_, true) => DhcpReason::IpxeScript,
         (ProxyPort::Dhcp, false) => DhcpReason::BootFileOffered,
         (ProxyPort::BootServer, false) => DhcpReason::BootFileConfirmed,
     });
-    event.rule = rule.map(|(index, rule)| AppliedRule::new(index, rule));
-    ProxyOutcome { reply: Some((reply, destination)), event }
+    Outcome { reply: Some(Reply { message: reply, destination }), persist: None, event }
 }
 
 /// A boot-server request names the item it wants; the ACK must name the same one.
@@ -115,6 +92,8 @@ fn echo_boot_item(reply: &mut Message, item: &[u8]) {
 mod tests {
     use super::*;
     use dhcproto::v4::{Architecture, Opcode};
+
+    use crate::events::DhcpMessage;
 
     use crate::pxe::fixtures::{self, SERVER};
 
@@ -141,7 +120,7 @@ mod tests {
         ]
     }
 
-    fn run(msg: Message, port: ProxyPort) -> ProxyOutcome {
+    fn run(msg: Message, port: ProxyPort) -> Outcome {
         let request = PxeRequest::from_message(&msg).unwrap();
         decide(&msg, &request, &settings(), port)
     }
@@ -153,8 +132,8 @@ mod tests {
     #[test]
     fn proxy_offer_has_boot_info_but_never_an_address() {
         let outcome = run(message(MessageType::Discover, firmware(7)), ProxyPort::Dhcp);
-        let (offer, destination) = outcome.reply.unwrap();
-        assert_eq!(destination, ProxyDestination::Broadcast);
+        let Reply { message: offer, destination } = outcome.reply.unwrap();
+        assert_eq!(destination, Destination::Broadcast);
         assert!(offer.yiaddr().is_unspecified());
         assert_eq!(offer.siaddr(), SERVER);
         assert_eq!(offer.fname_str().unwrap().unwrap(), "ipxe.efi");
@@ -174,14 +153,15 @@ mod tests {
     fn client_without_guid_still_gets_an_offer() {
         let mut opts = firmware(0);
         opts.retain(|o| !matches!(o, DhcpOption::ClientMachineIdentifier(_)));
-        let (offer, _) = run(message(MessageType::Discover, opts), ProxyPort::Dhcp).reply.unwrap();
+        let Reply { message: offer, .. } = run(message(MessageType::Discover, opts), ProxyPort::Dhcp).reply.unwrap();
         assert!(opt(&offer, OptionCode::ClientMachineIdentifier).is_none());
         assert_eq!(offer.fname_str().unwrap().unwrap(), "undionly.kpxe");
     }
 
     #[test]
     fn bootp_file_field_and_option_67_agree_for_clients_reading_either() {
-        let (offer, _) = run(message(MessageType::Discover, firmware(0)), ProxyPort::Dhcp).reply.unwrap();
+        let Reply { message: offer, .. } =
+            run(message(MessageType::Discover, firmware(0)), ProxyPort::Dhcp).reply.unwrap();
         assert_eq!(offer.fname_str().unwrap().unwrap(), "undionly.kpxe");
         assert_eq!(opt(&offer, OptionCode::BootfileName), Some(&DhcpOption::BootfileName(b"undionly.kpxe".to_vec())));
     }
@@ -193,8 +173,8 @@ mod tests {
         let mut msg = message(MessageType::Request, opts);
         msg.set_ciaddr(Ipv4Addr::new(10, 77, 0, 150));
         let outcome = run(msg, ProxyPort::BootServer);
-        let (ack, destination) = outcome.reply.unwrap();
-        assert_eq!(destination, ProxyDestination::Sender);
+        let Reply { message: ack, destination } = outcome.reply.unwrap();
+        assert_eq!(destination, Destination::Sender);
         assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
         assert!(ack.yiaddr().is_unspecified());
         assert_eq!(ack.ciaddr(), Ipv4Addr::new(10, 77, 0, 150));
@@ -209,7 +189,7 @@ mod tests {
     fn ipxe_gets_the_script_in_proxy_mode_too() {
         let mut opts = firmware(0);
         opts.push(DhcpOption::UserClass(b"iPXE".to_vec()));
-        let (offer, _) = run(message(MessageType::Discover, opts), ProxyPort::Dhcp).reply.unwrap();
+        let Reply { message: offer, .. } = run(message(MessageType::Discover, opts), ProxyPort::Dhcp).reply.unwrap();
         assert_eq!(offer.fname_str().unwrap().unwrap(), "http://10.77.0.1/boot.ipxe");
         assert!(opt(&offer, OptionCode::VendorExtensions).is_none());
         assert_eq!(opt(&offer, OptionCode::ClassIdentifier), Some(&DhcpOption::ClassIdentifier(b"PXEClient".to_vec())));
@@ -233,7 +213,7 @@ mod tests {
     fn relayed_discover_goes_back_to_the_relay() {
         let mut msg = message(MessageType::Discover, firmware(0));
         msg.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
-        let (_, destination) = run(msg, ProxyPort::Dhcp).reply.unwrap();
-        assert_eq!(destination, ProxyDestination::Relay(Ipv4Addr::new(10, 1, 0, 1)));
+        let Reply { destination, .. } = run(msg, ProxyPort::Dhcp).reply.unwrap();
+        assert_eq!(destination, Destination::Relay(Ipv4Addr::new(10, 1, 0, 1)));
     }
 }

@@ -8,5 +8,5 @@
 mod decide;
 mod service;
 
-pub use decide::{ProxyDestination, ProxyOutcome, ProxyPort, ProxySettings, decide};
+pub use decide::{ProxyPort, ProxySettings, decide};
 pub use service::{ProxyService, ProxyServiceSettings, start};

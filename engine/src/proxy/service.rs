@@ -6,7 +6,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::decide::{ProxyDestination, ProxyPort, ProxySettings, decide};
+use super::decide::{ProxyPort, ProxySettings, decide};
+use crate::answer::{Destination, Reply};
 use crate::dhcp::DhcpStartError;
 use crate::dhcp::server::encode_reply;
 use crate::dhcp::service::{InterfacePort, open_socket};
@@ -114,11 +115,12 @@ async fn serve(
             }
         };
         let outcome = decide(&message, &request, &settings.decision, port);
-        if let Some((reply, destination)) = &outcome.reply {
+        if let Some(Reply { message: reply, destination }) = &outcome.reply {
             let target: SocketAddr = match destination {
-                ProxyDestination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port).into(),
-                ProxyDestination::Relay(relay) => SocketAddrV4::new(*relay, settings.dhcp_port).into(),
-                ProxyDestination::Sender => peer,
+                Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port).into(),
+                Destination::Relay(relay) => SocketAddrV4::new(*relay, settings.dhcp_port).into(),
+                // Proxy replies never go to a client's own address: it has none from us.
+                Destination::Sender | Destination::Client(_) => peer,
             };
             match encode_reply(reply) {
                 Ok(bytes) => {
