@@ -26,6 +26,7 @@
 
 pub mod binary;
 pub mod clients;
+pub mod daemon;
 pub mod events;
 pub mod expect;
 pub mod guest;

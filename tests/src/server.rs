@@ -66,6 +66,13 @@ impl ServerSpec {
         self
     }
 
+    /// `--mode off`: TFTP and HTTP only, for a network whose own DHCP server points at
+    /// PortaPXE (`portapxe export`); ready without any DHCP service.
+    pub fn off(mut self) -> Self {
+        self.mode = "off".into();
+        self
+    }
+
     /// Start as a new user would: a fresh `HOME` (`home`, made if missing), no `XDG_*`
     /// variables, no `--state-dir` and no config file.
     pub fn as_newcomer(mut self, home: &Path) -> Self {
@@ -120,6 +127,7 @@ pub struct Server {
     pub ip: Ipv4Addr,
     pub http_port: u16,
     ns: String,
+    mode: String,
 }
 
 impl Server {
@@ -167,6 +175,7 @@ impl Server {
             ip: lab.server_ip(),
             http_port: spec.http_port,
             ns: lab.server_ns().to_owned(),
+            mode: spec.mode.clone(),
         };
         server.wait_ready().with_context(|| format!("portapxe did not become ready\n{}", server.report()))?;
         Ok(server)
@@ -184,8 +193,10 @@ impl Server {
                 bail!("service {} failed to start: {}", failed.service, failed.message);
             }
             // HTTP is checked by connecting (the server reports no HTTP service event).
-            let missing: Vec<&str> = ["dhcp", "tftp"]
-                .into_iter()
+            let needed: &[&str] = if self.mode == "off" { &["tftp"] } else { &["dhcp", "tftp"] };
+            let missing: Vec<&str> = needed
+                .iter()
+                .copied()
                 .filter(|name| !events.services().iter().any(|s| s.ok && s.service.to_lowercase().contains(name)))
                 .collect();
             if missing.is_empty() && self.http_answers() {

@@ -12,17 +12,15 @@
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 
+use crate::daemon::Daemon;
 use crate::netns::{BRIDGE, ClientNs, Lab};
-use crate::process::Guarded;
 
 pub struct Dnsmasq {
-    process: Guarded,
-    log: std::path::PathBuf,
+    daemon: Daemon,
 }
 
 impl Dnsmasq {
@@ -61,7 +59,8 @@ impl Dnsmasq {
         command.arg(format!("--dhcp-range={},{},255.255.255.0,1h", lab.ip(100), lab.ip(150)));
         command.arg(format!("--tftp-root={}", root.display()));
         command.arg(format!("--dhcp-leasefile={}", lab.dir().join("dnsmasq.leases").display()));
-        command.arg(format!("--pid-file={}", lab.dir().join("dnsmasq.pid").display()));
+        let pid_file = lab.dir().join("dnsmasq.pid");
+        command.arg(format!("--pid-file={}", pid_file.display()));
         command.args([
             "--dhcp-userclass=set:ipxe,iPXE",
             "--dhcp-match=set:ipxe,175",
@@ -70,27 +69,13 @@ impl Dnsmasq {
             "--dhcp-boot=tag:!ipxe,tag:efi,ipxe.efi",
             "--dhcp-boot=tag:!ipxe,tag:!efi,undionly.kpxe",
         ]);
-        let log_file = std::fs::File::create(&log)?;
-        command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
-        let mut process = Guarded::spawn("dnsmasq", &mut command).context("apt-get install dnsmasq-base")?;
-        std::thread::sleep(Duration::from_millis(500));
-        if let Some(status) = process.try_status() {
-            bail!("dnsmasq exited at once ({status}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-        }
-        Ok(Self { process, log })
+        let mut daemon = Daemon::start("dnsmasq", command, &log, "apt-get install dnsmasq-base")?;
+        daemon.wait_for_pid_file(&pid_file)?;
+        Ok(Self { daemon })
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("===== dnsmasq log =====\n{}", self.log());
-        }
-        self.process.terminate(Duration::from_secs(3));
+        self.daemon.log()
     }
 }
 
@@ -99,7 +84,7 @@ impl Drop for Dnsmasq {
 /// new client). It runs in its own namespace (a veth port on the lab bridge) with a
 /// static address, in the foreground, and is stopped by PID on drop.
 pub struct NetworkDhcp {
-    process: Guarded,
+    daemon: Daemon,
     /// The namespace dnsmasq runs in (kept so it outlives nothing it should not).
     pub host: ClientNs,
     /// dnsmasq's own address on the lab segment.
@@ -107,7 +92,6 @@ pub struct NetworkDhcp {
     pub range: RangeInclusive<Ipv4Addr>,
     pub lease_file: PathBuf,
     pub pid_file: PathBuf,
-    log: PathBuf,
 }
 
 /// One line of dnsmasq's lease file: `EXPIRY MAC IP HOSTNAME CLIENT-ID`.
@@ -140,27 +124,12 @@ impl NetworkDhcp {
         let pid_file = lab.dir().join("network-dhcp.pid");
         let range_arg = format!("--dhcp-range={},{},255.255.255.0,1h", range.start(), range.end());
         let role_args: Vec<String> = std::iter::once(range_arg).chain(extra.iter().cloned()).collect();
-        let mut command = dnsmasq_command(&ns, &role_args, Ping::Off, &lease_file, &pid_file);
-        let log_file = std::fs::File::create(&log)?;
-        command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
-        eprintln!("[lab] starting the network's DHCP server (address only) in {}: {command:?}", ns.ns);
-        let mut process =
-            Guarded::spawn("dnsmasq (network DHCP)", &mut command).context("apt-get install dnsmasq-base")?;
-        // Ready once it has written its pid file; `ip netns exec` execs, so it names our child.
-        let written = crate::process::wait_until(Duration::from_secs(5), || {
-            std::fs::read_to_string(&pid_file).ok().and_then(|pid| pid.trim().parse::<u32>().ok())
-        });
-        if let Some(status) = process.try_status() {
-            bail!("dnsmasq exited at once ({status}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-        }
-        match written {
-            Some(pid) if pid == process.pid() => {}
-            Some(pid) => bail!("dnsmasq's pid file names {pid}, but the process started is {}", process.pid()),
-            None => {
-                bail!("dnsmasq wrote no pid file within 5 s:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
-            }
-        }
-        Ok(Self { process, host: ns, ip, range, lease_file, pid_file, log })
+        let command = dnsmasq_command(&ns, &role_args, Ping::Off, &lease_file, &pid_file);
+        let mut daemon =
+            Daemon::start("dnsmasq (the network's DHCP server)", command, &log, "apt-get install dnsmasq-base")?
+                .show_on_failure(&lease_file);
+        daemon.wait_for_pid_file(&pid_file)?;
+        Ok(Self { daemon, host: ns, ip, range, lease_file, pid_file })
     }
 
     /// The leases dnsmasq has written so far (an absent file is none).
@@ -182,20 +151,11 @@ impl NetworkDhcp {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.daemon.log()
     }
-}
 
-impl Drop for NetworkDhcp {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "===== network DHCP (dnsmasq) log =====\n{}\n===== its lease file =====\n{}",
-                self.log(),
-                std::fs::read_to_string(&self.lease_file).unwrap_or_default()
-            );
-        }
-        self.process.terminate(Duration::from_secs(3));
+    pub fn pid(&self) -> u32 {
+        self.daemon.pid()
     }
 }
 

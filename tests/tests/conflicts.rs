@@ -29,6 +29,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use portapxe_lab::clients::{self, PxeIdentity};
+use portapxe_lab::daemon::Daemon;
 use portapxe_lab::events::{Event, EventsExt, Phase};
 use portapxe_lab::expect::{self, dhcp_story, transfer_story};
 use portapxe_lab::netns::{BRIDGE, in_netns};
@@ -121,11 +122,9 @@ fn show(conflicts: &[ConflictEvent]) -> String {
 
 /// A foreign DHCP server (dnsmasq, or busybox udhcpd) in its own namespace, stopped by PID on drop.
 struct Foreign {
-    what: &'static str,
-    process: Guarded,
+    /// Runs while this lives; its log is shown when a test fails.
+    _daemon: Daemon,
     ip: Ipv4Addr,
-    lease_file: PathBuf,
-    log: PathBuf,
 }
 
 impl Foreign {
@@ -165,30 +164,14 @@ impl Foreign {
     }
 
     /// Runs `command` (the server, in its namespace at `ip`) with its output in `log`;
-    /// ready once it has written its pid file (after binding). `ip netns exec` execs, so
-    /// the file names our child.
-    fn spawn(
-        what: &'static str,
-        ip: Ipv4Addr,
-        mut command: Command,
-        pid_file: &Path,
-        lease_file: PathBuf,
-        log: PathBuf,
-    ) -> Self {
-        let log_file = std::fs::File::create(&log).unwrap();
-        command.stdin(Stdio::null()).stdout(log_file.try_clone().unwrap()).stderr(log_file);
-        eprintln!("[conflicts] starting the {what} DHCP server at {ip}: {command:?}");
-        let mut process =
-            Guarded::spawn(what, &mut command).expect("the foreign DHCP server (dnsmasq-base, busybox-static)");
-        let written = wait_until(Duration::from_secs(5), || {
-            std::fs::read_to_string(pid_file).ok().and_then(|pid| pid.trim().parse::<u32>().ok())
-        });
-        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(status) = process.try_status() {
-            panic!("{what} exited at once ({status}):\n{}", read_log());
-        }
-        assert_eq!(written, Some(process.pid()), "{what}'s pid file; its log:\n{}", read_log());
-        Self { what, process, ip, lease_file, log }
+    /// ready once it has written its pid file (after binding).
+    fn spawn(what: &str, ip: Ipv4Addr, command: Command, pid_file: &Path, lease_file: PathBuf, log: PathBuf) -> Self {
+        let install = "apt-get install dnsmasq-base busybox-static";
+        let mut daemon = Daemon::start(&format!("the {what} DHCP server at {ip}"), command, &log, install)
+            .unwrap()
+            .show_on_failure(&lease_file);
+        daemon.wait_for_pid_file(pid_file).unwrap();
+        Self { _daemon: daemon, ip }
     }
 
     /// busybox udhcpd as shipped: it checks each address with an ARP ping (2 s) before
@@ -216,24 +199,6 @@ impl Foreign {
         let mut command = ns.command("busybox");
         command.arg("udhcpd").arg("-f").arg(&config);
         Self::spawn("udhcpd", ip, command, &pid_file, lease_file, log)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Foreign {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "===== {} log =====\n{}\n===== its lease file =====\n{}",
-                self.what,
-                self.log(),
-                std::fs::read_to_string(&self.lease_file).unwrap_or_default()
-            );
-        }
-        self.process.terminate(Duration::from_secs(3));
     }
 }
 

@@ -21,19 +21,18 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
 use portapxe_lab::clients::{self, PxeIdentity};
-use portapxe_lab::events::{self, Event, EventsExt, Phase};
+use portapxe_lab::daemon::Daemon;
+use portapxe_lab::events::{Event, EventsExt, Phase};
 use portapxe_lab::expect::{self, dhcp_story, finished_once, has_finished, transfer_story, transfers_of};
 use portapxe_lab::guest::{self, CMDLINE, Guest, INITRD_NAME, KERNEL_NAME};
-use portapxe_lab::netns::{BRIDGE, ClientNs};
-use portapxe_lab::process::{Guarded, POLL, run_bounded, wait_until};
+use portapxe_lab::netns::ClientNs;
+use portapxe_lab::process::{run_bounded, wait_until};
 use portapxe_lab::qemu::{self, Firmware};
-use portapxe_lab::server::tail_lines;
-use portapxe_lab::{Lab, binary};
+use portapxe_lab::{Lab, Server, ServerSpec, binary};
 
 /// The other DHCP server's host number on the lab subnet (10.77.N.2).
 const DHCP_HOST: u8 = 2;
@@ -41,10 +40,6 @@ const DHCP_HOST: u8 = 2;
 const RANGE: (u8, u8) = (100, 150);
 /// One boot, firmware to marker: generous, other QEMU runs may share the two cores.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
-/// How long a DHCP server may take to come up.
-const DHCP_READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long `portapxe serve --mode off` may take to bind TFTP and HTTP.
-const SERVE_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The DHCP servers `portapxe export` writes for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,7 +135,7 @@ fn export_and_boot(case: &Case) {
         kind.flag()
     );
 
-    let server = OffServer::start(&lab, &root, case.http_port, &serve_flags);
+    let server = off_server(&lab, case.http_port, &serve_flags);
     let mut dhcp = OtherDhcp::start(kind, &mut lab, case.dhcp_ns_mac, &exported);
     let ready = started.elapsed();
 
@@ -260,7 +255,7 @@ fn dnsmasq_config_from_export_boots_a_secure_boot_machine_over_uefi_http_boot() 
         "the dnsmasq export gives HTTP boot firmware no {url}:\n{exported}"
     );
 
-    let server = OffServer::start(&lab, &root, 80, &serve_flags);
+    let server = off_server(&lab, 80, &serve_flags);
     let mut dhcp = OtherDhcp::start(Kind::Dnsmasq, &mut lab, "52:54:00:e0:04:02", &exported);
     let tap = lab.add_tap().unwrap();
     let boot = qemu::boot(&lab, &tap, Firmware::UefiSecureBootHttp, MAC, &guest.marker, BOOT_TIMEOUT);
@@ -404,120 +399,29 @@ fn check_loaders(kind: Kind, lab: &Lab, client: &ClientNs, server_ip: Ipv4Addr, 
     problems
 }
 
-/// `portapxe serve --mode off`: TFTP + HTTP on the bridge, no DHCP at all.
-struct OffServer {
-    process: Option<Guarded>,
-    log: PathBuf,
-    events_path: PathBuf,
-}
-
-impl OffServer {
-    fn start(lab: &Lab, root: &Path, http_port: u16, serve_flags: &[String]) -> Self {
-        let binary = binary::portapxe();
-        let log = lab.dir().join("portapxe.log");
-        let events_path = lab.dir().join("events.jsonl");
-        let mut args: Vec<String> = vec![
-            "serve".into(),
-            "--mode".into(),
-            "off".into(),
-            "--interface".into(),
-            BRIDGE.into(),
-            "--root".into(),
-            root.display().to_string(),
-            "--state-dir".into(),
-            lab.dir().join("state").display().to_string(),
-            "--events".into(),
-            events_path.display().to_string(),
-        ];
-        args.extend(serve_flags.iter().cloned());
-        let mut command = lab.server_command(&binary.display().to_string());
-        command.args(&args).env("RUST_BACKTRACE", "1").env("NO_COLOR", "1").stdin(Stdio::null());
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        command.stdout(log_file.try_clone().unwrap()).stderr(log_file);
-        eprintln!("[lab] starting: ip netns exec {} {} {}", lab.server_ns(), binary.display(), args.join(" "));
-        let process = Guarded::spawn("portapxe serve --mode off", &mut command).unwrap();
-        let mut server = Self { process: Some(process), log, events_path };
-        if let Err(error) = server.wait_ready(lab, http_port) {
-            panic!("portapxe --mode off did not become ready: {error:#}\n{}", server.report());
-        }
-        server
-    }
-
-    /// Ready: the engine reported `ready` (after TFTP and HTTP bound) and HTTP accepts.
-    fn wait_ready(&mut self, lab: &Lab, http_port: u16) -> Result<()> {
-        let started = Instant::now();
-        let to = SocketAddr::from((lab.server_ip(), http_port));
-        loop {
-            if let Some(status) = self.process.as_mut().and_then(Guarded::try_status) {
-                bail!("it exited during start-up with {status}");
-            }
-            let events = events::read(&self.events_path)?;
-            if let Some(failed) = events.failed_service() {
-                bail!("service {} failed to start: {}", failed.service, failed.message);
-            }
-            let engine_ready = events.services().iter().any(|s| s.ok && s.service == "engine");
-            let http = engine_ready
-                && lab
-                    .in_server_ns(|| TcpStream::connect_timeout(&to, Duration::from_secs(1)).is_ok())
-                    .unwrap_or(false);
-            if http {
-                eprintln!("[lab] portapxe (--mode off) ready after {:.1?}", started.elapsed());
-                return Ok(());
-            }
-            if started.elapsed() >= SERVE_READY_TIMEOUT {
-                bail!("no engine `ready` event and HTTP {to} answering within {SERVE_READY_TIMEOUT:?}");
-            }
-            std::thread::sleep(POLL * 4);
+/// `portapxe serve --mode off` with `serve_flags` (the flags `export` was given): TFTP
+/// and HTTP on the bridge, no DHCP at all.
+fn off_server(lab: &Lab, http_port: u16, serve_flags: &[String]) -> Server {
+    let mut spec = ServerSpec::new(lab).unwrap().off();
+    spec.http_port = http_port;
+    // The spec passes the HTTP port itself.
+    let mut flags = serve_flags.iter();
+    while let Some(flag) = flags.next() {
+        match flag.as_str() {
+            "--http-port" => drop(flags.next()),
+            _ => spec.extra.push(flag.clone()),
         }
     }
-
-    fn events(&self) -> Vec<Event> {
-        events::read(&self.events_path).unwrap_or_else(|error| panic!("{error:#}"))
-    }
-
-    fn wait_for_events(&self, what: &str, timeout: Duration, done: impl Fn(&[Event]) -> bool) -> Vec<Event> {
-        wait_until(timeout, || {
-            let events = self.events();
-            done(&events).then_some(events)
-        })
-        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
-    }
-
-    fn report(&self) -> String {
-        let events = std::fs::read_to_string(&self.events_path).unwrap_or_default();
-        let events: Vec<&str> = events.lines().filter(|l| !l.contains("\"phase\":\"progress\"")).collect();
-        format!(
-            "===== portapxe log {} (last 100 lines) =====\n{}\n===== events (without progress, last 100) =====\n{}\n=====",
-            self.log.display(),
-            tail_lines(&std::fs::read_to_string(&self.log).unwrap_or_default(), 100),
-            events[events.len().saturating_sub(100)..].join("\n")
-        )
-    }
-}
-
-impl Drop for OffServer {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{}", self.report());
-        }
-        if let Some(mut process) = self.process.take() {
-            let (_, graceful) = process.terminate(Duration::from_secs(10));
-            if !graceful {
-                eprintln!("[lab] portapxe ignored SIGTERM for 10 s and was killed");
-            }
-        }
-    }
+    Server::start(lab, &spec).unwrap_or_else(|error| panic!("{error:#}"))
 }
 
 /// The network's DHCP server, configured with the exported text, in its own namespace
 /// (10.77.N.2 on a veth port of the lab bridge), in the foreground, stopped by PID.
 struct OtherDhcp {
     kind: Kind,
-    process: Guarded,
+    daemon: Daemon,
     /// Kept so the namespace is known to live as long as the server.
     _host: ClientNs,
-    config: PathBuf,
-    log: PathBuf,
     lease_file: PathBuf,
 }
 
@@ -531,7 +435,7 @@ impl OtherDhcp {
         let (first, last) = (lab.ip(RANGE.0), lab.ip(RANGE.1));
         let subnet = Ipv4Addr::new(10, 77, lab.net, 0);
         let iface = host.interface();
-        let (config, lease_file, mut command, ready) = match kind {
+        let (config, lease_file, command, ready) = match kind {
             Kind::Dnsmasq => {
                 let config = dir.join("dnsmasq.conf");
                 let lease_file = dir.join("dnsmasq.leases");
@@ -571,55 +475,20 @@ impl OtherDhcp {
             config.display(),
             std::fs::read_to_string(&config).unwrap_or_default()
         );
-        let log_file = std::fs::File::create(&log).unwrap();
-        command.stdin(Stdio::null()).stdout(log_file.try_clone().unwrap()).stderr(log_file);
-        eprintln!("[export] starting {} in {}: {command:?}", kind.flag(), host.ns);
-        let process = Guarded::spawn(kind.flag(), &mut command).unwrap_or_else(|error| {
-            panic!("{error:#}\n(apt-get install dnsmasq-base isc-dhcp-server kea-dhcp4-server)")
-        });
-        let mut server = Self { kind, process, _host: host, config, log, lease_file };
-        if let Err(error) = server.wait_ready(ready) {
-            panic!(
-                "{} with the exported config did not start: {error:#}\n===== its log =====\n{}\n===== its config {} =====\n{}",
-                kind.flag(),
-                server.log(),
-                server.config.display(),
-                std::fs::read_to_string(&server.config).unwrap_or_default()
-            );
+        let install = "apt-get install dnsmasq-base isc-dhcp-server kea-dhcp4-server";
+        let daemon = Daemon::start(&format!("{} (the exported config)", kind.flag()), command, &log, install);
+        let mut daemon =
+            daemon.unwrap_or_else(|error| panic!("{error:#}")).show_on_failure(&config).show_on_failure(&lease_file);
+        // Kea carries on without a socket it could not open: that is a failure here.
+        let broken = |log: &str| log.lines().find(|l| l.contains("DHCPSRV_OPEN_SOCKET_FAIL")).map(str::to_owned);
+        if let Err(error) = daemon.wait_ready(|log| log.contains(ready), broken) {
+            panic!("{error:#}");
         }
-        server
-    }
-
-    fn wait_ready(&mut self, needle: &str) -> Result<()> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.process.try_status() {
-                bail!("it exited with {status}");
-            }
-            let log = self.log();
-            // Kea carries on without a socket it could not open: that is a failure here.
-            if let Some(line) = log.lines().find(|l| l.contains("DHCPSRV_OPEN_SOCKET_FAIL")) {
-                bail!("{line}");
-            }
-            if log.contains(needle) {
-                eprintln!("[export] {} ready after {:.1?}", self.kind.flag(), started.elapsed());
-                return Ok(());
-            }
-            if started.elapsed() >= DHCP_READY_TIMEOUT {
-                bail!("no `{needle}` in its log within {DHCP_READY_TIMEOUT:?}");
-            }
-            std::thread::sleep(POLL * 2);
-        }
+        Self { kind, daemon, _host: host, lease_file }
     }
 
     fn assert_alive(&mut self) {
-        if let Some(status) = self.process.try_status() {
-            panic!("{} exited during the test with {status}:\n{}", self.kind.flag(), self.log());
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read(&self.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        self.daemon.assert_alive();
     }
 
     /// Addresses the server's lease file gives to `mac`.
@@ -636,26 +505,6 @@ impl OtherDhcp {
         addresses.sort();
         addresses.dedup();
         addresses
-    }
-}
-
-impl Drop for OtherDhcp {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "===== {} log {} (last 150 lines) =====\n{}\n===== its config {} =====\n{}\n===== its lease file =====\n{}\n=====",
-                self.kind.flag(),
-                self.log.display(),
-                tail_lines(&self.log(), 150),
-                self.config.display(),
-                std::fs::read_to_string(&self.config).unwrap_or_default(),
-                std::fs::read_to_string(&self.lease_file).unwrap_or_default()
-            );
-        }
-        let (_, graceful) = self.process.terminate(Duration::from_secs(5));
-        if !graceful {
-            eprintln!("[lab] {} ignored SIGTERM for 5 s and was killed", self.kind.flag());
-        }
     }
 }
 
