@@ -11,10 +11,11 @@
 //! | [`netns`] | namespaces, bridge, taps, veth clients; `in_netns` for sockets inside |
 //! | [`ra`] | the network's own IPv6 router, standing in (proxy and boot-files-only tests): advertisements with lifetime 0 |
 //! | [`binary`] | building / locating the `portapxe` binary |
-//! | [`server`] | running `portapxe serve`, readiness, SIGTERM, log + events on failure |
+//! | [`server`] | running `portapxe serve` in any mode (`dhcp`, `proxy`, `off`), readiness, SIGTERM, log + events on failure |
+//! | [`daemon`] | every other server the lab runs (dnsmasq, isc-dhcpd, Kea, udhcpd): start, readiness by log or pid file, log on failure, stop by PID |
 //! | [`events`] | the `--events` JSON lines, typed |
 //! | [`expect`] | assertions over events that print the evidence when they fail |
-//! | [`guest`] | guest kernel, busybox initramfs with a per-run marker, iPXE binaries |
+//! | [`guest`] | guest kernels (x64, and ARM64 for the ARM64 Secure Boot test), busybox initramfs with a per-run marker, iPXE binaries, signed loaders |
 //! | [`imaging`] | image folders in PortaPXE's format, udpcast `udp-receiver` seats, checks of what they received |
 //! | [`qemu`] | QEMU command lines, bounded wait for the marker, boot time |
 //! | [`clients`] | udhcpc, dhclient, tftp-hpa drivers |
@@ -22,7 +23,9 @@
 //! | [`standin`] | dnsmasq: stand-in server for the harness self-test; address-only "network DHCP" for proxy mode |
 //!
 //! Prerequisites: root; `apt-get install qemu-system-x86 ipxe-qemu ipxe ovmf
-//! busybox-static udhcpc isc-dhcp-client tftp-hpa`; `tests/lab/prepare-guest.sh target/lab`.
+//! qemu-system-arm qemu-efi-aarch64 busybox-static udhcpc isc-dhcp-client tftp-hpa`;
+//! `tests/lab/prepare-guest.sh target/lab`, `tests/lab/prepare-arm64.sh target/lab/arm64`
+//! (`.ci/install-deps.sh` does all of it).
 
 pub mod binary;
 pub mod clients;
