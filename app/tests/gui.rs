@@ -441,10 +441,10 @@ fn export_diagnostics_writes_one_zip_with_config_log_status_and_capture() {
 
     harness.get_by_label("Export diagnostics…").click();
     harness.step();
-    assert!(harness.state().view.export.is_some(), "the export runs as a task, not in the frame");
-    wait_until(&mut harness, "the export", |app| app.view.exported.is_some());
-    let Some(ExportOutcome::Written { path, note }) = harness.state().view.exported.clone() else {
-        panic!("export failed: {:?}", harness.state().view.exported);
+    assert!(harness.state().view.log.export.is_some(), "the export runs as a task, not in the frame");
+    wait_until(&mut harness, "the export", |app| app.view.log.exported.is_some());
+    let Some(ExportOutcome::Written { path, note }) = harness.state().view.log.exported.clone() else {
+        panic!("export failed: {:?}", harness.state().view.log.exported);
     };
     assert!(path.starts_with(settings.path().join("data")), "{path:?}");
     assert!(note.as_deref().is_some_and(|n| n.contains("no file dialog in this test")), "{note:?}");
@@ -542,7 +542,7 @@ fn without_a_file_dialog_the_window_says_why_and_takes_typed_paths() {
     harness.run_steps(2);
 
     harness.get_by_label("Add boot images…").click();
-    wait_until(&mut harness, "the dialog's answer", |app| app.view.dialog_problem.is_some());
+    wait_until(&mut harness, "the dialog's answer", |app| app.view.boot.dialog_problem.is_some());
     harness.get_by_label_contains("no desktop portal and no zenity here");
     harness.get_by_label_contains("drop the files on this window, or type a file's path below and press Add");
 
@@ -557,7 +557,7 @@ fn without_a_file_dialog_the_window_says_why_and_takes_typed_paths() {
 
     harness.get_by_label("Choose…").click();
     wait_until(&mut harness, "the dialog's answer", |app| {
-        app.view.dialog_problem.as_deref().is_some_and(|p| p.contains("Boot folder field"))
+        app.view.boot.dialog_problem.as_deref().is_some_and(|p| p.contains("Boot folder field"))
     });
     retype(&mut harness, "Boot folder", &other.path().display().to_string());
     assert_eq!(harness.state().config().root, other.path());

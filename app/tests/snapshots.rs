@@ -265,8 +265,8 @@ fn settings_with_a_validation_error() {
     let error = typed.parse::<PoolRange>().expect_err("not a pool").to_string();
     picture("settings_validation_error", egui::Theme::Light, config, snapshot, move |app| {
         app.view.tab = Tab::Settings;
-        app.view.texts.pool = typed.into();
-        app.view.texts.pool_error = Some(error);
+        app.view.settings.texts.pool = typed.into();
+        app.view.settings.texts.pool_error = Some(error);
     });
 }
 

@@ -8,77 +8,19 @@ use std::time::Duration;
 use egui::{Context, Id, Modal, Ui, ViewportCommand};
 use portapxe_engine::StartOptions;
 use portapxe_engine::config::{Config, Mode};
-use portapxe_engine::events::MacAddr;
 
 use super::diagnostics::{self, Diagnostics};
 use super::dialogs::{self, DialogSupport, Picked};
 use super::engine_handle::{Command, EngineHandle, Pending, RunState, ScanState, UiSnapshot};
-use super::images::{AddReport, add_files};
+use super::images::add_files;
 use super::panels;
+pub use super::panels::clients::SortColumn;
+pub use super::panels::log::ExportOutcome;
+pub use super::panels::{Tab, ViewState};
 use super::style::SPACING;
-use crate::event_text::Level;
 
 /// How long "Scan now" listens for answers.
 pub const SCAN_TIME: Duration = Duration::from_secs(3);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tab {
-    Clients,
-    BootImages,
-    Imaging,
-    Settings,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortColumn {
-    Mac,
-    Address,
-    Arch,
-    Phase,
-    Transfer,
-    LastSeen,
-}
-
-/// What the person chose to look at; none of it is engine state.
-pub struct ViewState {
-    pub tab: Tab,
-    pub sort: SortColumn,
-    pub ascending: bool,
-    pub selected_client: Option<MacAddr>,
-    pub log_level: Level,
-    pub log_client: Option<MacAddr>,
-    pub texts: panels::settings::SettingsTexts,
-    pub new_rule: panels::settings::RuleDraft,
-    /// The per-client rule being edited in place, if any.
-    pub editing_rule: Option<panels::settings::RuleEdit>,
-    pub add_report: Option<AddReport>,
-    pub pick_files: Option<Pending<Picked<Vec<PathBuf>>>>,
-    pub pick_folder: Option<Pending<Picked<PathBuf>>>,
-    /// Why the last file dialog could not open, with what to do instead.
-    pub dialog_problem: Option<String>,
-    /// A file or folder path typed in the boot images panel, to add without a dialog.
-    pub add_path: String,
-    /// The start failure whose safety-gate dialog was closed (so it does not come back).
-    pub dismissed_gate: Option<String>,
-    /// "Export diagnostics" under way.
-    pub export: Option<Pending<ExportOutcome>>,
-    /// How the last export ended.
-    pub exported: Option<ExportOutcome>,
-    /// The imaging tab's fields.
-    pub imaging: panels::imaging::ImagingDraft,
-}
-
-/// How "Export diagnostics" ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ExportOutcome {
-    /// Written to `path`; `note` says why it is not where the person chose (no dialog).
-    Written {
-        path: PathBuf,
-        note: Option<String>,
-    },
-    Cancelled,
-    Failed(String),
-}
 
 pub struct PortaApp {
     handle: EngineHandle,
@@ -96,22 +38,11 @@ impl PortaApp {
         super::style::install(ctx);
         let view = ViewState {
             tab: Tab::Clients,
-            sort: SortColumn::LastSeen,
-            ascending: false,
-            selected_client: None,
-            log_level: Level::Info,
-            log_client: None,
-            texts: panels::settings::SettingsTexts::from_config(&config),
-            new_rule: panels::settings::RuleDraft::default(),
-            editing_rule: None,
-            add_report: None,
-            pick_files: None,
-            pick_folder: None,
-            dialog_problem: None,
-            add_path: String::new(),
+            clients: panels::clients::ClientsView::default(),
+            log: panels::log::LogView::default(),
+            settings: panels::settings::SettingsView::from_config(&config),
+            boot: panels::boot::BootView::default(),
             dismissed_gate: None,
-            export: None,
-            exported: None,
             imaging: panels::imaging::ImagingDraft::default(),
         };
         Self { handle, config, view, validating: None, title: String::new(), dialogs: DialogSupport::detect() }
@@ -137,7 +68,7 @@ impl PortaApp {
     /// Files from the dialog or dropped on the window.
     pub fn add_files(&mut self, files: &[PathBuf]) {
         let report = add_files(&mut self.config, files);
-        self.view.add_report = Some(report);
+        self.view.boot.add_report = Some(report);
         self.view.tab = Tab::BootImages;
     }
 
@@ -153,32 +84,32 @@ impl PortaApp {
     }
 
     fn poll_tasks(&mut self, ctx: &Context) {
-        if let Some(result) = self.view.pick_files.as_ref().and_then(Pending::poll) {
-            self.view.pick_files = None;
+        if let Some(result) = self.view.boot.pick_files.as_ref().and_then(Pending::poll) {
+            self.view.boot.pick_files = None;
             match result {
                 Picked::Chosen(files) => self.add_files(&files),
                 Picked::Cancelled => {}
                 Picked::Unavailable(why) => {
-                    self.view.dialog_problem = Some(format!(
+                    self.view.boot.dialog_problem = Some(format!(
                         "{why}. Meanwhile, drop the files on this window, or type a file's path below and press Add."
                     ));
                 }
             }
         }
-        if let Some(result) = self.view.pick_folder.as_ref().and_then(Pending::poll) {
-            self.view.pick_folder = None;
+        if let Some(result) = self.view.boot.pick_folder.as_ref().and_then(Pending::poll) {
+            self.view.boot.pick_folder = None;
             match result {
                 Picked::Chosen(folder) => self.config.root = folder,
                 Picked::Cancelled => {}
                 Picked::Unavailable(why) => {
-                    self.view.dialog_problem =
+                    self.view.boot.dialog_problem =
                         Some(format!("{why}. Meanwhile, type the boot folder's path in the Boot folder field."));
                 }
             }
         }
-        if let Some(outcome) = self.view.export.as_ref().and_then(Pending::poll) {
-            self.view.export = None;
-            self.view.exported = Some(outcome);
+        if let Some(outcome) = self.view.log.export.as_ref().and_then(Pending::poll) {
+            self.view.log.export = None;
+            self.view.log.exported = Some(outcome);
         }
         let dropped: Vec<PathBuf> =
             ctx.input(|input| input.raw.dropped_files.iter().map(|file| file.path().to_path_buf()).collect());
@@ -195,7 +126,7 @@ impl PortaApp {
     }
 
     pub fn open_file_dialog(&mut self) {
-        self.view.dialog_problem = None;
+        self.view.boot.dialog_problem = None;
         let mut dialog = rfd::AsyncFileDialog::new()
             .set_title("Add boot images")
             .add_filter("Boot images", &["iso", "ipxe", "efi", "kpxe", "pxe", "0", "img", "gz", "xz", "cpio", "lkrn"]);
@@ -203,7 +134,7 @@ impl PortaApp {
             dialog = dialog.set_directory(&self.config.root);
         }
         let support = self.dialogs.clone();
-        self.view.pick_files = Some(self.handle.spawn_task(async move {
+        self.view.boot.pick_files = Some(self.handle.spawn_task(async move {
             let picked = dialogs::pick(&support, async move { dialog.pick_files().await }).await;
             match picked {
                 Picked::Chosen(files) => Picked::Chosen(files.into_iter().map(|f| f.path().to_path_buf()).collect()),
@@ -214,10 +145,10 @@ impl PortaApp {
     }
 
     pub fn open_folder_dialog(&mut self) {
-        self.view.dialog_problem = None;
+        self.view.boot.dialog_problem = None;
         let dialog = rfd::AsyncFileDialog::new().set_title("Boot folder (served over TFTP and HTTP)");
         let support = self.dialogs.clone();
-        self.view.pick_folder = Some(self.handle.spawn_task(async move {
+        self.view.boot.pick_folder = Some(self.handle.spawn_task(async move {
             match dialogs::pick(&support, async move { dialog.pick_folder().await }).await {
                 Picked::Chosen(folder) => Picked::Chosen(folder.path().to_path_buf()),
                 Picked::Cancelled => Picked::Cancelled,
@@ -228,20 +159,20 @@ impl PortaApp {
 
     /// The path typed in the boot images panel, added as if it had been picked.
     pub fn add_typed_path(&mut self) {
-        let typed = self.view.add_path.trim();
+        let typed = self.view.boot.add_path.trim();
         if typed.is_empty() {
             return;
         }
         let path = PathBuf::from(typed);
         let path = if path.is_relative() { self.config.root.join(path) } else { path };
         self.add_files(&[path]);
-        self.view.add_path.clear();
+        self.view.boot.add_path.clear();
     }
 
     /// "Export diagnostics": asks where (rfd's save dialog; without one, a dated file
     /// in the data folder), then writes the zip on the engine thread's runtime.
     pub fn export_diagnostics(&mut self) {
-        if self.view.export.is_some() {
+        if self.view.log.export.is_some() {
             return;
         }
         let diagnostics = Diagnostics::from_snapshot(&self.handle.snapshot(), &self.config);
@@ -255,8 +186,8 @@ impl PortaApp {
             dialog = dialog.set_directory(dir);
         }
         let support = self.dialogs.clone();
-        self.view.exported = None;
-        self.view.export = Some(self.handle.spawn_task(async move {
+        self.view.log.exported = None;
+        self.view.log.export = Some(self.handle.spawn_task(async move {
             let (path, note) = match dialogs::pick(&support, async move { dialog.save_file().await }).await {
                 Picked::Chosen(file) => (file.path().to_path_buf(), None),
                 Picked::Cancelled => return ExportOutcome::Cancelled,
@@ -321,7 +252,7 @@ impl PortaApp {
             drop_overlay(&ctx);
             let busy = matches!(snapshot.state, RunState::Starting | RunState::Stopping | RunState::Running)
                 || matches!(snapshot.scan, ScanState::Running { .. })
-                || self.view.export.is_some();
+                || self.view.log.export.is_some();
             if busy {
                 // "Last seen" ages and spinners move on even without new events.
                 ctx.request_repaint_after(Duration::from_millis(250));

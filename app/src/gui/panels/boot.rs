@@ -2,6 +2,8 @@
 //! loaders, the menu entries (reorder, rename, remove) and the generated iPXE menu
 //! as the clients will get it.
 
+use std::path::PathBuf;
+
 use egui::Ui;
 use portapxe_engine::SignedChain;
 use portapxe_engine::config::{BootEntry, Config, UefiLoader};
@@ -9,9 +11,24 @@ use portapxe_engine::ipxe::generate_script;
 use portapxe_engine::iso::IsoPlans;
 
 use super::{Action, PanelCtx, field_errors};
+use crate::gui::dialogs::Picked;
+use crate::gui::engine_handle::Pending;
 use crate::gui::engine_handle::RunState;
-use crate::gui::images::move_entry;
+use crate::gui::images::{AddReport, move_entry};
 use crate::gui::style::{self, SPACING, Tone};
+
+/// The boot images panel's view: the path typed to add, file dialogs under way or why
+/// they cannot open, and what the last addition did.
+#[derive(Default)]
+pub struct BootView {
+    pub add_report: Option<AddReport>,
+    pub pick_files: Option<Pending<Picked<Vec<PathBuf>>>>,
+    pub pick_folder: Option<Pending<Picked<PathBuf>>>,
+    /// Why the last file dialog could not open, with what to do instead.
+    pub dialog_problem: Option<String>,
+    /// A file or folder path typed in the boot images panel, to add without a dialog.
+    pub add_path: String,
+}
 
 pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     let editable = panel.snapshot.state == RunState::Stopped;
@@ -77,7 +94,7 @@ fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         if typed.changed() {
             panel.config.root = std::path::PathBuf::from(root.trim());
         }
-        let choosing = panel.view.pick_folder.is_some();
+        let choosing = panel.view.boot.pick_folder.is_some();
         if ui.add_enabled(!choosing, egui::Button::new("Choose…")).clicked() {
             panel.actions.push(Action::PickFolder);
         }
@@ -87,7 +104,7 @@ fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     });
     field_errors(ui, &panel.errors_for("root"));
     ui.horizontal(|ui| {
-        let picking = panel.view.pick_files.is_some();
+        let picking = panel.view.boot.pick_files.is_some();
         if ui.add_enabled(!picking, egui::Button::new("Add boot images…")).clicked() {
             panel.actions.push(Action::PickFiles);
         }
@@ -101,21 +118,21 @@ fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     ui.horizontal(|ui| {
         let typed = style::labelled(ui, "File path", |ui| {
             ui.add(
-                egui::TextEdit::singleline(&mut panel.view.add_path)
+                egui::TextEdit::singleline(&mut panel.view.boot.add_path)
                     .hint_text("a file in the boot folder, e.g. debian/vmlinuz")
                     .desired_width(360.0),
             )
         });
         let entered = typed.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
-        let can_add = !panel.view.add_path.trim().is_empty();
+        let can_add = !panel.view.boot.add_path.trim().is_empty();
         if ui.add_enabled(can_add, egui::Button::new("Add")).clicked() || (entered && can_add) {
             panel.actions.push(Action::AddPath);
         }
     });
-    if let Some(problem) = &panel.view.dialog_problem {
+    if let Some(problem) = &panel.view.boot.dialog_problem {
         style::banner(ui, Tone::Caution, |ui| ui.label(problem));
     }
-    if let Some(report) = &panel.view.add_report {
+    if let Some(report) = &panel.view.boot.add_report {
         if !report.added.is_empty() {
             ui.label(style::toned(ui, Tone::Ok, format!("Added: {}", report.added.join(", "))));
         }

@@ -10,8 +10,33 @@ use portapxe_engine::config::Config;
 use portapxe_engine::events::NextBoot;
 
 use super::{Action, PanelCtx};
-use crate::gui::app::{SortColumn, ViewState};
 use crate::gui::style::{self, ROW_HEIGHT, Tone};
+use portapxe_engine::events::MacAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    Mac,
+    Address,
+    Arch,
+    Phase,
+    Transfer,
+    LastSeen,
+}
+
+/// The clients table's view: its sort and the selected machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientsView {
+    pub sort: SortColumn,
+    pub ascending: bool,
+    pub selected_client: Option<MacAddr>,
+}
+
+impl Default for ClientsView {
+    /// The machine seen last on top.
+    fn default() -> Self {
+        Self { sort: SortColumn::LastSeen, ascending: false, selected_client: None }
+    }
+}
 
 pub fn phase_label(phase: ClientPhase) -> &'static str {
     match phase {
@@ -95,11 +120,11 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         return;
     }
     let mut clients: Vec<&ClientRecord> = panel.snapshot.clients.iter().collect();
-    sort_clients(&mut clients, panel.view.sort, panel.view.ascending);
-    let selected = panel.view.selected_client.and_then(|mac| clients.iter().find(|c| c.mac == mac).copied());
+    sort_clients(&mut clients, panel.view.clients.sort, panel.view.clients.ascending);
+    let selected = panel.view.clients.selected_client.and_then(|mac| clients.iter().find(|c| c.mac == mac).copied());
     let details_height = if selected.is_some() { 200.0 } else { 0.0 };
     let table_height = (ui.available_height() - details_height).max(120.0);
-    let view = &mut *panel.view;
+    let view = &mut panel.view.clients;
     ui.push_id("clients_table", |ui| {
         ui.set_max_height(table_height);
         // A click anywhere on a row selects it, text included.
@@ -145,7 +170,7 @@ fn next_boot(ui: &mut Ui, config: &Config, planned: Option<&NextBoot>) -> Option
     picked
 }
 
-fn table(ui: &mut Ui, view: &mut ViewState, clients: &[&ClientRecord], now: u64) {
+fn table(ui: &mut Ui, view: &mut ClientsView, clients: &[&ClientRecord], now: u64) {
     let headers = [
         (SortColumn::Mac, "MAC (vendor)"),
         (SortColumn::Address, "IP"),

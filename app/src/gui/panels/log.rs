@@ -1,15 +1,48 @@
 //! The log panel: the engine's events as lines, filterable by level and client.
 
+use std::path::PathBuf;
+
 use egui::Ui;
 
 use super::{Action, PanelCtx};
 use crate::event_text::Level;
-use crate::gui::app::ExportOutcome;
+use portapxe_engine::events::MacAddr;
+
 use crate::gui::diagnostics::clock;
 use crate::gui::engine_handle::LogLine;
+use crate::gui::engine_handle::Pending;
 use crate::gui::style::{self, Tone};
 
 /// Whether `line` passes the filters: at least `level`, about `client` when one is chosen.
+/// How "Export diagnostics" ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportOutcome {
+    /// Written to `path`; `note` says why it is not where the person chose (no dialog).
+    Written {
+        path: PathBuf,
+        note: Option<String>,
+    },
+    Cancelled,
+    Failed(String),
+}
+
+/// The log panel's view: the level and machine it is narrowed to, and the diagnostics
+/// export under way or how the last one ended.
+pub struct LogView {
+    pub level: Level,
+    pub client: Option<MacAddr>,
+    /// "Export diagnostics" under way.
+    pub export: Option<Pending<ExportOutcome>>,
+    /// How the last export ended.
+    pub exported: Option<ExportOutcome>,
+}
+
+impl Default for LogView {
+    fn default() -> Self {
+        Self { level: Level::Info, client: None, export: None, exported: None }
+    }
+}
+
 pub fn keep(
     line: &LogLine,
     level: Level,
@@ -24,21 +57,21 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         // First on the row, so it stays in the window at any text scale.
         export(ui, panel);
         ui.separator();
-        egui::ComboBox::from_label("Level").selected_text(panel.view.log_level.label()).show_ui(ui, |ui| {
+        egui::ComboBox::from_label("Level").selected_text(panel.view.log.level.label()).show_ui(ui, |ui| {
             for level in Level::ALL {
-                ui.selectable_value(&mut panel.view.log_level, level, level.label());
+                ui.selectable_value(&mut panel.view.log.level, level, level.label());
             }
         });
-        let client_text = panel.view.log_client.map_or("all clients".to_string(), |mac| mac.to_string());
+        let client_text = panel.view.log.client.map_or("all clients".to_string(), |mac| mac.to_string());
         egui::ComboBox::from_label("Client").selected_text(client_text).show_ui(ui, |ui| {
-            ui.selectable_value(&mut panel.view.log_client, None, "all clients");
+            ui.selectable_value(&mut panel.view.log.client, None, "all clients");
             for client in &panel.snapshot.clients {
-                ui.selectable_value(&mut panel.view.log_client, Some(client.mac), client.mac.to_string());
+                ui.selectable_value(&mut panel.view.log.client, Some(client.mac), client.mac.to_string());
             }
         });
         ui.label(format!("{} lines kept", panel.snapshot.log.len()));
     });
-    match &panel.view.exported {
+    match &panel.view.log.exported {
         Some(ExportOutcome::Written { path, note }) => {
             ui.label(style::toned(ui, Tone::Ok, format!("Diagnostics written to {}", path.display())));
             if let Some(note) = note {
@@ -51,12 +84,12 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
         Some(ExportOutcome::Cancelled) | None => {}
     }
     ui.separator();
-    let client = panel.view.log_client.map(|mac| {
+    let client = panel.view.log.client.map(|mac| {
         let ip = panel.snapshot.clients.iter().find(|c| c.mac == mac).and_then(|c| c.address);
         (mac, ip)
     });
     let lines: Vec<&LogLine> =
-        panel.snapshot.log.iter().filter(|line| keep(line, panel.view.log_level, client)).collect();
+        panel.snapshot.log.iter().filter(|line| keep(line, panel.view.log.level, client)).collect();
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace);
     egui::ScrollArea::vertical().auto_shrink(false).stick_to_bottom(true).show_rows(
         ui,
@@ -79,7 +112,7 @@ pub fn show(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
 
 /// "Export diagnostics…", or a spinner while the zip is written.
 fn export(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
-    let exporting = panel.view.export.is_some();
+    let exporting = panel.view.log.export.is_some();
     let button = ui
         .add_enabled(!exporting, egui::Button::new("Export diagnostics…"))
         .on_hover_text("One zip with the settings, this log, the clients and the session's packet capture");

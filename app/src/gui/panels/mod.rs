@@ -13,8 +13,29 @@ pub mod top_bar;
 use portapxe_engine::config::Config;
 use portapxe_engine::events::{MacAddr, NextBoot};
 
-use super::app::ViewState;
 use super::engine_handle::UiSnapshot;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Clients,
+    BootImages,
+    Imaging,
+    Settings,
+}
+
+/// What the person chose to look at, each panel's own part in its own struct; none of
+/// it is engine state.
+pub struct ViewState {
+    pub tab: Tab,
+    pub clients: clients::ClientsView,
+    pub log: log::LogView,
+    pub settings: settings::SettingsView,
+    pub boot: boot::BootView,
+    /// The start failure whose safety-gate dialog was closed (so it does not come back).
+    pub dismissed_gate: Option<String>,
+    /// The imaging tab's fields.
+    pub imaging: imaging::ImagingDraft,
+}
 
 /// What a panel asked for this frame, carried out by the app after the frame in the
 /// order asked.

@@ -13,6 +13,21 @@ use super::{Action, PanelCtx, field_errors};
 use crate::gui::engine_handle::RunState;
 use crate::gui::style::{self, SPACING, Tone};
 
+/// The settings panel's view: what is typed into its fields, and the client rules being
+/// written or edited.
+pub struct SettingsView {
+    pub texts: SettingsTexts,
+    pub new_rule: RuleDraft,
+    /// The per-client rule being edited in place, if any.
+    pub editing_rule: Option<RuleEdit>,
+}
+
+impl SettingsView {
+    pub fn from_config(config: &Config) -> Self {
+        Self { texts: SettingsTexts::from_config(config), new_rule: RuleDraft::default(), editing_rule: None }
+    }
+}
+
 /// What was typed into the fields that must parse, and why it does not.
 #[derive(Debug, Clone, Default)]
 pub struct SettingsTexts {
@@ -143,7 +158,7 @@ fn parsed_field(
 
 fn dhcp(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     ui.strong("DHCP (full DHCP mode)");
-    let texts = &mut panel.view.texts;
+    let texts = &mut panel.view.settings.texts;
     let config = &mut *panel.config;
     egui::Grid::new("dhcp_settings").num_columns(2).show(ui, |ui| {
         parsed_field(
@@ -215,7 +230,7 @@ fn ports(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
 
 fn rules(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     ui.strong("Which machines boot");
-    let texts = &mut panel.view.texts;
+    let texts = &mut panel.view.settings.texts;
     let config = &mut *panel.config;
     egui::Grid::new("mac_rules").num_columns(2).show(ui, |ui| {
         parsed_field(
@@ -241,29 +256,29 @@ fn rules(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     }
     ui.add_space(SPACING / 2.0);
     ui.label("Per-client rules (the first that matches wins):");
-    if panel.view.editing_rule.as_ref().is_some_and(|edit| edit.index >= panel.config.rules.clients.len()) {
-        panel.view.editing_rule = None;
+    if panel.view.settings.editing_rule.as_ref().is_some_and(|edit| edit.index >= panel.config.rules.clients.len()) {
+        panel.view.settings.editing_rule = None;
     }
     let mut removed = None;
     for index in 0..panel.config.rules.clients.len() {
         let errors = panel.errors_for(&format!("rules.client[{index}]"));
         ui.push_id(("client_rule", index), |ui| {
-            let editing = panel.view.editing_rule.as_ref().is_some_and(|edit| edit.index == index);
+            let editing = panel.view.settings.editing_rule.as_ref().is_some_and(|edit| edit.index == index);
             let rule = &panel.config.rules.clients[index];
             ui.horizontal(|ui| {
                 ui.label(format!("{}. {}{}", index + 1, rule.describe(), if rule.ignore { " → ignore" } else { "" }));
                 if editing {
                     if ui.button("Done").on_hover_text("Close the rule's fields").clicked() {
-                        panel.view.editing_rule = None;
+                        panel.view.settings.editing_rule = None;
                     }
                 } else if ui.button("Edit").on_hover_text("Change this rule in place").clicked() {
-                    panel.view.editing_rule = Some(RuleEdit::of(index, rule));
+                    panel.view.settings.editing_rule = Some(RuleEdit::of(index, rule));
                 }
                 if ui.button("Remove").clicked() {
                     removed = Some(index);
                 }
             });
-            if let Some(edit) = panel.view.editing_rule.as_mut().filter(|edit| edit.index == index) {
+            if let Some(edit) = panel.view.settings.editing_rule.as_mut().filter(|edit| edit.index == index) {
                 egui::Frame::group(ui.style()).show(ui, |ui| {
                     rule_editor(ui, edit, &mut panel.config.rules.clients[index]);
                 });
@@ -273,7 +288,7 @@ fn rules(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     }
     if let Some(index) = removed {
         panel.config.rules.clients.remove(index);
-        panel.view.editing_rule = None;
+        panel.view.settings.editing_rule = None;
     }
     rule_draft(ui, panel);
 }
@@ -381,7 +396,7 @@ pub fn build_rule(draft: &RuleDraft) -> Result<ClientRule, String> {
 }
 
 fn rule_draft(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
-    let draft = &mut panel.view.new_rule;
+    let draft = &mut panel.view.settings.new_rule;
     ui.horizontal_wrapped(|ui| {
         style::labelled(ui, "MAC", |ui| {
             ui.add(egui::TextEdit::singleline(&mut draft.mac).hint_text("any").desired_width(140.0))
@@ -419,7 +434,7 @@ fn rule_draft(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
             }
         }
     });
-    if let Some(error) = &panel.view.new_rule.error {
+    if let Some(error) = &panel.view.settings.new_rule.error {
         ui.label(style::toned(ui, Tone::Error, error));
     }
 }
