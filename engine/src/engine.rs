@@ -28,7 +28,6 @@ use crate::http::{HttpService, HttpSettings, HttpStartError};
 use crate::ipxe::{SCRIPT_PATH, generate_script};
 use crate::iso::{IsoBoot, IsoPlans};
 use crate::iso_entries::IsoEntries;
-use crate::loaders::LoaderFallback;
 use crate::net::{InterfaceLookupError, find_interface};
 use crate::proxy::{ProxyService, ProxyServiceSettings, ProxySettings};
 use crate::pxe::{BootSettings, rule_script_path};
@@ -439,7 +438,6 @@ pub struct Engine {
     tftp: Option<TftpService>,
     http: Option<HttpService>,
     /// Serves the app's loader folder behind the boot root while TFTP and HTTP run.
-    loader_fallback: Option<LoaderFallback>,
     events: EventSink,
     status: EngineStatus,
 }
@@ -471,7 +469,6 @@ impl Engine {
             router_advertiser: None,
             tftp: None,
             http: None,
-            loader_fallback: None,
             events: events.clone(),
             status: EngineStatus {
                 interface: interface.name.clone(),
@@ -670,13 +667,15 @@ impl Engine {
         // TFTP and HTTP answer only on the serving interface, not on whatever routes to its address.
         let serving_interface = crate::socket::Interface::from(interface);
         let root = config.serving_root().to_path_buf();
-        if let Some(loader_dir) = config.fallback_loader_dir() {
-            match crate::loaders::register(&root, loader_dir) {
-                Ok(fallback) => self.loader_fallback = Some(fallback),
-                // Validation saw both folders; one vanished since. The root still serves.
-                Err(err) => tracing::warn!(%err, "the loader folder {} is not served", loader_dir.display()),
+        let generated = match config.fallback_loader_dir().map(|dir| (dir, dir.canonicalize())) {
+            Some((_, Ok(loader_dir))) => generated.with_loader_dir(&loader_dir),
+            // Validation saw both folders; one vanished since. The root still serves.
+            Some((dir, Err(err))) => {
+                tracing::warn!(%err, "the loader folder {} is not served", dir.display());
+                generated
             }
-        }
+            None => generated,
+        };
         if config.tftp.enabled {
             let mut settings = TftpSettings::new(SocketAddr::new(bind_ip, config.tftp.port), &root);
             settings.interface = Some(serving_interface.clone());
@@ -937,7 +936,6 @@ impl Engine {
         if let Some(http) = self.http.take() {
             http.stop().await;
         }
-        self.loader_fallback = None;
     }
 }
 

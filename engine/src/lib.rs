@@ -16,7 +16,6 @@ pub mod ipxe;
 pub mod iso;
 pub mod iso_entries;
 pub mod limits;
-pub mod loaders;
 pub mod mac;
 pub mod message_type;
 pub mod net;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -28,6 +28,9 @@ pub struct Served {
     files: Arc<HashMap<String, Bytes>>,
     images: Arc<Vec<MountedImage>>,
     made: Arc<Vec<Arc<dyn MadeOnRequest>>>,
+    /// The app's loader folder (canonical), behind the boot root: a name the root lacks
+    /// is looked up there by the same path rules.
+    loader_dir: Option<Arc<Path>>,
 }
 
 /// Files whose content is decided when they are asked for (the imaging hub's per-MAC
@@ -90,21 +93,26 @@ pub enum SpanError {
 
 impl Served {
     pub fn new(files: impl IntoIterator<Item = (String, Bytes)>) -> Self {
-        Self { files: Arc::new(files.into_iter().collect()), images: Arc::default(), made: Arc::default() }
+        Self {
+            files: Arc::new(files.into_iter().collect()),
+            images: Arc::default(),
+            made: Arc::default(),
+            loader_dir: None,
+        }
     }
 
     /// These files and `more` (which win over a file of the same path).
     pub fn with(&self, more: impl IntoIterator<Item = (String, Bytes)>) -> Self {
         let mut files = (*self.files).clone();
         files.extend(more);
-        Self { files: Arc::new(files), images: self.images.clone(), made: self.made.clone() }
+        Self { files: Arc::new(files), ..self.clone() }
     }
 
     /// These files and images, and `images` too.
     pub fn with_images(&self, images: impl IntoIterator<Item = MountedImage>) -> Self {
         let mut all = self.images.to_vec();
         all.extend(images);
-        Self { files: self.files.clone(), images: Arc::new(all), made: self.made.clone() }
+        Self { images: Arc::new(all), ..self.clone() }
     }
 
     /// These files and images, and what `made` makes on request (asked after the
@@ -113,6 +121,16 @@ impl Served {
         let mut all = self.made.to_vec();
         all.push(made);
         Self { made: Arc::new(all), ..self.clone() }
+    }
+
+    /// These files and images, with `loader_dir` (canonical) behind the boot root.
+    pub fn with_loader_dir(&self, loader_dir: &Path) -> Self {
+        Self { loader_dir: Some(loader_dir.into()), ..self.clone() }
+    }
+
+    /// The loader folder behind the boot root, if any.
+    pub fn loader_dir(&self) -> Option<&Path> {
+        self.loader_dir.as_deref()
     }
 
     /// A generated file's content. `path` must already be normalised the way the TFTP

@@ -12,7 +12,7 @@
 //! such a user can put any file there anyway.
 //!
 //! A path that does not exist in the root is then looked up in the root's loader folder,
-//! if one is registered ([`crate::loaders`]), by the TFTP path rules
+//! if there is one (`Served::loader_dir`), by the TFTP path rules
 //! ([`crate::tftp::paths`]): the same names are served over both, and a symlink out of
 //! the loader folder is refused like one out of the root.
 
@@ -30,13 +30,14 @@ use crate::tftp::paths::{self, PathError};
 #[derive(Clone, Debug)]
 pub(super) struct RootBackend {
     root: Arc<Path>,
+    loader_dir: Option<Arc<Path>>,
 }
 
 impl RootBackend {
-    /// `root` must already be canonical (absolute, no symlinks), as
+    /// `root` (and `loader_dir`) must already be canonical (absolute, no symlinks), as
     /// `std::fs::canonicalize` returns it.
-    pub(super) fn new(root: Arc<Path>) -> Self {
-        Self { root }
+    pub(super) fn new(root: Arc<Path>, loader_dir: Option<Arc<Path>>) -> Self {
+        Self { root, loader_dir }
     }
 }
 
@@ -49,24 +50,24 @@ impl Backend for RootBackend {
     type MetadataFuture = BoxFuture<std::fs::Metadata>;
 
     fn open(&self, path: PathBuf) -> Self::OpenFuture {
-        let root = self.root.clone();
-        Box::pin(async move { TokioBackend.open(resolve_inside(&root, &path).await?).await })
+        let (root, loaders) = (self.root.clone(), self.loader_dir.clone());
+        Box::pin(async move { TokioBackend.open(resolve_inside(&root, loaders.as_deref(), &path).await?).await })
     }
 
     fn metadata(&self, path: PathBuf) -> Self::MetadataFuture {
-        let root = self.root.clone();
-        Box::pin(async move { tokio::fs::metadata(resolve_inside(&root, &path).await?).await })
+        let (root, loaders) = (self.root.clone(), self.loader_dir.clone());
+        Box::pin(async move { tokio::fs::metadata(resolve_inside(&root, loaders.as_deref(), &path).await?).await })
     }
 }
 
 /// The real location of `path`, if it lies inside `root` (or, missing there, in the
-/// root's loader folder).
-pub(super) async fn resolve_inside(root: &Path, path: &Path) -> io::Result<PathBuf> {
+/// loader folder behind it).
+pub(super) async fn resolve_inside(root: &Path, loader_dir: Option<&Path>, path: &Path) -> io::Result<PathBuf> {
     let real = match tokio::fs::canonicalize(path).await {
         Ok(real) => real,
         Err(missing) if missing.kind() == io::ErrorKind::NotFound => {
-            return match crate::loaders::loader_dir_for(root) {
-                Some(loader_dir) => from_loader_dir(root, path, loader_dir, missing).await,
+            return match loader_dir {
+                Some(loader_dir) => from_loader_dir(root, path, loader_dir.to_path_buf(), missing).await,
                 None => Err(missing),
             };
         }
@@ -111,9 +112,10 @@ async fn from_loader_dir(root: &Path, path: &Path, loader_dir: PathBuf, missing:
 mod tests {
     use super::*;
 
-    /// A canonical boot root and a loader folder registered behind it.
+    /// A canonical boot root and a loader folder behind it.
     struct Folders {
-        root: tempfile::TempDir,
+        /// Kept so the folder lives as long as the test.
+        _root: tempfile::TempDir,
         loaders: tempfile::TempDir,
         canonical_root: PathBuf,
     }
@@ -126,25 +128,29 @@ mod tests {
             std::fs::write(loaders.path().join("undionly.kpxe"), b"packaged copy").unwrap();
             std::fs::write(loaders.path().join("ipxe.efi"), b"packaged ipxe").unwrap();
             let canonical_root = root.path().canonicalize().unwrap();
-            Folders { root, loaders, canonical_root }
+            Folders { _root: root, loaders, canonical_root }
+        }
+
+        /// `name` as HTTP finds it, with the loader folder behind the root or without.
+        async fn read_with(&self, name: &str, loaders: bool) -> io::Result<Vec<u8>> {
+            let loader_dir = self.loaders.path().canonicalize().unwrap();
+            let loader_dir = loaders.then_some(loader_dir.as_path());
+            let real = resolve_inside(&self.canonical_root, loader_dir, &self.canonical_root.join(name)).await?;
+            std::fs::read(real)
         }
 
         async fn read(&self, name: &str) -> io::Result<Vec<u8>> {
-            let real = resolve_inside(&self.canonical_root, &self.canonical_root.join(name)).await?;
-            std::fs::read(real)
+            self.read_with(name, true).await
         }
     }
 
     #[tokio::test]
-    async fn missing_files_come_from_the_registered_loader_folder() {
+    async fn missing_files_come_from_the_loader_folder_behind_the_root() {
         let folders = Folders::new();
-        assert_eq!(folders.read("ipxe.efi").await.unwrap_err().kind(), io::ErrorKind::NotFound);
-        let link = crate::loaders::register(folders.root.path(), folders.loaders.path()).unwrap();
+        assert_eq!(folders.read_with("ipxe.efi", false).await.unwrap_err().kind(), io::ErrorKind::NotFound);
         assert_eq!(folders.read("ipxe.efi").await.unwrap(), b"packaged ipxe");
         assert_eq!(folders.read("undionly.kpxe").await.unwrap(), b"root copy", "the root wins");
         assert_eq!(folders.read("nope.efi").await.unwrap_err().kind(), io::ErrorKind::NotFound);
-        drop(link);
-        assert_eq!(folders.read("ipxe.efi").await.unwrap_err().kind(), io::ErrorKind::NotFound);
     }
 
     #[cfg(unix)]
@@ -154,7 +160,6 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret"), b"secret").unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret"), folders.loaders.path().join("secret")).unwrap();
-        let _link = crate::loaders::register(folders.root.path(), folders.loaders.path()).unwrap();
         assert_eq!(folders.read("secret").await.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
     }
 }

@@ -40,7 +40,8 @@ pub(super) struct FromImage(pub(super) ImageSpan);
 /// Every URL's answer, without transfer events. `root` must be canonical. `routes`
 /// (the engine's own, e.g. imaging) answer their paths before any file.
 pub(super) fn files(root: Arc<Path>, generated: Served, routes: Option<Router>) -> Router {
-    let boot_root = ServeDir::with_backend(&root, RootBackend::new(root.clone()))
+    let loader_dir = generated.loader_dir().map(Arc::from);
+    let boot_root = ServeDir::with_backend(&root, RootBackend::new(root.clone(), loader_dir))
         // No index.html, no directory redirects: a directory is simply not found.
         .append_index_html_on_directories(false)
         // ServeDir answers a multi-range request with 416; serving the whole file

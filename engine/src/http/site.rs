@@ -40,6 +40,9 @@ pub(super) struct Site {
     /// Canonical.
     #[cfg(target_os = "linux")]
     pub(super) root: std::sync::Arc<std::path::Path>,
+    /// The loader folder behind the root (canonical), if any.
+    #[cfg(target_os = "linux")]
+    pub(super) loader_dir: Option<std::sync::Arc<std::path::Path>>,
     #[cfg(target_os = "linux")]
     pub(super) events: crate::events::EventSink,
 }

@@ -213,7 +213,7 @@ async fn respond(
     let same_file =
         match (has_body, relative, parts.extensions.get::<FromBootRoot>(), parts.extensions.get::<FromImage>()) {
             (true, Some(relative), Some(FromBootRoot), _) => {
-                open_same_file(&site.root, &relative, parts.status, &parts.headers).await
+                open_same_file(&site.root, site.loader_dir.as_deref(), &relative, parts.status, &parts.headers).await
             }
             (true, _, _, Some(FromImage(image))) => open_same_image(image, parts.status, &parts.headers).await,
             _ => None,
@@ -354,9 +354,15 @@ fn body_span(status: StatusCode, headers: &HeaderMap) -> Option<Span> {
 
 /// The file the router answered from, opened again, if it is still the one its
 /// headers describe.
-async fn open_same_file(root: &Path, relative: &str, status: StatusCode, headers: &HeaderMap) -> Option<(File, Span)> {
+async fn open_same_file(
+    root: &Path,
+    loader_dir: Option<&Path>,
+    relative: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Option<(File, Span)> {
     let span = body_span(status, headers)?;
-    let path = resolve_inside(root, &root.join(relative)).await.ok()?;
+    let path = resolve_inside(root, loader_dir, &root.join(relative)).await.ok()?;
     let opened = tokio::task::spawn_blocking(move || {
         let file = File::open(path)?;
         let metadata = file.metadata()?;
@@ -547,19 +553,26 @@ mod tests {
             ])
         };
         let same = headers("1000", httpdate::fmt_http_date(modified));
-        let (_, span) = open_same_file(&canonical, "boot.img", StatusCode::OK, &same).await.expect("the same file");
+        let (_, span) =
+            open_same_file(&canonical, None, "boot.img", StatusCode::OK, &same).await.expect("the same file");
         assert_eq!(span, Span { offset: 0, len: 1000, file_size: 1000 });
 
         assert!(
-            open_same_file(&canonical, "boot.img", StatusCode::OK, &headers("999", httpdate::fmt_http_date(modified)))
-                .await
-                .is_none()
+            open_same_file(
+                &canonical,
+                None,
+                "boot.img",
+                StatusCode::OK,
+                &headers("999", httpdate::fmt_http_date(modified))
+            )
+            .await
+            .is_none()
         );
         let older = httpdate::fmt_http_date(modified - Duration::from_secs(3600));
         assert!(
-            open_same_file(&canonical, "boot.img", StatusCode::OK, &headers("1000", older)).await.is_none(),
+            open_same_file(&canonical, None, "boot.img", StatusCode::OK, &headers("1000", older)).await.is_none(),
             "replaced since"
         );
-        assert!(open_same_file(&canonical, "gone.img", StatusCode::OK, &same).await.is_none());
+        assert!(open_same_file(&canonical, None, "gone.img", StatusCode::OK, &same).await.is_none());
     }
 }

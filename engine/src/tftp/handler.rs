@@ -84,8 +84,8 @@ impl TftpHandler {
                 (BlockSource::File { file, start: span.offset, len: span.len }, span.len)
             }
             None => {
-                let (file, size) =
-                    open_file(&self.root, relative).map_err(|e| self.refuse_path(client, requested, &e))?;
+                let (file, size) = open_file(&self.root, self.served.loader_dir(), relative)
+                    .map_err(|e| self.refuse_path(client, requested, &e))?;
                 (BlockSource::File { file, start: 0, len: size }, size)
             }
         };
@@ -155,8 +155,8 @@ pub fn tftp_error(error: &PathError) -> Refusal {
 }
 
 /// Resolve, open, and check what was opened (blocking).
-fn open_file(root: &Path, relative: RelativePath) -> Result<(File, u64), PathError> {
-    let resolved = paths::resolve_normalised(root, relative)?;
+fn open_file(root: &Path, loader_dir: Option<&Path>, relative: RelativePath) -> Result<(File, u64), PathError> {
+    let resolved = paths::resolve_normalised(root, loader_dir, relative)?;
     let opened = File::open(resolved.path()).and_then(|file| {
         let metadata = file.metadata()?;
         Ok((file, metadata))

@@ -24,7 +24,7 @@
 //!    followed, one that leads out is refused.
 //! 8. The result must be a regular file (not a directory, device or pipe).
 //! 9. A name that does not exist in the root is looked up, by rules 7 and 8,
-//!    in the root's loader folder, if one is registered ([`crate::loaders`]:
+//!    in the loader folder behind the root, if there is one (`Served::loader_dir`:
 //!    the iPXE loaders that came with the app). A file in the root always
 //!    wins; what is refused in the root is not retried there.
 //!
@@ -241,14 +241,17 @@ pub fn normalise(requested: &str) -> Result<RelativePath, PathError> {
 /// Blocking (it canonicalizes and stats); call it off the async executor.
 pub fn resolve_request(root: &Path, requested: &str) -> Result<ResolvedPath, PathError> {
     let relative = normalise(requested)?;
-    resolve_normalised(root, relative)
+    resolve_in(root, relative)
 }
 
 /// [`resolve_request`] for a name that is already normalised: in `root`, then in the
-/// loader folder registered for it ([`crate::loaders::register`]).
-pub fn resolve_normalised(root: &Path, relative: RelativePath) -> Result<ResolvedPath, PathError> {
-    let registered = || root.canonicalize().ok().and_then(|canonical| crate::loaders::loader_dir_for(&canonical));
-    resolve_with_loaders(root, registered, relative)
+/// app's loader folder behind it (`Served::loader_dir`).
+pub fn resolve_normalised(
+    root: &Path,
+    loader_dir: Option<&Path>,
+    relative: RelativePath,
+) -> Result<ResolvedPath, PathError> {
+    resolve_with_loaders(root, || loader_dir.map(Path::to_path_buf), relative)
 }
 
 /// Rule 9: `relative` in `root`, and only if it does not exist there, in the folder
@@ -659,13 +662,12 @@ mod tests {
     }
 
     #[test]
-    fn a_registered_loader_folder_serves_resolve_request() {
+    fn the_loader_folder_given_is_behind_the_root_and_only_then() {
         let both = WithLoaders::new();
-        assert!(matches!(resolve_request(both.root.path(), "ipxe.efi"), Err(PathError::NotFound { .. })));
-        let link = crate::loaders::register(both.root.path(), both.loaders.path()).unwrap();
-        let resolved = resolve_request(both.root.path(), "ipxe.efi").unwrap();
+        let relative = || normalise("ipxe.efi").unwrap();
+        assert!(matches!(resolve_normalised(both.root.path(), None, relative()), Err(PathError::NotFound { .. })));
+        let resolved = resolve_normalised(both.root.path(), Some(both.loaders.path()), relative()).unwrap();
         assert_eq!(std::fs::read(resolved.path()).unwrap(), b"packaged ipxe");
-        drop(link);
         assert!(matches!(resolve_request(both.root.path(), "ipxe.efi"), Err(PathError::NotFound { .. })));
     }
 
