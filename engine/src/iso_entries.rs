@@ -67,7 +67,7 @@ pub fn image_file(config: &Config, image: &str) -> PathBuf {
 /// `iso/<file name>` for one outside the root, made unique against `taken`.
 pub fn mount_path(image: &str, taken: &[&str]) -> String {
     if !Path::new(image).is_absolute()
-        && let Ok(relative) = crate::tftp::paths::normalise(image)
+        && let Ok(relative) = crate::paths::normalise(image)
     {
         return relative.as_str().to_owned();
     }

@@ -20,6 +20,7 @@ pub mod mac;
 pub mod message_type;
 pub mod net;
 pub mod next_boot;
+pub mod paths;
 pub mod proxy;
 pub mod pxe;
 pub mod router_advert;

@@ -256,7 +256,7 @@ pub struct Config {
     /// Folder whose files are served over TFTP and HTTP. Empty: only the loader folder.
     pub root: PathBuf,
     /// The boot loaders that came with the app (iPXE's `undionly.kpxe`, `ipxe.efi`,
-    /// `snponly.efi`), served for any name the root lacks ([`crate::loaders`]). The app sets
+    /// `snponly.efi`), served for any name the root lacks (`Served::loader_dir`). The app sets
     /// it from where it is installed; it is never saved, so a moved install finds its own.
     #[serde(skip)]
     pub loader_dir: Option<PathBuf>,

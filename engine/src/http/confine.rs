@@ -13,7 +13,7 @@
 //!
 //! A path that does not exist in the root is then looked up in the root's loader folder,
 //! if there is one (`Served::loader_dir`), by the TFTP path rules
-//! ([`crate::tftp::paths`]): the same names are served over both, and a symlink out of
+//! ([`crate::paths`]): the same names are served over both, and a symlink out of
 //! the loader folder is refused like one out of the root.
 
 use std::future::Future;
@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use tower_http::services::fs::{Backend, TokioBackend, TokioFile};
 
-use crate::tftp::paths::{self, PathError};
+use crate::paths::{self, PathError};
 
 /// `ServeDir`'s file system, limited to one canonical root folder.
 #[derive(Clone, Debug)]

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::packet::{ErrorCode, Mode};
-use super::paths::{self, PathError, RelativePath};
 use crate::events::{EngineEvent, EventSink, Protocol, TransferEvent, TransferPhase};
+use crate::paths::{self, PathError, RelativePath};
 use crate::served::{Served, ServedItem};
 
 /// What a client that tries to write is told (as a TFTP ERROR message).

@@ -15,7 +15,7 @@
 //!
 //! Flow of one read request: the listener parses the RRQ, [`admission`] lets it in
 //! (at most 512 transfers, 64 per client address) and it starts a transfer thread → [`TftpHandler`] normalises the name → a generated file, or
-//! [`paths::resolve_request`] then open → options negotiated → the
+//! [`crate::paths::resolve_request`] then open → options negotiated → the
 //! [`transfer::ReadTransfer`] says which blocks to send as ACKs and timeouts
 //! come in → a [`TransferReport`] reports `Started`, `Progress`,
 //! `Finished`/`Failed`.
@@ -25,17 +25,16 @@
 pub mod admission;
 mod handler;
 pub mod packet;
-pub mod paths;
 mod service;
 pub mod transfer;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::paths::{PathError, RelativePath, ResolvedPath, normalise, resolve_request};
 pub use handler::{
     BlockSource, Opened, PROGRESS_INTERVAL, READ_ONLY_MESSAGE, Refusal, TftpHandler, TransferReport, tftp_error,
 };
-pub use paths::{PathError, RelativePath, ResolvedPath, normalise, resolve_request};
 pub use service::{
     DEFAULT_MAX_SEND_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WINDOW_SIZE_LIMIT, TftpService, TftpSettings, TftpStartError,
     bind_error, start,

@@ -1,10 +1,11 @@
-//! From a hostile wire filename to a file inside the boot root.
+//! From a hostile name on the wire to a file inside the boot root: the one set of path
+//! rules TFTP and HTTP share (the served namespace's rules).
 //!
-//! A TFTP filename is whatever bytes a machine on the network chose to send.
-//! [`normalise`] is the one place that turns it into a root-relative `a/b/c`
-//! name (pure, no I/O; the same name keys [`Served`]), and
-//! [`resolve_request`] is the one place that turns that name into a real file
-//! that is provably inside the root. Nothing else in the TFTP service builds a
+//! A TFTP filename or an HTTP path is whatever bytes a machine on the network chose to
+//! send. [`normalise`] is the one place that turns it into a root-relative `a/b/c` name
+//! (pure, no I/O; the same name keys [`Served`]), and [`resolve_request`] (with the
+//! loader folder behind the root: [`resolve_normalised`]) is the one place that turns
+//! that name into a real file that is provably inside the root. Nothing else builds a
 //! path from a request.
 //!
 //! The rules, in the order they are checked:
