@@ -286,7 +286,10 @@ fn secure_boot_problem_of(entry: &BootEntry, kernel_reason: impl FnOnce(&str) ->
 /// The GRUB configuration of the signed chain at every path signed GRUBs read, and
 /// one per client rule that pins an entry.
 fn grub_configs(config: &Config, isos: &IsoPlans) -> Vec<(String, Bytes)> {
-    let ipxe_loader = config.boot.uefi_x64_file.as_deref().unwrap_or("ipxe.efi");
+    let ipxe_loader = crate::grub::IpxeLoaders {
+        x64: config.boot.uefi_x64_file.as_deref().unwrap_or("ipxe.efi"),
+        arm64: config.boot.uefi_arm64_file.as_deref(),
+    };
     let main = Bytes::from(crate::grub::generate_config(
         &config.boot.entries,
         isos,
@@ -437,7 +440,6 @@ pub struct Engine {
     router_advertiser: Option<crate::router_advert::service::RouterAdvertiser>,
     tftp: Option<TftpService>,
     http: Option<HttpService>,
-    /// Serves the app's loader folder behind the boot root while TFTP and HTTP run.
     events: EventSink,
     status: EngineStatus,
 }

@@ -12,13 +12,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::config::BootEntry;
 use crate::events::{EngineEvent, EventSink, NextBoot, NextBootEvent};
 use crate::imaging::hub::{ImagingHub, SeatBoot};
-use crate::iso::IsoPlans;
+use crate::iso::{IsoBoot, IsoPlans};
 use crate::mac::MacAddr;
 use crate::served::{MadeOnRequest, NEXT_BOOT_DIR};
 
@@ -57,6 +58,10 @@ impl NextBootTable {
     fn take(&self, mac: MacAddr) -> Option<NextBoot> {
         self.planned().remove(&mac)
     }
+
+    fn peek(&self, mac: MacAddr) -> Option<NextBoot> {
+        self.planned().get(&mac).cloned()
+    }
 }
 
 /// Which menu asks: the answer is written in its language.
@@ -80,10 +85,32 @@ pub enum Answer {
 pub struct NextBootAnswers {
     table: Arc<NextBootTable>,
     imaging: Option<Arc<ImagingHub>>,
-    /// The entries served, and each one's iPXE script alone.
-    entries: Vec<(String, String)>,
+    /// The entries served: each one's name, iPXE script alone, and whether GRUB hands it
+    /// to iPXE (a chain URL, a `sanboot`ed ISO), which then asks again.
+    entries: Vec<EntryAnswer>,
     events: EventSink,
+    /// What each machine was answered lately: a menu that asks again at once (a TFTP
+    /// request sent again, a download that broke) gets the same answer, not "nothing".
+    recent: Mutex<Vec<Recent>>,
 }
+
+#[derive(Debug)]
+struct EntryAnswer {
+    name: String,
+    ipxe_script: String,
+    grub_hands_to_ipxe: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Recent {
+    mac: MacAddr,
+    menu: Menu,
+    at: Instant,
+    answer: Answer,
+}
+
+/// How long a machine's question is answered the same way again.
+const SAME_ANSWER_FOR: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for NextBootAnswers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -103,20 +130,49 @@ impl NextBootAnswers {
     ) -> Self {
         let entries = entries
             .iter()
-            .map(|entry| (entry.name().to_owned(), crate::ipxe::entry_script(entry, isos, base_url)))
+            .map(|entry| EntryAnswer {
+                name: entry.name().to_owned(),
+                ipxe_script: crate::ipxe::entry_script(entry, isos, base_url),
+                grub_hands_to_ipxe: grub_hands_to_ipxe(entry, isos),
+            })
             .collect();
-        Self { table, imaging, entries, events }
+        Self { table, imaging, entries, events, recent: Mutex::default() }
     }
 
-    /// What `mac` gets now; a planned one-off boot is used up.
-    pub fn answer(&self, mac: MacAddr) -> Answer {
+    /// What `mac` gets now when `menu` asks; a planned one-off boot is used up (except
+    /// when GRUB hands the entry to iPXE: iPXE's question uses it up).
+    pub fn answer(&self, mac: MacAddr, menu: Menu) -> Answer {
+        let mut recent = self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        recent.retain(|r| r.at.elapsed() < SAME_ANSWER_FOR);
+        if let Some(again) = recent.iter().find(|r| r.mac == mac && r.menu == menu) {
+            return again.answer.clone();
+        }
+        let answer = self.fresh_answer(mac, menu);
+        if answer != Answer::Nothing {
+            recent.push(Recent { mac, menu, at: Instant::now(), answer: answer.clone() });
+        }
+        answer
+    }
+
+    fn fresh_answer(&self, mac: MacAddr, menu: Menu) -> Answer {
         if let Some(seat) = self.imaging.as_ref().and_then(|hub| hub.involved_seat_boot(mac)) {
             return Answer::Imaging(seat);
         }
+        let Some(planned) = self.table.peek(mac) else { return Answer::Nothing };
+        let index = match &planned {
+            NextBoot::LocalDisk => None,
+            NextBoot::Entry(name) => self.entries.iter().position(|served| &served.name == name),
+        };
+        if let Some(index) = index
+            && menu == Menu::Grub
+            && self.entries[index].grub_hands_to_ipxe
+        {
+            return Answer::Entry(index);
+        }
         let Some(boot) = self.table.take(mac) else { return Answer::Nothing };
-        let answer = match &boot {
-            NextBoot::LocalDisk => Some(Answer::LocalDisk),
-            NextBoot::Entry(name) => self.entries.iter().position(|(served, _)| served == name).map(Answer::Entry),
+        let answer = match (&boot, index) {
+            (NextBoot::LocalDisk, _) => Some(Answer::LocalDisk),
+            (NextBoot::Entry(_), index) => index.map(Answer::Entry),
         };
         self.events.emit(EngineEvent::NextBoot(NextBootEvent { mac, boot, given: answer.is_some() }));
         answer.unwrap_or(Answer::Nothing)
@@ -131,15 +187,29 @@ impl NextBootAnswers {
                 crate::ipxe::leave_script("nothing to image on this machine; booting its disk")
             }
             (Answer::Imaging(seat), Menu::Grub) => seat.grub_config(),
-            (Answer::Entry(index), Menu::Ipxe) => {
-                self.entries.get(*index).map_or_else(|| crate::ipxe::NOTHING_PLANNED.into(), |(_, s)| s.clone())
-            }
+            (Answer::Entry(index), Menu::Ipxe) => self
+                .entries
+                .get(*index)
+                .map_or_else(|| crate::ipxe::NOTHING_PLANNED.into(), |entry| entry.ipxe_script.clone()),
             (Answer::Entry(index), Menu::Grub) => crate::grub::once_config(*index),
             (Answer::LocalDisk, Menu::Ipxe) => crate::ipxe::leave_script(DISK),
             (Answer::LocalDisk, Menu::Grub) => crate::grub::leave_config(DISK),
             (Answer::Nothing, Menu::Ipxe) => crate::ipxe::NOTHING_PLANNED.into(),
             (Answer::Nothing, Menu::Grub) => "# nothing planned for this machine: its menu follows\n".into(),
         }
+    }
+}
+
+/// Whether GRUB's menu hands `entry` to iPXE (`grub::menu` chain-loads it): a chain URL,
+/// an ISO it cannot boot itself.
+fn grub_hands_to_ipxe(entry: &BootEntry, isos: &IsoPlans) -> bool {
+    match entry {
+        BootEntry::Chain { .. } => true,
+        BootEntry::Iso { image, .. } => matches!(
+            isos.get(image).map(|plan| &plan.boot),
+            None | Some(IsoBoot::Sanboot | IsoBoot::Programs { efi: None, .. })
+        ),
+        _ => false,
     }
 }
 
@@ -156,7 +226,7 @@ pub fn asked(path: &str) -> Option<(MacAddr, Menu)> {
 impl MadeOnRequest for NextBootAnswers {
     fn make(&self, path: &str) -> Option<Bytes> {
         let (mac, menu) = asked(path)?;
-        Some(self.text(&self.answer(mac), menu).into())
+        Some(self.text(&self.answer(mac, menu), menu).into())
     }
 }
 
@@ -213,12 +283,14 @@ mod tests {
         let (table, answers, events) = answers(None);
         let mut rx = events.subscribe();
         table.plan(mac(1), NextBoot::Entry("Lab menu".into()));
-        assert_eq!(answers.answer(mac(2)), Answer::Nothing, "another machine");
+        assert_eq!(answers.answer(mac(2), Menu::Ipxe), Answer::Nothing, "another machine");
         let first = answers.make("portapxe/next/52-54-00-00-00-01.ipxe").unwrap();
         let first = std::str::from_utf8(&first).unwrap();
         assert!(first.starts_with("#!ipxe\n") && first.contains("chain http://10.0.0.9/menu.ipxe"), "{first}");
         assert!(!first.contains("portapxe/next"), "the entry alone, not the menu again: {first}");
-        assert_eq!(answers.answer(mac(1)), Answer::Nothing, "used up");
+        let again = answers.make("portapxe/next/52-54-00-00-00-01.ipxe").unwrap();
+        assert_eq!(again, first.as_bytes(), "asked again at once (a retry): the same answer");
+        assert_eq!(answers.fresh_answer(mac(1), Menu::Ipxe), Answer::Nothing, "used up");
         assert!(table.all().is_empty());
         let Ok(EngineEvent::NextBoot(event)) = rx.try_recv() else { panic!("no event") };
         assert_eq!(event, NextBootEvent { mac: mac(1), boot: NextBoot::Entry("Lab menu".into()), given: true });
@@ -231,11 +303,12 @@ mod tests {
     #[test]
     fn grub_is_sent_to_the_entrys_own_configuration_and_the_disk_leaves_network_boot() {
         let (table, answers, _events) = answers(None);
-        table.plan(mac(1), NextBoot::Entry("Lab menu".into()));
-        assert_eq!(answers.answer(mac(1)), Answer::Entry(1));
-        assert_eq!(answers.text(&Answer::Entry(1), Menu::Grub), "configfile '/grub/entries/1.cfg'\n");
+        table.plan(mac(1), NextBoot::Entry("Debian".into()));
+        assert_eq!(answers.fresh_answer(mac(1), Menu::Grub), Answer::Entry(0));
+        assert_eq!(answers.text(&Answer::Entry(0), Menu::Grub), "configfile '/grub/entries/0.cfg'\n");
+        assert!(table.all().is_empty(), "GRUB boots it itself: used up");
         table.plan(mac(1), NextBoot::LocalDisk);
-        let answer = answers.answer(mac(1));
+        let answer = answers.fresh_answer(mac(1), Menu::Grub);
         assert_eq!(answer, Answer::LocalDisk);
         let ipxe = answers.text(&answer, Menu::Ipxe);
         assert!(ipxe.contains("set portapxe_leave 1\nexit\n"), "{ipxe}");
@@ -245,11 +318,24 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_grub_hands_to_ipxe_is_used_up_by_ipxes_question() {
+        let (table, answers, events) = answers(None);
+        let mut rx = events.subscribe();
+        table.plan(mac(1), NextBoot::Entry("Lab menu".into()));
+        assert_eq!(answers.fresh_answer(mac(1), Menu::Grub), Answer::Entry(1), "GRUB chain-loads iPXE for it");
+        assert_eq!(table.all().len(), 1, "still planned: iPXE asks next");
+        assert!(rx.try_recv().is_err(), "not given yet");
+        assert_eq!(answers.fresh_answer(mac(1), Menu::Ipxe), Answer::Entry(1));
+        assert!(table.all().is_empty());
+        assert!(matches!(rx.try_recv(), Ok(EngineEvent::NextBoot(NextBootEvent { given: true, .. }))));
+    }
+
+    #[test]
     fn an_entry_no_longer_served_gives_the_menu_and_says_so() {
         let (table, answers, events) = answers(None);
         let mut rx = events.subscribe();
         table.plan(mac(3), NextBoot::Entry("Gone".into()));
-        assert_eq!(answers.answer(mac(3)), Answer::Nothing);
+        assert_eq!(answers.answer(mac(3), Menu::Ipxe), Answer::Nothing);
         let Ok(EngineEvent::NextBoot(event)) = rx.try_recv() else { panic!("no event") };
         assert!(!event.given);
         assert!(event.to_string().contains("no entry of that name is served now"), "{event}");
@@ -262,7 +348,7 @@ mod tests {
         let hub = ImagingHub::new(dir.path().into(), EventSink::new());
         let (table, answers, _events) = answers(Some(hub.clone()));
         table.plan(mac(1), NextBoot::LocalDisk);
-        assert_eq!(answers.answer(mac(2)), Answer::Nothing, "imaging has nothing for it, nothing planned");
+        assert_eq!(answers.answer(mac(2), Menu::Ipxe), Answer::Nothing, "imaging has nothing for it, nothing planned");
         hub.set_agent(AgentBoot {
             base_url: BASE.into(),
             kernel: "agent/vmlinuz".into(),
@@ -271,12 +357,14 @@ mod tests {
             cmdline: String::new(),
         });
         hub.arm_capture(mac(1), "room-a").unwrap();
-        let Answer::Imaging(SeatBoot::Agent(agent)) = answers.answer(mac(1)) else { panic!("not the agent") };
+        let Answer::Imaging(SeatBoot::Agent(agent)) = answers.fresh_answer(mac(1), Menu::Ipxe) else {
+            panic!("not the agent")
+        };
         assert!(
             answers.text(&Answer::Imaging(SeatBoot::Agent(agent)), Menu::Ipxe).contains("portapxe.server=10.0.0.1:80")
         );
         assert_eq!(table.all(), vec![(mac(1), NextBoot::LocalDisk)], "kept for the boot after imaging");
         assert!(hub.cancel_capture(mac(1)));
-        assert_eq!(answers.answer(mac(1)), Answer::LocalDisk);
+        assert_eq!(answers.fresh_answer(mac(1), Menu::Ipxe), Answer::LocalDisk);
     }
 }

@@ -42,7 +42,7 @@ impl Daemon {
     }
 
     /// Waits until `ready` holds for its log; fails, with the log, when it exits first,
-    /// when `broken` finds a line in its log that means it will not work, or after 20 s.
+    /// when `broken` finds a line in its log that means it will not work, or after 30 s.
     pub fn wait_ready(
         &mut self,
         ready: impl Fn(&str) -> bool,

@@ -45,7 +45,9 @@ impl Dnsmasq {
         let log = lab.dir().join("dnsmasq.log");
         let mut command = lab.server_command("dnsmasq");
         command.args([
-            "--no-daemon",
+            // Not --no-daemon: in that debug mode dnsmasq writes no pid file.
+            "--keep-in-foreground",
+            "--log-facility=-",
             "--conf-file=/dev/null",
             "--port=0",
             "--bind-interfaces",

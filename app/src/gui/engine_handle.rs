@@ -174,7 +174,6 @@ impl EngineHandle {
         *lock(&self.repaint) = Some(ctx.clone());
     }
 
-    /// The snapshot, locked for as long as the guard lives: keep it short.
     /// The snapshot, with every change the engine thread sent so far applied. Held for a
     /// frame by the window's own thread only (not `Sync`): no other thread waits for it.
     pub fn snapshot(&self) -> RefMut<'_, UiSnapshot> {

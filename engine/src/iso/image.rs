@@ -380,7 +380,7 @@ fn expose_floppy(index: &mut IsoIndex, image_len: u64) {
     let Some(ElTorito { bios: Some(Emulation::Floppy { lba, len }), .. }) = index.el_torito else { return };
     let offset = u64::from(lba) * SECTOR;
     if offset.checked_add(len).is_none_or(|end| end > image_len)
-        || index.files.values().any(|member| member.offset == offset)
+        || index.files.values().any(|member| member.offset == offset && member.len == len)
         || index.find(FLOPPY_IMAGE).is_some()
     {
         return;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use portapxe_engine::clients::ClientRecord;
 use portapxe_engine::config::{Config, ConfigStore};
 use portapxe_engine::detect::probe::{ProbeSettings, probe};
-use portapxe_engine::events::{MacAddr, NextBoot};
+use portapxe_engine::events::{MacAddr, NextBoot, TransferPhase};
 use portapxe_engine::net::{find_up_interface, list_interfaces};
 use portapxe_engine::next_boot::NextBootTable;
 use portapxe_engine::{CaptureStatus, Engine, EngineError, EngineEvent, EventSink, StartOptions};
@@ -58,6 +58,10 @@ pub(super) struct Actor {
 /// What the periodic refresh last sent to the window.
 #[derive(Default)]
 pub(super) struct Sent {
+    /// How many sightings of other servers the engine had.
+    pub(super) sightings: usize,
+    /// A tick (the clock for "last seen") is on its way to the window, not yet applied.
+    pub(super) tick_pending: Arc<std::sync::atomic::AtomicBool>,
     pub(super) clients: Vec<ClientRecord>,
     pub(super) next_boots: Vec<(MacAddr, NextBoot)>,
 }
@@ -100,6 +104,9 @@ impl Actor {
 
     fn on_event(&self, event: Result<EngineEvent, RecvError>) {
         match event {
+            // Per-block progress changes nothing the window keeps (the clients table comes
+            // from the registry): not sent, so a minimised window's queue stays small.
+            Ok(EngineEvent::Transfer(transfer)) if matches!(transfer.phase, TransferPhase::Progress { .. }) => {}
             Ok(event) => self.shared.update(move |s| s.record(&event, now_ms())),
             Err(RecvError::Lagged(missed)) => self.shared.update(move |s| {
                 s.push_log(LogLine {
@@ -341,7 +348,15 @@ impl Actor {
         }
         match &self.engine {
             Some(engine) => Self::refresh_from(&self.shared, &mut self.sent, engine),
-            None => self.shared.update(move |s| s.now_ms = now_ms()),
+            // Only the clock moves: one tick at a time on its way to the window.
+            None if !self.sent.tick_pending.swap(true, std::sync::atomic::Ordering::AcqRel) => {
+                let tick_pending = self.sent.tick_pending.clone();
+                self.shared.update(move |s| {
+                    tick_pending.store(false, std::sync::atomic::Ordering::Release);
+                    s.now_ms = now_ms();
+                })
+            }
+            None => {}
         }
     }
 
@@ -352,13 +367,25 @@ impl Actor {
             sent.clients = clients.clone();
             clients
         });
+        let seen = (seen.len() != sent.sightings).then(|| {
+            sent.sightings = seen.len();
+            seen
+        });
+        // Nothing new, and the window has not yet taken the last tick (it draws no frame
+        // while minimised): no second one behind it.
+        let ticking = sent.tick_pending.swap(true, std::sync::atomic::Ordering::AcqRel);
+        if clients.is_none() && seen.is_none() && ticking {
+            return;
+        }
+        let tick_pending = sent.tick_pending.clone();
         shared.update(move |s| {
+            tick_pending.store(false, std::sync::atomic::Ordering::Release);
             s.now_ms = now_ms();
             if let Some(clients) = clients {
                 s.clients = clients;
             }
             // Sightings the engine knows but no event named yet (e.g. from the start probe).
-            for server in seen {
+            for server in seen.into_iter().flatten() {
                 if !s.conflicts.iter().any(|c| c.server.key() == server.key()) {
                     let summary = server.describe();
                     s.conflicts.push(ConflictEntry { server, summary, expected: false });
