@@ -109,6 +109,8 @@ if [ ! -s "$cache/base.cpio.gz" ] || [ ! -s "$cache/vmlinuz" ]; then
     while read -r package; do
         grep -q "^$package " "$cache/VERSIONS" || printf '%s %s\n' "$package" "$(dpkg-query -W -f '${Version}' "$package")" >> "$cache/VERSIONS"
     done < "$work/library-packages"
+    # The trap below replaces this one: the scratch folder (about 300 MB) goes now.
+    rm -rf "$work"
 fi
 
 # The agent: its own archive, with the libraries it loads that the base lacks.
