@@ -55,10 +55,6 @@ impl NextBootTable {
         self.planned().iter().map(|(mac, boot)| (*mac, boot.clone())).collect()
     }
 
-    fn take(&self, mac: MacAddr) -> Option<NextBoot> {
-        self.planned().remove(&mac)
-    }
-
     fn peek(&self, mac: MacAddr) -> Option<NextBoot> {
         self.planned().get(&mac).cloned()
     }
@@ -169,7 +165,7 @@ impl NextBootAnswers {
         {
             return Answer::Entry(index);
         }
-        let Some(boot) = self.table.take(mac) else { return Answer::Nothing };
+        let Some(boot) = self.table.cancel(mac) else { return Answer::Nothing };
         let answer = match (&boot, index) {
             (NextBoot::LocalDisk, _) => Some(Answer::LocalDisk),
             (NextBoot::Entry(_), index) => index.map(Answer::Entry),

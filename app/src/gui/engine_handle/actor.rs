@@ -299,7 +299,7 @@ impl Actor {
 
     async fn stop(&mut self) {
         let Some(engine) = self.engine.take() else { return };
-        Self::refresh_from(&self.shared, &mut self.sent, &engine);
+        Self::refresh_from(&self.shared, &mut self.sent, Some(&engine));
         self.shared.update(move |s| s.state = RunState::Stopping);
         engine.stop().await;
         self.shared.update(move |s| {
@@ -346,30 +346,16 @@ impl Actor {
             self.sent.next_boots = planned.clone();
             self.shared.update(move |s| s.next_boots = planned);
         }
-        match &self.engine {
-            Some(engine) => Self::refresh_from(&self.shared, &mut self.sent, engine),
-            // Only the clock moves: one tick at a time on its way to the window.
-            None if !self.sent.tick_pending.swap(true, std::sync::atomic::Ordering::AcqRel) => {
-                let tick_pending = self.sent.tick_pending.clone();
-                self.shared.update(move |s| {
-                    tick_pending.store(false, std::sync::atomic::Ordering::Release);
-                    s.now_ms = now_ms();
-                })
-            }
-            None => {}
-        }
+        Self::refresh_from(&self.shared, &mut self.sent, self.engine.as_ref());
     }
 
-    fn refresh_from(shared: &Shared, sent: &mut Sent, engine: &Engine) {
-        let clients = engine.clients();
-        let seen = engine.conflicts();
-        let clients = (clients != sent.clients).then(|| {
+    /// The clock, and what the engine (when one runs) has that the window lacks.
+    fn refresh_from(shared: &Shared, sent: &mut Sent, engine: Option<&Engine>) {
+        let clients = engine.map(Engine::clients).filter(|clients| *clients != sent.clients).inspect(|clients| {
             sent.clients = clients.clone();
-            clients
         });
-        let seen = (seen.len() != sent.sightings).then(|| {
+        let seen = engine.map(Engine::conflicts).filter(|seen| seen.len() != sent.sightings).inspect(|seen| {
             sent.sightings = seen.len();
-            seen
         });
         // Nothing new, and the window has not yet taken the last tick (it draws no frame
         // while minimised): no second one behind it.
