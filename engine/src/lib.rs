@@ -1,14 +1,16 @@
 //! PortaPXE engine: everything that answers a booting machine, with no GUI in it.
+//!
+//! The pure protocol logic is the `portapxe-proto` crate; its modules are re-exported
+//! here under the same names, so `crate::pxe` means the same inside and outside.
 
-pub mod answer;
+pub use portapxe_proto::{answer, clients, export, mac, message_type, pxe, rules, url};
+
 pub mod capture;
-pub mod clients;
 pub mod config;
 pub mod detect;
 pub mod dhcp;
 mod engine;
 pub mod events;
-pub mod export;
 pub mod grub;
 pub mod http;
 pub mod imaging;
@@ -16,20 +18,15 @@ pub mod ipxe;
 pub mod iso;
 pub mod iso_entries;
 pub mod limits;
-pub mod mac;
-pub mod message_type;
 pub mod net;
 pub mod next_boot;
 pub mod paths;
 pub mod proxy;
-pub mod pxe;
 pub mod router_advert;
-pub mod rules;
 pub mod served;
 pub mod signature;
 pub mod socket;
 pub mod tftp;
-pub mod url;
 pub mod wake;
 
 pub use engine::{

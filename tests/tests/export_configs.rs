@@ -11,7 +11,7 @@
 //! firmware without iPXE: each must get its loader and PortaPXE as next-server.
 //!
 //! The exported text is used verbatim: when a server rejects it or it boots the wrong
-//! thing, the exporter (engine/src/export/) is wrong, not this test.
+//! thing, the exporter (proto/src/export/) is wrong, not this test.
 //!
 //! Prerequisites besides the lab's: `apt-get install dnsmasq-base isc-dhcp-server
 //! kea-dhcp4-server`. No packaged service is started: each daemon runs in the

@@ -7,8 +7,7 @@
 //! (clients served by another server). Where capture cannot run, everything else
 //! still works and the reason is reported. Must not send packets.
 
-pub mod frame;
 pub mod live;
 pub mod pcapng;
 
-pub use frame::{DhcpFrame, parse_dhcp_frame};
+pub use portapxe_proto::capture::{DhcpFrame, frame, parse_dhcp_frame};

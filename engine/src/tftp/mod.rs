@@ -22,11 +22,8 @@
 //!
 //! [`Served`]: crate::served::Served
 
-pub mod admission;
 mod handler;
-pub mod packet;
 mod service;
-pub mod transfer;
 
 #[cfg(test)]
 mod tests;
@@ -35,6 +32,7 @@ pub use crate::paths::{PathError, RelativePath, ResolvedPath, normalise, resolve
 pub use handler::{
     BlockSource, Opened, PROGRESS_INTERVAL, READ_ONLY_MESSAGE, Refusal, TftpHandler, TransferReport, tftp_error,
 };
+pub use portapxe_proto::tftp::{admission, packet, transfer};
 pub use service::{
     DEFAULT_MAX_SEND_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WINDOW_SIZE_LIMIT, TftpService, TftpSettings, TftpStartError,
     bind_error, start,

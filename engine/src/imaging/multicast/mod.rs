@@ -3,11 +3,8 @@
 //! `wire`: the message formats; `sender`: the session as a state machine; `driver`: its socket.
 
 pub mod driver;
-pub mod sender;
-pub mod wire;
+
+pub use portapxe_proto::multicast::{sender, wire};
 
 pub use driver::{Link, SessionError, run_session};
 pub use sender::{DropReason, Ending, Refusal, SenderSettings, SessionEvent, StartWhen};
-
-#[cfg(test)]
-mod tests;

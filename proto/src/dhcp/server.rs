@@ -292,7 +292,7 @@ pub fn encode_reply(message: &Message) -> Result<Vec<u8>, dhcproto::error::Encod
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PoolRange;
+    use crate::dhcp::PoolRange;
     use dhcproto::v4::{Architecture, Flags, Opcode, OptionCode};
 
     use crate::dhcp::leases::LeaseError;

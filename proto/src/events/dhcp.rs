@@ -215,7 +215,7 @@ pub(super) fn with_note<S: serde::Serializer>(event: &DhcpEvent, serializer: S) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PoolRange;
+    use crate::dhcp::PoolRange;
 
     fn event(reason: DhcpReason) -> DhcpEvent {
         DhcpEvent {

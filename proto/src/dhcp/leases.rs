@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::PoolRange;
+use crate::dhcp::PoolRange;
 use crate::mac::MacAddr;
 
 /// Seconds since the Unix epoch.

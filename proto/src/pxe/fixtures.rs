@@ -7,10 +7,10 @@ use dhcproto::v4::MessageType;
 use super::{BootSettings, ClientArch, ClientKind, PxeRequest};
 use crate::mac::MacAddr;
 
-pub(crate) const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 
 /// BIOS, UEFI x64 and ARM64 loaders, HTTP on port 80, the generated script.
-pub(crate) fn boot_settings() -> BootSettings {
+pub fn boot_settings() -> BootSettings {
     BootSettings {
         server_ip: SERVER,
         bios_file: Some("undionly.kpxe".into()),
@@ -26,7 +26,7 @@ pub(crate) fn boot_settings() -> BootSettings {
 }
 
 /// A DISCOVER from `mac` with nothing but what is given.
-pub(crate) fn request(mac: [u8; 6], kind: ClientKind, arch: Option<u16>, is_ipxe: bool) -> PxeRequest {
+pub fn request(mac: [u8; 6], kind: ClientKind, arch: Option<u16>, is_ipxe: bool) -> PxeRequest {
     PxeRequest {
         mac: MacAddr(mac),
         xid: 1,

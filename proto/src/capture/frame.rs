@@ -41,13 +41,14 @@ pub fn parse_dhcp_frame(frame: &[u8]) -> Option<DhcpFrame> {
     })
 }
 
-#[cfg(test)]
-pub(crate) fn build_frame(source_mac: [u8; 6], source: Ipv4Addr, source_port: u16, payload: &[u8]) -> Vec<u8> {
+/// A captured frame made for tests, here and in the engine (feature `fixtures`).
+#[cfg(any(test, feature = "fixtures"))]
+pub fn build_frame(source_mac: [u8; 6], source: Ipv4Addr, source_port: u16, payload: &[u8]) -> Vec<u8> {
     build_frame_to(source_mac, source, source_port, 68, payload)
 }
 
-#[cfg(test)]
-pub(crate) fn build_frame_to(
+#[cfg(any(test, feature = "fixtures"))]
+pub fn build_frame_to(
     source_mac: [u8; 6],
     source: Ipv4Addr,
     source_port: u16,

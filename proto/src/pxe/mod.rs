@@ -7,8 +7,9 @@
 
 mod arch;
 mod boot;
-#[cfg(test)]
-pub(crate) mod fixtures;
+/// Requests and settings for tests, here and in the engine (feature `fixtures`).
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 mod request;
 
 pub use arch::ClientArch;

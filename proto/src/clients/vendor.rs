@@ -1,6 +1,6 @@
 //! Who made a network card, from its MAC address and the IEEE registry.
 //!
-//! The registry is compiled in as sorted integer tables by `engine/build.rs`
+//! The registry is compiled in as sorted integer tables by `proto/build.rs`
 //! (see there why not the `oui-data` map itself).
 
 use crate::mac::MacAddr;
