@@ -1,11 +1,12 @@
 //! HTTP service: read-only GET/HEAD of the boot root and of the engine's generated
 //! files (the iPXE script), for iPXE and UEFI HTTP-boot clients.
 //!
-//! Owns: the listening socket, the mapping from URL path to file (generated files
-//! first, then the boot root through tower-http's `ServeDir`, confined so that a
-//! symlink cannot lead out of the root), and one [`TransferEvent`] stream per
-//! request. Ranges, ETag/Last-Modified and streaming come from `ServeDir` itself;
-//! on Linux a file's body then goes out with sendfile(2) ([`zero_copy`]).
+//! Owns: the listening socket, the lookup of a URL in the served namespace
+//! (`router`: generated files, files inside ISO images, then the boot root and the
+//! loader folder behind it, by the path rules TFTP uses), the one decision of status,
+//! headers and body span (`plan`: ranges, validators, HEAD, refusals), and one
+//! [`TransferEvent`] stream per request. On Linux a file's body goes out with
+//! sendfile(2) (`zero_copy`); elsewhere, and for what that path leaves, hyper streams it.
 //!
 //! Must not touch: DHCP, the configuration, or anything on disk outside the boot
 //! root; it never writes.
@@ -13,9 +14,9 @@
 //! [`TransferEvent`]: crate::events::TransferEvent
 
 mod admission;
-mod confine;
 mod connection;
 mod observe;
+mod plan;
 mod router;
 mod server;
 mod site;

@@ -1,59 +1,66 @@
-//! Which bytes answer which URL: what the engine added if it has that path (a
-//! generated file, a file inside a mounted ISO image), otherwise the file under the
-//! boot root.
+//! Which bytes answer which URL. The engine's own routes (imaging's) answer their paths
+//! first; every other URL is looked up in the served namespace ([`find`]: a generated
+//! file, a file inside a mounted ISO image, then the boot root and the loader folder
+//! behind it, by the one set of path rules in `crate::paths`), answered by the one
+//! decision ([`plan`](super::plan::plan)) and turned into a response. A file body is
+//! the span of the file opened by the lookup: hyper streams it, and on Linux the
+//! response also carries that span ([`SendFile`]) for the zero-copy path, which sends
+//! it with sendfile(2) instead. Both send the bytes of the same open file.
 
+use std::fs::File;
+use std::io::{self, Seek as _, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::http::{HeaderMap, Method};
+use axum::middleware;
 use axum::response::Response;
 use percent_encoding::percent_decode_str;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
-use tower::Layer;
-use tower::util::MapResponseLayer;
-use tower_http::services::ServeDir;
 
-use super::confine::RootBackend;
 use super::observe;
+use super::plan::{self, Found, Plan};
 use crate::events::EventSink;
-use crate::served::{ImageSpan, Served, ServedItem};
+use crate::paths::{self, PathError, RelativePath};
+use crate::served::{Served, ServedItem};
 
-/// Bytes read from a file per trip to the blocking pool.
+/// Bytes read from a file per trip to the blocking pool. The default 64 KiB made a
+/// single download 0.56× nginx, 256 KiB 0.93× (BENCHMARKS.md, case 4a).
 const HTTP_READ_CHUNK: usize = 256 * 1024;
 
-/// Marks a response made by `ServeDir` from a file under the boot root, as opposed to
-/// a generated file or an error: only those bodies may be sent straight from the file.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct FromBootRoot;
-
-/// Marks a response whose body is this span of an ISO image (the whole span: a range
-/// of it is read from the response's `Content-Range`), for the zero-copy path.
+/// The bytes a response's body is: `len` bytes of `file` from `offset`. Set on every
+/// response whose body is a file, for the zero-copy path.
 #[cfg(target_os = "linux")]
 #[derive(Clone, Debug)]
-pub(super) struct FromImage(pub(super) ImageSpan);
+pub(super) struct SendFile {
+    pub(super) file: Arc<File>,
+    pub(super) offset: u64,
+    pub(super) len: u64,
+}
+
+/// What every URL is looked up in.
+#[derive(Clone)]
+pub(super) struct Namespace {
+    /// The boot root, canonical.
+    root: Arc<Path>,
+    served: Served,
+}
+
+/// A file the lookup opened: its bytes start at `base` in `file` (0, or where a file
+/// inside an ISO image lies in the image).
+pub(super) struct Opened {
+    file: File,
+    base: u64,
+}
 
 /// Every URL's answer, without transfer events. `root` must be canonical. `routes`
 /// (the engine's own, e.g. imaging) answer their paths before any file.
-pub(super) fn files(root: Arc<Path>, generated: Served, routes: Option<Router>) -> Router {
-    let loader_dir = generated.loader_dir().map(Arc::from);
-    let boot_root = ServeDir::with_backend(&root, RootBackend::new(root.clone(), loader_dir))
-        // No index.html, no directory redirects: a directory is simply not found.
-        .append_index_html_on_directories(false)
-        // ServeDir answers a multi-range request with 416; serving the whole file
-        // instead is allowed by RFC 9110 and what a download client can use.
-        .ignore_multi_range_requests(true)
-        // Each chunk is one trip to the blocking pool; the default 64 KiB made a
-        // single download 0.56× nginx, 256 KiB 0.93× (BENCHMARKS.md, case 4a).
-        .with_buf_chunk_size(HTTP_READ_CHUNK);
-    let boot_root = MapResponseLayer::new(mark_from_boot_root).layer(boot_root);
-
-    let files =
-        Router::new().fallback_service(boot_root).layer(middleware::from_fn_with_state(generated, serve_generated));
+pub(super) fn files(root: Arc<Path>, served: Served, routes: Option<Router>) -> Router {
+    let files = Router::new().fallback(serve).with_state(Namespace { root, served });
     match routes {
         Some(routes) => routes.merge(files),
         None => files,
@@ -65,176 +72,119 @@ pub(super) fn observed(files: Router, events: EventSink) -> Router {
     files.layer(middleware::from_fn_with_state(events, observe::report_transfer))
 }
 
-fn mark_from_boot_root<B>(mut response: Response<B>) -> Response<B> {
-    if response.status().is_success() {
-        response.extensions_mut().insert(FromBootRoot);
-    }
-    response
-}
-
-/// Answers GET/HEAD of a generated file or a file inside an image; everything else
-/// goes on to the boot root.
-async fn serve_generated(State(served): State<Served>, request: Request, next: Next) -> Response {
+async fn serve(State(namespace): State<Namespace>, request: Request) -> Response {
     let method = request.method();
-    if method != Method::GET && method != Method::HEAD {
-        return next.run(request).await;
-    }
-    let content = match root_relative(request.uri().path()).and_then(|path| served.lookup(&path)) {
-        None => return next.run(request).await,
-        Some(ServedItem::InImage(span)) => {
-            let is_head = method == Method::HEAD;
-            return image_response(is_head, request.headers().get(header::RANGE).cloned(), span).await;
-        }
-        Some(ServedItem::Generated(content)) => content,
-    };
-
-    let length = HeaderValue::from(content.len());
-    let body = if method == Method::HEAD { Body::empty() } else { Body::from(content) };
-    let mut response = Response::new(body);
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    // Generated files are scripts and menus; iPXE itself ignores the type.
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    headers.insert(header::CONTENT_LENGTH, length);
-    // The script can change between runs; never let a client reuse an old one.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// The part of a body of `len` bytes a `Range` header asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RangeAnswer {
-    Whole,
-    /// First and last byte, inclusive.
-    Part(u64, u64),
-    Unsatisfiable,
-}
-
-/// One `bytes=first-last`, `first-` or `-suffix` range (RFC 9110 §14.1.2). Anything
-/// else, several ranges included, is answered with the whole body, as `ServeDir` is
-/// told to do for the boot root.
-fn requested_range(range: Option<&HeaderValue>, len: u64) -> RangeAnswer {
-    let Some(spec) = range.and_then(|value| value.to_str().ok()).and_then(|text| text.trim().strip_prefix("bytes="))
-    else {
-        return RangeAnswer::Whole;
-    };
-    let Some((first, last)) = spec.trim().split_once('-') else { return RangeAnswer::Whole };
-    if spec.contains(',') {
-        return RangeAnswer::Whole;
-    }
-    let parse = |text: &str| text.trim().parse::<u64>().ok();
-    let (first, last) = match (first.trim().is_empty(), parse(first), parse(last)) {
-        (true, _, Some(0)) => return RangeAnswer::Unsatisfiable,
-        (true, _, Some(suffix)) => (len.saturating_sub(suffix), len.saturating_sub(1)),
-        (false, Some(first), None) if last.trim().is_empty() => (first, len.saturating_sub(1)),
-        (false, Some(first), Some(last)) if first <= last => (first, last.min(len.saturating_sub(1))),
-        _ => return RangeAnswer::Whole,
-    };
-    if len == 0 || first >= len { RangeAnswer::Unsatisfiable } else { RangeAnswer::Part(first, last) }
-}
-
-/// A file inside an ISO image (or the image itself), whole or one range of it.
-async fn image_response(is_head: bool, range: Option<HeaderValue>, span: ImageSpan) -> Response {
-    let opened = tokio::task::spawn_blocking({
-        let span = span.clone();
-        move || span.open()
-    })
-    .await;
-    let file = match opened {
-        Ok(Ok(file)) => file,
-        Ok(Err(error)) => {
-            tracing::warn!("HTTP: {error}");
-            return status_only(StatusCode::INTERNAL_SERVER_ERROR);
-        }
-        Err(_) => return status_only(StatusCode::INTERNAL_SERVER_ERROR),
-    };
-    let (status, first, count) = match requested_range(range.as_ref(), span.len) {
-        RangeAnswer::Whole => (StatusCode::OK, 0, span.len),
-        RangeAnswer::Part(first, last) => (StatusCode::PARTIAL_CONTENT, first, last - first + 1),
-        RangeAnswer::Unsatisfiable => {
-            let mut response = status_only(StatusCode::RANGE_NOT_SATISFIABLE);
-            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", span.len)) {
-                response.headers_mut().insert(header::CONTENT_RANGE, value);
-            }
-            return response;
-        }
-    };
-    let body = if is_head {
-        Body::empty()
+    let (found, opened) = if method == Method::GET || method == Method::HEAD {
+        find(&namespace, request.uri().path()).await
     } else {
-        let mut file = tokio::fs::File::from_std(file);
-        match file.seek(std::io::SeekFrom::Start(span.offset + first)).await {
-            Ok(_) => Body::from_stream(ReaderStream::with_capacity(file.take(count), HTTP_READ_CHUNK)),
-            Err(_) => return status_only(StatusCode::INTERNAL_SERVER_ERROR),
+        (Found::Missing, None)
+    };
+    respond(plan::plan(method, request.headers(), found), opened)
+}
+
+/// A URL path as the name the path rules check: percent-decoded, then normalised
+/// (`paths::normalise`: `..`, `:`, control characters and overlong names refused).
+pub(super) fn url_name(url_path: &str) -> Result<RelativePath, PathError> {
+    let decoded = percent_decode_str(url_path).decode_utf8().map_err(|_| PathError::Empty)?;
+    paths::normalise(&decoded)
+}
+
+/// What the namespace holds at `url_path`, opened if it is a file.
+async fn find(namespace: &Namespace, url_path: &str) -> (Found, Option<Opened>) {
+    let Ok(name) = url_name(url_path) else { return (Found::Missing, None) };
+    let found = match namespace.served.lookup(name.as_str()) {
+        Some(ServedItem::Generated(content)) => return (Found::Generated(content), None),
+        Some(ServedItem::InImage(span)) => {
+            tokio::task::spawn_blocking(move || {
+                let file = span.open().map_err(|error| {
+                    tracing::warn!("HTTP: {error}");
+                    io::Error::other(error)
+                })?;
+                let found = Found::File { len: span.len, modified: span.stamp.modified };
+                io::Result::Ok((found, Opened { file, base: span.offset }))
+            })
+            .await
+        }
+        None => {
+            let (root, loader_dir) = (namespace.root.clone(), namespace.served.loader_dir().map(Path::to_path_buf));
+            tokio::task::spawn_blocking(move || match paths::resolve_normalised(&root, loader_dir.as_deref(), name) {
+                Ok(resolved) => {
+                    let file = File::open(resolved.path())?;
+                    let metadata = file.metadata()?;
+                    let found = Found::File { len: metadata.len(), modified: metadata.modified().ok() };
+                    Ok((found, Opened { file, base: 0 }))
+                }
+                Err(PathError::Io { source, .. }) => Err(source),
+                Err(refused @ PathError::OutsideRoot { .. }) => {
+                    tracing::warn!("HTTP: refused: {refused}");
+                    Err(io::ErrorKind::NotFound.into())
+                }
+                // Missing, a directory, not readable by us: the client is told "not found".
+                Err(_) => Err(io::ErrorKind::NotFound.into()),
+            })
+            .await
         }
     };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
-    if let Some(modified) = span.stamp.modified
-        && let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
-    {
-        headers.insert(header::LAST_MODIFIED, value);
+    match found {
+        Ok(Ok((found, opened))) => (found, Some(opened)),
+        Ok(Err(error)) if matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied) => {
+            (Found::Missing, None)
+        }
+        Ok(Err(_)) | Err(_) => (Found::Unreadable, None),
     }
-    if status == StatusCode::PARTIAL_CONTENT
-        && let Ok(value) = HeaderValue::from_str(&format!("bytes {first}-{}/{}", first + count - 1, span.len))
-    {
-        headers.insert(header::CONTENT_RANGE, value);
-    }
-    #[cfg(target_os = "linux")]
-    response.extensions_mut().insert(FromImage(span));
-    response
 }
 
-fn status_only(status: StatusCode) -> Response {
+/// The response `plan` decided, its file body read from `opened`.
+fn respond(plan: Plan, opened: Option<Opened>) -> Response {
+    let Plan { status, headers, body } = plan;
     let mut response = Response::new(Body::empty());
-    *response.status_mut() = status;
-    response
-}
-
-/// A URL path as a root-relative file path (`/` separators, no leading slash), read
-/// the way `ServeDir` reads it: percent-decoded, empty and `.` segments dropped.
-/// `None` for anything that is not plainly inside the root (`..`, invalid UTF-8).
-pub(super) fn root_relative(url_path: &str) -> Option<String> {
-    let decoded = percent_decode_str(url_path).decode_utf8().ok()?;
-    let mut segments = Vec::new();
-    for segment in decoded.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => return None,
-            _ => segments.push(segment),
+    match body {
+        plan::Body::Empty => {}
+        plan::Body::Bytes(content) => *response.body_mut() = Body::from(content),
+        plan::Body::File { offset, len } => {
+            let Some(Opened { file, base }) = opened else {
+                return respond(plan::plan(&Method::GET, &HeaderMap::new(), Found::Unreadable), None);
+            };
+            let Ok(stream) = file_stream(&file, base + offset, len) else {
+                return respond(plan::plan(&Method::GET, &HeaderMap::new(), Found::Unreadable), None);
+            };
+            *response.body_mut() = stream;
+            #[cfg(target_os = "linux")]
+            response.extensions_mut().insert(SendFile { file: Arc::new(file), offset: base + offset, len });
         }
     }
-    Some(segments.join("/"))
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// `len` bytes of `file` from `offset`, read as the body is polled (and not at all by
+/// a zero-copy send, which drops it). Its own handle: the file position it moves is
+/// not the one sendfile(2) is given.
+fn file_stream(file: &File, offset: u64, len: u64) -> io::Result<Body> {
+    let mut own = file.try_clone()?;
+    own.seek(SeekFrom::Start(offset))?;
+    let reader = tokio::fs::File::from_std(own).take(len);
+    Ok(Body::from_stream(ReaderStream::with_capacity(reader, HTTP_READ_CHUNK)))
 }
 
 #[cfg(test)]
-mod range_tests {
+mod tests {
     use super::*;
 
-    fn range(text: &str, len: u64) -> RangeAnswer {
-        requested_range(Some(&HeaderValue::from_str(text).unwrap()), len)
+    fn name(url: &str) -> Option<String> {
+        url_name(url).ok().map(|name| name.as_str().to_owned())
     }
 
     #[test]
-    fn one_range_of_a_file_inside_an_image() {
-        use RangeAnswer::*;
-        assert_eq!(requested_range(None, 100), Whole);
-        assert_eq!(range("bytes=0-9", 100), Part(0, 9));
-        assert_eq!(range("bytes=90-", 100), Part(90, 99));
-        assert_eq!(range("bytes=90-500", 100), Part(90, 99), "a last byte past the end is the end");
-        assert_eq!(range("bytes=-10", 100), Part(90, 99));
-        assert_eq!(range("bytes=-500", 100), Part(0, 99));
-        assert_eq!(range("bytes=100-", 100), Unsatisfiable);
-        assert_eq!(range("bytes=-0", 100), Unsatisfiable);
-        assert_eq!(range("bytes=0-", 0), Unsatisfiable);
-        assert_eq!(range("bytes=5-1", 100), Whole, "an invalid range is ignored (RFC 9110)");
-        assert_eq!(range("bytes=0-1,5-6", 100), Whole);
-        assert_eq!(range("items=0-1", 100), Whole);
-        assert_eq!(range("bytes=18446744073709551615-", 100), Unsatisfiable);
-        assert_eq!(range("bytes=x-y", 100), Whole);
+    fn url_paths_are_checked_by_the_shared_path_rules() {
+        assert_eq!(name("/boot.ipxe").as_deref(), Some("boot.ipxe"));
+        assert_eq!(name("//a/./b//c").as_deref(), Some("a/b/c"));
+        assert_eq!(name("/boot%2Eipxe").as_deref(), Some("boot.ipxe"));
+        assert_eq!(name("/a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(name("/a%5Cb").as_deref(), Some("a/b"), "a backslash separates, as over TFTP");
+        for refused in ["/", "/../x", "/a/%2e%2e/x", "/%ff", "/C:/x", "/a%00b", "/a%0Ab"] {
+            assert_eq!(name(refused), None, "{refused}");
+        }
     }
 }

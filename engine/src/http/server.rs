@@ -117,18 +117,12 @@ pub async fn start(
 
     let (graceful, graceful_rx) = oneshot::channel();
     let (cut, cut_rx) = watch::channel(false);
-    #[cfg(target_os = "linux")]
-    let loader_dir = generated.loader_dir().map(Arc::from);
     let files = router::files(root.clone(), generated, settings.routes);
     let admission = Admission::new(admission::connection_cap(crate::limits::open_file_soft_limit()));
     let site = Arc::new(Site {
         observed: router::observed(files.clone(), events.clone()),
         #[cfg(target_os = "linux")]
         files,
-        #[cfg(target_os = "linux")]
-        root: root.clone(),
-        #[cfg(target_os = "linux")]
-        loader_dir,
         #[cfg(target_os = "linux")]
         events,
     });

@@ -37,12 +37,6 @@ pub(super) struct Site {
     /// The same answers without events, for the zero-copy path that reports its own.
     #[cfg(target_os = "linux")]
     pub(super) files: Router,
-    /// Canonical.
-    #[cfg(target_os = "linux")]
-    pub(super) root: std::sync::Arc<std::path::Path>,
-    /// The loader folder behind the root (canonical), if any.
-    #[cfg(target_os = "linux")]
-    pub(super) loader_dir: Option<std::sync::Arc<std::path::Path>>,
     #[cfg(target_os = "linux")]
     pub(super) events: crate::events::EventSink,
 }

@@ -10,7 +10,6 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio::time::timeout;
 
-use super::router::root_relative;
 use super::*;
 use crate::events::{EngineEvent, EventSink, Protocol, TransferEvent, TransferPhase};
 use crate::served::Served;
@@ -614,18 +613,6 @@ fn bind_errors_say_what_to_do() {
     let foreign: SocketAddr = "192.0.2.1:8080".parse().expect("addr");
     let error = HttpStartError::from_bind(foreign, Error::from(ErrorKind::AddrNotAvailable));
     assert!(error.to_string().contains("192.0.2.1 is not an address of this machine"));
-}
-
-#[test]
-fn root_relative_reads_paths_like_serve_dir() {
-    assert_eq!(root_relative("/boot.ipxe").as_deref(), Some("boot.ipxe"));
-    assert_eq!(root_relative("//a/./b//c").as_deref(), Some("a/b/c"));
-    assert_eq!(root_relative("/boot%2Eipxe").as_deref(), Some("boot.ipxe"));
-    assert_eq!(root_relative("/a%2Fb").as_deref(), Some("a/b"));
-    assert_eq!(root_relative("/").as_deref(), Some(""));
-    assert_eq!(root_relative("/../x"), None);
-    assert_eq!(root_relative("/a/%2e%2e/x"), None);
-    assert_eq!(root_relative("/%ff"), None);
 }
 
 #[tokio::test]

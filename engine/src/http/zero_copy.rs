@@ -9,15 +9,13 @@
 //! Anything else (HTTP/1.0, other methods, a body, an upgrade, a head it cannot
 //! parse) goes to hyper with the bytes already read, for the rest of the connection.
 //!
-//! The router opened the file it answered from; this path opens it again by the
-//! same confined lookup and uses it only if its size and modification time are the
-//! ones the response headers announce. Otherwise the router's own body is sent.
+//! The router decided the response (`plan`) and opened the file it answers from; the
+//! response carries that open file and the span of it its body is ([`SendFile`]), which
+//! this path sends instead of reading the body.
 
-use std::fs::File;
 use std::future::poll_fn;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::pin::Pin;
 use std::time::SystemTime;
 
@@ -30,9 +28,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use super::confine::resolve_inside;
 use super::observe::{self, Peer};
-use super::router::{FromBootRoot, FromImage, root_relative};
+use super::router::SendFile;
 use super::site::{CuttableStream, HEAD_TIMEOUT, IDLE_TIMEOUT, MAX_HEAD, Site};
 
 /// More header lines than this are left to hyper.
@@ -198,7 +195,6 @@ async fn respond(
     let PlainRequest { request, close, .. } = *plain;
     let is_head = request.method() == Method::HEAD;
     let file = observe::requested_file(request.uri());
-    let relative = root_relative(request.uri().path());
     let Ok(response) = site.files.clone().oneshot(request).await;
     let mut progress = observe::begin(&site.events, peer, file, is_head, &response);
     let (parts, body) = response.into_parts();
@@ -210,14 +206,11 @@ async fn respond(
     // Without a length the body ends where the connection does; a draining service
     // says it will close, as hyper does.
     let close = close || *draining.borrow() || (has_body && length.is_none());
-    let same_file =
-        match (has_body, relative, parts.extensions.get::<FromBootRoot>(), parts.extensions.get::<FromImage>()) {
-            (true, Some(relative), Some(FromBootRoot), _) => {
-                open_same_file(&site.root, site.loader_dir.as_deref(), &relative, parts.status, &parts.headers).await
-            }
-            (true, _, _, Some(FromImage(image))) => open_same_image(image, parts.status, &parts.headers).await,
-            _ => None,
-        };
+    let send_file = parts.extensions.get::<SendFile>().filter(|_| has_body).cloned();
+    if let Some(send_file) = &send_file {
+        // Twice the read-ahead for a cold cache; only a hint.
+        let _ = rustix::fs::fadvise(&*send_file.file, 0, None, rustix::fs::Advice::Sequential);
+    }
 
     let head = encode_head(parts.status, &parts.headers, added_length, close, SystemTime::now());
     let mut sent = |count| {
@@ -225,11 +218,11 @@ async fn respond(
             progress.sent(count);
         }
     };
-    let outcome = match (has_body, same_file) {
+    let outcome = match (has_body, send_file) {
         (false, _) => stream.write_all(&head).await,
-        (true, Some((file, span))) => {
+        (true, Some(SendFile { file, offset, len })) => {
             stream.write_all(&head).await?;
-            match stream.send_file(&file, span.offset, span.len, &mut sent).await {
+            match stream.send_file(&file, offset, len, &mut sent).await {
                 // The file system has no sendfile: the router's body holds the same bytes.
                 Err(error) if error.kind() == io::ErrorKind::Unsupported => {
                     tracing::debug!("HTTP: sendfile refused ({error}), copying the file instead");
@@ -324,81 +317,6 @@ fn encode_head(
     head
 }
 
-/// The part of a file a response body holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    offset: u64,
-    len: u64,
-    /// The whole file's size.
-    file_size: u64,
-}
-
-/// From a 200's `Content-Length` or a 206's `Content-Range: bytes first-last/size`.
-fn body_span(status: StatusCode, headers: &HeaderMap) -> Option<Span> {
-    let text = |name| headers.get(name).and_then(|value: &HeaderValue| value.to_str().ok());
-    match status {
-        StatusCode::OK => {
-            let len = text(header::CONTENT_LENGTH)?.parse().ok()?;
-            Some(Span { offset: 0, len, file_size: len })
-        }
-        StatusCode::PARTIAL_CONTENT => {
-            let (range, size) = text(header::CONTENT_RANGE)?.strip_prefix("bytes ")?.split_once('/')?;
-            let (first, last) = range.split_once('-')?;
-            let (first, last, file_size): (u64, u64, u64) =
-                (first.parse().ok()?, last.parse().ok()?, size.parse().ok()?);
-            (first <= last && last < file_size).then(|| Span { offset: first, len: last - first + 1, file_size })
-        }
-        _ => None,
-    }
-}
-
-/// The file the router answered from, opened again, if it is still the one its
-/// headers describe.
-async fn open_same_file(
-    root: &Path,
-    loader_dir: Option<&Path>,
-    relative: &str,
-    status: StatusCode,
-    headers: &HeaderMap,
-) -> Option<(File, Span)> {
-    let span = body_span(status, headers)?;
-    let path = resolve_inside(root, loader_dir, &root.join(relative)).await.ok()?;
-    let opened = tokio::task::spawn_blocking(move || {
-        let file = File::open(path)?;
-        let metadata = file.metadata()?;
-        // Twice the read-ahead for a cold cache; only a hint.
-        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
-        io::Result::Ok((file, metadata))
-    });
-    let (file, metadata) = opened.await.ok()?.ok()?;
-    let modified = metadata.modified().ok().map(httpdate::fmt_http_date);
-    let announced = headers.get(header::LAST_MODIFIED).and_then(|value| value.to_str().ok());
-    let unchanged = metadata.is_file()
-        && metadata.len() == span.file_size
-        && announced.is_none_or(|announced| modified.as_deref() == Some(announced));
-    unchanged.then_some((file, span))
-}
-
-/// The ISO image a response's body lies in, opened again (and checked unchanged), with
-/// the body's span moved to where the file lies inside the image.
-async fn open_same_image(
-    image: &crate::served::ImageSpan,
-    status: StatusCode,
-    headers: &HeaderMap,
-) -> Option<(File, Span)> {
-    let body = body_span(status, headers)?;
-    if body.file_size != image.len {
-        return None;
-    }
-    let opened = tokio::task::spawn_blocking({
-        let image = image.clone();
-        move || image.open()
-    });
-    let file = opened.await.ok()?.ok()?;
-    let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
-    Some((file, Span { offset: image.offset + body.offset, len: body.len, file_size: image.stamp.len }))
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -490,24 +408,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_body_span_comes_from_length_or_range() {
-        let headers = |name, value| HeaderMap::from_iter([(name, HeaderValue::from_static(value))]);
-        assert_eq!(
-            body_span(StatusCode::OK, &headers(header::CONTENT_LENGTH, "512")),
-            Some(Span { offset: 0, len: 512, file_size: 512 })
-        );
-        assert_eq!(
-            body_span(StatusCode::PARTIAL_CONTENT, &headers(header::CONTENT_RANGE, "bytes 100-199/1000")),
-            Some(Span { offset: 100, len: 100, file_size: 1000 })
-        );
-        for bad in ["bytes 200-100/1000", "bytes 0-1000/1000", "bytes */1000", "items 0-1/2", "bytes 0-x/9"] {
-            let headers = HeaderMap::from_iter([(header::CONTENT_RANGE, HeaderValue::from_static(bad))]);
-            assert_eq!(body_span(StatusCode::PARTIAL_CONTENT, &headers), None, "{bad}");
-        }
-        assert_eq!(body_span(StatusCode::NOT_FOUND, &headers(header::CONTENT_LENGTH, "9")), None);
-    }
-
     /// A connected pair: the server's end as the service wraps it, and the client's.
     async fn connection() -> (CuttableStream, tokio::net::TcpStream, watch::Sender<bool>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -538,41 +438,5 @@ mod tests {
         let (result, received) = written(b"HEAD|", b"0123456789", Some(20)).await;
         assert_eq!(result.unwrap_err().kind(), io::ErrorKind::UnexpectedEof, "a file that shrank");
         assert_eq!(received, b"HEAD|0123456789");
-    }
-
-    #[tokio::test]
-    async fn only_the_file_the_headers_describe_is_sent_from_disk() {
-        let root = tempfile::tempdir().unwrap();
-        let canonical = root.path().canonicalize().unwrap();
-        std::fs::write(root.path().join("boot.img"), vec![7u8; 1000]).unwrap();
-        let modified = std::fs::metadata(root.path().join("boot.img")).unwrap().modified().unwrap();
-        let headers = |length: &'static str, last_modified: String| {
-            HeaderMap::from_iter([
-                (header::CONTENT_LENGTH, HeaderValue::from_static(length)),
-                (header::LAST_MODIFIED, HeaderValue::from_str(&last_modified).unwrap()),
-            ])
-        };
-        let same = headers("1000", httpdate::fmt_http_date(modified));
-        let (_, span) =
-            open_same_file(&canonical, None, "boot.img", StatusCode::OK, &same).await.expect("the same file");
-        assert_eq!(span, Span { offset: 0, len: 1000, file_size: 1000 });
-
-        assert!(
-            open_same_file(
-                &canonical,
-                None,
-                "boot.img",
-                StatusCode::OK,
-                &headers("999", httpdate::fmt_http_date(modified))
-            )
-            .await
-            .is_none()
-        );
-        let older = httpdate::fmt_http_date(modified - Duration::from_secs(3600));
-        assert!(
-            open_same_file(&canonical, None, "boot.img", StatusCode::OK, &headers("1000", older)).await.is_none(),
-            "replaced since"
-        );
-        assert!(open_same_file(&canonical, None, "gone.img", StatusCode::OK, &same).await.is_none());
     }
 }
