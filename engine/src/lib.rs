@@ -3,7 +3,7 @@
 //! The pure protocol logic is the `portapxe-proto` crate; its modules are re-exported
 //! here under the same names, so `crate::pxe` means the same inside and outside.
 
-pub use portapxe_proto::{answer, clients, export, mac, message_type, pxe, rules, url};
+pub use portapxe_proto::{answer, clients, export, ipxe, mac, message_type, pxe, rules, url};
 
 pub mod capture;
 pub mod config;
@@ -14,7 +14,6 @@ pub mod events;
 pub mod grub;
 pub mod http;
 pub mod imaging;
-pub mod ipxe;
 pub mod iso;
 pub mod iso_entries;
 pub mod limits;

@@ -16,10 +16,7 @@ use bytes::Bytes;
 
 use crate::iso::{ImageStamp, IsoIndex};
 
-/// Where a booting machine asks what it boots this time (`<its MAC, dashed>.ipxe` from
-/// iPXE, `.cfg` from GRUB): the first thing every generated menu does. The answer is
-/// made on request (`next_boot`): a planned one-off boot, imaging, or nothing.
-pub const NEXT_BOOT_DIR: &str = "portapxe/next";
+pub use portapxe_proto::names::NEXT_BOOT_DIR;
 
 /// Generated files and mounted images, by root-relative path (`/` separators, no
 /// leading slash).

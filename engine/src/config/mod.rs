@@ -4,10 +4,11 @@
 //! message that says what to fix), and atomic TOML load/save. Must not start
 //! anything or read the network beyond what validation is handed.
 
-mod model;
 mod store;
 mod validate;
 
-pub use model::{BootConfig, BootEntry, Config, DhcpConfig, HttpConfig, Mode, PoolRange, TftpConfig, UefiLoader};
+pub use portapxe_proto::config::{
+    BootConfig, BootEntry, Config, DhcpConfig, HttpConfig, Mode, PoolRange, TftpConfig, UefiLoader,
+};
 pub use store::{ConfigStore, StoreError, create_private_dir, load_file, project_dirs, save_file, write_atomically};
 pub use validate::{ConfigError, InterfaceFacts, validate};

@@ -3,7 +3,6 @@
 //! reads. Reading goes through `hadris-iso` (ISO 9660, Rock Ridge, Joliet); this file
 //! only walks the tree it gives, bounded, and keeps what serving needs.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -14,9 +13,8 @@ use hadris_iso::file::EntryType;
 use hadris_iso::read::IsoImage;
 use hadris_iso::types::Endian;
 use hadris_iso::volume::VolumeDescriptor;
+pub use portapxe_proto::iso::{ElTorito, Emulation, FLOPPY_IMAGE, IsoIndex, Member, SECTOR};
 
-/// ISO 9660 logical block size (the only one `hadris-iso` reads).
-pub(crate) const SECTOR: u64 = 2048;
 /// More entries than this and the rest of the image is not indexed: real installer
 /// images hold a few thousand files; a hostile one could claim millions.
 const MAX_ENTRIES: usize = 200_000;
@@ -27,110 +25,6 @@ const MAX_DEPTH: usize = 24;
 const MAX_MENU_TEXT: u64 = 64 * 1024;
 /// At most this many menu files are read.
 const MAX_MENU_FILES: usize = 64;
-
-/// Where a file inside the image lies in the image file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Member {
-    pub offset: u64,
-    pub len: u64,
-}
-
-/// How the El Torito default (BIOS) entry boots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Emulation {
-    /// A boot loader loaded as it is (isolinux, GRUB): what `sanboot` can run.
-    NoEmulation,
-    /// A floppy image of `len` bytes at sector `lba` (2048-byte sectors): `sanboot`
-    /// cannot boot it; `memdisk` can.
-    Floppy {
-        lba: u32,
-        len: u64,
-    },
-    HardDisk,
-}
-
-/// What the image's boot catalogue says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ElTorito {
-    pub bios: Option<Emulation>,
-    /// The catalogue has a UEFI section.
-    pub uefi: bool,
-}
-
-/// An ISO image's file index. Paths are `/`-separated, without a leading slash, as
-/// the image names them (Rock Ridge, else Joliet, else ISO 9660 without `;1`).
-#[derive(Debug, Clone, Default)]
-pub struct IsoIndex {
-    pub volume_id: String,
-    files: BTreeMap<String, Member>,
-    /// Lower-cased path → path, for names that differ only in case (plain ISO 9660
-    /// names are upper case while menus name them in lower case).
-    folded: HashMap<String, String>,
-    pub el_torito: Option<ElTorito>,
-    /// The first sector ends with an MBR boot signature: the image is also a disk image.
-    pub hybrid: bool,
-    /// The image also has a UDF file system (its volume recognition sequence), which
-    /// this index does not read: Windows installers keep their files only there.
-    pub udf: bool,
-    /// Menu files (`*.cfg`, at most 64 KiB each) by path, for the family detection.
-    menus: BTreeMap<String, String>,
-    /// Files that were not indexed, and why (for the log).
-    pub skipped: Vec<String>,
-}
-
-impl IsoIndex {
-    /// An index of these files (tests, and virtual members).
-    pub fn from_files<'a>(files: impl IntoIterator<Item = (&'a str, Member)>) -> Self {
-        let mut index = Self::default();
-        for (path, member) in files {
-            index.insert(path.to_owned(), member);
-        }
-        index
-    }
-
-    /// Adds a file (or replaces one): `path` as the image names it.
-    pub fn insert(&mut self, path: String, member: Member) {
-        self.folded.insert(path.to_lowercase(), path.clone());
-        self.files.insert(path, member);
-    }
-
-    /// Adds a menu file's text.
-    pub fn add_menu(&mut self, path: &str, text: String) {
-        self.menus.insert(path.to_owned(), text);
-    }
-
-    /// The file at `path` and its name as the image spells it: exact, else ignoring case.
-    pub fn find(&self, path: &str) -> Option<(&str, Member)> {
-        let path = path.trim_start_matches('/');
-        if let Some((name, member)) = self.files.get_key_value(path) {
-            return Some((name.as_str(), *member));
-        }
-        let name = self.folded.get(&path.to_lowercase())?;
-        self.files.get_key_value(name).map(|(name, member)| (name.as_str(), *member))
-    }
-
-    pub fn contains(&self, path: &str) -> bool {
-        self.find(path).is_some()
-    }
-
-    /// Every file's path, sorted.
-    pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.files.keys().map(String::as_str)
-    }
-
-    /// The menu files read from the image, by path.
-    pub fn menus(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.menus.iter().map(|(path, text)| (path.as_str(), text.as_str()))
-    }
-
-    pub fn len(&self) -> usize {
-        self.files.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
-    }
-}
 
 /// Why an image cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +67,8 @@ pub fn read_index(path: &Path) -> Result<(IsoIndex, ImageStamp), IsoError> {
         _ if image.supports_rrip() => Naming::RockRidge,
         _ => Naming::Iso9660,
     };
-    let mut index = IsoIndex { hybrid, udf, ..IsoIndex::default() };
+    let mut index = IsoIndex::default();
+    (index.hybrid, index.udf) = (hybrid, udf);
     if let Ok(pvd) = image.read_pvd() {
         // Not `to_str`: it panics on bytes that are not UTF-8, and the bytes are the image's.
         let raw = pvd.volume_identifier.as_bytes();
@@ -353,11 +248,10 @@ fn has_udf(head: &[u8]) -> bool {
 /// Reads the image's small `*.cfg` files (isolinux, syslinux and GRUB menus).
 fn read_menus(path: &Path, index: &mut IsoIndex) {
     let wanted: Vec<(String, Member)> = index
-        .files
-        .iter()
+        .members()
         .filter(|(name, member)| name.to_lowercase().ends_with(".cfg") && member.len <= MAX_MENU_TEXT)
         .take(MAX_MENU_FILES)
-        .map(|(name, member)| (name.clone(), *member))
+        .map(|(name, member)| (name.to_owned(), member))
         .collect();
     let Ok(mut file) = File::open(path) else { return };
     for (name, member) in wanted {
@@ -369,10 +263,6 @@ fn read_menus(path: &Path, index: &mut IsoIndex) {
     }
 }
 
-/// Where the El Torito floppy image is served inside its ISO when no file of the image
-/// is that floppy (BIOS update and DOS tool ISOs): for `memdisk`.
-pub const FLOPPY_IMAGE: &str = "eltorito/floppy.img";
-
 /// Names the boot catalogue's floppy image [`FLOPPY_IMAGE`], unless a file of the image
 /// already is it (Debian's memtest86+ ISO: `boot/floppy.img`) or it does not lie inside
 /// the image.
@@ -380,7 +270,7 @@ fn expose_floppy(index: &mut IsoIndex, image_len: u64) {
     let Some(ElTorito { bios: Some(Emulation::Floppy { lba, len }), .. }) = index.el_torito else { return };
     let offset = u64::from(lba) * SECTOR;
     if offset.checked_add(len).is_none_or(|end| end > image_len)
-        || index.files.values().any(|member| member.offset == offset && member.len == len)
+        || index.members().any(|(_, member)| member.offset == offset && member.len == len)
         || index.find(FLOPPY_IMAGE).is_some()
     {
         return;
@@ -398,11 +288,10 @@ const MAX_FLOPPY: u64 = 2_949_120;
 /// floppy).
 fn expose_boot_programs(path: &Path, index: &mut IsoIndex) {
     let floppies: Vec<(String, Member)> = index
-        .files
-        .iter()
+        .members()
         .filter(|(name, member)| name.to_lowercase().ends_with(".img") && member.len <= MAX_FLOPPY)
         .take(4)
-        .map(|(name, member)| (name.clone(), *member))
+        .map(|(name, member)| (name.to_owned(), member))
         .collect();
     let Ok(mut file) = File::open(path) else { return };
     for (name, member) in floppies {

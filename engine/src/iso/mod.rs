@@ -2,31 +2,18 @@
 //! file, served over HTTP (ranges, sendfile) and TFTP straight from it; nothing is
 //! extracted or written beside it.
 //!
-//! Owns: reading an image's index once (`image`, through `hadris-iso`), the image's
-//! own boot menus (`menu`), and its family with the recipe that boots it (`family`).
+//! Owns: reading an image's index once (`image`, through `hadris-iso`). The image's
+//! own boot menus and its family with the recipe that boots it are pure, in
+//! `portapxe_proto::iso`.
 //! Must not touch: sockets; what is served where is [`crate::served`]'s.
 
-mod family;
 mod image;
-mod menu;
 
-pub use family::{Family, IsoBoot, IsoPlan, IsoRefusal, Site, plan};
-pub use image::{ElTorito, Emulation, ImageStamp, IsoError, IsoIndex, Member, read_index};
-pub use menu::{MenuBoot, parse_grub, parse_syslinux};
-
-/// What boots each ISO entry, by the entry's `image` as configured.
-#[derive(Debug, Clone, Default)]
-pub struct IsoPlans(std::collections::HashMap<String, IsoPlan>);
-
-impl IsoPlans {
-    pub fn insert(&mut self, image: String, plan: IsoPlan) {
-        self.0.insert(image, plan);
-    }
-
-    pub fn get(&self, image: &str) -> Option<&IsoPlan> {
-        self.0.get(image)
-    }
-}
+pub use image::{ImageStamp, IsoError, read_index};
+pub use portapxe_proto::iso::{
+    ElTorito, Emulation, FLOPPY_IMAGE, Family, IsoBoot, IsoIndex, IsoPlan, IsoPlans, IsoRefusal, Member, MenuBoot,
+    SECTOR, Site, parse_grub, parse_syslinux, plan,
+};
 
 /// Test images made with xorriso (Rock Ridge and Joliet), as distributions make theirs.
 #[cfg(test)]

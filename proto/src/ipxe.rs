@@ -11,7 +11,7 @@ use percent_encoding::utf8_percent_encode;
 
 use crate::config::BootEntry;
 use crate::iso::{IsoBoot, IsoPlans};
-use crate::served::NEXT_BOOT_DIR;
+use crate::names::NEXT_BOOT_DIR;
 use crate::url::{PATH_SEGMENT, url};
 
 /// Where the script lives in the served namespace (TFTP and HTTP).

@@ -36,7 +36,7 @@ impl FromStr for Mode {
     }
 }
 
-pub use portapxe_proto::dhcp::PoolRange;
+pub use crate::dhcp::PoolRange;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

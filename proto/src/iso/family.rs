@@ -21,7 +21,7 @@
 
 use std::fmt;
 
-use super::image::{self, ElTorito, Emulation, IsoIndex};
+use super::index::{self as image, ElTorito, Emulation, IsoIndex};
 use super::menu::{self, MenuBoot};
 
 /// What kind of image it is.
@@ -357,7 +357,7 @@ fn menu_boots(index: &IsoIndex) -> (Vec<MenuBoot>, impl Fn(&str) -> Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iso::image::{ElTorito, Member};
+    use crate::iso::index::{ElTorito, Member};
 
     const SITE: Site<'static> = Site { mount: "iso/x.iso", base_url: "http://10.0.0.1", append: "console=ttyS0" };
 
