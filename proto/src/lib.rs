@@ -22,6 +22,7 @@ pub mod message_type;
 pub mod multicast;
 pub mod names;
 pub mod pxe;
+pub mod router_advert;
 pub mod rules;
 pub mod tftp;
 pub mod url;
