@@ -10,7 +10,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use super::image::{MANIFEST, Manifest, valid_name};
+use super::manifest::{MANIFEST, Manifest, valid_name};
 use crate::mac::MacAddr;
 
 /// A file received whole, as measured by the server.
@@ -191,7 +191,7 @@ impl CaptureSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imaging::image::{FORMAT, Method, Part, Partition};
+    use crate::imaging::manifest::{FORMAT, Method, Part, Partition};
 
     const SEAT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 20);
     const OTHER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 21);
