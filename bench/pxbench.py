@@ -733,8 +733,11 @@ class Suite:
                 self.note_load("4b")
                 proc = self.http_server(server)
                 t0 = time.perf_counter()
-                clients = [subprocess.Popen(curl, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                           for _ in range(a.clients)]
+                # Each client from its own loopback address, as 40 machines would be:
+                # PortaPXE admits 16 connections per client address (http/admission).
+                clients = [subprocess.Popen(curl[:1] + ["--interface", f"127.0.{i // 250}.{i % 250 + 2}"] + curl[1:],
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           for i in range(a.clients)]
                 outs = []
                 for c in clients:
                     try:
