@@ -1045,7 +1045,7 @@ fn the_imaging_tab_captures_restores_and_wakes() {
     harness.get_by_label_contains("waiting: network-boot this machine now");
     // The menu asks per MAC what to boot first: serving goes on, nothing restarts.
     let script = http_text(http, "/boot.ipxe");
-    assert!(script.contains("/portapxe/next/${net0/mac:hexhyp}.ipxe"), "the menu asks first:\n{script}");
+    assert!(script.contains("/portapxe/next/${netX/mac:hexhyp}.ipxe"), "the menu asks first:\n{script}");
     let seat_boot = http_text(http, "/portapxe/next/52-54-00-12-34-56.ipxe");
     assert!(
         seat_boot.contains("agent/vmlinuz") && seat_boot.contains("portapxe.server=10.97.0.1:18081"),

@@ -36,7 +36,7 @@ impl std::fmt::Debug for MacAddr {
 
 impl MacAddr {
     /// `52-54-00-12-34-56`: how boot menus put a MAC into a file name (a TFTP name has no
-    /// colons; iPXE's `${net0/mac:hexhyp}`).
+    /// colons; iPXE's `${netX/mac:hexhyp}`).
     pub fn dashed(&self) -> String {
         self.to_string().replace(':', "-")
     }
