@@ -15,7 +15,7 @@ use crate::capture::live::{CaptureSinks, LiveCapture};
 use crate::capture::pcapng::PcapNgRecorder;
 use crate::clients::{ClientRecord, ClientRegistry, ServedKernel};
 use crate::config::UefiLoader;
-use crate::config::{BootEntry, Config, ConfigError, Mode, PoolRange, validate};
+use crate::config::{BootEntry, Config, ConfigError, Mode, PoolRange, ServedFiles, validate};
 use crate::detect::probe::{ProbeError, ProbeSettings, probe};
 use crate::detect::watch::Conflicts;
 use crate::detect::{ServerRole, ServerSighting};

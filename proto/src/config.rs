@@ -245,21 +245,4 @@ impl Config {
     pub fn fallback_loader_dir(&self) -> Option<&Path> {
         self.loader_dir.as_deref().filter(|dir| !self.root.as_os_str().is_empty() && *dir != self.root)
     }
-
-    /// Whether `file` (root-relative) is a file that is served: in the serving root, or
-    /// else in the app's loader folder.
-    pub fn serves_file(&self, file: &str) -> bool {
-        self.served_file_path(file).is_some()
-    }
-
-    /// Where `file` (root-relative) is read from when served: the serving root, or else
-    /// the app's loader folder.
-    pub fn served_file_path(&self, file: &str) -> Option<PathBuf> {
-        let holds = |folder: &Path| !folder.as_os_str().is_empty() && folder.join(file).is_file();
-        [Some(self.serving_root()), self.fallback_loader_dir()]
-            .into_iter()
-            .flatten()
-            .find(|folder| holds(folder))
-            .map(|folder| folder.join(file))
-    }
 }

@@ -11,18 +11,40 @@ const PURE_DEPENDENCIES: &[&str] =
 
 /// What a pure function must not call: it would read the world instead of being told.
 const IO_CALLS: &[&str] = &[
+    // Files, and paths asked about the disk.
     "std::fs",
+    "{fs",
+    " fs::",
     "File::open",
     "File::create",
     "OpenOptions",
+    ".is_file()",
+    ".is_dir()",
+    ".exists()",
+    ".try_exists(",
+    ".metadata()",
+    ".symlink_metadata()",
+    ".canonicalize()",
+    ".read_dir(",
+    ".read_link(",
+    // Sockets and name lookups.
     "UdpSocket",
     "TcpStream",
     "TcpListener",
+    "to_socket_addrs",
+    // Threads, processes, the environment, the terminal.
     "std::thread",
     "std::process",
     "std::env",
+    "println!",
+    "eprintln!",
+    "stdout()",
+    "stderr()",
+    "stdin()",
+    // The clock.
     "Instant::now",
     "SystemTime::now",
+    ".elapsed()",
     "tokio",
 ];
 
@@ -30,13 +52,25 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The names in `[dependencies]` (not dev- or build-dependencies).
+/// The names of what the library depends on: `[dependencies]`, `[dependencies.NAME]`
+/// and the per-target tables (not dev- or build-dependencies).
 fn dependencies(manifest: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut inside = false;
     for line in manifest.lines().map(str::trim) {
         if line.starts_with('[') {
-            inside = line == "[dependencies]";
+            let header = line.trim_matches(['[', ']']);
+            let table =
+                header.rsplit_once("dependencies").map(|(before, after)| (before, after.trim_start_matches('.')));
+            inside = false;
+            match table {
+                Some((before, _)) if before.ends_with("dev-") || before.ends_with("build-") => {}
+                Some((before, "")) if before.is_empty() || before.starts_with("target.") => inside = true,
+                Some((before, name)) if before.is_empty() || before.starts_with("target.") => {
+                    names.push(name.to_owned())
+                }
+                _ => {}
+            }
         } else if inside && let Some((name, _)) = line.split_once('=') {
             let name = name.trim();
             if !name.is_empty() && !name.starts_with('#') {
@@ -58,10 +92,22 @@ fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
-/// A file's code outside its tests (tests may time themselves) and outside comments.
+/// A file's code outside its test module (tests may time themselves and make files) and
+/// outside comments. Only a `#[cfg(test)] mod NAME {` ends the scan: a test-only function
+/// in the middle of a file does not hide the code after it.
 fn non_test_code(text: &str) -> String {
-    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-    code.lines().filter(|line| !line.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
+    let mut code = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let next = lines.peek().map(|next| next.trim_start()).unwrap_or_default();
+        if line.trim() == "#[cfg(test)]" && next.starts_with("mod ") && next.trim_end().ends_with('{') {
+            break;
+        }
+        if !line.trim_start().starts_with("//") {
+            code.push(line);
+        }
+    }
+    code.join("\n")
 }
 
 #[test]
@@ -90,8 +136,14 @@ fn no_function_here_does_io() {
 
 #[test]
 fn the_checks_see_what_they_look_for() {
-    let manifest = "[package]\nname = \"x\"\n[dependencies]\ntokio.workspace = true\nserde = \"1\"\n[dev-dependencies]\nfastrand = \"2\"\n";
-    assert_eq!(dependencies(manifest), ["tokio", "serde"]);
-    let code = non_test_code("use std::fs;\n// std::thread in a comment\n#[cfg(test)]\nmod tests { Instant::now(); }");
-    assert!(code.contains("std::fs") && !code.contains("std::thread") && !code.contains("Instant::now"));
+    let manifest = "[package]\nname = \"x\"\n[dependencies]\ntokio.workspace = true\nserde = \"1\"\n\
+        [dev-dependencies]\nfastrand = \"2\"\n[build-dependencies]\ncc = \"1\"\n\
+        [target.'cfg(unix)'.dependencies]\nnix = \"0.30\"\n[dependencies.mio]\nversion = \"1\"\n";
+    assert_eq!(dependencies(manifest), ["tokio", "serde", "nix", "mio"]);
+    let code = non_test_code(
+        "use std::fs;\n// std::thread in a comment\n#[cfg(test)]\nfn helper() {}\nfn after() { p.is_file(); }\n\
+         #[cfg(test)]\nmod tests {\n Instant::now();\n}",
+    );
+    assert!(code.contains("std::fs") && code.contains("is_file"), "code after a test-only function is read: {code}");
+    assert!(!code.contains("std::thread") && !code.contains("Instant::now"), "{code}");
 }

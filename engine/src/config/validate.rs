@@ -3,7 +3,7 @@ use std::path::Path;
 
 use ipnet::Ipv4Net;
 
-use super::{BootEntry, Config, Mode, PoolRange};
+use super::{BootEntry, Config, Mode, PoolRange, ServedFiles};
 
 /// The largest pool a default range spans: a bench or a classroom, not a campus.
 const DEFAULT_POOL_MAX: u32 = 200;

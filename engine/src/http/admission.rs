@@ -23,7 +23,8 @@ const REPORT_EVERY: Duration = Duration::from_secs(60);
 const REPORTED_MAX: usize = 256;
 
 /// How many connections the service may hold at once for an open-file soft limit of
-/// `open_files`: each holds a socket and, while it sends, a file; TFTP may take up to
+/// `open_files`: each holds a socket and, while it sends, a file (two descriptors: the
+/// open file and the handle its body streams from); TFTP may take up to
 /// 1,024 descriptors (512 transfers), so HTTP takes a quarter of the limit, between 16
 /// and [`MOST`].
 pub fn connection_cap(open_files: u64) -> usize {

@@ -73,7 +73,7 @@ pub(super) fn plan(method: &Method, request: &HeaderMap, found: Found) -> Plan {
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     let etag = entity_tag(len, modified);
     headers.insert(header::ETAG, etag.clone());
-    let last_modified = modified.map(httpdate::fmt_http_date);
+    let last_modified = modified.filter(|time| http_date_can_hold(*time)).map(httpdate::fmt_http_date);
     if let Some(value) = last_modified.as_deref().and_then(|text| HeaderValue::from_str(text).ok()) {
         headers.insert(header::LAST_MODIFIED, value);
     }
@@ -116,6 +116,13 @@ fn generated(is_head: bool, content: Bytes) -> Plan {
     Plan { status: StatusCode::OK, headers, body }
 }
 
+/// Whether an HTTP date can say `time` (`httpdate` panics on a time before 1970 or after
+/// 9999; a file can carry either, e.g. from a bad clock or an archive).
+fn http_date_can_hold(time: SystemTime) -> bool {
+    const YEAR_10000: Duration = Duration::from_secs(253_402_300_800);
+    time.duration_since(UNIX_EPOCH).is_ok_and(|since| since < YEAR_10000)
+}
+
 /// A strong validator from size and modification time (to the nanosecond: a file
 /// rewritten within a second with the same size still gets a new tag).
 fn entity_tag(len: u64, modified: Option<SystemTime>) -> HeaderValue {
@@ -126,10 +133,16 @@ fn entity_tag(len: u64, modified: Option<SystemTime>) -> HeaderValue {
 
 /// `If-None-Match` (any listed tag, or `*`), else `If-Modified-Since` (RFC 9110 §13.2.2).
 fn not_modified(request: &HeaderMap, etag: &HeaderValue, modified: Option<SystemTime>) -> bool {
-    if let Some(tags) = request.get(header::IF_NONE_MATCH).and_then(|value| value.to_str().ok()) {
+    let tags: Vec<&str> =
+        request.get_all(header::IF_NONE_MATCH).iter().filter_map(|value| value.to_str().ok()).collect();
+    if !tags.is_empty() {
         let ours = etag.to_str().unwrap_or_default();
-        // Weak comparison: `W/"x"` matches `"x"`.
-        return tags.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours);
+        // Weak comparison: `W/"x"` matches `"x"`. The list may span several header lines.
+        return tags
+            .iter()
+            .flat_map(|line| line.split(','))
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours);
     }
     let since =
         request.get(header::IF_MODIFIED_SINCE).and_then(|value| httpdate::parse_http_date(value.to_str().ok()?).ok());
@@ -163,8 +176,12 @@ enum RangeAnswer {
 /// else, several ranges included, is answered with the whole body: allowed by RFC 9110,
 /// and what a download client can use.
 fn requested_range(range: Option<&HeaderValue>, len: u64) -> RangeAnswer {
-    let Some(spec) = range.and_then(|value| value.to_str().ok()).and_then(|text| text.trim().strip_prefix("bytes="))
-    else {
+    // The unit is case-insensitive (RFC 9110 §14.1).
+    let spec = range
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .and_then(|text| text.get(..6).filter(|unit| unit.eq_ignore_ascii_case("bytes=")).map(|_| &text[6..]));
+    let Some(spec) = spec else {
         return RangeAnswer::Whole;
     };
     let Some((first, last)) = spec.trim().split_once('-') else { return RangeAnswer::Whole };
@@ -221,6 +238,8 @@ mod tests {
         assert_eq!(range("items=0-1", 100), Whole);
         assert_eq!(range("bytes=18446744073709551615-", 100), Unsatisfiable);
         assert_eq!(range("bytes=x-y", 100), Whole);
+        assert_eq!(range("Bytes=0-9", 100), Part(0, 9), "the unit is case-insensitive");
+        assert_eq!(range("bytes", 100), Whole);
     }
 
     #[test]
@@ -244,6 +263,11 @@ mod tests {
         let head = plan(&Method::HEAD, &headers(&[(header::RANGE, "bytes=10-19")]), file());
         assert_eq!((head.status, &head.body), (StatusCode::PARTIAL_CONTENT, &Body::Empty));
         assert_eq!(head.headers[header::CONTENT_LENGTH], "10", "a HEAD announces what a GET would send");
+
+        // A date an HTTP date cannot say (before 1970) is left out, not a panic.
+        let old = get(&[], Found::File { len: 10, modified: Some(UNIX_EPOCH - Duration::from_secs(1)) });
+        assert_eq!(old.status, StatusCode::OK);
+        assert!(!old.headers.contains_key(header::LAST_MODIFIED));
 
         let empty = get(&[], Found::File { len: 0, modified: None });
         assert_eq!((empty.status, &empty.body), (StatusCode::OK, &Body::Empty));

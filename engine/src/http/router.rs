@@ -109,7 +109,7 @@ async fn find(namespace: &Namespace, url_path: &str) -> (Found, Option<Opened>) 
             let (root, loader_dir) = (namespace.root.clone(), namespace.served.loader_dir().map(Path::to_path_buf));
             tokio::task::spawn_blocking(move || match paths::resolve_normalised(&root, loader_dir.as_deref(), name) {
                 Ok(resolved) => {
-                    let file = File::open(resolved.path())?;
+                    let file = open_regular(resolved.path())?;
                     let metadata = file.metadata()?;
                     let found = Found::File { len: metadata.len(), modified: metadata.modified().ok() };
                     Ok((found, Opened { file, base: 0 }))
@@ -132,6 +132,29 @@ async fn find(namespace: &Namespace, url_path: &str) -> (Found, Option<Opened>) 
         }
         Ok(Err(_)) | Err(_) => (Found::Unreadable, None),
     }
+}
+
+/// Opens the file the path rules found, and makes sure what was opened is still a regular
+/// file: between their check and this open a local user who can write inside the root
+/// could swap it. On Unix the open does not wait (a FIFO put there would block a thread
+/// for ever) and does not follow a final symbolic link (the rules gave the real path).
+fn open_regular(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW);
+    }
+    let file = options.open(path).map_err(|error| {
+        // ELOOP: the final name became a symbolic link since the rules looked.
+        #[cfg(unix)]
+        if error.raw_os_error() == Some(nix::libc::ELOOP) {
+            return io::Error::from(io::ErrorKind::NotFound);
+        }
+        error
+    })?;
+    if file.metadata()?.is_file() { Ok(file) } else { Err(io::ErrorKind::NotFound.into()) }
 }
 
 /// The response `plan` decided, its file body read from `opened`.
@@ -160,7 +183,7 @@ fn respond(plan: Plan, opened: Option<Opened>) -> Response {
 
 /// `len` bytes of `file` from `offset`, read as the body is polled (and not at all by
 /// a zero-copy send, which drops it). Its own handle: the file position it moves is
-/// not the one sendfile(2) is given.
+/// not the one sendfile(2) is given. (So a file being sent holds two descriptors.)
 fn file_stream(file: &File, offset: u64, len: u64) -> io::Result<Body> {
     let mut own = file.try_clone()?;
     own.seek(SeekFrom::Start(offset))?;

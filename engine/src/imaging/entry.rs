@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use super::hub::{AgentBoot, ImagingHub};
-use crate::config::{BootEntry, Config};
+use crate::config::{BootEntry, Config, ServedFiles};
 use crate::mac::MacAddr;
 use crate::rules::{ClientRule, MacPattern};
 

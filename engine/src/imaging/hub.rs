@@ -85,7 +85,7 @@ impl From<Refusal> for ImagingError {
 }
 
 /// How a seat boots the agent: its kernel and initrd as served, and the kernel
-/// arguments (`portapxe.server=` is added).
+/// arguments (`portapxe.server=` is added, and for each seat `portapxe.mac=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentBoot {
     /// Where the boot root is served, e.g. `http://10.0.0.1:80`.
@@ -98,6 +98,13 @@ pub struct AgentBoot {
 }
 
 impl AgentBoot {
+    /// The agent for the seat `mac`: told which card to use (`portapxe.mac=`). A seat
+    /// with two cards that boots from its second must report and take its task under the
+    /// MAC it booted with, the one the hub keys its task by.
+    pub fn for_seat(&self, mac: MacAddr) -> Self {
+        Self { cmdline: format!("portapxe.mac={mac} {}", self.cmdline.trim()), ..self.clone() }
+    }
+
     /// The iPXE script that starts the agent.
     pub fn script(&self) -> String {
         let url = |path: &str| crate::url::url(&self.base_url, path);
@@ -247,7 +254,7 @@ impl ImagingHub {
                 Seats::Only(macs) => macs.contains(&mac),
             });
         match (&state.agent, capture || restore) {
-            (Some(agent), true) => Some(SeatBoot::Agent(agent.clone())),
+            (Some(agent), true) => Some(SeatBoot::Agent(agent.for_seat(mac))),
             _ => None,
         }
     }
@@ -616,7 +623,9 @@ mod tests {
         let grub = |path: &str| crate::served::MadeOnRequest::make(&*hub, path);
         let config = String::from_utf8(grub("imaging/grub/52-54-00-00-00-01.cfg").unwrap().to_vec()).unwrap();
         assert!(
-            config.contains("    linux '/agent/vmlinuz' 'portapxe.server=10.0.0.1:80' 'console=ttyS0'\n")
+            config.contains(
+                "    linux '/agent/vmlinuz' 'portapxe.server=10.0.0.1:80' 'portapxe.mac=52:54:00:00:00:01' 'console=ttyS0'\n"
+            )
                 && config.contains("    initrd '/agent/initrd.img'\nboot\n"),
             "{config}"
         );
@@ -627,7 +636,7 @@ mod tests {
         assert_eq!(grub("grub/grub.cfg"), None);
         assert_eq!(
             boot.script(),
-            "#!ipxe\necho PortaPXE: starting the imaging agent\nkernel http://10.0.0.1/agent/vmlinuz initrd=initrd.img portapxe.server=10.0.0.1:80 console=ttyS0\ninitrd --name initrd.img http://10.0.0.1/agent/initrd.img\nboot\n"
+            "#!ipxe\necho PortaPXE: starting the imaging agent\nkernel http://10.0.0.1/agent/vmlinuz initrd=initrd.img portapxe.server=10.0.0.1:80 portapxe.mac=52:54:00:00:00:01 console=ttyS0\ninitrd --name initrd.img http://10.0.0.1/agent/initrd.img\nboot\n"
         );
         assert!(matches!(hub.task(mac, SEAT), Task::Restore { .. }));
         hub.report(mac, SEAT, SeatPhase::Done, "restored".into());
