@@ -510,6 +510,28 @@ async fn http_1_0_is_served_and_closed() {
 }
 
 #[tokio::test]
+async fn a_client_that_has_the_file_gets_304_on_both_paths() {
+    let fx = Fixture::new().await;
+    let first = get(fx.addr(), "/small.bin").await;
+    let etag = first.header("etag").expect("an ETag").to_owned();
+    // The zero-copy path (HTTP/1.1 GET) and hyper (HTTP/1.0) answer from the same plan.
+    let cached = send(fx.addr(), "GET", "/small.bin", &format!("If-None-Match: {etag}\r\n")).await;
+    assert_eq!(cached.status, 304);
+    assert!(cached.body.is_empty(), "{} body bytes", cached.body.len());
+    assert_eq!(cached.header("etag"), Some(etag.as_str()));
+    let mut stream = TcpStream::connect(fx.addr()).await.expect("connect");
+    let request = format!("GET /small.bin HTTP/1.0\r\nIf-None-Match: {etag}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut raw)).await.expect("closed after the reply").expect("receive");
+    let reply = parse_reply(&raw);
+    assert_eq!((reply.status, reply.body.len()), (304, 0));
+    // A range of a file the client has an old copy of is the whole new file.
+    let changed = send(fx.addr(), "GET", "/small.bin", "Range: bytes=0-9\r\nIf-Range: \"old\"\r\n").await;
+    assert_eq!((changed.status, changed.body), (200, pattern(SMALL_LEN)));
+}
+
+#[tokio::test]
 async fn a_reply_sent_while_stopping_says_the_connection_will_close() {
     let fx = Fixture::new().await;
     let mut stream = TcpStream::connect(fx.addr()).await.expect("connect");
