@@ -13,6 +13,8 @@
 # The arm64 packages come through apt with a package list of their own in a scratch
 # folder (APT::Architecture=arm64), so the machine's dpkg architectures stay as they are.
 set -eu
+# shellcheck source=installers/arm64-apt.sh
+. "$(dirname "$0")/arm64-apt.sh"
 
 if [ $# -ne 1 ]; then
     echo "usage: $0 OUTDIR   (e.g. $0 target/signed-loaders)" >&2
@@ -32,15 +34,7 @@ trap 'rm -rf "$work"' EXIT
 # grub-common and shim-unsigned only for their copyright files: the signed packages'
 # describe their packaging, not the licences of GRUB and shim themselves.
 (cd "$work" && apt-get download shim-signed grub-efi-amd64-signed shim-unsigned grub-common)
-arm64="-o Dir::State::Lists=$work/arm64/lists -o Dir::Cache=$work/arm64/cache -o APT::Architecture=arm64 -o APT::Architectures::=arm64"
-mkdir -p "$work/arm64/lists/partial" "$work/arm64/cache/archives/partial" "$work/arm64/debs"
-chown -R _apt "$work/arm64" 2> /dev/null || chmod -R 777 "$work/arm64"
-# shellcheck disable=SC2086 # $arm64 is a list of apt options
-apt-get -q $arm64 update > "$work/arm64/update.log" 2>&1 || {
-    cat "$work/arm64/update.log" >&2
-    echo "signed-loaders.sh: cannot read the arm64 package lists from the Debian mirror" >&2
-    exit 1
-}
+arm64_apt_update "$work/arm64" signed-loaders.sh || exit 1
 # shellcheck disable=SC2086
 (cd "$work/arm64/debs" && apt-get -q $arm64 download shim-signed grub-efi-arm64-signed)
 for deb in "$work"/*.deb "$work"/arm64/debs/*.deb; do

@@ -9,6 +9,8 @@
 # folder (APT::Architecture=arm64): nothing is installed and the machine's dpkg
 # architectures stay as they are. OUTDIR gets vmlinuz and busybox. Idempotent.
 set -eu
+# shellcheck source=installers/arm64-apt.sh
+. "$(dirname "$0")/../../installers/arm64-apt.sh"
 
 if [ $# -ne 1 ]; then
     echo "usage: $0 OUTDIR   (e.g. $0 target/lab/arm64)" >&2
@@ -23,15 +25,7 @@ fi
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-arm64="-o Dir::State::Lists=$work/lists -o Dir::Cache=$work/cache -o APT::Architecture=arm64 -o APT::Architectures::=arm64"
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs"
-chown -R _apt "$work" 2> /dev/null || chmod -R 777 "$work"
-# shellcheck disable=SC2086 # $arm64 is a list of apt options
-apt-get -q $arm64 update > "$work/update.log" 2>&1 || {
-    cat "$work/update.log" >&2
-    echo "prepare-arm64.sh: cannot read the arm64 package lists from the Debian mirror" >&2
-    exit 1
-}
+arm64_apt_update "$work" prepare-arm64.sh || exit 1
 # linux-image-arm64 is the metapackage; it depends on the current (signed) image.
 # shellcheck disable=SC2086
 pkg=$(apt-cache $arm64 depends linux-image-arm64 2> /dev/null \
