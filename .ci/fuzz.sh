@@ -15,7 +15,7 @@ if ! command -v cargo-fuzz > /dev/null; then
     cargo install cargo-fuzz --locked --version 0.13.2
 fi
 
-mkdir -p corpus/iso_image corpus/config_toml corpus/iso_menu
+mkdir -p corpus/iso_image corpus/config_toml corpus/iso_menu corpus/http_request
 if [ ! -s corpus/iso_image/seed-xorriso.iso ] && command -v xorriso > /dev/null; then
     tree=$(mktemp -d)
     trap 'rm -rf "$tree"' EXIT
@@ -47,6 +47,8 @@ mac = "52:54:00"
 entry = "Debian live"
 TOML
 
+printf 'GET /boot.ipxe HTTP/1.1\r\nHost: 10.0.0.1\r\nRange: bytes=0-9\r\nIf-None-Match: W/"a", "b"\r\nIf-Range: Wed, 18 Nov 2026 11:06:40 GMT\r\n\r\n' \
+    > corpus/http_request/seed.txt
 targets=$(cargo fuzz list)
 cargo fuzz build -O --debug-assertions
 for target in $targets; do

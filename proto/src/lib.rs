@@ -15,6 +15,7 @@ pub mod dhcp;
 pub mod events;
 pub mod export;
 pub mod grub;
+pub mod http_plan;
 pub mod imaging;
 pub mod ipxe;
 pub mod iso;

@@ -6,8 +6,18 @@
 use std::path::{Path, PathBuf};
 
 /// Dependencies that do no I/O of their own. Adding one means deciding it is pure.
-const PURE_DEPENDENCIES: &[&str] =
-    &["dhcproto", "serde", "serde_json", "thiserror", "ipnet", "percent-encoding", "etherparse"];
+const PURE_DEPENDENCIES: &[&str] = &[
+    "dhcproto",
+    "serde",
+    "serde_json",
+    "thiserror",
+    "ipnet",
+    "percent-encoding",
+    "etherparse",
+    "http",
+    "httpdate",
+    "bytes",
+];
 
 /// What a pure function must not call: it would read the world instead of being told.
 const IO_CALLS: &[&str] = &[

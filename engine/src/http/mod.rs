@@ -4,7 +4,7 @@
 //! Owns: the listening socket, the lookup of a URL in the served namespace
 //! (`router`: generated files, files inside ISO images, then the boot root and the
 //! loader folder behind it, by the path rules TFTP uses), the one decision of status,
-//! headers and body span (`plan`: ranges, validators, HEAD, refusals), and one
+//! headers and body span (`portapxe_proto::http_plan`: ranges, validators, HEAD, refusals), and one
 //! [`TransferEvent`] stream per request. On Linux a file's body goes out with
 //! sendfile(2) (`zero_copy`); elsewhere, and for what that path leaves, hyper streams it.
 //!
@@ -16,7 +16,6 @@
 mod admission;
 mod connection;
 mod observe;
-mod plan;
 mod router;
 mod server;
 mod site;

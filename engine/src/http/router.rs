@@ -2,7 +2,7 @@
 //! first; every other URL is looked up in the served namespace ([`find`]: a generated
 //! file, a file inside a mounted ISO image, then the boot root and the loader folder
 //! behind it, by the one set of path rules in `crate::paths`), answered by the one
-//! decision ([`plan`](super::plan::plan)) and turned into a response. A file body is
+//! decision (`portapxe_proto::http_plan::plan`) and turned into a response. A file body is
 //! the span of the file opened by the lookup: hyper streams it, and on Linux the
 //! response also carries that span ([`SendFile`]) for the zero-copy path, which sends
 //! it with sendfile(2) instead. Both send the bytes of the same open file.
@@ -23,10 +23,10 @@ use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
 use super::observe;
-use super::plan::{self, Found, Plan};
 use crate::events::EventSink;
 use crate::paths::{self, PathError, RelativePath};
 use crate::served::{Served, ServedItem};
+use portapxe_proto::http_plan::{self as plan, Found, Plan};
 
 /// Bytes read from a file per trip to the blocking pool. The default 64 KiB made a
 /// single download 0.56× nginx, 256 KiB 0.93× (BENCHMARKS.md, case 4a).

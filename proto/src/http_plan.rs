@@ -1,8 +1,9 @@
 //! The one HTTP decision: from a request head and what the served namespace holds at
-//! its path, the status, the headers and which bytes form the body. Pure: the lookup
-//! happened before (`router::find`, by the path rules of `crate::paths`), and the bytes are sent after, by whichever path
-//! carries the connection (hyper streams the span, the Linux zero-copy path sends it
-//! with sendfile(2)). Both send what this function decided, so they cannot disagree.
+//! its path, the status, the headers and which bytes form the body. Pure: the engine's
+//! lookup happened before (`http::router::find`, by the path rules of `paths`), and the
+//! bytes are sent after, by whichever path carries the connection (hyper streams the
+//! span, the Linux zero-copy path sends it with sendfile(2)). Both send what this
+//! function decided, so they cannot disagree.
 //!
 //! Written here rather than left to tower-http's `ServeDir` because the zero-copy path
 //! needs the decision itself (which file, which bytes), not a response to read it back
@@ -10,12 +11,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 /// What the namespace holds at a path, as far as the decision needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Found {
+pub enum Found {
     /// A file the engine made (the iPXE script, a GRUB config): its bytes.
     Generated(Bytes),
     /// A regular file (under the boot root, in the loader folder, or inside an ISO image).
@@ -28,7 +29,7 @@ pub(super) enum Found {
 
 /// Which bytes the response carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Body {
+pub enum Body {
     Empty,
     Bytes(Bytes),
     /// `len` bytes of the found file from `offset` (relative to the file's first byte).
@@ -40,10 +41,10 @@ pub(super) enum Body {
 
 /// The response to send.
 #[derive(Debug)]
-pub(super) struct Plan {
-    pub(super) status: StatusCode,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Body,
+pub struct Plan {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Body,
 }
 
 impl Plan {
@@ -55,7 +56,7 @@ impl Plan {
 }
 
 /// The answer to `method` with `request` headers for what was `found`.
-pub(super) fn plan(method: &Method, request: &HeaderMap, found: Found) -> Plan {
+pub fn plan(method: &Method, request: &HeaderMap, found: Found) -> Plan {
     if method != Method::GET && method != Method::HEAD {
         let mut plan = Plan::status(StatusCode::METHOD_NOT_ALLOWED);
         plan.headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
