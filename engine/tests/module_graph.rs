@@ -8,134 +8,38 @@
 //! are blanked first, so a path in a doc comment or a message is not an import.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod common {
+    pub mod source_scan;
+}
+use common::source_scan::{blank_comments_and_strings, is_ident, rust_files};
 
 type Module = Vec<String>;
 
 /// One source file: its module path and its text with comments and strings blanked.
 struct Source {
     module: Module,
-    file: PathBuf,
     code: String,
     /// What it re-exports: name → the child module it comes from.
     exports: BTreeMap<String, String>,
 }
 
 fn sources(root: &Path) -> Vec<Source> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let relative = path.strip_prefix(root).unwrap();
-                let mut module: Module =
-                    relative.with_extension("").iter().map(|part| part.to_string_lossy().into_owned()).collect();
-                if matches!(module.last().map(String::as_str), Some("mod" | "lib")) {
-                    module.pop();
-                }
-                let code = blank_comments_and_strings(&std::fs::read_to_string(&path).unwrap());
-                let exports = reexports(&code);
-                found.push(Source { module, file: relative.to_path_buf(), code, exports });
+    rust_files(root)
+        .into_iter()
+        .map(|path| {
+            let relative = path.strip_prefix(root).unwrap();
+            let mut module: Module =
+                relative.with_extension("").iter().map(|part| part.to_string_lossy().into_owned()).collect();
+            if matches!(module.last().map(String::as_str), Some("mod" | "lib")) {
+                module.pop();
             }
-        }
-    }
-    found.sort_by(|a, b| a.file.cmp(&b.file));
-    found
-}
-
-/// Replaces comments, string and char literals with spaces (newlines kept).
-fn blank_comments_and_strings(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        if c == '/' && next == Some('/') {
-            while i < chars.len() && chars[i] != '\n' {
-                out.push(' ');
-                i += 1;
-            }
-        } else if c == '/' && next == Some('*') {
-            let mut depth = 0;
-            while i < chars.len() {
-                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    out.push_str("  ");
-                    i += 2;
-                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    out.push_str("  ");
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    out.push(blank(chars[i]));
-                    i += 1;
-                }
-            }
-        } else if c == 'r' && (next == Some('"') || next == Some('#')) && !is_ident(chars.get(i.wrapping_sub(1))) {
-            // A raw string: r"…", r#"…"#.
-            let mut hashes = 0;
-            let mut j = i + 1;
-            while chars.get(j) == Some(&'#') {
-                hashes += 1;
-                j += 1;
-            }
-            if chars.get(j) != Some(&'"') {
-                out.push(c);
-                i += 1;
-                continue;
-            }
-            j += 1;
-            while j < chars.len() {
-                if chars[j] == '"' && (1..=hashes).all(|k| chars.get(j + k) == Some(&'#')) {
-                    j += 1 + hashes;
-                    break;
-                }
-                j += 1;
-            }
-            out.extend(chars[i..j.min(chars.len())].iter().map(|&c| blank(c)));
-            i = j;
-        } else if c == '"' {
-            out.push(' ');
-            i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                if chars[i] == '\\' {
-                    out.push(' ');
-                    i += 1;
-                }
-                if i < chars.len() {
-                    out.push(blank(chars[i]));
-                    i += 1;
-                }
-            }
-            out.push(' ');
-            i += 1;
-        } else if c == '\'' && is_char_literal(&chars[i..]) {
-            let end = chars[i + 1..].iter().position(|&c| c == '\'').map_or(chars.len(), |p| i + 2 + p);
-            out.extend(std::iter::repeat_n(' ', end - i));
-            i = end;
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    out
-}
-
-fn is_ident(c: Option<&char>) -> bool {
-    c.is_some_and(|c| c.is_alphanumeric() || *c == '_')
-}
-
-/// `'a'`, `'\n'`, `'\''`: a char literal, not a lifetime (`'a`).
-fn is_char_literal(rest: &[char]) -> bool {
-    matches!(rest, ['\'', '\\', ..] | ['\'', _, '\'', ..])
+            let code = blank_comments_and_strings(&std::fs::read_to_string(&path).unwrap());
+            let exports = reexports(&code);
+            Source { module, code, exports }
+        })
+        .collect()
 }
 
 /// Every path starting at `crate::`, `super::` or `self::` in `code`, as segment lists

@@ -3,7 +3,13 @@
 //! files, sockets, threads, processes, the clock — and any dependency not chosen for
 //! pure work. Time, bytes and settings come in as arguments; decisions go out as values.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+// Shared with the engine's module-cycle test: the file walk and the blanking of comments
+// and literals.
+#[path = "../../engine/tests/common/source_scan.rs"]
+mod source_scan;
+use source_scan::{blank_comments_and_strings, rust_files};
 
 /// Dependencies that do no I/O of their own. Adding one means deciding it is pure.
 const PURE_DEPENDENCIES: &[&str] = &[
@@ -91,31 +97,20 @@ fn dependencies(manifest: &str) -> Vec<String> {
     names
 }
 
-fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, found);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            found.push(path);
-        }
-    }
-}
-
-/// A file's code outside its test module (tests may time themselves and make files) and
-/// outside comments. Only a `#[cfg(test)] mod NAME {` ends the scan: a test-only function
-/// in the middle of a file does not hide the code after it.
+/// A file's code outside its test module (tests may time themselves and make files),
+/// with comments and literals blanked (a message may name a call). Only a
+/// `#[cfg(test)] mod NAME {` ends the scan: a test-only function in the middle of a
+/// file does not hide the code after it.
 fn non_test_code(text: &str) -> String {
+    let blanked = blank_comments_and_strings(text);
     let mut code = Vec::new();
-    let mut lines = text.lines().peekable();
+    let mut lines = blanked.lines().peekable();
     while let Some(line) = lines.next() {
         let next = lines.peek().map(|next| next.trim_start()).unwrap_or_default();
         if line.trim() == "#[cfg(test)]" && next.starts_with("mod ") && next.trim_end().ends_with('{') {
             break;
         }
-        if !line.trim_start().starts_with("//") {
-            code.push(line);
-        }
+        code.push(line);
     }
     code.join("\n")
 }
@@ -131,8 +126,7 @@ fn the_crate_depends_only_on_pure_crates() {
 
 #[test]
 fn no_function_here_does_io() {
-    let mut files = Vec::new();
-    rust_files(&crate_dir().join("src"), &mut files);
+    let files = rust_files(&crate_dir().join("src"));
     assert!(files.len() > 20, "found too few source files ({}): the walk is broken", files.len());
     let mut found = Vec::new();
     for file in files.iter().filter(|f| !f.ends_with("tests.rs")) {
@@ -151,9 +145,10 @@ fn the_checks_see_what_they_look_for() {
         [target.'cfg(unix)'.dependencies]\nnix = \"0.30\"\n[dependencies.mio]\nversion = \"1\"\n";
     assert_eq!(dependencies(manifest), ["tokio", "serde", "nix", "mio"]);
     let code = non_test_code(
-        "use std::fs;\n// std::thread in a comment\n#[cfg(test)]\nfn helper() {}\nfn after() { p.is_file(); }\n\
-         #[cfg(test)]\nmod tests {\n Instant::now();\n}",
+        "use std::fs;\n// std::thread in a comment\nlet s = \"println!\";\n#[cfg(test)]\nfn helper() {}\n\
+         fn after() { p.is_file(); }\n#[cfg(test)]\nmod tests {\n Instant::now();\n}",
     );
     assert!(code.contains("std::fs") && code.contains("is_file"), "code after a test-only function is read: {code}");
-    assert!(!code.contains("std::thread") && !code.contains("Instant::now"), "{code}");
+    assert!(!code.contains("std::thread") && !code.contains("println!"), "comments and strings are blanked: {code}");
+    assert!(!code.contains("Instant::now"), "the test module is left out: {code}");
 }
