@@ -25,7 +25,7 @@ use tokio_util::io::ReaderStream;
 use super::observe;
 use crate::events::EventSink;
 use crate::paths::{self, PathError, RelativePath};
-use crate::served::{Served, ServedItem};
+use crate::served::{ImageSpan, Served, ServedItem};
 use portapxe_proto::http_plan::{self as plan, Found, Plan};
 
 /// Bytes read from a file per trip to the blocking pool. The default 64 KiB made a
@@ -84,61 +84,76 @@ async fn serve(State(namespace): State<Namespace>, request: Request) -> Response
 
 /// A URL path as the name the path rules check: percent-decoded, then normalised
 /// (`paths::normalise`: `..`, `:`, control characters and overlong names refused).
-pub(super) fn url_name(url_path: &str) -> Result<RelativePath, PathError> {
-    let decoded = percent_decode_str(url_path).decode_utf8().map_err(|_| PathError::Empty)?;
-    paths::normalise(&decoded)
+pub(super) fn url_name(url_path: &str) -> Option<RelativePath> {
+    let decoded = percent_decode_str(url_path).decode_utf8().ok()?;
+    paths::normalise(&decoded).ok()
 }
 
-/// What the namespace holds at `url_path`, opened if it is a file.
+/// What the namespace holds at `url_path`, opened if it is a file (off the runtime: the
+/// look at the disk blocks).
 async fn find(namespace: &Namespace, url_path: &str) -> (Found, Option<Opened>) {
-    let Ok(name) = url_name(url_path) else { return (Found::Missing, None) };
-    let found = match namespace.served.lookup(name.as_str()) {
+    let Some(name) = url_name(url_path) else { return (Found::Missing, None) };
+    let looked_up = match namespace.served.lookup(name.as_str()) {
         Some(ServedItem::Generated(content)) => return (Found::Generated(content), None),
-        Some(ServedItem::InImage(span)) => {
-            tokio::task::spawn_blocking(move || {
-                let file = span.open().map_err(|error| {
-                    tracing::warn!("HTTP: {error}");
-                    io::Error::other(error)
-                })?;
-                let found = Found::File { len: span.len, modified: span.stamp.modified };
-                io::Result::Ok((found, Opened { file, base: span.offset }))
-            })
-            .await
-        }
+        Some(ServedItem::InImage(span)) => tokio::task::spawn_blocking(move || open_in_image(&span)).await,
         None => {
             let (root, loader_dir) = (namespace.root.clone(), namespace.served.loader_dir().map(Path::to_path_buf));
-            tokio::task::spawn_blocking(move || match paths::resolve_normalised(&root, loader_dir.as_deref(), name) {
-                Ok(resolved) => {
-                    let file = open_regular(resolved.path())?;
-                    let metadata = file.metadata()?;
-                    let found = Found::File { len: metadata.len(), modified: metadata.modified().ok() };
-                    Ok((found, Opened { file, base: 0 }))
-                }
-                Err(PathError::Io { source, .. }) => Err(source),
-                Err(refused @ PathError::OutsideRoot { .. }) => {
-                    tracing::warn!("HTTP: refused: {refused}");
-                    Err(io::ErrorKind::NotFound.into())
-                }
-                // Missing, a directory, not readable by us: the client is told "not found".
-                Err(_) => Err(io::ErrorKind::NotFound.into()),
-            })
-            .await
+            tokio::task::spawn_blocking(move || open_in_root(&root, loader_dir.as_deref(), name)).await
         }
     };
-    match found {
-        Ok(Ok((found, opened))) => (found, Some(opened)),
-        Ok(Err(error)) if matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied) => {
+    looked_up.unwrap_or((Found::Unreadable, None))
+}
+
+fn open_in_image(span: &ImageSpan) -> (Found, Option<Opened>) {
+    match span.open() {
+        Ok(file) => {
+            read_sequentially(&file);
+            (Found::File { len: span.len, modified: span.stamp.modified }, Some(Opened { file, base: span.offset }))
+        }
+        Err(error) => {
+            tracing::warn!("HTTP: {error}");
+            (Found::Unreadable, None)
+        }
+    }
+}
+
+/// `name` in the boot root, or missing there in the loader folder, by the path rules.
+fn open_in_root(root: &Path, loader_dir: Option<&Path>, name: RelativePath) -> (Found, Option<Opened>) {
+    let opened = match paths::resolve_normalised(root, loader_dir, name) {
+        Ok(resolved) => open_regular(resolved.path()),
+        Err(PathError::Io { source, .. }) => Err(source),
+        Err(refused @ PathError::OutsideRoot { .. }) => {
+            tracing::warn!("HTTP: refused: {refused}");
+            return (Found::Missing, None);
+        }
+        // Missing, a directory, not readable by us: the client is told "not found".
+        Err(_) => return (Found::Missing, None),
+    };
+    match opened {
+        Ok((file, metadata)) => {
+            read_sequentially(&file);
+            (Found::File { len: metadata.len(), modified: metadata.modified().ok() }, Some(Opened { file, base: 0 }))
+        }
+        Err(error) if matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied) => {
             (Found::Missing, None)
         }
-        Ok(Err(_)) | Err(_) => (Found::Unreadable, None),
+        Err(_) => (Found::Unreadable, None),
     }
+}
+
+/// Twice the read-ahead for a cold cache, whichever path sends the file; only a hint.
+fn read_sequentially(file: &File) {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Sequential);
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
 }
 
 /// Opens the file the path rules found, and makes sure what was opened is still a regular
 /// file: between their check and this open a local user who can write inside the root
 /// could swap it. On Unix the open does not wait (a FIFO put there would block a thread
 /// for ever) and does not follow a final symbolic link (the rules gave the real path).
-fn open_regular(path: &Path) -> io::Result<File> {
+fn open_regular(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -154,7 +169,8 @@ fn open_regular(path: &Path) -> io::Result<File> {
         }
         error
     })?;
-    if file.metadata()?.is_file() { Ok(file) } else { Err(io::ErrorKind::NotFound.into()) }
+    let metadata = file.metadata()?;
+    if metadata.is_file() { Ok((file, metadata)) } else { Err(io::ErrorKind::NotFound.into()) }
 }
 
 /// The response `plan` decided, its file body read from `opened`.
@@ -165,15 +181,20 @@ fn respond(plan: Plan, opened: Option<Opened>) -> Response {
         plan::Body::Empty => {}
         plan::Body::Bytes(content) => *response.body_mut() = Body::from(content),
         plan::Body::File { offset, len } => {
-            let Some(Opened { file, base }) = opened else {
-                return respond(plan::plan(&Method::GET, &HeaderMap::new(), Found::Unreadable), None);
-            };
-            let Ok(stream) = file_stream(&file, base + offset, len) else {
+            // A file body always comes with the file `find` opened; a handle that cannot
+            // be cloned is a 500.
+            let streamed = opened.and_then(|Opened { file, base }| {
+                let start = base + offset;
+                Some((file_stream(&file, start, len).ok()?, file, start))
+            });
+            let Some((stream, file, start)) = streamed else {
                 return respond(plan::plan(&Method::GET, &HeaderMap::new(), Found::Unreadable), None);
             };
             *response.body_mut() = stream;
             #[cfg(target_os = "linux")]
-            response.extensions_mut().insert(SendFile { file: Arc::new(file), offset: base + offset, len });
+            response.extensions_mut().insert(SendFile { file: Arc::new(file), offset: start, len });
+            #[cfg(not(target_os = "linux"))]
+            let _ = (file, start);
         }
     }
     *response.status_mut() = status;
@@ -196,7 +217,32 @@ mod tests {
     use super::*;
 
     fn name(url: &str) -> Option<String> {
-        url_name(url).ok().map(|name| name.as_str().to_owned())
+        url_name(url).map(|name| name.as_str().to_owned())
+    }
+
+    /// What `open_regular` gives for `path`, within 5 s (a FIFO opened without
+    /// `O_NONBLOCK` would wait for a writer for ever).
+    #[cfg(unix)]
+    fn opened_within_seconds(path: std::path::PathBuf) -> io::Result<()> {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(open_regular(&path).map(|_| ())));
+        result.recv_timeout(std::time::Duration::from_secs(5)).expect("the open returned at once")
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn what_is_opened_must_still_be_a_regular_file_at_its_real_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ipxe.efi"), b"loader").unwrap();
+        assert!(opened_within_seconds(dir.path().join("ipxe.efi")).is_ok());
+        // Swapped in after the path rules looked: a FIFO, a directory, a final link.
+        nix::unistd::mkfifo(&dir.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::fs::create_dir(dir.path().join("folder")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("ipxe.efi"), dir.path().join("link")).unwrap();
+        for name in ["fifo", "folder", "link"] {
+            let error = opened_within_seconds(dir.path().join(name)).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::NotFound, "{name}: {error}");
+        }
     }
 
     #[test]

@@ -207,10 +207,6 @@ async fn respond(
     // says it will close, as hyper does.
     let close = close || *draining.borrow() || (has_body && length.is_none());
     let send_file = parts.extensions.get::<SendFile>().filter(|_| has_body).cloned();
-    if let Some(send_file) = &send_file {
-        // Twice the read-ahead for a cold cache; only a hint.
-        let _ = rustix::fs::fadvise(&*send_file.file, 0, None, rustix::fs::Advice::Sequential);
-    }
 
     let head = encode_head(parts.status, &parts.headers, added_length, close, SystemTime::now());
     let mut sent = |count| {
