@@ -48,7 +48,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn status(status: StatusCode) -> Self {
+    /// A response with no body (and says so: `Content-Length: 0`).
+    fn empty(status: StatusCode) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
         Self { status, headers, body: Body::Empty }
@@ -58,14 +59,14 @@ impl Plan {
 /// The answer to `method` with `request` headers for what was `found`.
 pub fn plan(method: &Method, request: &HeaderMap, found: Found) -> Plan {
     if method != Method::GET && method != Method::HEAD {
-        let mut plan = Plan::status(StatusCode::METHOD_NOT_ALLOWED);
+        let mut plan = Plan::empty(StatusCode::METHOD_NOT_ALLOWED);
         plan.headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return plan;
     }
     let is_head = method == Method::HEAD;
     let (len, modified) = match found {
-        Found::Missing => return Plan::status(StatusCode::NOT_FOUND),
-        Found::Unreadable => return Plan::status(StatusCode::INTERNAL_SERVER_ERROR),
+        Found::Missing => return Plan::empty(StatusCode::NOT_FOUND),
+        Found::Unreadable => return Plan::empty(StatusCode::INTERNAL_SERVER_ERROR),
         Found::Generated(content) => return generated(is_head, content),
         Found::File { len, modified } => (len, modified),
     };
@@ -88,7 +89,7 @@ pub fn plan(method: &Method, request: &HeaderMap, found: Found) -> Plan {
         RangeAnswer::Whole => (StatusCode::OK, 0, len),
         RangeAnswer::Part(first, last) => (StatusCode::PARTIAL_CONTENT, first, last - first + 1),
         RangeAnswer::Unsatisfiable => {
-            let mut plan = Plan::status(StatusCode::RANGE_NOT_SATISFIABLE);
+            let mut plan = Plan::empty(StatusCode::RANGE_NOT_SATISFIABLE);
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
                 plan.headers.insert(header::CONTENT_RANGE, value);
             }

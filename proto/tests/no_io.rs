@@ -68,32 +68,16 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The names of what the library depends on: `[dependencies]`, `[dependencies.NAME]`
-/// and the per-target tables (not dev- or build-dependencies).
+/// The names of what the library depends on: `[dependencies]` and the per-target tables
+/// (not dev- or build-dependencies).
 fn dependencies(manifest: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut inside = false;
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            let header = line.trim_matches(['[', ']']);
-            let table =
-                header.rsplit_once("dependencies").map(|(before, after)| (before, after.trim_start_matches('.')));
-            inside = false;
-            match table {
-                Some((before, _)) if before.ends_with("dev-") || before.ends_with("build-") => {}
-                Some((before, "")) if before.is_empty() || before.starts_with("target.") => inside = true,
-                Some((before, name)) if before.is_empty() || before.starts_with("target.") => {
-                    names.push(name.to_owned())
-                }
-                _ => {}
-            }
-        } else if inside && let Some((name, _)) = line.split_once('=') {
-            let name = name.trim();
-            if !name.is_empty() && !name.starts_with('#') {
-                names.push(name.split('.').next().unwrap_or(name).to_owned());
-            }
-        }
-    }
+    let manifest: toml::Table = manifest.parse().expect("Cargo.toml is TOML");
+    let targets = manifest.get("target").and_then(toml::Value::as_table);
+    let tables = std::iter::once(manifest.get("dependencies"))
+        .chain(targets.into_iter().flat_map(|targets| targets.values().map(|target| target.get("dependencies"))));
+    let mut names: Vec<String> =
+        tables.flatten().filter_map(toml::Value::as_table).flat_map(|table| table.keys().cloned()).collect();
+    names.sort();
     names
 }
 
@@ -143,7 +127,7 @@ fn the_checks_see_what_they_look_for() {
     let manifest = "[package]\nname = \"x\"\n[dependencies]\ntokio.workspace = true\nserde = \"1\"\n\
         [dev-dependencies]\nfastrand = \"2\"\n[build-dependencies]\ncc = \"1\"\n\
         [target.'cfg(unix)'.dependencies]\nnix = \"0.30\"\n[dependencies.mio]\nversion = \"1\"\n";
-    assert_eq!(dependencies(manifest), ["tokio", "serde", "nix", "mio"]);
+    assert_eq!(dependencies(manifest), ["mio", "nix", "serde", "tokio"]);
     let code = non_test_code(
         "use std::fs;\n// std::thread in a comment\nlet s = \"println!\";\n#[cfg(test)]\nfn helper() {}\n\
          fn after() { p.is_file(); }\n#[cfg(test)]\nmod tests {\n Instant::now();\n}",
