@@ -938,6 +938,7 @@ fn an_iso_row_says_what_boots_from_inside_the_image() {
         name: "Rescue".into(),
         image: iso.display().to_string(),
         append: "nomodeset".into(),
+        loader: Default::default(),
     });
     let mut harness = harness(config, settings.path());
     harness.get_by_label("Boot images").click();

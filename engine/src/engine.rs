@@ -244,20 +244,34 @@ async fn served_kernels(config: &Config, isos: &IsoPlans, served: &Served) -> Ve
 /// Why boot entry `entry` of `config` cannot boot on a machine with Secure Boot on, in
 /// words for the Boot images list, or `None` when it can. Reads the kernel's signature.
 pub fn entry_secure_boot_problem(config: &Config, entry: &BootEntry) -> Option<String> {
-    if let BootEntry::Iso { image, append, .. } = entry {
-        return iso_secure_boot_problem(&iso_entry_mount(config, image).ok()?, append);
+    if let BootEntry::Iso { image, append, loader, .. } = entry {
+        let mounted = iso_entry_mount(config, image).ok()?;
+        return iso_secure_boot_problem(&iso_entry_plan(&mounted, append, *loader), &mounted);
     }
     secure_boot_problem_of(entry, |kernel| crate::signature::kernel_refusal(&config.serving_root().join(kernel)))
 }
 
 /// Why the ISO `mounted` (an entry with `append`) cannot boot with Secure Boot on, or
 /// `None`: the kernel it boots is read inside the image.
-pub fn iso_secure_boot_problem(mounted: &crate::served::MountedImage, append: &str) -> Option<String> {
-    // The URL in the kernel arguments does not change what boots.
-    let planned = mounted.plan("http://server", append);
+pub fn iso_secure_boot_problem(planned: &crate::iso::IsoPlan, mounted: &crate::served::MountedImage) -> Option<String> {
     let served = Served::default().with_images([mounted.clone()]);
-    let refusal = crate::iso_entries::kernel_refusal(&served, &planned);
-    crate::iso_entries::secure_boot_problem(Some(&planned), refusal)
+    let refusal = crate::iso_entries::kernel_refusal(&served, planned);
+    crate::iso_entries::secure_boot_problem(Some(planned), refusal)
+}
+
+/// What boots the ISO `mounted` (an entry with `append` and `loader`), for the Boot images
+/// list: its plan with the image's own signed chain only where it is used. The URL in the
+/// kernel arguments is a placeholder (it does not change what boots). Reads the image.
+pub fn iso_entry_plan(
+    mounted: &crate::served::MountedImage,
+    append: &str,
+    loader: crate::config::IsoLoader,
+) -> crate::iso::IsoPlan {
+    let mut planned = mounted.plan("http://server", append);
+    if !crate::iso_entries::uses_own_loader(mounted, &planned, loader) {
+        planned.own_loader = None;
+    }
+    planned
 }
 
 /// The image of an ISO entry, read and mounted where serving would mount it (alone), or
@@ -265,7 +279,7 @@ pub fn iso_secure_boot_problem(mounted: &crate::served::MountedImage, append: &s
 /// the image.
 pub fn iso_entry_mount(config: &Config, image: &str) -> Result<crate::served::MountedImage, String> {
     let mount = crate::iso_entries::mount_path(image, &[]);
-    crate::iso_entries::read_one(config, image, "", "http://server", mount)
+    crate::iso_entries::read_one(config, image, "", crate::config::IsoLoader::Auto, "http://server", mount)
         .map(|(mounted, _)| mounted)
         .map_err(|error| error.to_string())
 }
@@ -622,15 +636,16 @@ impl Engine {
             None => generated,
         };
         // What each machine boots this time, asked first by every generated menu.
-        let generated = generated.with_made(Arc::new(crate::next_boot::NextBootAnswers::new(
+        let next_boot = Arc::new(crate::next_boot::NextBootAnswers::new(
             options.next_boot.clone(),
             options.imaging.clone(),
             &config.boot.entries,
             &iso_plans,
             &base,
             engine.events.clone(),
-        )));
-        let started = engine.start_services(&config, &interface, boot, generated, facts, &options);
+        ));
+        let generated = generated.with_made(next_boot.clone());
+        let started = engine.start_services(&config, &interface, boot, (generated, next_boot), facts, &options);
         let result = match &options.cancel {
             Some(cancel) => tokio::select! {
                 result = started => result,
@@ -650,7 +665,7 @@ impl Engine {
         config: &Config,
         interface: &crate::net::InterfaceInfo,
         boot: BootSettings,
-        generated: Served,
+        (generated, next_boot): (Served, Arc<crate::next_boot::NextBootAnswers>),
         facts: crate::config::InterfaceFacts,
         options: &StartOptions,
     ) -> Result<(), EngineError> {
@@ -711,6 +726,7 @@ impl Engine {
                     dhcp_port: config.dhcp.port,
                     boot_server_port: config.dhcp.boot_server_port,
                     decision: ProxySettings { server_ip, boot: boot.clone(), rules: config.rules.clone() },
+                    next_boot: Some(next_boot.clone()),
                 },
                 self.events.clone(),
             )
@@ -747,6 +763,7 @@ impl Engine {
                     boot,
                     rules: config.rules.clone(),
                 },
+                next_boot: Some(next_boot),
             };
             // Take the port first (so a second server fails fast), then look before answering.
             let bound = crate::dhcp::bind(settings, self.events.clone()).await?;

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{BootEntry, Config};
+use crate::config::{BootEntry, Config, IsoLoader};
 use crate::iso::{IsoBoot, IsoError, IsoPlan, IsoPlans, Site, plan, read_index};
 use crate::served::{MountedImage, Served, ServedItem};
 
@@ -27,13 +27,13 @@ pub struct IsoEntries {
 pub fn read_all(config: &Config, base_url: &str) -> Result<IsoEntries, IsoError> {
     let mut entries = IsoEntries::default();
     for entry in &config.boot.entries {
-        let BootEntry::Iso { image, append, .. } = entry else { continue };
+        let BootEntry::Iso { image, append, loader, .. } = entry else { continue };
         if entries.plans.get(image).is_some() {
             continue;
         }
         let taken: Vec<&str> = entries.mounts.iter().map(|mounted| mounted.mount.as_str()).collect();
         let mount = mount_path(image, &taken);
-        let (mounted, planned) = read_one(config, image, append, base_url, mount)?;
+        let (mounted, planned) = read_one(config, image, append, *loader, base_url, mount)?;
         entries.mounts.push(mounted);
         entries.plans.insert(image.clone(), planned);
     }
@@ -45,6 +45,7 @@ pub fn read_one(
     config: &Config,
     image: &str,
     append: &str,
+    loader: IsoLoader,
     base_url: &str,
     mount: String,
 ) -> Result<(MountedImage, IsoPlan), IsoError> {
@@ -53,8 +54,38 @@ pub fn read_one(
     for skipped in &index.skipped {
         tracing::warn!("ISO image {}: not served: {skipped}", file.display());
     }
-    let planned = plan(&index, Site { mount: &mount, base_url, append });
-    Ok((MountedImage { mount, file, stamp, index: Arc::new(index) }, planned))
+    let mut planned = plan(&index, Site { mount: &mount, base_url, append });
+    let mounted = MountedImage { mount, file, stamp, index: Arc::new(index) };
+    if !uses_own_loader(&mounted, &planned, loader) {
+        planned.own_loader = None;
+    }
+    Ok((mounted, planned))
+}
+
+/// Whether x64 UEFI machines boot `planned`'s kernel through its image's own signed
+/// chain: always when the entry says so (`loader = "own"`) and the image has one;
+/// otherwise only when Debian's shim would refuse the kernel while the image's shim is
+/// signed for the firmware and its vendor certificate names the kernel's signer (an
+/// Ubuntu image: Canonical's kernel, Canonical's shim). Predicted from names, like
+/// `signature`; the firmware and shim decide at boot. Blocking (reads the image).
+pub fn uses_own_loader(mounted: &MountedImage, planned: &IsoPlan, loader: IsoLoader) -> bool {
+    let (Some(own), IsoBoot::Linux { kernel, .. }) = (&planned.own_loader, &planned.boot) else { return false };
+    if loader == IsoLoader::Own {
+        return true;
+    }
+    let served = Served::default().with_images([mounted.clone()]);
+    let reader = |path: &str| match served.lookup(path) {
+        Some(ServedItem::InImage(span)) => span.reader().ok(),
+        _ => None,
+    };
+    let signature = |path: &str| reader(path).and_then(|file| crate::signature::read_from(file).ok());
+    let Some(kernel) = signature(kernel) else { return false };
+    if kernel.trusted_by_debian_shim() {
+        return false;
+    }
+    let shim_trusted = signature(&own.shim).is_some_and(|shim| shim.trusted_by_firmware());
+    let vendor = reader(&own.shim).and_then(|file| crate::signature::shim_vendor_certificate(file).ok().flatten());
+    shim_trusted && vendor.is_some_and(|vendor| kernel.signed_under(&vendor))
 }
 
 /// The image file an entry names: absolute, or relative to the boot root.
@@ -94,6 +125,10 @@ pub fn kernel_refusal(served: &Served, planned: &IsoPlan) -> Option<String> {
 /// Why an ISO plan cannot boot with Secure Boot on, in words for the Boot images list.
 pub fn secure_boot_problem(planned: Option<&IsoPlan>, kernel_refusal: Option<String>) -> Option<String> {
     use crate::signature::needs_secure_boot_off;
+    if planned.is_some_and(|planned| planned.own_loader.is_some()) {
+        // Its own shim checks its kernel (see `uses_own_loader`).
+        return None;
+    }
     match planned.map(|planned| &planned.boot) {
         Some(IsoBoot::Linux { .. }) => kernel_refusal.map(|why| needs_secure_boot_off(&why)),
         Some(IsoBoot::Programs { .. }) => Some(needs_secure_boot_off("its program is not signed")),
@@ -116,5 +151,110 @@ mod tests {
         assert_eq!(mount_path("/home/ann/Downloads/x.iso", &[]), "iso/x.iso");
         assert_eq!(mount_path("/media/stick/x.iso", &["iso/x.iso"]), "iso/2/x.iso");
         assert_eq!(mount_path("/media/other/x.iso", &["iso/x.iso", "iso/2/x.iso"]), "iso/3/x.iso");
+    }
+
+    fn workspace_file(relative: &str) -> std::path::PathBuf {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative);
+        assert!(path.is_file(), "{} is missing: run .ci/install-deps.sh (lab guest, signed loaders)", path.display());
+        path
+    }
+
+    fn run(program: &str, args: &[&std::ffi::OsStr]) {
+        let output = std::process::Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program} ({e}): apt-get install sbsigntool openssl"));
+        assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// A vendor's CA (self-made, named `name`): its key, and its certificate in PEM and DER.
+    fn vendor_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
+        let (key, pem, der) = (dir.join("vendor.key"), dir.join("vendor.crt"), dir.join("vendor.der"));
+        let subject = format!("/CN={name}");
+        let mut args: Vec<&std::ffi::OsStr> =
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", &subject, "-keyout"]
+                .map(std::ffi::OsStr::new)
+                .to_vec();
+        args.extend([key.as_os_str(), "-out".as_ref(), pem.as_os_str()]);
+        run("openssl", &args);
+        run(
+            "openssl",
+            &[
+                "x509".as_ref(),
+                "-in".as_ref(),
+                pem.as_os_str(),
+                "-outform".as_ref(),
+                "DER".as_ref(),
+                "-out".as_ref(),
+                der.as_os_str(),
+            ],
+        );
+        (key, pem, std::fs::read(der).unwrap())
+    }
+
+    /// Debian's shim with its vendor certificate replaced by `der`: a stand-in for another
+    /// vendor's shim. Its Microsoft signature no longer matches the bytes, which the
+    /// judgement (names only, like the firmware's own prediction here) does not look at.
+    fn vendor_shim(der: &[u8]) -> Vec<u8> {
+        let mut shim = std::fs::read(workspace_file("target/signed-loaders/shimx64.efi")).unwrap();
+        let pe = goblin::pe::PE::parse(&shim).unwrap();
+        let section = pe.sections.iter().find(|section| section.name().ok() == Some(".vendor_cert")).unwrap();
+        let start = section.pointer_to_raw_data as usize;
+        assert!(16 + der.len() <= section.size_of_raw_data as usize);
+        let header: Vec<u8> =
+            [der.len() as u32, 0, 16, 16 + der.len() as u32].iter().flat_map(|w| w.to_le_bytes()).collect();
+        shim[start..start + 16].copy_from_slice(&header);
+        shim[start + 16..start + 16 + der.len()].copy_from_slice(der);
+        shim
+    }
+
+    #[test]
+    fn an_images_own_chain_is_used_when_debians_shim_refuses_its_kernel_and_its_own_shim_names_the_signer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, pem, der) = vendor_ca(dir.path(), "PortaPXE Lab Vendor CA");
+        let vendor_kernel = dir.path().join("vmlinuz");
+        std::fs::copy(workspace_file("target/lab/vmlinuz"), &vendor_kernel).unwrap();
+        run("sbattach", &["--remove".as_ref(), vendor_kernel.as_os_str()]);
+        run(
+            "sbsign",
+            &[
+                "--key".as_ref(),
+                key.as_os_str(),
+                "--cert".as_ref(),
+                pem.as_os_str(),
+                "--output".as_ref(),
+                vendor_kernel.as_os_str(),
+                vendor_kernel.as_os_str(),
+            ],
+        );
+        let debian_kernel = std::fs::read(workspace_file("target/lab/vmlinuz")).unwrap();
+        let debian_shim = std::fs::read(workspace_file("target/signed-loaders/shimx64.efi")).unwrap();
+        let grub = std::fs::read(workspace_file("target/signed-loaders/grubx64.efi")).unwrap();
+        let config = Config { root: dir.path().to_path_buf(), ..Config::default() };
+        let judge = |name: &str, kernel: &[u8], shim: &[u8], loader: IsoLoader| {
+            let files: [(&str, &[u8]); 4] = [
+                ("linux", kernel),
+                ("initrd.gz", b"initrd"),
+                ("EFI/BOOT/BOOTX64.EFI", shim),
+                ("EFI/BOOT/grubx64.efi", &grub),
+            ];
+            crate::iso::testing::image(dir.path(), name, &files);
+            let (_, planned) = read_one(&config, name, "", loader, "http://10.0.0.1", format!("iso/{name}")).unwrap();
+            (planned.own_loader.is_some(), secure_boot_problem(Some(&planned), None))
+        };
+        let vendor_kernel = std::fs::read(&vendor_kernel).unwrap();
+        let (used, problem) = judge("vendor.iso", &vendor_kernel, &vendor_shim(&der), IsoLoader::Auto);
+        assert!(used, "Debian's shim refuses the kernel, the image's shim names its signer");
+        assert_eq!(problem, None, "it boots with Secure Boot on, through its own chain");
+        let (used, _) = judge("debian.iso", &debian_kernel, &debian_shim, IsoLoader::Auto);
+        assert!(!used, "PortaPXE's chain already boots a Debian kernel: no restart");
+        let (used, _) = judge("mismatch.iso", &vendor_kernel, &debian_shim, IsoLoader::Auto);
+        assert!(!used, "the image's shim does not name the kernel's signer either");
+        let (used, problem) = judge("forced.iso", &debian_kernel, &debian_shim, IsoLoader::Own);
+        assert!(used && problem.is_none(), "loader = \"own\" uses it whenever the image has one");
+        let files: [(&str, &[u8]); 2] = [("linux", &debian_kernel), ("initrd.gz", b"initrd")];
+        crate::iso::testing::image(dir.path(), "plain.iso", &files);
+        let (_, planned) = read_one(&config, "plain.iso", "", IsoLoader::Own, "http://s", "iso/p.iso".into()).unwrap();
+        assert_eq!(planned.own_loader, None, "no shim in the image: nothing to use");
     }
 }

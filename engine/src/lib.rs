@@ -30,7 +30,7 @@ pub mod wake;
 
 pub use engine::{
     CaptureStatus, Engine, EngineError, EngineStatus, SignedChain, StartOptions, boot_settings,
-    entry_secure_boot_problem, export_target, iso_entry_mount, iso_secure_boot_problem, signed_chain,
+    entry_secure_boot_problem, export_target, iso_entry_mount, iso_entry_plan, iso_secure_boot_problem, signed_chain,
     signed_chain_arm64,
 };
 pub use events::{EngineEvent, EventSink};

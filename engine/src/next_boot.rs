@@ -9,6 +9,12 @@
 //!
 //! So seats can be sent to imaging, and a machine to one entry, while serving goes on:
 //! nothing is restarted, no machine that is booting is cut off.
+//!
+//! An ISO entry that boots through its image's own signed chain (`iso::OwnLoader`) is
+//! planned the same way: GRUB asks at `NEXT_BOOT_DIR/own-loader/<entry>/<MAC>.cfg`, which
+//! plans the entry once and answers with a restart; the DHCP answer to that machine's
+//! next boot hands it the image's shim ([`NextBootAnswers::one_off_x64_loader`]), and
+//! the image's GRUB then reads this answer like any other menu.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -95,6 +101,8 @@ struct EntryAnswer {
     name: String,
     ipxe_script: String,
     grub_hands_to_ipxe: bool,
+    /// The image's own shim, when the entry boots through its image's own chain.
+    own_shim: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +138,12 @@ impl NextBootAnswers {
                 name: entry.name().to_owned(),
                 ipxe_script: crate::ipxe::entry_script(entry, isos, base_url),
                 grub_hands_to_ipxe: grub_hands_to_ipxe(entry, isos),
+                own_shim: match entry {
+                    BootEntry::Iso { image, .. } => {
+                        isos.get(image).and_then(|plan| plan.own_loader.as_ref()).map(|own| own.shim.clone())
+                    }
+                    _ => None,
+                },
             })
             .collect();
         Self { table, imaging, entries, events, recent: Mutex::default() }
@@ -148,6 +162,26 @@ impl NextBootAnswers {
             recent.push(Recent { mac, menu, at: Instant::now(), answer: answer.clone() });
         }
         answer
+    }
+
+    /// The loader `mac`'s DHCP answer hands an x64 UEFI PXE machine, when its planned
+    /// one-off boot is an entry that boots through its image's own chain: that image's
+    /// shim. Nothing is used up (GRUB's question after it does that).
+    pub fn one_off_x64_loader(&self, mac: MacAddr) -> Option<String> {
+        let NextBoot::Entry(name) = self.table.peek(mac)? else { return None };
+        self.entries.iter().find(|entry| entry.name == name)?.own_shim.clone()
+    }
+
+    /// GRUB's request to boot entry `index` through its image's own chain: plans it as
+    /// `mac`'s next boot and answers with a restart, or with nothing (GRUB then tries
+    /// the kernel itself) when the entry has no such chain.
+    fn restart_into_own_loader(&self, mac: MacAddr, index: usize) -> String {
+        let Some(entry) = self.entries.get(index).filter(|entry| entry.own_shim.is_some()) else {
+            return "# that entry has no signed chain of its own: its kernel is tried here\n".into();
+        };
+        self.table.plan(mac, NextBoot::Entry(entry.name.clone()));
+        tracing::info!(%mac, entry = %entry.name, "restarts once into the image's own signed loader");
+        crate::grub::restart_config(&format!("restarting into the signed loader of {}", entry.name))
     }
 
     fn fresh_answer(&self, mac: MacAddr, menu: Menu) -> Answer {
@@ -209,9 +243,32 @@ fn grub_hands_to_ipxe(entry: &BootEntry, isos: &IsoPlans) -> bool {
     }
 }
 
-/// The menu and MAC a name at [`NEXT_BOOT_DIR`] asks for (`<MAC, dashed>.ipxe|.cfg`).
-pub fn asked(path: &str) -> Option<(MacAddr, Menu)> {
+/// What a name at [`NEXT_BOOT_DIR`] asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// What this machine boots this time (`<MAC, dashed>.ipxe|.cfg`).
+    NextBoot(MacAddr, Menu),
+    /// Entry `index` through its image's own signed chain (`own-loader/<index>/<MAC>.cfg`).
+    OwnLoader(MacAddr, usize),
+}
+
+/// What a name at [`NEXT_BOOT_DIR`] asks for.
+pub fn asked_for(path: &str) -> Option<Asked> {
     let name = path.strip_prefix(NEXT_BOOT_DIR)?.strip_prefix('/')?;
+    if let Some(own) = name.strip_prefix(crate::grub::OWN_LOADER_FOLDER).and_then(|rest| rest.strip_prefix('/')) {
+        let (index, mac) = own.split_once('/')?;
+        // Digits only: `usize::from_str` also takes a leading '+'.
+        if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        return Some(Asked::OwnLoader(MacAddr::from_dashed(mac.strip_suffix(".cfg")?)?, index.parse().ok()?));
+    }
+    let (mac, menu) = asked(name)?;
+    Some(Asked::NextBoot(mac, menu))
+}
+
+/// The MAC and menu of `<MAC, dashed>.ipxe|.cfg`.
+fn asked(name: &str) -> Option<(MacAddr, Menu)> {
     let (mac, menu) = match name.strip_suffix(".ipxe") {
         Some(mac) => (mac, Menu::Ipxe),
         None => (name.strip_suffix(".cfg")?, Menu::Grub),
@@ -221,8 +278,10 @@ pub fn asked(path: &str) -> Option<(MacAddr, Menu)> {
 
 impl MadeOnRequest for NextBootAnswers {
     fn make(&self, path: &str) -> Option<Bytes> {
-        let (mac, menu) = asked(path)?;
-        Some(self.text(&self.answer(mac, menu), menu).into())
+        Some(match asked_for(path)? {
+            Asked::NextBoot(mac, menu) => self.text(&self.answer(mac, menu), menu).into(),
+            Asked::OwnLoader(mac, index) => self.restart_into_own_loader(mac, index).into(),
+        })
     }
 }
 
@@ -259,8 +318,9 @@ mod tests {
 
     #[test]
     fn names_are_the_dashed_lower_case_mac_with_the_menus_extension() {
-        assert_eq!(asked("portapxe/next/52-54-00-00-00-07.ipxe"), Some((mac(7), Menu::Ipxe)));
-        assert_eq!(asked("portapxe/next/52-54-00-00-00-07.cfg"), Some((mac(7), Menu::Grub)));
+        assert_eq!(asked_for("portapxe/next/52-54-00-00-00-07.ipxe"), Some(Asked::NextBoot(mac(7), Menu::Ipxe)));
+        assert_eq!(asked_for("portapxe/next/52-54-00-00-00-07.cfg"), Some(Asked::NextBoot(mac(7), Menu::Grub)));
+        assert_eq!(asked_for("portapxe/next/own-loader/12/52-54-00-00-00-07.cfg"), Some(Asked::OwnLoader(mac(7), 12)));
         for other in [
             "portapxe/next/52-54-00-00-00-07",
             "portapxe/next/52:54:00:00:00:07.ipxe",
@@ -269,8 +329,13 @@ mod tests {
             "portapxe/nextx/52-54-00-00-00-07.ipxe",
             "next/52-54-00-00-00-07.ipxe",
             "portapxe/next/52-54-00-00-00-07.ipxe.ipxe",
+            "portapxe/next/own-loader/+1/52-54-00-00-00-07.cfg",
+            "portapxe/next/own-loader//52-54-00-00-00-07.cfg",
+            "portapxe/next/own-loader/1/52-54-00-00-00-07.ipxe",
+            "portapxe/next/own-loader/1/x/52-54-00-00-00-07.cfg",
+            "portapxe/next/own-loader/99999999999999999999999/52-54-00-00-00-07.cfg",
         ] {
-            assert_eq!(asked(other), None, "{other}");
+            assert_eq!(asked_for(other), None, "{other}");
         }
     }
 
@@ -362,5 +427,52 @@ mod tests {
         assert_eq!(table.all(), vec![(mac(1), NextBoot::LocalDisk)], "kept for the boot after imaging");
         assert!(hub.cancel_capture(mac(1)));
         assert_eq!(answers.fresh_answer(mac(1), Menu::Ipxe), Answer::LocalDisk);
+    }
+
+    #[test]
+    fn an_entry_through_its_images_own_chain_is_planned_by_grubs_restart_and_handed_out_by_dhcp() {
+        let ubuntu = BootEntry::Iso {
+            name: "Ubuntu".into(),
+            image: "u.iso".into(),
+            append: String::new(),
+            loader: Default::default(),
+        };
+        let mut isos = IsoPlans::default();
+        isos.insert(
+            "u.iso".into(),
+            crate::iso::IsoPlan {
+                family: crate::iso::Family::Casper,
+                boot: IsoBoot::Linux {
+                    kernel: "u.iso/casper/vmlinuz".into(),
+                    initrds: Vec::new(),
+                    args: String::new(),
+                },
+                own_loader: Some(crate::iso::OwnLoader {
+                    shim: "u.iso/EFI/BOOT/BOOTX64.EFI".into(),
+                    grub: "u.iso/EFI/BOOT/grubx64.efi".into(),
+                }),
+            },
+        );
+        let table = NextBootTable::new();
+        let events = EventSink::new();
+        let mut served = entries();
+        served.push(ubuntu);
+        let answers = NextBootAnswers::new(table.clone(), None, &served, &isos, BASE, events.clone());
+        assert_eq!(answers.one_off_x64_loader(mac(1)), None, "nothing planned");
+        let not_own = answers.make("portapxe/next/own-loader/0/52-54-00-00-00-01.cfg").unwrap();
+        assert!(std::str::from_utf8(&not_own).unwrap().starts_with('#'), "Debian has no chain of its own");
+        assert!(table.all().is_empty());
+        let restart = answers.make("portapxe/next/own-loader/2/52-54-00-00-00-01.cfg").unwrap();
+        let restart = std::str::from_utf8(&restart).unwrap();
+        assert!(restart.contains("restarting into the signed loader of Ubuntu") && restart.ends_with("reboot\n"));
+        assert_eq!(table.all(), vec![(mac(1), NextBoot::Entry("Ubuntu".into()))]);
+        assert_eq!(answers.one_off_x64_loader(mac(1)).as_deref(), Some("u.iso/EFI/BOOT/BOOTX64.EFI"));
+        assert_eq!(answers.one_off_x64_loader(mac(1)).as_deref(), Some("u.iso/EFI/BOOT/BOOTX64.EFI"), "not used up");
+        assert_eq!(answers.one_off_x64_loader(mac(2)), None, "another machine");
+        // The image's GRUB reads PortaPXE's menu, which asks first: the entry, alone.
+        assert_eq!(answers.answer(mac(1), Menu::Grub), Answer::Entry(2));
+        assert_eq!(answers.one_off_x64_loader(mac(1)), None, "used up: the next boot is the menu's again");
+        table.plan(mac(3), NextBoot::Entry("Debian".into()));
+        assert_eq!(answers.one_off_x64_loader(mac(3)), None, "a one-off of an entry without its own chain");
     }
 }

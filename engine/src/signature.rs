@@ -56,8 +56,10 @@ const NAME_LIMIT: usize = 200;
 
 /// The certificate authorities whose signatures Debian's shim accepts: its built-in vendor
 /// certificate (Debian's CA) and the Microsoft UEFI CAs found in the firmware's db.
-const TRUSTED_BY_DEBIAN_SHIM: [&str; 3] =
-    ["Debian Secure Boot CA", "Microsoft Corporation UEFI CA 2011", "Microsoft UEFI CA 2023"];
+const TRUSTED_BY_DEBIAN_SHIM: [&str; 3] = ["Debian Secure Boot CA", MICROSOFT_UEFI_CAS[0], MICROSOFT_UEFI_CAS[1]];
+
+/// The CAs in a PC's db that sign third-party UEFI programs (shims).
+const MICROSOFT_UEFI_CAS: [&str; 2] = ["Microsoft Corporation UEFI CA 2011", "Microsoft UEFI CA 2023"];
 
 impl KernelSignature {
     /// What `bytes`, a whole file, say about Secure Boot. Pure; never panics on any input.
@@ -83,6 +85,23 @@ impl KernelSignature {
             }
             Self::Unsigned | Self::NotPe => false,
         }
+    }
+
+    /// Whether the firmware's own db (Microsoft's UEFI CAs, on every PC sold with Secure
+    /// Boot) accepts this program, judged from the names as above: what a shim must be.
+    pub fn trusted_by_firmware(&self) -> bool {
+        match self {
+            Self::Signed { signer, issuer } => {
+                MICROSOFT_UEFI_CAS.iter().any(|trusted| issuer == trusted || signer == trusted)
+            }
+            Self::Unsigned | Self::NotPe => false,
+        }
+    }
+
+    /// Whether this was signed under `authority` (a certificate's common name): by a
+    /// certificate it issued, or with its own key. Names, as above.
+    pub fn signed_under(&self, authority: &str) -> bool {
+        matches!(self, Self::Signed { signer, issuer } if issuer == authority || signer == authority)
     }
 
     /// The first signature in a certificate table that names its signing certificate.
@@ -168,6 +187,51 @@ pub fn read_from(mut file: impl Read + Seek) -> io::Result<KernelSignature> {
     let mut bytes = vec![0; table.len()];
     file.read_exact(&mut bytes)?;
     Ok(KernelSignature::from_certificate_table(&bytes))
+}
+
+/// The common name of the certificate a shim trusts besides the firmware's db (its
+/// built-in vendor certificate: "Debian Secure Boot CA" in Debian's, Canonical's master
+/// CA in Ubuntu's), read from its `.vendor_cert` section; `None` when the file is no
+/// shim, or its vendor keys are a signature list rather than one certificate. Blocking;
+/// never panics on any content.
+///
+/// The section starts with shim's `cert_table` (`cert_table.h`): four little-endian
+/// u32s, the authorized certificate's size, the deauthorized list's size, then their
+/// offsets from the section's start.
+pub fn shim_vendor_certificate(mut file: impl Read + Seek) -> io::Result<Option<String>> {
+    let len = file.seek(SeekFrom::End(0))?;
+    // A shim is about 1 MB; a file far larger is not one, and is not read whole.
+    if len > SHIM_SIZE_LIMIT {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    Ok(vendor_certificate_name(&bytes))
+}
+
+/// Larger than any shim (Debian's is about 1 MB).
+const SHIM_SIZE_LIMIT: u64 = 8 << 20;
+
+fn vendor_certificate_name(image: &[u8]) -> Option<String> {
+    use goblin::pe::options::ParseOptions;
+    // Only the section table is wanted: nothing else is parsed.
+    let mut options = ParseOptions::default();
+    options.parse_attribute_certificates = false;
+    options.parse_tls_data = false;
+    options.parse_resources = false;
+    options.parse_imports = false;
+    let pe = goblin::pe::PE::parse_with_opts(image, &options).ok()?;
+    // ".vendor_cert" is longer than a section name's 8 bytes: its name is in the string table.
+    let section = pe.sections.iter().find(|section| section.name().ok() == Some(".vendor_cert"))?;
+    let start = usize::try_from(section.pointer_to_raw_data).ok()?;
+    let size = usize::try_from(section.size_of_raw_data).ok()?;
+    let data = image.get(start..start.checked_add(size)?)?;
+    let word = |at: usize| Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?) as usize);
+    let (cert_size, cert_offset) = (word(0)?, word(8)?);
+    let der = data.get(cert_offset..cert_offset.checked_add(cert_size)?)?;
+    let certificate = Certificate::from_der(der).ok()?;
+    Some(common_name(&certificate.tbs_certificate.subject))
 }
 
 /// Where a file's PE headers say its certificate table lies.
@@ -582,5 +646,26 @@ mod tests {
         assert_eq!(readable("  Evil\u{1b}[2J CA\n"), "Evil\u{fffd}[2J CA");
         assert_eq!(readable("a\u{202e}b"), "a\u{fffd}b");
         assert_eq!(readable(&"x".repeat(1000)).chars().count(), NAME_LIMIT);
+    }
+
+    #[test]
+    fn a_shims_vendor_certificate_and_signer_are_read_from_debians_shim() {
+        let shim = std::fs::File::open(loader("shimx64.efi")).unwrap();
+        assert_eq!(shim_vendor_certificate(shim).unwrap().as_deref(), Some("Debian Secure Boot CA"));
+        let signature = read_file(&loader("shimx64.efi")).unwrap();
+        assert!(signature.trusted_by_firmware(), "{signature:?}");
+        let debian_kernel = read_file(&kernel()).unwrap();
+        assert!(debian_kernel.signed_under("Debian Secure Boot CA"), "{debian_kernel:?}");
+        assert!(!debian_kernel.trusted_by_firmware(), "Debian's kernel is signed for Debian's shim, not the firmware");
+        // GRUB has no vendor certificate; a kernel is not a shim; hostile bytes are nothing.
+        let grub = std::fs::File::open(loader("grubx64.efi")).unwrap();
+        assert_eq!(shim_vendor_certificate(grub).unwrap(), None);
+        assert_eq!(shim_vendor_certificate(std::fs::File::open(kernel()).unwrap()).unwrap(), None);
+        let mut bytes = std::fs::read(loader("shimx64.efi")).unwrap();
+        for at in (0..bytes.len()).step_by(4099) {
+            bytes[at] ^= 0x5a;
+        }
+        let _ = vendor_certificate_name(&bytes);
+        assert_eq!(vendor_certificate_name(b"MZ"), None);
     }
 }

@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     let mut leases = LeaseTable::new(pool, SERVER);
     // Twice: the second sees the lease the first may have made.
     for now in [1_000, 2_000] {
-        let outcome = handle(&message, &request, &settings, &mut leases, now);
+        let outcome = handle(&message, &request, &settings, &mut leases, now, None);
         if let Some(reply) = outcome.reply {
             let _ = encode_reply(&reply.message);
         }

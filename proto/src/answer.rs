@@ -59,9 +59,16 @@ pub fn admit<'a>(rules: &'a ClientRules, request: &PxeRequest) -> Result<Option<
     }
 }
 
-/// What `request` boots, with what its rule overrides (loader, pinned entry).
-pub fn boot_plan(request: &PxeRequest, boot: &BootSettings, rule: Option<(usize, &ClientRule)>) -> BootPlan {
-    let overrides = rule.map(|(index, rule)| rule.boot_override(index)).unwrap_or_default();
+/// What `request` boots, with what its rule overrides (loader, pinned entry) and the
+/// loader planned for this machine's next boot only (`one_off_x64`, x64 UEFI PXE).
+pub fn boot_plan(
+    request: &PxeRequest,
+    boot: &BootSettings,
+    rule: Option<(usize, &ClientRule)>,
+    one_off_x64: Option<&str>,
+) -> BootPlan {
+    let mut overrides = rule.map(|(index, rule)| rule.boot_override(index)).unwrap_or_default();
+    overrides.one_off_x64 = one_off_x64;
     choose_boot(request, boot, &overrides)
 }
 

@@ -120,6 +120,9 @@ pub enum BootEntry {
         /// Extra kernel arguments, e.g. `console=ttyS0,115200` or `nomodeset`.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         append: String,
+        /// Which signed chain x64 UEFI machines boot its kernel through.
+        #[serde(default, skip_serializing_if = "IsoLoader::is_auto")]
+        loader: IsoLoader,
     },
     /// Hand over to another URL (an iPXE script, an EFI program).
     Chain { name: String, url: String },
@@ -141,6 +144,26 @@ impl BootEntry {
             | Self::LocalDisk { name }
             | Self::Imaging { name } => name,
         }
+    }
+}
+
+/// Which signed chain boots an ISO entry's kernel on x64 UEFI machines (`loader = …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IsoLoader {
+    /// PortaPXE's chain (Debian's shim and GRUB); the image's own shim and GRUB only
+    /// when Debian's shim would refuse the image's kernel and the image's shim is
+    /// expected to accept it (read from the signatures before serving).
+    #[default]
+    Auto,
+    /// The image's own shim and GRUB whenever it has them: the machine restarts once
+    /// into them when the entry is chosen.
+    Own,
+}
+
+impl IsoLoader {
+    pub fn is_auto(&self) -> bool {
+        *self == Self::Auto
     }
 }
 

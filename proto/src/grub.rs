@@ -58,7 +58,7 @@ pub fn generate_config(
     // boots, or is empty and the pins and the menu follow.
     let _ = writeln!(config, "if {MAC_PARTS}; then\n    source \"/{NEXT_BOOT_DIR}/{DASHED_MAC}.cfg\"\nfi\n");
     for (index, rule) in rules.iter().enumerate() {
-        let Some((conditions, _)) = pin(rule, entries) else { continue };
+        let Some((conditions, _, _)) = pin(rule, entries) else { continue };
         // Nested: GRUB's `if` takes one command as its condition.
         for condition in &conditions {
             let _ = writeln!(config, "if {condition}; then");
@@ -66,13 +66,31 @@ pub fn generate_config(
         let _ = writeln!(config, "    configfile {}", quote(&format!("/{}", rule_config_path(index))));
         config.push_str(&"fi\n".repeat(conditions.len()));
     }
-    config.push_str(&menu(entries, isos, menu_timeout_secs, ipxe_loader));
+    let items: Vec<(usize, &BootEntry)> = entries.iter().enumerate().collect();
+    config.push_str(&menu(&items, isos, menu_timeout_secs, ipxe_loader, OwnLoaderStep::Restart));
     config
 }
 
-/// The configuration for a machine pinned to `entry`: that entry, no menu.
-pub fn generate_pinned_config(entry: &BootEntry, isos: &IsoPlans, ipxe_loader: IpxeLoaders<'_>) -> String {
-    header() + &menu(std::slice::from_ref(entry), isos, 0, ipxe_loader)
+/// The configuration for a machine pinned by a client rule to `entry` (entry number
+/// `index`): that entry, no menu.
+pub fn generate_pinned_config(
+    index: usize,
+    entry: &BootEntry,
+    isos: &IsoPlans,
+    ipxe_loader: IpxeLoaders<'_>,
+) -> String {
+    header() + &menu(&[(index, entry)], isos, 0, ipxe_loader, OwnLoaderStep::Restart)
+}
+
+/// What an entry that boots through its image's own signed chain does in a menu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnLoaderStep {
+    /// Plan the entry as this machine's next boot and restart it (the DHCP answer then
+    /// hands it the image's shim): a menu read under PortaPXE's chain.
+    Restart,
+    /// Boot its kernel: what a machine that was sent to the entry alone reads, which is
+    /// how the image's own GRUB reaches it after the restart.
+    Boot,
 }
 
 /// Where the configuration that boots entry `index` alone is served: what a machine
@@ -90,7 +108,10 @@ pub fn generate_entry_configs(
     entries
         .iter()
         .enumerate()
-        .map(|(index, entry)| (entry_config_path(index), generate_pinned_config(entry, isos, ipxe_loader)))
+        .map(|(index, entry)| {
+            let alone = header() + &menu(&[(index, entry)], isos, 0, ipxe_loader, OwnLoaderStep::Boot);
+            (entry_config_path(index), alone)
+        })
         .collect()
 }
 
@@ -111,8 +132,8 @@ pub fn generate_pinned_configs(
         .iter()
         .enumerate()
         .filter_map(|(index, rule)| {
-            let (_, entry) = pin(rule, entries)?;
-            Some((rule_config_path(index), generate_pinned_config(entry, isos, ipxe_loader)))
+            let (_, entry_index, entry) = pin(rule, entries)?;
+            Some((rule_config_path(index), generate_pinned_config(entry_index, entry, isos, ipxe_loader)))
         })
         .collect()
 }
@@ -157,9 +178,9 @@ fn chain_ipxe(out: &mut String, loaders: IpxeLoaders<'_>) {
 /// the rule pins nothing GRUB can tell apart. GRUB's network boot sets
 /// `net_default_mac`; every machine reaching GRUB is UEFI, so a rule on vendor class
 /// or BIOS never applies.
-fn pin<'a>(rule: &ClientRule, entries: &'a [BootEntry]) -> Option<(Vec<String>, &'a BootEntry)> {
+fn pin<'a>(rule: &ClientRule, entries: &'a [BootEntry]) -> Option<(Vec<String>, usize, &'a BootEntry)> {
     let name = rule.entry.as_deref()?;
-    let entry = entries.iter().find(|entry| entry.name() == name)?;
+    let (index, entry) = entries.iter().enumerate().find(|(_, entry)| entry.name() == name)?;
     if rule.ignore || rule.vendor_class.is_some() {
         return None;
     }
@@ -181,10 +202,16 @@ fn pin<'a>(rule: &ClientRule, entries: &'a [BootEntry]) -> Option<(Vec<String>, 
     if conditions.is_empty() {
         conditions.push("true".into());
     }
-    Some((conditions, entry))
+    Some((conditions, index, entry))
 }
 
-fn menu(entries: &[BootEntry], isos: &IsoPlans, menu_timeout_secs: u32, ipxe_loader: IpxeLoaders<'_>) -> String {
+fn menu(
+    entries: &[(usize, &BootEntry)],
+    isos: &IsoPlans,
+    menu_timeout_secs: u32,
+    ipxe_loader: IpxeLoaders<'_>,
+    own_loader: OwnLoaderStep,
+) -> String {
     let mut out = String::new();
     if entries.is_empty() {
         out.push_str("echo 'PortaPXE: no boot entries are configured on this server.'\n");
@@ -194,13 +221,17 @@ fn menu(entries: &[BootEntry], isos: &IsoPlans, menu_timeout_secs: u32, ipxe_loa
     }
     let timeout = if entries.len() == 1 { 0 } else { menu_timeout_secs };
     let _ = writeln!(out, "set default=0\nset timeout={timeout}\n");
-    for entry in entries {
+    for &(index, entry) in entries {
         let _ = writeln!(out, "menuentry {} {{", quote(entry.name()));
         let _ = writeln!(out, "    echo {}", quote(&format!("PortaPXE: booting {}", entry.name())));
-        let iso = match entry {
-            BootEntry::Iso { image, .. } => isos.get(image).map(|plan| &plan.boot),
+        let planned = match entry {
+            BootEntry::Iso { image, .. } => isos.get(image),
             _ => None,
         };
+        if own_loader == OwnLoaderStep::Restart && planned.is_some_and(|planned| planned.own_loader.is_some()) {
+            restart_into_own_loader(&mut out, index, entry.name());
+        }
+        let iso = planned.map(|plan| &plan.boot);
         match (entry, iso) {
             (BootEntry::Linux { kernel, initrd, cmdline, .. }, _) => linux(&mut out, kernel, initrd, cmdline),
             (_, Some(IsoBoot::Linux { kernel, initrds, args })) => linux(&mut out, kernel, initrds, args),
@@ -245,6 +276,29 @@ fn imaging(out: &mut String) {
     let _ = writeln!(out, "    configfile \"/{IMAGING_DIR}/{DASHED_MAC}.cfg\"");
 }
 
+/// Asks PortaPXE to plan entry `index` as this machine's next boot through its image's
+/// own signed chain, which answers with a restart. Where that cannot be asked (an ARM64
+/// machine, no MAC), or the answer is empty, the entry's kernel is tried under this chain.
+fn restart_into_own_loader(out: &mut String, index: usize, name: &str) {
+    let _ = writeln!(out, "    if [ \"$grub_cpu\" = x86_64 ]; then\n    if {MAC_PARTS}; then");
+    let _ = writeln!(
+        out,
+        "        echo {}",
+        quote(&format!("PortaPXE: {name} boots through its own signed loader: this machine restarts once into it"))
+    );
+    let _ = writeln!(out, "        source \"/{}\"", own_loader_request(index, DASHED_MAC));
+    out.push_str("    fi\n    fi\n");
+}
+
+/// The name at which a machine asks for entry `index` through its image's own loader
+/// (`<NEXT_BOOT_DIR>/own-loader/<index>/<MAC, dashed>.cfg`).
+pub fn own_loader_request(index: usize, dashed_mac: &str) -> String {
+    format!("{NEXT_BOOT_DIR}/{OWN_LOADER_FOLDER}/{index}/{dashed_mac}.cfg")
+}
+
+/// The folder below [`NEXT_BOOT_DIR`] of [`own_loader_request`].
+pub const OWN_LOADER_FOLDER: &str = "own-loader";
+
 /// Takes `$net_default_mac` apart into `$m1`…`$m6` (fails when it is not a MAC).
 const MAC_PARTS: &str = "regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 \
      '^([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f])$' \
@@ -264,6 +318,11 @@ pub fn agent_config(kernel: &str, initrd: &str, cmdline: &str) -> String {
 /// A whole configuration that says `why` and leaves network boot for the next boot device.
 pub fn leave_config(why: &str) -> String {
     format!("{}echo {}\nexit\n", header(), quote(&format!("PortaPXE: {why}")))
+}
+
+/// A whole configuration that says `why` and restarts the machine.
+pub fn restart_config(why: &str) -> String {
+    format!("{}echo {}\nsleep 3\nreboot\n", header(), quote(&format!("PortaPXE: {why}")))
 }
 
 /// A kernel with its initrds, over TFTP.
@@ -342,7 +401,12 @@ mod tests {
     fn several_entries_make_a_menu_with_timeout() {
         let entries = vec![
             debian(),
-            BootEntry::Iso { name: "Rescue ISO".into(), image: "iso/rescue.iso".into(), append: String::new() },
+            BootEntry::Iso {
+                name: "Rescue ISO".into(),
+                image: "iso/rescue.iso".into(),
+                append: String::new(),
+                loader: Default::default(),
+            },
             BootEntry::Chain { name: "Lab menu".into(), url: "http://10.0.0.9/menu.ipxe".into() },
             BootEntry::LocalDisk { name: "Local disk".into() },
         ];
@@ -435,7 +499,7 @@ mod tests {
             .map(|(path, _)| path)
             .collect();
         assert_eq!(files, ["grub/rules/1.cfg", "grub/rules/3.cfg"], "a file only for what the main config pins");
-        let pinned = generate_pinned_config(&entries[1], &IsoPlans::default(), "ipxe.efi".into());
+        let pinned = generate_pinned_config(1, &entries[1], &IsoPlans::default(), "ipxe.efi".into());
         assert_eq!(pinned.matches("menuentry ").count(), 1);
         assert!(pinned.contains("set timeout=0") && pinned.contains("exit"), "{pinned}");
     }
@@ -443,6 +507,7 @@ mod tests {
     #[test]
     fn the_imaging_entry_reads_the_hubs_config_for_the_mac() {
         let config = generate_pinned_config(
+            0,
             &BootEntry::Imaging { name: "PortaPXE imaging".into() },
             &IsoPlans::default(),
             "ipxe.efi".into(),
@@ -467,5 +532,46 @@ mod tests {
     fn no_entries_explains_and_exits() {
         let config = generate_config(&[], &IsoPlans::default(), &[], 5, "ipxe.efi".into());
         assert!(config.contains("no boot entries") && config.contains("exit\n"), "{config}");
+    }
+
+    #[test]
+    fn an_iso_with_its_own_chain_restarts_into_it_from_the_menu_and_boots_when_sent_alone() {
+        let entry = BootEntry::Iso {
+            name: "Ubuntu".into(),
+            image: "u.iso".into(),
+            append: String::new(),
+            loader: Default::default(),
+        };
+        let mut isos = IsoPlans::default();
+        isos.insert(
+            "u.iso".into(),
+            crate::iso::IsoPlan {
+                family: crate::iso::Family::Casper,
+                boot: IsoBoot::Linux {
+                    kernel: "u.iso/casper/vmlinuz".into(),
+                    initrds: vec!["u.iso/casper/initrd".into()],
+                    args: "boot=casper".into(),
+                },
+                own_loader: Some(crate::iso::OwnLoader {
+                    shim: "u.iso/EFI/BOOT/BOOTX64.EFI".into(),
+                    grub: "u.iso/EFI/BOOT/grubx64.efi".into(),
+                }),
+            },
+        );
+        let entries = [debian(), entry];
+        let config = generate_config(&entries, &isos, &[], 5, "ipxe.efi".into());
+        let ubuntu = &config[config.find("menuentry 'Ubuntu'").unwrap()..];
+        let restart = ubuntu.find("source \"/portapxe/next/own-loader/1/$m1-$m2-$m3-$m4-$m5-$m6.cfg\"").unwrap();
+        let kernel = ubuntu.find("linux '/u.iso/casper/vmlinuz' 'boot=casper'").unwrap();
+        assert!(restart < kernel, "asks for the restart first, the kernel only if that answers nothing:\n{ubuntu}");
+        assert!(ubuntu.contains("if [ \"$grub_cpu\" = x86_64 ]; then"), "x64 only: the image's shim is x64");
+        let debian_item =
+            &config[config.find("menuentry 'Debian'").unwrap()..config.find("menuentry 'Ubuntu'").unwrap()];
+        assert!(!debian_item.contains("own-loader"), "{debian_item}");
+        let alone = generate_entry_configs(&entries, &isos, "ipxe.efi".into());
+        assert_eq!(alone[1].0, "grub/entries/1.cfg");
+        assert!(!alone[1].1.contains("own-loader"), "sent alone (the image's GRUB after the restart): it boots");
+        assert!(alone[1].1.contains("linux '/u.iso/casper/vmlinuz'"), "{}", alone[1].1);
+        assert_eq!(own_loader_request(1, "52-54-00-00-00-01"), "portapxe/next/own-loader/1/52-54-00-00-00-01.cfg");
     }
 }

@@ -211,7 +211,12 @@ mod tests {
     fn several_entries_make_a_menu_with_default_and_timeout() {
         let entries = vec![
             linux(),
-            BootEntry::Iso { name: "Rescue ISO".into(), image: "iso/rescue disk.iso".into(), append: String::new() },
+            BootEntry::Iso {
+                name: "Rescue ISO".into(),
+                image: "iso/rescue disk.iso".into(),
+                append: String::new(),
+                loader: Default::default(),
+            },
             BootEntry::Chain { name: "Lab menu".into(), url: "http://10.77.0.9/menu.ipxe".into() },
             BootEntry::LocalDisk { name: "Local disk".into() },
         ];

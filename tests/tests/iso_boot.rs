@@ -261,3 +261,108 @@ fn a_floppy_emulation_iso_boots_its_floppy_through_memdisk() {
     expect::finished_nonempty(&events, "http", "memdisk", address);
     assert!(!has_finished(&events, "iso/bios-update.iso"), "the image was not sanbooted");
 }
+
+/// An ISO that carries its own signed chain (shim at `EFI/BOOT/BOOTX64.EFI`, its GRUB
+/// beside it) boots through it with Secure Boot on: PortaPXE's menu (under Debian's shim)
+/// plans the entry for this machine's next boot and restarts it; the DHCP answer to the
+/// restarted machine hands it the image's shim, served from inside the image over TFTP;
+/// shim fetches its GRUB from beside it, inside the image; that GRUB reads PortaPXE's
+/// configuration, which sends it to the entry alone, and the image's shim checks the
+/// image's kernel.
+///
+/// A stand-in, said plainly: the only signed shims and GRUBs here are Debian's, so the
+/// image carries Debian's shim, network GRUB and kernel, and the entry asks for its own
+/// chain (`loader = "own"`); by default PortaPXE's chain boots a Debian kernel directly.
+/// What a vendor's image (Ubuntu's: Canonical's shim for Canonical's kernel) adds is only
+/// whose certificate its shim holds, which `iso_entries`' unit test covers; whether a
+/// vendor's CD GRUB reads its configuration from the network as Debian's network GRUB
+/// does cannot be tried without that image.
+#[test]
+fn an_iso_with_its_own_signed_chain_boots_through_it_after_one_restart_with_secure_boot_on() {
+    use portapxe_lab::events::Event;
+    use portapxe_lab::qemu::{Extras, RunningGuest};
+
+    const MAC: &str = "52:54:00:15:00:09";
+    let mut lab = Lab::new("iso-own-chain").unwrap();
+    let marker = format!("PORTAPXE-ISO-OWN-CHAIN-{}", std::process::id());
+    let tree = lab.dir().join("tree");
+    let loaders = workspace_root().join("target/signed-loaders");
+    for (inside, from) in [
+        ("linux", workspace_root().join("target/lab/vmlinuz")),
+        ("EFI/BOOT/BOOTX64.EFI", loaders.join(guest::SHIM_FILE)),
+        ("EFI/BOOT/grubx64.efi", loaders.join(guest::GRUB_FILE)),
+    ] {
+        let to = tree.join(inside);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e} (run .ci/install-deps.sh)", from.display()));
+    }
+    std::fs::write(tree.join("initrd.gz"), guest::initramfs(&marker).unwrap()).unwrap();
+    let iso = lab.dir().join("own-chain.iso");
+    let status = std::process::Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-r", "-J", "-o"])
+        .arg(&iso)
+        .arg(&tree)
+        .status()
+        .expect("xorriso (apt-get install xorriso)");
+    assert!(status.success());
+
+    let mut spec = ServerSpec::new(&lab).expect("server root");
+    guest::install_ipxe_binaries(&spec.root).expect("iPXE loaders");
+    guest::install_signed_loaders(&spec.root).expect("signed loaders");
+    let config = lab.dir().join("portapxe.toml");
+    let entry = format!(
+        "[[boot.entries]]\ntype = \"iso\"\nname = \"Vendor ISO\"\nimage = \"{}\"\nappend = \"{}\"\nloader = \"own\"\n",
+        iso.display(),
+        guest::CMDLINE
+    );
+    std::fs::write(&config, entry).unwrap();
+    spec.extra.extend(["--config".into(), config.display().to_string()]);
+    let server = Server::start(&lab, &spec).unwrap();
+    let tap = lab.add_tap().unwrap();
+
+    let extras = Extras { reboots: true, ..Extras::default() };
+    let guest = RunningGuest::start_with(&lab, &tap, Firmware::UefiSecureBoot, MAC, extras).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while !guest.serial().contains(&marker) {
+        assert!(std::time::Instant::now() < deadline, "no marker\n{}\n{}", guest.report(), server.report());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let elapsed = guest.started.elapsed();
+    eprintln!("BOOT TIME iso_own_chain_secure_boot (both boots): {:.1} s", elapsed.as_secs_f64());
+    let serial = guest.kill();
+    assert!(serial.contains("Secure boot enabled"), "the kernel did not report Secure Boot on:\n{serial}");
+    assert!(
+        serial.contains("restarting into the signed loader of Vendor ISO"),
+        "PortaPXE said why it restarts:\n{serial}"
+    );
+
+    let shim = "iso/own-chain.iso/EFI/BOOT/BOOTX64.EFI";
+    let events = server.wait_for_events("the image's kernel over TFTP", Duration::from_secs(10), |e| {
+        has_finished(e, "iso/own-chain.iso/linux")
+    });
+    let boot_files: Vec<Option<&str>> =
+        expect::acks(&events, MAC).iter().filter(|ack| !ack.is_ipxe).map(|ack| ack.boot.as_deref()).collect();
+    assert_eq!(
+        boot_files.first(),
+        Some(&Some(guest::SHIM_FILE)),
+        "first PortaPXE's chain: {}",
+        expect::dhcp_story(&events, MAC)
+    );
+    assert_eq!(boot_files.last(), Some(&Some(shim)), "then the image's shim: {}", expect::dhcp_story(&events, MAC));
+    let address = expect::acks(&events, MAC).last().and_then(|ack| ack.address).expect("an address");
+    for file in [shim, "iso/own-chain.iso/EFI/BOOT/grubx64.efi", "grub/grub.cfg", "grub/entries/0.cfg"] {
+        let fetched = events.iter().any(|event| {
+            matches!(event, Event::Transfer(t) if t.name().eq_ignore_ascii_case(file) && t.finished_bytes().is_some())
+        });
+        assert!(fetched, "{file} was not fetched whole:\n{}", server.report());
+    }
+    expect::finished_once(&events, "tftp", "iso/own-chain.iso/linux", address, size_inside(&iso, "/linux"));
+    let text = std::fs::read_to_string(&server.events_path).unwrap_or_default();
+    let given: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["kind"] == "next_boot")
+        .collect();
+    assert_eq!(given.len(), 1, "planned by the restart, given to the image's GRUB once: {given:?}");
+    assert_eq!((given[0]["entry"].as_str(), given[0]["given"].as_bool()), (Some("Vendor ISO"), Some(true)));
+}

@@ -153,7 +153,7 @@ impl ServeArgs {
                 .into_iter()
                 .map(|image| {
                     let name = iso_entry_name(&image);
-                    BootEntry::Iso { name, image, append: self.append.clone() }
+                    BootEntry::Iso { name, image, append: self.append.clone(), loader: Default::default() }
                 })
                 .collect();
         }

@@ -132,7 +132,12 @@ pub fn add_files(config: &mut Config, files: &[PathBuf]) -> AddReport {
             }
             ImageKind::Iso => {
                 let name = unique_name(&boot.entries, &stem);
-                boot.entries.push(BootEntry::Iso { name, image: relative.clone(), append: String::new() });
+                boot.entries.push(BootEntry::Iso {
+                    name,
+                    image: relative.clone(),
+                    append: String::new(),
+                    loader: Default::default(),
+                });
                 report.added.push(format!("ISO {relative}"));
             }
             ImageKind::IpxeScript => {
@@ -225,7 +230,12 @@ mod tests {
                     cmdline: String::new(),
                 },
                 // An ISO is served from where it lies: nothing to copy.
-                BootEntry::Iso { name: "elsewhere".into(), image: "/tmp/elsewhere.iso".into(), append: String::new() },
+                BootEntry::Iso {
+                    name: "elsewhere".into(),
+                    image: "/tmp/elsewhere.iso".into(),
+                    append: String::new(),
+                    loader: Default::default()
+                },
             ]
         );
         assert_eq!(report.problems.len(), 1, "only the kernel outside is refused: {report:?}");

@@ -9,7 +9,7 @@ mod store;
 mod validate;
 
 pub use portapxe_proto::config::{
-    BootConfig, BootEntry, Config, DhcpConfig, HttpConfig, Mode, PoolRange, TftpConfig, UefiLoader,
+    BootConfig, BootEntry, Config, DhcpConfig, HttpConfig, IsoLoader, Mode, PoolRange, TftpConfig, UefiLoader,
 };
 pub use served_files::ServedFiles;
 pub use store::{ConfigStore, StoreError, create_private_dir, load_file, project_dirs, save_file, write_atomically};

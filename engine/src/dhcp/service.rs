@@ -20,6 +20,7 @@ use dhcproto::v4::MessageType;
 use crate::config::PoolRange;
 use crate::detect::watch::Conflicts;
 use crate::events::{EngineEvent, EventSink, Service, ServiceEvent};
+use crate::next_boot::NextBootAnswers;
 use crate::pxe::PxeRequest;
 
 /// Where and how the DHCP service listens.
@@ -32,6 +33,9 @@ pub struct DhcpServiceSettings {
     pub pool: PoolRange,
     pub lease_file: PathBuf,
     pub decision: DhcpSettings,
+    /// The one-off boots planned per machine: one may hand an x64 UEFI machine an
+    /// ISO's own signed loader for its next boot.
+    pub next_boot: Option<Arc<NextBootAnswers>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -329,7 +333,8 @@ impl ServeState {
         {
             self.conflicts.client_chose(server);
         }
-        Some(handle(&message, &request, &self.settings.decision, &mut self.leases, now()))
+        let one_off = self.settings.next_boot.as_ref().and_then(|planned| planned.one_off_x64_loader(request.mac));
+        Some(handle(&message, &request, &self.settings.decision, &mut self.leases, now(), one_off.as_deref()))
     }
 
     /// Writes the batch's lease changes; false when they could not be written.

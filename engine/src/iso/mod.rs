@@ -12,7 +12,7 @@ mod image;
 pub use image::{ImageStamp, IsoError, read_index};
 pub use portapxe_proto::iso::{
     ElTorito, Emulation, FLOPPY_IMAGE, Family, IsoBoot, IsoIndex, IsoPlan, IsoPlans, IsoRefusal, Member, MenuBoot,
-    SECTOR, Site, parse_grub, parse_syslinux, plan,
+    OwnLoader, SECTOR, Site, parse_grub, parse_syslinux, plan,
 };
 
 /// Test images made with xorriso (Rock Ridge and Joliet), as distributions make theirs.

@@ -25,7 +25,14 @@ pub struct ProxySettings {
 
 /// What to answer a client on `port`. Non-PXE clients and address requests are
 /// left to the network's DHCP server: silence, with the reason in the event.
-pub fn decide(message: &Message, request: &PxeRequest, settings: &ProxySettings, port: ProxyPort) -> Outcome {
+/// `one_off_x64` as for full DHCP (`answer::boot_plan`).
+pub fn decide(
+    message: &Message,
+    request: &PxeRequest,
+    settings: &ProxySettings,
+    port: ProxyPort,
+    one_off_x64: Option<&str>,
+) -> Outcome {
     let role = match port {
         ProxyPort::Dhcp => DhcpRole::Proxy,
         ProxyPort::BootServer => DhcpRole::BootServer,
@@ -45,7 +52,7 @@ pub fn decide(message: &Message, request: &PxeRequest, settings: &ProxySettings,
         (ProxyPort::Dhcp, _) => return silent(event, DhcpReason::AddressRequest),
         (ProxyPort::BootServer, _) => return silent(event, DhcpReason::NotForBootServer),
     };
-    let plan = boot_plan(request, &settings.boot, rule);
+    let plan = boot_plan(request, &settings.boot, rule, one_off_x64);
     match &plan {
         BootPlan::AddressOnly => return silent(event, DhcpReason::NothingToBoot),
         BootPlan::NoBootFile { reason } => return silent(event, DhcpReason::NoBootFile(*reason)),
@@ -122,7 +129,7 @@ mod tests {
 
     fn run(msg: Message, port: ProxyPort) -> Outcome {
         let request = PxeRequest::from_message(&msg).unwrap();
-        decide(&msg, &request, &settings(), port)
+        decide(&msg, &request, &settings(), port, None)
     }
 
     fn opt(msg: &Message, code: OptionCode) -> Option<&DhcpOption> {

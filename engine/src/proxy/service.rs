@@ -1,6 +1,7 @@
 //! The proxyDHCP driver: one socket on 67 and one on 4011, both on the chosen interface.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
@@ -12,6 +13,7 @@ use crate::dhcp::DhcpStartError;
 use crate::dhcp::server::encode_reply;
 use crate::dhcp::service::{InterfacePort, open_socket};
 use crate::events::{EngineEvent, EventSink, Service, ServiceEvent};
+use crate::next_boot::NextBootAnswers;
 use crate::pxe::PxeRequest;
 
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct ProxyServiceSettings {
     pub dhcp_port: u16,
     pub boot_server_port: u16,
     pub decision: ProxySettings,
+    /// As for full DHCP (`dhcp::service`): a one-off boot may hand an ISO's own loader.
+    pub next_boot: Option<Arc<NextBootAnswers>>,
 }
 
 pub struct ProxyService {
@@ -114,7 +118,8 @@ async fn serve(
                 continue;
             }
         };
-        let outcome = decide(&message, &request, &settings.decision, port);
+        let one_off = settings.next_boot.as_ref().and_then(|planned| planned.one_off_x64_loader(request.mac));
+        let outcome = decide(&message, &request, &settings.decision, port, one_off.as_deref());
         if let Some(Reply { message: reply, destination }) = &outcome.reply {
             let target: SocketAddr = match destination {
                 Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port).into(),

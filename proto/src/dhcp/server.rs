@@ -28,12 +28,15 @@ pub struct DhcpSettings {
 }
 
 /// Decides what to answer to `request` (already parsed from `message`).
+/// `one_off_x64` is the loader planned for this machine's next boot only (see
+/// `answer::boot_plan`).
 pub fn handle(
     message: &Message,
     request: &PxeRequest,
     settings: &DhcpSettings,
     leases: &mut LeaseTable,
     now: Timestamp,
+    one_off_x64: Option<&str>,
 ) -> Outcome {
     let client = ClientKey::new(request.mac, request.client_id.as_deref());
     let mut event = DhcpEvent::for_request(request, DhcpRole::Server);
@@ -78,13 +81,22 @@ pub fn handle(
             let reply = Reply { message: nak(message, settings), destination: destination(request, true) };
             Outcome { reply: Some(reply), persist: None, event }
         }
-        Answer::Offer { ip } => {
-            finish(ReplyContext { message, request, settings, rule }, MessageType::Offer, Some(ip), None, event)
-        }
+        Answer::Offer { ip } => finish(
+            ReplyContext { message, request, settings, rule, one_off_x64 },
+            MessageType::Offer,
+            Some(ip),
+            None,
+            event,
+        ),
         Answer::Ack { ip, reason } => {
             // Only a real lease (not an INFORM) must reach the disk before the ACK.
-            let mut outcome =
-                finish(ReplyContext { message, request, settings, rule }, MessageType::Ack, ip, reason, event);
+            let mut outcome = finish(
+                ReplyContext { message, request, settings, rule, one_off_x64 },
+                MessageType::Ack,
+                ip,
+                reason,
+                event,
+            );
             outcome.persist = ip;
             outcome
         }
@@ -205,6 +217,7 @@ struct ReplyContext<'a> {
     request: &'a PxeRequest,
     settings: &'a DhcpSettings,
     rule: Option<(usize, &'a ClientRule)>,
+    one_off_x64: Option<&'a str>,
 }
 
 fn finish(
@@ -214,8 +227,8 @@ fn finish(
     reason: Option<DhcpReason>,
     mut event: DhcpEvent,
 ) -> Outcome {
-    let ReplyContext { message, request, settings, rule } = context;
-    let plan = boot_plan(request, &settings.boot, rule);
+    let ReplyContext { message, request, settings, rule, one_off_x64 } = context;
+    let plan = boot_plan(request, &settings.boot, rule, one_off_x64);
     let reply_message = build_reply(message, request, settings, kind, ip, &plan);
     answered(&mut event, kind, &plan, rule);
     event.address = ip;
@@ -355,7 +368,7 @@ mod tests {
 
     fn run(message: Message, leases: &mut LeaseTable, now: Timestamp) -> Outcome {
         let request = PxeRequest::from_message(&message).unwrap();
-        handle(&message, &request, &settings(), leases, now)
+        handle(&message, &request, &settings(), leases, now, None)
     }
 
     fn dora(client: &Client, leases: &mut LeaseTable, now: Timestamp) -> (Outcome, Outcome) {
@@ -564,7 +577,7 @@ mod tests {
         rules_settings.rules.allow = vec!["52:54:00:00:00:01".parse().unwrap()];
         let denied = Client::firmware(2, 0).message(MessageType::Discover, &[]);
         let request = PxeRequest::from_message(&denied).unwrap();
-        let outcome = handle(&denied, &request, &rules_settings, &mut leases, NOW);
+        let outcome = handle(&denied, &request, &rules_settings, &mut leases, NOW, None);
         assert!(outcome.reply.is_none());
         assert_eq!(
             outcome.event.reason,
@@ -574,7 +587,7 @@ mod tests {
         assert_eq!(leases.leases().count(), 0, "a denied client reserves nothing");
         let allowed = Client::firmware(1, 0).message(MessageType::Discover, &[]);
         let request = PxeRequest::from_message(&allowed).unwrap();
-        assert!(handle(&allowed, &request, &rules_settings, &mut leases, NOW).reply.is_some());
+        assert!(handle(&allowed, &request, &rules_settings, &mut leases, NOW, None).reply.is_some());
     }
 
     #[test]

@@ -118,7 +118,32 @@ pub enum IsoBoot {
 pub struct IsoPlan {
     pub family: Family,
     pub boot: IsoBoot,
+    /// The image's own signed chain for x64 UEFI, when it has one and its kernel is
+    /// what boots: [`plan`] finds it; the engine keeps it only where it is used (see
+    /// [`OwnLoader`]).
+    pub own_loader: Option<OwnLoader>,
 }
+
+/// An image's own signed boot chain for x64 UEFI machines: the shim at the path UEFI
+/// boots removable media from (`EFI/BOOT/BOOTX64.EFI`) and the GRUB that shim loads
+/// from its own folder (`grubx64.efi`), as served paths. Distribution ISOs whose kernel
+/// is signed by their vendor carry one (Ubuntu's is signed for Canonical's kernels,
+/// which Debian's shim refuses).
+///
+/// A machine is handed the image's shim as its DHCP boot file, once: shim fetches its
+/// GRUB relative to the boot file, so from inside the image, and that GRUB reads
+/// PortaPXE's configuration (network GRUBs read `/grub/grub.cfg`), which boots the
+/// planned entry. Its kernel is then checked by the image's own shim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnLoader {
+    pub shim: String,
+    pub grub: String,
+}
+
+/// Where UEFI looks for an x64 boot program on removable media, and the name shim
+/// loads next from the same folder (shim's `DEFAULT_LOADER`).
+const REMOVABLE_SHIM_X64: &str = "EFI/BOOT/BOOTX64.EFI";
+const SHIM_SECOND_STAGE_X64: &str = "EFI/BOOT/grubx64.efi";
 
 impl fmt::Display for IsoPlan {
     /// "Debian live (live-boot) → live/vmlinuz + fetch squashfs", for the window and the log.
@@ -135,6 +160,9 @@ impl fmt::Display for IsoPlan {
                     write!(f, " + fetch squashfs")?;
                 } else if args.contains("url=") || args.contains("root=live:") {
                     write!(f, " + the ISO over HTTP")?;
+                }
+                if let Some(own) = &self.own_loader {
+                    write!(f, "; x64 UEFI through its own {} and GRUB (restarts once)", inside(&own.shim))?;
                 }
                 Ok(())
             }
@@ -201,8 +229,19 @@ fn with_append(args: &str, append: &str) -> String {
     }
 }
 
-/// The family of `index` and what boots it, served at `site`.
+/// The family of `index` and what boots it, served at `site`, with the image's own
+/// signed chain when it has one and a kernel of its own boots.
 pub fn plan(index: &IsoIndex, site: Site<'_>) -> IsoPlan {
+    let mut planned = family_plan(index, &site);
+    if matches!(planned.boot, IsoBoot::Linux { .. })
+        && let (Some((shim, _)), Some((grub, _))) = (index.find(REMOVABLE_SHIM_X64), index.find(SHIM_SECOND_STAGE_X64))
+    {
+        planned.own_loader = Some(OwnLoader { shim: site.served(shim), grub: site.served(grub) });
+    }
+    planned
+}
+
+fn family_plan(index: &IsoIndex, site: &Site<'_>) -> IsoPlan {
     let find = |path: &str| index.find(path).map(|(name, _)| name.to_owned());
     let first = |candidates: &[&str]| candidates.iter().find_map(|path| find(path));
     let under = |folder: &str, starts: &str| {
@@ -214,7 +253,7 @@ pub fn plan(index: &IsoIndex, site: Site<'_>) -> IsoPlan {
     };
     let (menus, menu_args) = menu_boots(index);
     let args_for = |kernel: &str| menu_args(kernel).unwrap_or_default();
-    let planned = |family, boot| IsoPlan { family, boot };
+    let planned = |family, boot| IsoPlan { family, boot, own_loader: None };
 
     if find("sources/boot.wim").is_some() || (find("bootmgr").is_some() && find("sources/install.wim").is_some()) {
         return planned(Family::Windows, IsoBoot::Refused(IsoRefusal::Windows));
@@ -561,5 +600,31 @@ mod tests {
         assert_eq!(with_append("---", "nomodeset"), "nomodeset ---");
         assert_eq!(with_append("quiet", ""), "quiet");
         assert_eq!(with_append("", " a=b "), "a=b");
+    }
+
+    #[test]
+    fn an_images_own_shim_and_grub_are_found_only_when_its_own_kernel_boots() {
+        // ISO 9660 names in upper case, as plain images spell them; shim asks in lower case.
+        let ubuntu = index(&["casper/vmlinuz", "casper/initrd", "EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/GRUBX64.EFI"]);
+        let planned = plan(&ubuntu, SITE);
+        assert_eq!(
+            planned.to_string(),
+            "Ubuntu (casper) → casper/vmlinuz + casper/initrd + the ISO over HTTP; \
+             x64 UEFI through its own EFI/BOOT/BOOTX64.EFI and GRUB (restarts once)"
+        );
+        assert_eq!(
+            planned.own_loader,
+            Some(OwnLoader {
+                shim: "iso/x.iso/EFI/BOOT/BOOTX64.EFI".into(),
+                grub: "iso/x.iso/EFI/BOOT/GRUBX64.EFI".into()
+            })
+        );
+        let no_grub = index(&["casper/vmlinuz", "casper/initrd", "EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/mmx64.efi"]);
+        assert_eq!(plan(&no_grub, SITE).own_loader, None, "a shim with no GRUB beside it");
+        let mut memtest = index(&["EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/grubx64.efi", "memtest.bin"]);
+        memtest.volume_id = "MT86PLUS_64".into();
+        let planned = plan(&memtest, SITE);
+        assert!(matches!(planned.boot, IsoBoot::Programs { .. }));
+        assert_eq!(planned.own_loader, None, "no kernel of the image's own is booted through PortaPXE's menu");
     }
 }

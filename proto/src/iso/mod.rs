@@ -6,7 +6,7 @@ mod family;
 mod index;
 mod menu;
 
-pub use family::{Family, IsoBoot, IsoPlan, IsoRefusal, Site, plan};
+pub use family::{Family, IsoBoot, IsoPlan, IsoRefusal, OwnLoader, Site, plan};
 pub use index::{ElTorito, Emulation, FLOPPY_IMAGE, IsoIndex, Member, SECTOR};
 pub use menu::{MenuBoot, parse_grub, parse_syslinux};
 

@@ -117,6 +117,9 @@ pub fn rule_script_path(index: usize) -> String {
 pub struct BootOverride<'a> {
     pub loader: Option<&'a str>,
     pub script: Option<String>,
+    /// The loader planned for this machine's next boot only, for x64 UEFI PXE clients
+    /// (an ISO's own signed shim, see `iso::OwnLoader`); it wins over the rule's loader.
+    pub one_off_x64: Option<&'a str>,
 }
 
 /// The PXE decision table: who gets which boot program, with what the matching client
@@ -133,7 +136,11 @@ pub fn choose_boot(request: &PxeRequest, settings: &BootSettings, overrides: &Bo
         return BootPlan::NoBootFile { reason: NoBootFile::NoArch };
     };
     let wants_http = request.kind == ClientKind::Http || arch.is_http_boot();
-    let rule_file = overrides.loader;
+    let one_off = match arch.pxe_equivalent() {
+        ClientArch::UefiX64 if !wants_http => overrides.one_off_x64,
+        _ => None,
+    };
+    let rule_file = one_off.or(overrides.loader);
     let signed = match arch.pxe_equivalent() {
         ClientArch::UefiX64 if wants_http => settings.uefi_x64_signed_http_file.as_deref(),
         ClientArch::UefiX64 => settings.uefi_x64_signed_file.as_deref(),
@@ -270,12 +277,13 @@ mod tests {
 
     #[test]
     fn an_override_changes_loader_and_script() {
-        let both = BootOverride { loader: Some("snponly.efi"), script: Some(rule_script_path(3)) };
+        let both =
+            BootOverride { loader: Some("snponly.efi"), script: Some(rule_script_path(3)), ..Default::default() };
         let firmware = choose_boot(&request(ClientKind::Pxe, Some(7), false), &settings(Some(80)), &both);
         assert_eq!(firmware, tftp("snponly.efi"));
         let ipxe = choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(80)), &both);
         assert_eq!(ipxe, BootPlan::IpxeScript { location: "http://10.77.0.1/rules/3.ipxe".into() });
-        let loader_only = BootOverride { loader: Some("snponly.efi"), script: None };
+        let loader_only = BootOverride { loader: Some("snponly.efi"), script: None, ..Default::default() };
         let ipxe = choose_boot(&request(ClientKind::Pxe, Some(7), true), &settings(Some(80)), &loader_only);
         assert_eq!(ipxe, BootPlan::IpxeScript { location: "http://10.77.0.1/boot.ipxe".into() });
         // A loader override also reaches architectures without a default.
@@ -322,9 +330,26 @@ mod tests {
             "PXE keeps shim over TFTP"
         );
         assert!(matches!(choose(ClientKind::Pxe, 7, true), BootPlan::IpxeScript { .. }), "iPXE gets its script");
-        let rule = BootOverride { loader: Some("snponly.efi"), script: None };
+        let rule = BootOverride { loader: Some("snponly.efi"), script: None, ..Default::default() };
         let ruled = choose_boot(&request(ClientKind::Pxe, Some(7), false), &signed, &rule);
         assert_eq!(ruled, tftp("snponly.efi"), "a client rule still wins");
+    }
+
+    #[test]
+    fn a_one_off_loader_goes_to_x64_uefi_pxe_only_and_wins_over_a_rule() {
+        let signed = BootSettings { uefi_x64_signed_file: Some("shimx64.efi".into()), ..settings(Some(80)) };
+        let shim = "iso/u.iso/EFI/BOOT/BOOTX64.EFI";
+        let once = BootOverride { loader: Some("snponly.efi"), one_off_x64: Some(shim), ..Default::default() };
+        let choose = |kind, arch, is_ipxe| choose_boot(&request(kind, Some(arch), is_ipxe), &signed, &once);
+        assert_eq!(choose(ClientKind::Pxe, 7, false), tftp(shim));
+        assert_eq!(choose(ClientKind::Pxe, 9, false), tftp(shim));
+        assert_eq!(choose(ClientKind::Pxe, 0, false), tftp("snponly.efi"), "BIOS: the rule's loader");
+        assert_eq!(choose(ClientKind::Pxe, 11, false), tftp("snponly.efi"), "ARM64: the rule's loader");
+        assert!(
+            matches!(choose(ClientKind::Http, 16, false), BootPlan::HttpBoot { url } if url.ends_with("snponly.efi")),
+            "HTTP boot: not the one-off (shim is handed over TFTP)"
+        );
+        assert!(matches!(choose(ClientKind::Pxe, 7, true), BootPlan::IpxeScript { .. }), "iPXE gets its script");
     }
 
     #[test]

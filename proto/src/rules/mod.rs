@@ -117,7 +117,11 @@ impl ClientRule {
 
     /// What the rule changes in the boot choice of the clients it matches (rule `index`).
     pub fn boot_override(&self, index: usize) -> BootOverride<'_> {
-        BootOverride { loader: self.boot_file.as_deref(), script: self.entry.as_ref().map(|_| rule_script_path(index)) }
+        BootOverride {
+            loader: self.boot_file.as_deref(),
+            script: self.entry.as_ref().map(|_| rule_script_path(index)),
+            one_off_x64: None,
+        }
     }
 
     /// What the rule says to do, for an event or a rules table.
@@ -318,10 +322,10 @@ mod tests {
         };
         assert_eq!(
             rule.boot_override(3),
-            BootOverride { loader: Some("snponly.efi"), script: Some("rules/3.ipxe".into()) }
+            BootOverride { loader: Some("snponly.efi"), script: Some("rules/3.ipxe".into()), ..Default::default() }
         );
         let loader_only = ClientRule { boot_file: Some("snponly.efi".into()), ..ClientRule::default() };
-        assert_eq!(loader_only.boot_override(0), BootOverride { loader: Some("snponly.efi"), script: None });
+        assert_eq!(loader_only.boot_override(0), BootOverride { loader: Some("snponly.efi"), ..Default::default() });
     }
 
     #[test]

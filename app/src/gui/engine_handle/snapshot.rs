@@ -10,6 +10,7 @@ use portapxe_engine::clients::ClientRecord;
 use portapxe_engine::config::{BootEntry, Config, ConfigError};
 use portapxe_engine::detect::ServerSighting;
 use portapxe_engine::events::{MacAddr, NextBoot, TransferPhase};
+use portapxe_engine::iso::IsoPlan;
 use portapxe_engine::net::InterfaceInfo;
 use portapxe_engine::served::MountedImage;
 use portapxe_engine::{EngineError, EngineEvent, EngineStatus, SignedChain};
@@ -114,6 +115,8 @@ pub struct Validation {
     /// Per boot entry, for an ISO: its image read and mounted (what boots follows from it),
     /// or why the image cannot be read.
     pub iso_images: Vec<Option<Result<MountedImage, String>>>,
+    /// Per boot entry, for an ISO read: what boots it (its own signed chain only where used).
+    pub iso_plans: Vec<Option<IsoPlan>>,
 }
 
 impl Validation {
@@ -131,26 +134,39 @@ impl Validation {
                 _ => None,
             })
             .collect();
-        let secure_boot_problems = config
+        let iso_plans: Vec<Option<IsoPlan>> = config
             .boot
             .entries
             .iter()
             .zip(&iso_images)
             .map(|(entry, mounted)| match (entry, mounted) {
-                (BootEntry::Iso { append, .. }, Some(Ok(mounted))) => {
-                    portapxe_engine::iso_secure_boot_problem(mounted, append)
+                (BootEntry::Iso { append, loader, .. }, Some(Ok(mounted))) => {
+                    Some(portapxe_engine::iso_entry_plan(mounted, append, *loader))
+                }
+                _ => None,
+            })
+            .collect();
+        let secure_boot_problems = config
+            .boot
+            .entries
+            .iter()
+            .zip(iso_images.iter().zip(&iso_plans))
+            .map(|(entry, images)| match (entry, images) {
+                (BootEntry::Iso { .. }, (Some(Ok(mounted)), Some(planned))) => {
+                    portapxe_engine::iso_secure_boot_problem(planned, mounted)
                 }
                 (BootEntry::Iso { .. }, _) => None,
                 _ => portapxe_engine::entry_secure_boot_problem(&config, entry),
             })
             .collect();
-        Self { config, errors, signed_chain, signed_arm64, secure_boot_problems, iso_images }
+        Self { config, errors, signed_chain, signed_arm64, secure_boot_problems, iso_images, iso_plans }
     }
 
     /// A check with nothing found: no errors, the signed chain in use, every entry fine.
     pub fn passed(config: Config) -> Self {
         let secure_boot_problems = vec![None; config.boot.entries.len()];
         let iso_images = vec![None; config.boot.entries.len()];
+        let iso_plans = vec![None; config.boot.entries.len()];
         Self {
             config,
             errors: Vec::new(),
@@ -158,6 +174,7 @@ impl Validation {
             signed_arm64: false,
             secure_boot_problems,
             iso_images,
+            iso_plans,
         }
     }
 }

@@ -228,6 +228,7 @@ fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
             .and_then(|v| v.secure_boot_problems.get(index).cloned().flatten())
             .filter(|_| panel.config.boot.uefi_loader == UefiLoader::Signed);
         let iso_image = panel.validation().and_then(|v| v.iso_images.get(index).cloned().flatten());
+        let iso_plan = panel.validation().and_then(|v| v.iso_plans.get(index).cloned().flatten());
         let entry = &mut panel.config.boot.entries[index];
         ui.push_id(index, |ui| {
             egui::Frame::group(ui.style()).show(ui, |ui| {
@@ -273,7 +274,8 @@ fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
                         ui.label(format!("image {image}, served where it lies"));
                         match &iso_image {
                             Some(Ok(mounted)) => {
-                                ui.label(mounted.plan("http://server", append).to_string());
+                                let planned = iso_plan.unwrap_or_else(|| mounted.plan("http://server", append));
+                                ui.label(planned.to_string());
                             }
                             Some(Err(error)) => {
                                 ui.label(style::toned(ui, Tone::Caution, error));
