@@ -1,18 +1,20 @@
 //! Child processes the lab starts: every wait is bounded, every kill is by PID.
 //!
-//! Owns: spawning helpers, [`Guarded`] (a child that is terminated when dropped) and
-//! [`run_bounded`] (run a command to completion or kill it after a deadline).
+//! Owns: spawning helpers, [`Guarded`] (a child that is terminated when dropped, alone or
+//! with the process group it leads) and [`run_bounded`] (run a command to completion or
+//! kill it after a deadline).
 //! Must not touch: any process it did not start.
 
 use std::ffi::OsStr;
 use std::io::Read;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 /// How often bounded waits look at the world again.
@@ -22,6 +24,33 @@ pub const POLL: Duration = Duration::from_millis(50);
 pub fn signal_pid(pid: u32, signal: Signal) {
     let Ok(raw) = i32::try_from(pid) else { return };
     let _ = kill(Pid::from_raw(raw), signal);
+}
+
+/// Send `signal` to every member of a process group we started (its ID is the PID of the
+/// [`Guarded::spawn_group`] leader). A group that is already gone is fine.
+pub fn signal_group(pgid: u32, signal: Signal) {
+    let Ok(raw) = i32::try_from(pgid) else { return };
+    let _ = killpg(Pid::from_raw(raw), signal);
+}
+
+/// The processes now in process group `pgid`, read from /proc. A process that ends while
+/// it is being read is simply not listed.
+pub fn group_pids(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|stat| stat_process_group(&stat))
+                == Some(pgid)
+        })
+        .collect()
+}
+
+/// The process group (field 5 of proc(5)) in the text of a /proc/PID/stat file. The command
+/// name before it may hold spaces and parentheses, so fields are counted from the last `)`.
+pub fn stat_process_group(stat: &str) -> Option<u32> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// Poll `check` until it yields `Some`, or give up after `timeout`.
@@ -43,13 +72,34 @@ pub struct Guarded {
     name: String,
     child: Child,
     status: Option<ExitStatus>,
+    /// Leads its own process group: stopping it stops the whole group.
+    group: bool,
 }
 
 impl Guarded {
     pub fn spawn(name: impl Into<String>, command: &mut Command) -> Result<Self> {
         let name = name.into();
         let child = command.spawn().with_context(|| format!("cannot start {name} ({command:?}); is it installed?"))?;
-        Ok(Self { name, child, status: None })
+        Ok(Self { name, child, status: None, group: false })
+    }
+
+    /// Like [`Guarded::spawn`], but the child leads a new process group, so that it and
+    /// whatever it forks (per-transfer workers) are stopped together, by that group's ID.
+    pub fn spawn_group(name: impl Into<String>, command: &mut Command) -> Result<Self> {
+        command.process_group(0);
+        let mut guarded = Self::spawn(name, command)?;
+        guarded.group = true;
+        Ok(guarded)
+    }
+
+    /// Its stdout, when the command was spawned with a piped stdout (taken once).
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// Its stderr, when the command was spawned with a piped stderr (taken once).
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.child.stderr.take()
     }
 
     pub fn pid(&self) -> u32 {
@@ -90,11 +140,33 @@ impl Guarded {
         signal_pid(self.pid(), Signal::SIGKILL);
         (self.wait_timeout(Duration::from_secs(5)), false)
     }
+
+    /// For a [`Guarded::spawn_group`] child: SIGTERM to its group, wait up to `grace` for
+    /// the leader, then SIGKILL whatever is left of the group (forked workers outlive their
+    /// leader). Returns the leader's exit status and whether it ended within the grace.
+    pub fn terminate_group(&mut self, grace: Duration) -> (Option<ExitStatus>, bool) {
+        let pgid = self.pid();
+        let mut graceful = true;
+        if self.try_status().is_none() {
+            signal_group(pgid, Signal::SIGTERM);
+            graceful = self.wait_timeout(grace).is_some();
+        }
+        // Bounded: a member that survives 50 SIGKILLs is stuck in the kernel; stop trying.
+        for _ in 0..50 {
+            if group_pids(pgid).is_empty() {
+                break;
+            }
+            signal_group(pgid, Signal::SIGKILL);
+            thread::sleep(Duration::from_millis(20));
+        }
+        (self.wait_timeout(Duration::from_secs(2)), graceful)
+    }
 }
 
 impl Drop for Guarded {
     fn drop(&mut self) {
-        let (_, graceful) = self.terminate(Duration::from_secs(3));
+        let grace = Duration::from_secs(3);
+        let (_, graceful) = if self.group { self.terminate_group(grace) } else { self.terminate(grace) };
         if !graceful {
             eprintln!("[lab] {} (pid {}) ignored SIGTERM and was killed", self.name, self.pid());
         }
@@ -155,7 +227,9 @@ pub fn run_ok<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<Finished> {
     Ok(finished)
 }
 
-fn drain(mut reader: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+/// Read `reader` to its end on a thread (so a child never blocks on a full pipe); the text,
+/// decoded lossily, arrives on the channel when the writer closes it.
+pub fn drain(mut reader: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut bytes = Vec::new();
@@ -163,4 +237,23 @@ fn drain(mut reader: impl Read + Send + 'static) -> mpsc::Receiver<String> {
         let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stat_process_group;
+
+    #[test]
+    fn process_group_is_counted_from_the_last_parenthesis() {
+        assert_eq!(stat_process_group("4242 (a) b (c)) S 1 4240 4240 0 -1"), Some(4240));
+        assert_eq!(stat_process_group("17 (sh) R 1 17 17 0"), Some(17));
+    }
+
+    #[test]
+    fn odd_stat_text_gives_none() {
+        assert_eq!(stat_process_group(""), None);
+        assert_eq!(stat_process_group("17 (sh"), None);
+        assert_eq!(stat_process_group("17 (sh) R 1"), None);
+        assert_eq!(stat_process_group("17 (sh) R 1 x"), None);
+    }
 }
