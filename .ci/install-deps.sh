@@ -17,7 +17,7 @@ apt-get install -y -qq --no-install-recommends \
     isc-dhcp-server kea-dhcp4-server \
     libpcap-dev pkg-config ca-certificates tcpdump \
     mesa-vulkan-drivers xvfb x11-apps x11-utils sbsigntool \
-    xorriso isolinux syslinux-common memtest86+ \
+    xorriso genisoimage isolinux syslinux-common memtest86+ \
     live-boot live-boot-initramfs-tools initramfs-tools squashfs-tools zstd \
     udpcast partclone extlinux fdisk e2fsprogs kmod
 bash tests/lab/prepare-guest.sh target/lab

@@ -80,7 +80,54 @@ pub fn read_index(path: &Path) -> Result<(IsoIndex, ImageStamp), IsoError> {
     expose_floppy(&mut index, stamp.len);
     read_menus(path, &mut index);
     expose_boot_programs(path, &mut index);
+    // Windows images keep everything but a README in UDF (see `IsoRefusal::UdfOnly`).
+    if index.udf && index.len() <= 2 {
+        index.udf_only = read_udf_names(path, &mut index.skipped);
+    }
     Ok((index, stamp))
+}
+
+/// The files of the image's UDF tree, by path (`/`-separated, as UDF names them), read
+/// with `hadris-udf`, bounded like the ISO 9660 walk. What cannot be read is said in
+/// `skipped`. Blocking.
+fn read_udf_names(path: &Path, skipped: &mut Vec<String>) -> Vec<String> {
+    let Ok(file) = File::open(path) else { return Vec::new() };
+    // The reader is a third party's parser of the image's bytes: a panic in it must cost
+    // this list, not the start of serving.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<Vec<String>, String> {
+        let udf = hadris_udf::UdfVolume::open(BufReader::new(file)).map_err(|error| error.to_string())?;
+        let mut names = Vec::new();
+        let mut todo = vec![(udf.root_dir().map_err(|error| error.to_string())?, String::new(), 0)];
+        while let Some((dir, prefix, depth)) = todo.pop() {
+            for entry in dir.entries().filter(|entry| !entry.is_parent()) {
+                if names.len() >= MAX_ENTRIES {
+                    return Err(format!("more than {MAX_ENTRIES} entries"));
+                }
+                let path = format!("{prefix}{}", entry.name());
+                if !entry.is_dir() {
+                    names.push(path);
+                } else if depth + 1 < MAX_DEPTH {
+                    let sub = udf.read_directory(&entry.icb).map_err(|error| format!("{path}/: {error}"))?;
+                    todo.push((sub, format!("{path}/"), depth + 1));
+                }
+            }
+        }
+        Ok(names)
+    }));
+    match read {
+        Ok(Ok(mut names)) => {
+            names.sort();
+            names
+        }
+        Ok(Err(why)) => {
+            skipped.push(format!("its UDF tree could not be read: {why}"));
+            Vec::new()
+        }
+        Err(_) => {
+            skipped.push("its UDF tree could not be read (the UDF reader failed on it)".into());
+            Vec::new()
+        }
+    }
 }
 
 /// How the chosen directory tree spells names.
@@ -323,6 +370,41 @@ pub fn boot_image_len(head: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Windows-like image: a README in ISO 9660, everything else in UDF only
+    /// (genisoimage's `-udf` with the rest hidden from the ISO 9660 tree).
+    #[test]
+    fn files_kept_in_udf_only_are_listed_and_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("sources")).unwrap();
+        std::fs::write(tree.join("README.TXT"), "This disc contains a UDF file system.\n").unwrap();
+        std::fs::write(tree.join("bootmgr"), vec![1u8; 3000]).unwrap();
+        std::fs::write(tree.join("sources/boot.wim"), vec![2u8; 5000]).unwrap();
+        let iso = dir.path().join("win.iso");
+        let status = std::process::Command::new("genisoimage")
+            .args(["-quiet", "-udf", "-hide", "sources", "-hide", "bootmgr", "-o"])
+            .arg(&iso)
+            .arg(&tree)
+            .status()
+            .expect("genisoimage (apt-get install genisoimage)");
+        assert!(status.success());
+        let (index, _) = read_index(&iso).unwrap();
+        assert!(index.udf);
+        assert_eq!(index.paths().collect::<Vec<_>>(), ["README.TXT"], "ISO 9660 holds the README only");
+        assert_eq!(index.udf_only, ["README.TXT", "bootmgr", "sources/boot.wim"]);
+        let planned = crate::iso::plan(&index, crate::iso::Site { mount: "w.iso", base_url: "http://s", append: "" });
+        assert_eq!(planned.boot, crate::iso::IsoBoot::Refused(crate::iso::IsoRefusal::Windows));
+        // Broken UDF bytes cost the list, with a reason, never the image.
+        let mut bytes = std::fs::read(&iso).unwrap();
+        for sector in 256..260 {
+            bytes[sector * 2048..sector * 2048 + 64].fill(0xA5);
+        }
+        std::fs::write(&iso, &bytes).unwrap();
+        let (index, _) = read_index(&iso).unwrap();
+        assert!(index.udf_only.is_empty());
+        assert!(index.skipped.iter().any(|why| why.contains("UDF")), "{:?}", index.skipped);
+    }
 
     #[test]
     fn a_catalogue_says_how_the_bios_entry_boots_and_whether_uefi_can() {

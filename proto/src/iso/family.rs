@@ -77,8 +77,9 @@ impl fmt::Display for IsoRefusal {
         f.write_str(match self {
             IsoRefusal::Windows => "Windows ISOs need wimboot, which PortaPXE does not have yet",
             IsoRefusal::UdfOnly => {
-                "this ISO keeps its files in UDF only, which PortaPXE cannot read yet (Windows installers do; \
-                 Windows ISOs need wimboot, which PortaPXE does not have yet)"
+                "this ISO keeps its files in UDF only: PortaPXE reads their names but cannot serve them from \
+                 where they lie (its UDF reader, hadris-udf, gives no file positions); use an ISO 9660 image \
+                 of the same system (the ones distributions publish are)"
             }
             IsoRefusal::FloppyEmulation => {
                 "this ISO boots a floppy image that its boot catalogue places outside the image"
@@ -255,7 +256,11 @@ fn family_plan(index: &IsoIndex, site: &Site<'_>) -> IsoPlan {
     let args_for = |kernel: &str| menu_args(kernel).unwrap_or_default();
     let planned = |family, boot| IsoPlan { family, boot, own_loader: None };
 
-    if find("sources/boot.wim").is_some() || (find("bootmgr").is_some() && find("sources/install.wim").is_some()) {
+    let in_udf = |path: &str| index.udf_only.iter().any(|name| name.eq_ignore_ascii_case(path));
+    if find("sources/boot.wim").is_some()
+        || (find("bootmgr").is_some() && find("sources/install.wim").is_some())
+        || in_udf("sources/boot.wim")
+    {
         return planned(Family::Windows, IsoBoot::Refused(IsoRefusal::Windows));
     }
     // Windows images since Vista put a README in their ISO 9660 tree and everything
@@ -557,9 +562,14 @@ mod tests {
         let mut image = index(&["README.TXT"]);
         image.udf = true;
         image.el_torito = Some(ElTorito { bios: Some(Emulation::NoEmulation), uefi: true });
-        let plan = plan(&image, SITE);
-        assert_eq!(plan.boot, IsoBoot::Refused(IsoRefusal::UdfOnly));
-        assert!(plan.to_string().contains("UDF only"), "{plan}");
+        image.udf_only = vec!["casper/vmlinuz".into(), "casper/initrd".into()];
+        let refused = plan(&image, SITE);
+        assert_eq!(refused.boot, IsoBoot::Refused(IsoRefusal::UdfOnly));
+        assert!(refused.to_string().contains("UDF only"), "{refused}");
+        // Windows keeps its files in UDF: recognised by them, and told apart.
+        image.udf_only = vec!["bootmgr".into(), "SOURCES/BOOT.WIM".into()];
+        let windows = plan(&image, SITE);
+        assert_eq!((windows.family, windows.boot), (Family::Windows, IsoBoot::Refused(IsoRefusal::Windows)));
     }
 
     #[test]
