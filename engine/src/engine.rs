@@ -32,6 +32,7 @@ use crate::net::{InterfaceLookupError, find_interface};
 use crate::proxy::{ProxyService, ProxyServiceSettings, ProxySettings};
 use crate::pxe::{BootSettings, rule_script_path};
 use crate::served::Served;
+use crate::signature::{KernelRefusal, SecureBootProblem};
 use crate::tftp::{TftpService, TftpSettings, TftpStartError};
 
 const LEASE_FILE: &str = "leases.json";
@@ -243,7 +244,7 @@ async fn served_kernels(config: &Config, isos: &IsoPlans, served: &Served) -> Ve
 
 /// Why boot entry `entry` of `config` cannot boot on a machine with Secure Boot on, in
 /// words for the Boot images list, or `None` when it can. Reads the kernel's signature.
-pub fn entry_secure_boot_problem(config: &Config, entry: &BootEntry) -> Option<String> {
+pub fn entry_secure_boot_problem(config: &Config, entry: &BootEntry) -> Option<SecureBootProblem> {
     if let BootEntry::Iso { image, append, loader, .. } = entry {
         let mounted = iso_entry_mount(config, image).ok()?;
         return iso_secure_boot_problem(&iso_entry_plan(&mounted, append, *loader), &mounted);
@@ -253,7 +254,10 @@ pub fn entry_secure_boot_problem(config: &Config, entry: &BootEntry) -> Option<S
 
 /// Why the ISO `mounted` (an entry with `append`) cannot boot with Secure Boot on, or
 /// `None`: the kernel it boots is read inside the image.
-pub fn iso_secure_boot_problem(planned: &crate::iso::IsoPlan, mounted: &crate::served::MountedImage) -> Option<String> {
+pub fn iso_secure_boot_problem(
+    planned: &crate::iso::IsoPlan,
+    mounted: &crate::served::MountedImage,
+) -> Option<SecureBootProblem> {
     let served = Served::default().with_images([mounted.clone()]);
     let refusal = crate::iso_entries::kernel_refusal(&served, planned);
     crate::iso_entries::secure_boot_problem(Some(planned), refusal)
@@ -286,12 +290,14 @@ pub fn iso_entry_mount(config: &Config, image: &str) -> Result<crate::served::Mo
 
 /// [`entry_secure_boot_problem`], with `kernel_reason` saying why shim refuses a kernel
 /// (`None`: it accepts it, or it cannot be read: validation reports a missing file).
-fn secure_boot_problem_of(entry: &BootEntry, kernel_reason: impl FnOnce(&str) -> Option<String>) -> Option<String> {
-    use crate::signature::needs_secure_boot_off;
+fn secure_boot_problem_of(
+    entry: &BootEntry,
+    kernel_reason: impl FnOnce(&str) -> Option<KernelRefusal>,
+) -> Option<SecureBootProblem> {
     match entry {
-        BootEntry::Linux { kernel, .. } => kernel_reason(kernel).map(|why| needs_secure_boot_off(&why)),
+        BootEntry::Linux { kernel, .. } => kernel_reason(kernel).map(|refusal| SecureBootProblem::Kernel { refusal }),
         BootEntry::Iso { .. } => crate::iso_entries::secure_boot_problem(None, None),
-        BootEntry::Chain { .. } => Some(needs_secure_boot_off("a chain URL boots through iPXE, which is not signed")),
+        BootEntry::Chain { .. } => Some(SecureBootProblem::ChainUrl),
         // The agent is Debian's signed kernel, booted by GRUB through the signed chain.
         BootEntry::LocalDisk { .. } | BootEntry::Imaging { .. } => None,
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::config::{BootEntry, Config, IsoLoader};
 use crate::iso::{IsoBoot, IsoError, IsoPlan, IsoPlans, Site, plan, read_index};
 use crate::served::{MountedImage, Served, ServedItem};
+use crate::signature::{KernelRefusal, SecureBootProblem};
 
 /// Where images picked from outside the boot root are mounted.
 pub const OUTSIDE_ROOT_FOLDER: &str = "iso";
@@ -115,28 +116,28 @@ pub fn mount_path(image: &str, taken: &[&str]) -> String {
 
 /// Why shim would refuse the kernel an ISO plan boots (read from its signature inside
 /// the image), or `None`: it accepts it, or the plan boots no kernel. Blocking.
-pub fn kernel_refusal(served: &Served, planned: &IsoPlan) -> Option<String> {
+pub fn kernel_refusal(served: &Served, planned: &IsoPlan) -> Option<KernelRefusal> {
     let IsoBoot::Linux { kernel, .. } = &planned.boot else { return None };
     let Some(ServedItem::InImage(span)) = served.lookup(kernel) else { return None };
     let signature = crate::signature::read_from(span.reader().ok()?).ok()?;
-    crate::signature::secure_boot_refusal_reason(&signature)
+    crate::signature::refusal(&signature)
 }
 
-/// Why an ISO plan cannot boot with Secure Boot on, in words for the Boot images list.
-pub fn secure_boot_problem(planned: Option<&IsoPlan>, kernel_refusal: Option<String>) -> Option<String> {
-    use crate::signature::needs_secure_boot_off;
+/// Why an ISO plan cannot boot with Secure Boot on (for the Boot images list and the log).
+pub fn secure_boot_problem(
+    planned: Option<&IsoPlan>,
+    kernel_refusal: Option<KernelRefusal>,
+) -> Option<SecureBootProblem> {
     if planned.is_some_and(|planned| planned.own_loader.is_some()) {
         // Its own shim checks its kernel (see `uses_own_loader`).
         return None;
     }
     match planned.map(|planned| &planned.boot) {
-        Some(IsoBoot::Linux { .. }) => kernel_refusal.map(|why| needs_secure_boot_off(&why)),
-        Some(IsoBoot::Programs { .. }) => Some(needs_secure_boot_off("its program is not signed")),
+        Some(IsoBoot::Linux { .. }) => kernel_refusal.map(|refusal| SecureBootProblem::Kernel { refusal }),
+        Some(IsoBoot::Programs { .. }) => Some(SecureBootProblem::UnsignedProgram),
         Some(IsoBoot::Refused(_)) => None,
-        Some(IsoBoot::Memdisk { .. }) => Some("boots only on BIOS machines (a floppy image through memdisk)".into()),
-        Some(IsoBoot::Sanboot) | None => {
-            Some(needs_secure_boot_off("the ISO boots whole through iPXE (sanboot), which is not signed"))
-        }
+        Some(IsoBoot::Memdisk { .. }) => Some(SecureBootProblem::BiosOnly),
+        Some(IsoBoot::Sanboot) | None => Some(SecureBootProblem::Sanboot),
     }
 }
 

@@ -34,6 +34,8 @@ use goblin::pe::header::{DosHeader, Header};
 use x509_cert::Certificate;
 use x509_cert::name::Name;
 
+pub use portapxe_proto::secure_boot::{KernelRefusal, SecureBootProblem};
+
 /// What a kernel file says about Secure Boot.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -130,37 +132,27 @@ impl fmt::Display for KernelSignature {
     }
 }
 
-/// Why an entry cannot boot with Secure Boot on, or None when it can, in words for the
-/// window: "needs Secure Boot off: the kernel is not signed", "needs Secure Boot off: the
-/// kernel is signed by Canonical Ltd. Secure Boot Signing, which Debian's shim does not
-/// trust", "needs Secure Boot off: the kernel is not an EFI program".
-pub fn secure_boot_problem(signature: &KernelSignature) -> Option<String> {
-    secure_boot_refusal_reason(signature).map(|why| needs_secure_boot_off(&why))
+/// Why an entry booting this kernel cannot boot with Secure Boot on, or `None` when it can.
+pub fn secure_boot_problem(signature: &KernelSignature) -> Option<SecureBootProblem> {
+    refusal(signature).map(|refusal| SecureBootProblem::Kernel { refusal })
 }
 
-/// The words for an entry that cannot boot with Secure Boot on, `why` being the reason.
-pub fn needs_secure_boot_off(why: &str) -> String {
-    format!("needs Secure Boot off: {why}")
-}
-
-/// Why shim refuses this kernel ("the kernel is not signed"), or `None` when it accepts it.
-pub fn secure_boot_refusal_reason(signature: &KernelSignature) -> Option<String> {
+/// Why shim refuses this kernel, or `None` when it accepts it.
+pub fn refusal(signature: &KernelSignature) -> Option<KernelRefusal> {
     if signature.trusted_by_debian_shim() {
         return None;
     }
     Some(match signature {
-        KernelSignature::Signed { signer, .. } => {
-            format!("the kernel is signed by {signer}, which Debian's shim does not trust")
-        }
-        KernelSignature::Unsigned => "the kernel is not signed".to_owned(),
-        KernelSignature::NotPe => "the kernel is not an EFI program".to_owned(),
+        KernelSignature::Signed { signer, .. } => KernelRefusal::UntrustedSigner { signer: signer.clone() },
+        KernelSignature::Unsigned => KernelRefusal::NotSigned,
+        KernelSignature::NotPe => KernelRefusal::NotEfi,
     })
 }
 
 /// Why shim refuses the kernel at `path`, or `None` when it accepts it or the file
 /// cannot be read (validation reports a missing file).
-pub fn kernel_refusal(path: &Path) -> Option<String> {
-    secure_boot_refusal_reason(&read_file(path).ok()?)
+pub fn kernel_refusal(path: &Path) -> Option<KernelRefusal> {
+    refusal(&read_file(path).ok()?)
 }
 
 /// What the file at `path` says about Secure Boot, read as [`read_from`] does. Errors
@@ -485,7 +477,7 @@ mod tests {
         assert_eq!(signature, KernelSignature::Signed { signer: subject.to_owned(), issuer: subject.to_owned() });
         assert!(!signature.trusted_by_debian_shim());
         assert_eq!(
-            secure_boot_problem(&signature).as_deref(),
+            secure_boot_problem(&signature).map(|problem| problem.to_string()).as_deref(),
             Some(
                 "needs Secure Boot off: the kernel is signed by PortaPXE Test Signer, which Debian's shim does not trust"
             )
@@ -612,20 +604,13 @@ mod tests {
             signer: "Canonical Ltd. Secure Boot Signing".into(),
             issuer: "Canonical Ltd. Master Certificate Authority".into(),
         };
+        let kernel = |refusal| Some(SecureBootProblem::Kernel { refusal });
         assert_eq!(
-            secure_boot_problem(&canonical).as_deref(),
-            Some(
-                "needs Secure Boot off: the kernel is signed by Canonical Ltd. Secure Boot Signing, which Debian's shim does not trust"
-            )
+            secure_boot_problem(&canonical),
+            kernel(KernelRefusal::UntrustedSigner { signer: "Canonical Ltd. Secure Boot Signing".into() })
         );
-        assert_eq!(
-            secure_boot_problem(&KernelSignature::Unsigned).as_deref(),
-            Some("needs Secure Boot off: the kernel is not signed")
-        );
-        assert_eq!(
-            secure_boot_problem(&KernelSignature::NotPe).as_deref(),
-            Some("needs Secure Boot off: the kernel is not an EFI program")
-        );
+        assert_eq!(secure_boot_problem(&KernelSignature::Unsigned), kernel(KernelRefusal::NotSigned));
+        assert_eq!(secure_boot_problem(&KernelSignature::NotPe), kernel(KernelRefusal::NotEfi));
         let debian = KernelSignature::Signed {
             signer: "Debian Secure Boot Signer 2022 - linux".into(),
             issuer: "Debian Secure Boot CA".into(),

@@ -26,5 +26,6 @@ pub mod names;
 pub mod pxe;
 pub mod router_advert;
 pub mod rules;
+pub mod secure_boot;
 pub mod tftp;
 pub mod url;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::events::Protocol;
 use crate::pxe::NoBootFile;
 use crate::rules::IgnoreReason;
+use crate::secure_boot::KernelRefusal;
 
 /// Why a machine's boot stopped at the firmware's or shim's signature check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -16,7 +17,7 @@ pub enum SecureBootRefusal {
     /// The firmware ran the loader over TFTP and then started over instead of running it.
     Loader { file: String },
     /// The kernel was fetched and its initrd never asked for: the loader refused the kernel.
-    Kernel { file: String, entry: String, problem: Option<String> },
+    Kernel { file: String, entry: String, problem: Option<KernelRefusal> },
 }
 
 impl fmt::Display for SecureBootRefusal {

@@ -9,6 +9,7 @@ use crate::events::{
 };
 use crate::mac::MacAddr;
 use crate::pxe::ClientArch;
+use crate::secure_boot::KernelRefusal;
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = u64;
@@ -34,8 +35,8 @@ pub struct ServedKernel {
     pub entry: String,
     /// Root-relative paths of its initrds, fetched right after it when the kernel is accepted.
     pub initrds: Vec<String>,
-    /// Why shim refuses it ("the kernel is not signed"), when it does.
-    pub secure_boot_problem: Option<String>,
+    /// Why shim refuses it, when it does.
+    pub secure_boot_problem: Option<KernelRefusal>,
 }
 
 /// The path of a boot file as a client names it: a UEFI HTTP boot URL's path, or the TFTP name.
@@ -695,7 +696,7 @@ mod tests {
         let kernel = ServedKernel {
             entry: "Linux".into(),
             initrds: vec!["initrd.img".into()],
-            secure_boot_problem: Some("the kernel is not signed".into()),
+            secure_boot_problem: Some(KernelRefusal::NotSigned),
         };
         let mut registry = ClientRegistry::default();
         registry.set_served_kernels([("vmlinuz".to_owned(), kernel)]);
@@ -711,7 +712,7 @@ mod tests {
             Diagnosis::SecureBoot(SecureBootRefusal::Kernel {
                 file: "vmlinuz".into(),
                 entry: "Linux".into(),
-                problem: Some("the kernel is not signed".into())
+                problem: Some(KernelRefusal::NotSigned)
             })
         );
         assert!(diagnosis.to_string().contains("not signed"), "{diagnosis}");

@@ -13,6 +13,7 @@ use portapxe_engine::events::{MacAddr, NextBoot, TransferPhase};
 use portapxe_engine::iso::IsoPlan;
 use portapxe_engine::net::InterfaceInfo;
 use portapxe_engine::served::MountedImage;
+use portapxe_engine::signature::SecureBootProblem;
 use portapxe_engine::{EngineError, EngineEvent, EngineStatus, SignedChain};
 
 use crate::event_text::{Level, describe};
@@ -111,7 +112,7 @@ pub struct Validation {
     /// Whether ARM64 UEFI machines get the signed chain too (Debian's arm64 loaders served).
     pub signed_arm64: bool,
     /// Per boot entry, why it cannot boot with Secure Boot on (`None`: it can).
-    pub secure_boot_problems: Vec<Option<String>>,
+    pub secure_boot_problems: Vec<Option<SecureBootProblem>>,
     /// Per boot entry, for an ISO: its image read and mounted (what boots follows from it),
     /// or why the image cannot be read.
     pub iso_images: Vec<Option<Result<MountedImage, String>>>,

@@ -299,7 +299,7 @@ fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
                     }
                 }
                 if let Some(problem) = &secure_boot {
-                    ui.label(style::toned(ui, Tone::Caution, problem));
+                    ui.label(style::toned(ui, Tone::Caution, problem.to_string()));
                 }
                 field_errors(ui, &errors);
             });
