@@ -15,7 +15,7 @@ use portapxe::gui::engine_handle::{CaptureState, FailedService, RunState, StartF
 use portapxe::gui::imaging_state::CaptureProgress;
 use portapxe::gui::{EngineHandle, PortaApp};
 use portapxe_engine::clients::ClientRegistry;
-use portapxe_engine::config::{BootEntry, Config, ConfigError, ConfigStore, Mode};
+use portapxe_engine::config::{BootEntry, Config, ConfigError, ConfigStore, IsoLoader, Mode};
 use portapxe_engine::detect::{ServerRole, ServerSighting};
 use portapxe_engine::events::{
     ConflictEvent, DhcpEvent, DhcpMessage, DhcpRole, EngineEvent, MacAddr, NextBoot, Protocol, TransferEvent,
@@ -923,6 +923,11 @@ fn an_iso_row_says_what_boots_from_inside_the_image() {
     for (name, content) in [("vmlinuz", &b"kernel"[..]), ("initrd.img", b"initrd"), ("filesystem.squashfs", b"root")] {
         std::fs::write(tree.join("live").join(name), content).unwrap();
     }
+    // A shim and a GRUB of its own (stand-ins: not signed, so PortaPXE's chain stays the default).
+    std::fs::create_dir_all(tree.join("EFI/BOOT")).unwrap();
+    for name in ["BOOTX64.EFI", "grubx64.efi"] {
+        std::fs::write(tree.join("EFI/BOOT").join(name), b"not signed").unwrap();
+    }
     let iso = elsewhere.path().join("rescue live.iso");
     let made = std::process::Command::new("xorriso")
         .args(["-as", "mkisofs", "-quiet", "-r", "-J", "-o"])
@@ -952,6 +957,21 @@ fn an_iso_row_says_what_boots_from_inside_the_image() {
     assert!(!script.contains("sanboot"), "{script}");
     assert!(
         std::fs::read_dir(root.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".iso"))
+    );
+
+    // The image carries its own shim and GRUB: the row offers them, and says so once chosen.
+    harness.get_by_label("Secure Boot chain (x64 UEFI)").click();
+    harness.run_steps(2);
+    harness.get_by_label("the image's own shim and GRUB (the machine restarts once into them)").click();
+    let own = |app: &PortaApp| {
+        matches!(app.config().boot.entries.last(), Some(BootEntry::Iso { loader: IsoLoader::Own, .. }))
+            && validated(app)
+    };
+    wait_until(&mut harness, "the check of the new choice", own);
+    harness.run();
+    harness.get_by_label(
+        "Debian live (live-boot) → live/vmlinuz + live/initrd.img + fetch squashfs; \
+         x64 UEFI through its own EFI/BOOT/BOOTX64.EFI and GRUB (restarts once)",
     );
 }
 

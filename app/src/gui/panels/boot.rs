@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use egui::Ui;
 use portapxe_engine::SignedChain;
-use portapxe_engine::config::{BootEntry, Config, UefiLoader};
+use portapxe_engine::config::{BootEntry, Config, IsoLoader, UefiLoader};
 use portapxe_engine::ipxe::generate_script;
 use portapxe_engine::iso::IsoPlans;
 
@@ -170,6 +170,19 @@ fn edit(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     entries(ui, panel);
 }
 
+/// Which signed chain boots an ISO entry that carries its own shim and GRUB.
+fn own_loader_choice(ui: &mut Ui, loader: &mut IsoLoader) {
+    let label = |choice: IsoLoader| match choice {
+        IsoLoader::Auto => "PortaPXE's, or the image's own where PortaPXE's would refuse its kernel",
+        IsoLoader::Own => "the image's own shim and GRUB (the machine restarts once into them)",
+    };
+    egui::ComboBox::from_label("Secure Boot chain (x64 UEFI)").selected_text(label(*loader)).show_ui(ui, |ui| {
+        for choice in [IsoLoader::Auto, IsoLoader::Own] {
+            ui.selectable_value(loader, choice, label(choice));
+        }
+    });
+}
+
 /// What x64 UEFI machines get first, and why the signed chain is the default.
 fn uefi_loader(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
     ui.horizontal(|ui| {
@@ -270,12 +283,16 @@ fn entries(ui: &mut Ui, panel: &mut PanelCtx<'_>) {
                             ui.add(egui::TextEdit::singleline(cmdline).desired_width(f32::INFINITY))
                         });
                     }
-                    BootEntry::Iso { image, append, .. } => {
+                    BootEntry::Iso { image, append, loader, .. } => {
                         ui.label(format!("image {image}, served where it lies"));
                         match &iso_image {
                             Some(Ok(mounted)) => {
-                                let planned = iso_plan.unwrap_or_else(|| mounted.plan("http://server", append));
-                                ui.label(planned.to_string());
+                                let found = mounted.plan("http://server", append);
+                                // Only an image that carries its own shim and GRUB has a choice.
+                                if found.own_loader.is_some() {
+                                    own_loader_choice(ui, loader);
+                                }
+                                ui.label(iso_plan.unwrap_or(found).to_string());
                             }
                             Some(Err(error)) => {
                                 ui.label(style::toned(ui, Tone::Caution, error));
