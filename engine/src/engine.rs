@@ -229,7 +229,11 @@ async fn served_kernels(config: &Config, isos: &IsoPlans, served: &Served) -> Ve
                 BootEntry::Iso { name, image, .. } => {
                     let planned = isos.get(image)?;
                     let IsoBoot::Linux { kernel, initrds, .. } = &planned.boot else { return None };
-                    let secure_boot_problem = crate::iso_entries::kernel_refusal(&served, planned);
+                    // Through the image's own chain its own shim judges the kernel, not Debian's.
+                    let secure_boot_problem = match planned.own_loader {
+                        Some(_) => None,
+                        None => crate::iso_entries::kernel_refusal(&served, planned),
+                    };
                     Some((
                         kernel.clone(),
                         ServedKernel { entry: name.clone(), initrds: initrds.clone(), secure_boot_problem },
@@ -321,7 +325,19 @@ fn grub_configs(config: &Config, isos: &IsoPlans) -> Vec<(String, Bytes)> {
     // Each entry alone too: where a machine told to boot one entry once is sent.
     let alone = crate::grub::generate_entry_configs(&config.boot.entries, isos, ipxe_loader);
     let main_files = crate::grub::CONFIG_PATHS.iter().map(|path| ((*path).to_owned(), main.clone()));
-    main_files.chain(pinned.into_iter().chain(alone).map(|(path, text)| (path, Bytes::from(text)))).collect()
+    // An image's own GRUB that reads `grub.cfg` beside itself (Fedora's, as in
+    // `grub::CONFIG_PATHS`) would read the image's own menu, made for the medium: it is
+    // sent to PortaPXE's instead (a generated name shadows the image's file).
+    let beside_own_grubs = config.boot.entries.iter().filter_map(|entry| {
+        let BootEntry::Iso { image, .. } = entry else { return None };
+        let own = isos.get(image)?.own_loader.as_ref()?;
+        let folder = own.grub.rsplit_once('/').map_or("", |(folder, _)| folder);
+        Some((format!("{folder}/grub.cfg"), Bytes::from(crate::grub::redirect_config())))
+    });
+    main_files
+        .chain(pinned.into_iter().chain(alone).map(|(path, text)| (path, Bytes::from(text))))
+        .chain(beside_own_grubs)
+        .collect()
 }
 
 /// The UEFI HTTP boot image of the signed chain (`grub::http_boot`), made from the
@@ -651,6 +667,8 @@ impl Engine {
             engine.events.clone(),
         ));
         let generated = generated.with_made(next_boot.clone());
+        // An image's own loader reads PortaPXE's GRUB configuration, served with the signed chain only.
+        let next_boot = (engine.status.signed_chain == SignedChain::Used).then_some(next_boot);
         let started = engine.start_services(&config, &interface, boot, (generated, next_boot), facts, &options);
         let result = match &options.cancel {
             Some(cancel) => tokio::select! {
@@ -671,7 +689,7 @@ impl Engine {
         config: &Config,
         interface: &crate::net::InterfaceInfo,
         boot: BootSettings,
-        (generated, next_boot): (Served, Arc<crate::next_boot::NextBootAnswers>),
+        (generated, next_boot): (Served, Option<Arc<crate::next_boot::NextBootAnswers>>),
         facts: crate::config::InterfaceFacts,
         options: &StartOptions,
     ) -> Result<(), EngineError> {
@@ -732,7 +750,7 @@ impl Engine {
                     dhcp_port: config.dhcp.port,
                     boot_server_port: config.dhcp.boot_server_port,
                     decision: ProxySettings { server_ip, boot: boot.clone(), rules: config.rules.clone() },
-                    next_boot: Some(next_boot.clone()),
+                    next_boot: next_boot.clone(),
                 },
                 self.events.clone(),
             )
@@ -769,7 +787,7 @@ impl Engine {
                     boot,
                     rules: config.rules.clone(),
                 },
-                next_boot: Some(next_boot),
+                next_boot,
             };
             // Take the port first (so a second server fails fast), then look before answering.
             let bound = crate::dhcp::bind(settings, self.events.clone()).await?;

@@ -71,8 +71,10 @@ pub fn read_one(
 /// `signature`; the firmware and shim decide at boot. Blocking (reads the image).
 pub fn uses_own_loader(mounted: &MountedImage, planned: &IsoPlan, loader: IsoLoader) -> bool {
     let (Some(own), IsoBoot::Linux { kernel, .. }) = (&planned.own_loader, &planned.boot) else { return false };
-    if loader == IsoLoader::Own {
-        return true;
+    match loader {
+        IsoLoader::Own => return true,
+        IsoLoader::Portapxe => return false,
+        IsoLoader::Auto => {}
     }
     let served = Served::default().with_images([mounted.clone()]);
     let reader = |path: &str| match served.lookup(path) {

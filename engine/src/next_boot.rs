@@ -94,6 +94,10 @@ pub struct NextBootAnswers {
     /// What each machine was answered lately: a menu that asks again at once (a TFTP
     /// request sent again, a download that broke) gets the same answer, not "nothing".
     recent: Mutex<Vec<Recent>>,
+    /// When each machine was first handed an image's own loader for its planned entry.
+    handed: Mutex<BTreeMap<MacAddr, Instant>>,
+    /// [`OWN_LOADER_HANDED_FOR`] (shorter in tests).
+    handed_for: Duration,
 }
 
 #[derive(Debug)]
@@ -115,6 +119,11 @@ struct Recent {
 
 /// How long a machine's question is answered the same way again.
 const SAME_ANSWER_FOR: Duration = Duration::from_secs(5);
+
+/// How long a machine is handed an image's own loader for its planned entry, from the
+/// first time: a boot through it asks for the entry within a minute (36 s for two whole
+/// boots in the lab, firmware retries included).
+const OWN_LOADER_HANDED_FOR: Duration = Duration::from_secs(180);
 
 impl std::fmt::Debug for NextBootAnswers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,7 +155,15 @@ impl NextBootAnswers {
                 },
             })
             .collect();
-        Self { table, imaging, entries, events, recent: Mutex::default() }
+        Self {
+            table,
+            imaging,
+            entries,
+            events,
+            recent: Mutex::default(),
+            handed: Mutex::default(),
+            handed_for: OWN_LOADER_HANDED_FOR,
+        }
     }
 
     /// What `mac` gets now when `menu` asks; a planned one-off boot is used up (except
@@ -166,10 +183,32 @@ impl NextBootAnswers {
 
     /// The loader `mac`'s DHCP answer hands an x64 UEFI PXE machine, when its planned
     /// one-off boot is an entry that boots through its image's own chain: that image's
-    /// shim. Nothing is used up (GRUB's question after it does that).
+    /// shim. Handing it out uses nothing up (the image's GRUB asking does), but only for
+    /// [`OWN_LOADER_HANDED_FOR`] from the first time: a machine whose firmware refuses the
+    /// shim, or whose image GRUB never reads PortaPXE's menu, must not get it for ever.
+    /// Imaging answers first, as in [`Self::answer`].
     pub fn one_off_x64_loader(&self, mac: MacAddr) -> Option<String> {
-        let NextBoot::Entry(name) = self.table.peek(mac)? else { return None };
-        self.entries.iter().find(|entry| entry.name == name)?.own_shim.clone()
+        let mut handed = self.handed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let shim = match self.table.peek(mac) {
+            Some(NextBoot::Entry(name)) => {
+                self.entries.iter().find(|entry| entry.name == name).and_then(|entry| entry.own_shim.clone())
+            }
+            _ => None,
+        };
+        let imaging = self.imaging.as_ref().is_some_and(|hub| hub.involved_seat_boot(mac).is_some());
+        let Some(shim) = shim.filter(|_| !imaging) else {
+            handed.remove(&mac);
+            return None;
+        };
+        let first = *handed.entry(mac).or_insert_with(Instant::now);
+        if first.elapsed() <= self.handed_for {
+            return Some(shim);
+        }
+        handed.remove(&mac);
+        if let Some(boot) = self.table.cancel(mac) {
+            self.events.emit(EngineEvent::NextBoot(NextBootEvent { mac, boot, given: false, expired: true }));
+        }
+        None
     }
 
     /// GRUB's request to boot entry `index` through its image's own chain: plans it as
@@ -204,7 +243,7 @@ impl NextBootAnswers {
             (NextBoot::LocalDisk, _) => Some(Answer::LocalDisk),
             (NextBoot::Entry(_), index) => index.map(Answer::Entry),
         };
-        self.events.emit(EngineEvent::NextBoot(NextBootEvent { mac, boot, given: answer.is_some() }));
+        self.events.emit(EngineEvent::NextBoot(NextBootEvent { mac, boot, given: answer.is_some(), expired: false }));
         answer.unwrap_or(Answer::Nothing)
     }
 
@@ -354,7 +393,10 @@ mod tests {
         assert_eq!(answers.fresh_answer(mac(1), Menu::Ipxe), Answer::Nothing, "used up");
         assert!(table.all().is_empty());
         let Ok(EngineEvent::NextBoot(event)) = rx.try_recv() else { panic!("no event") };
-        assert_eq!(event, NextBootEvent { mac: mac(1), boot: NextBoot::Entry("Lab menu".into()), given: true });
+        assert_eq!(
+            event,
+            NextBootEvent { mac: mac(1), boot: NextBoot::Entry("Lab menu".into()), given: true, expired: false }
+        );
         assert_eq!(
             event.to_string(),
             "52:54:00:00:00:01: network-booted and was told to boot \"Lab menu\" once, as planned"
@@ -474,5 +516,34 @@ mod tests {
         assert_eq!(answers.one_off_x64_loader(mac(1)), None, "used up: the next boot is the menu's again");
         table.plan(mac(3), NextBoot::Entry("Debian".into()));
         assert_eq!(answers.one_off_x64_loader(mac(3)), None, "a one-off of an entry without its own chain");
+
+        // Handed out, and never asked for by the image's GRUB: dropped after a while, said.
+        let mut answers = answers;
+        answers.handed_for = Duration::from_millis(50);
+        let mut rx = events.subscribe();
+        table.plan(mac(4), NextBoot::Entry("Ubuntu".into()));
+        assert!(answers.one_off_x64_loader(mac(4)).is_some(), "the first time");
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(answers.one_off_x64_loader(mac(4)), None, "not for ever");
+        assert!(table.all().iter().all(|(planned, _)| *planned != mac(4)), "the plan is dropped");
+        let Ok(EngineEvent::NextBoot(event)) = rx.try_recv() else { panic!("no event") };
+        assert!(event.expired && !event.given, "{event:?}");
+        assert!(event.to_string().contains("never asked for the entry"), "{event}");
+
+        // A seat in imaging boots the agent through PortaPXE's chain, not the image's shim.
+        let dir = tempfile::tempdir().unwrap();
+        let hub = ImagingHub::new(dir.path().into(), EventSink::new());
+        let with_hub = NextBootAnswers::new(table.clone(), Some(hub.clone()), &served, &isos, BASE, events.clone());
+        table.plan(mac(5), NextBoot::Entry("Ubuntu".into()));
+        assert!(with_hub.one_off_x64_loader(mac(5)).is_some());
+        hub.set_agent(AgentBoot {
+            base_url: BASE.into(),
+            kernel: "agent/vmlinuz".into(),
+            initrd: "agent/initrd.img".into(),
+            server: "10.0.0.1:80".into(),
+            cmdline: String::new(),
+        });
+        hub.arm_capture(mac(5), "room-b").unwrap();
+        assert_eq!(with_hub.one_off_x64_loader(mac(5)), None, "imaging first");
     }
 }

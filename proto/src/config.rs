@@ -159,6 +159,9 @@ pub enum IsoLoader {
     /// The image's own shim and GRUB whenever it has them: the machine restarts once
     /// into them when the entry is chosen.
     Own,
+    /// Never the image's own: PortaPXE's chain boots it (with Secure Boot off where shim
+    /// refuses its kernel), for an image whose own GRUB does not read PortaPXE's menu.
+    Portapxe,
 }
 
 impl IsoLoader {

@@ -280,7 +280,12 @@ fn imaging(out: &mut String) {
 /// own signed chain, which answers with a restart. Where that cannot be asked (an ARM64
 /// machine, no MAC), or the answer is empty, the entry's kernel is tried under this chain.
 fn restart_into_own_loader(out: &mut String, index: usize, name: &str) {
-    let _ = writeln!(out, "    if [ \"$grub_cpu\" = x86_64 ]; then\n    if {MAC_PARTS}; then");
+    // A machine that came by UEFI HTTP boot (`grub::http_boot` sets the variable) would not
+    // be handed the image's shim, which goes over TFTP only: no restart for it.
+    let _ = writeln!(
+        out,
+        "    if [ \"$grub_cpu\" = x86_64 -a -z \"$portapxe_http_boot\" ]; then\n    if {MAC_PARTS}; then"
+    );
     let _ = writeln!(
         out,
         "        echo {}",
@@ -318,6 +323,11 @@ pub fn agent_config(kernel: &str, initrd: &str, cmdline: &str) -> String {
 /// A whole configuration that says `why` and leaves network boot for the next boot device.
 pub fn leave_config(why: &str) -> String {
     format!("{}echo {}\nexit\n", header(), quote(&format!("PortaPXE: {why}")))
+}
+
+/// A configuration that reads the main one (for a GRUB that looks elsewhere first).
+pub fn redirect_config() -> String {
+    format!("{}configfile {}\n", header(), quote(&format!("/{}", CONFIG_PATHS[0])))
 }
 
 /// A whole configuration that says `why` and restarts the machine.
@@ -564,7 +574,10 @@ mod tests {
         let restart = ubuntu.find("source \"/portapxe/next/own-loader/1/$m1-$m2-$m3-$m4-$m5-$m6.cfg\"").unwrap();
         let kernel = ubuntu.find("linux '/u.iso/casper/vmlinuz' 'boot=casper'").unwrap();
         assert!(restart < kernel, "asks for the restart first, the kernel only if that answers nothing:\n{ubuntu}");
-        assert!(ubuntu.contains("if [ \"$grub_cpu\" = x86_64 ]; then"), "x64 only: the image's shim is x64");
+        assert!(
+            ubuntu.contains("if [ \"$grub_cpu\" = x86_64 -a -z \"$portapxe_http_boot\" ]; then"),
+            "x64 PXE only: the image's shim is x64 and handed over TFTP"
+        );
         let debian_item =
             &config[config.find("menuentry 'Debian'").unwrap()..config.find("menuentry 'Ubuntu'").unwrap()];
         assert!(!debian_item.contains("own-loader"), "{debian_item}");

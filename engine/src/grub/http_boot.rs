@@ -37,6 +37,8 @@ pub fn bootstrap_config(server: Ipv4Addr) -> String {
         "# PortaPXE: UEFI HTTP boot through the signed chain. GRUB has no HTTP, so it\n\
          # reads its menu from PortaPXE's TFTP.\n\
          net_bootp\n\
+         set portapxe_http_boot=1\n\
+         export portapxe_http_boot\n\
          set root=(tftp,{server})\n\
          set prefix=($root)/grub\n\
          configfile $prefix/grub.cfg\n"

@@ -88,8 +88,9 @@ pub fn read_index(path: &Path) -> Result<(IsoIndex, ImageStamp), IsoError> {
 }
 
 /// The files of the image's UDF tree, by path (`/`-separated, as UDF names them), read
-/// with `hadris-udf`, bounded like the ISO 9660 walk. What cannot be read is said in
-/// `skipped`. Blocking.
+/// with `hadris-udf`: at most [`MAX_ENTRIES`] entries (folders included) and [`MAX_DEPTH`]
+/// levels, each folder read once (a hostile tree whose folders point back at themselves
+/// ends there). What cannot be read is said in `skipped`. Blocking.
 fn read_udf_names(path: &Path, skipped: &mut Vec<String>) -> Vec<String> {
     let Ok(file) = File::open(path) else { return Vec::new() };
     // The reader is a third party's parser of the image's bytes: a panic in it must cost
@@ -97,16 +98,19 @@ fn read_udf_names(path: &Path, skipped: &mut Vec<String>) -> Vec<String> {
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<Vec<String>, String> {
         let udf = hadris_udf::UdfVolume::open(BufReader::new(file)).map_err(|error| error.to_string())?;
         let mut names = Vec::new();
+        let (mut entries, mut folders_read) = (0usize, std::collections::HashSet::new());
         let mut todo = vec![(udf.root_dir().map_err(|error| error.to_string())?, String::new(), 0)];
         while let Some((dir, prefix, depth)) = todo.pop() {
             for entry in dir.entries().filter(|entry| !entry.is_parent()) {
-                if names.len() >= MAX_ENTRIES {
+                entries += 1;
+                if entries > MAX_ENTRIES {
                     return Err(format!("more than {MAX_ENTRIES} entries"));
                 }
                 let path = format!("{prefix}{}", entry.name());
+                let folder = (entry.icb.partition_ref_num, entry.icb.logical_block_num);
                 if !entry.is_dir() {
                     names.push(path);
-                } else if depth + 1 < MAX_DEPTH {
+                } else if depth + 1 < MAX_DEPTH && folders_read.insert(folder) {
                     let sub = udf.read_directory(&entry.icb).map_err(|error| format!("{path}/: {error}"))?;
                     todo.push((sub, format!("{path}/"), depth + 1));
                 }

@@ -132,9 +132,12 @@ pub struct IsoPlan {
 /// which Debian's shim refuses).
 ///
 /// A machine is handed the image's shim as its DHCP boot file, once: shim fetches its
-/// GRUB relative to the boot file, so from inside the image, and that GRUB reads
-/// PortaPXE's configuration (network GRUBs read `/grub/grub.cfg`), which boots the
-/// planned entry. Its kernel is then checked by the image's own shim.
+/// GRUB relative to the boot file, so from inside the image, and that GRUB is meant to
+/// read PortaPXE's configuration, which boots the planned entry; its kernel is then
+/// checked by the image's own shim. A network build of GRUB (Debian's, seen in the lab)
+/// reads `/grub/grub.cfg`; one that reads `grub.cfg` beside itself (Fedora's) is served a
+/// redirect there; a CD build that looks only for its medium does not get there, and the
+/// engine stops handing out its shim after a while (`next_boot`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnLoader {
     pub shim: String,

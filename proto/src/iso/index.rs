@@ -50,8 +50,9 @@ pub struct IsoIndex {
     /// The image also has a UDF file system (its volume recognition sequence), which
     /// this index does not read: Windows installers keep their files only there.
     pub udf: bool,
-    /// Files found only in the image's UDF tree (read when its ISO 9660 tree holds next to
-    /// nothing), by path: enough to recognise the image, not served (see `IsoRefusal::UdfOnly`).
+    /// Every file of the image's UDF tree, by path, read only when its ISO 9660 tree holds
+    /// next to nothing (Windows' layout): enough to recognise the image; none of them is
+    /// served (see `IsoRefusal::UdfOnly`).
     pub udf_only: Vec<String>,
     /// Menu files (`*.cfg`, at most 64 KiB each) by path, for the family detection.
     menus: BTreeMap<String, String>,

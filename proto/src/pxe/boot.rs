@@ -174,12 +174,18 @@ pub fn pxe_vendor_options(request: &PxeRequest, plan: &BootPlan) -> (Option<&'st
     }
 }
 
+/// The BOOTP `file` field's size; its last byte ends the name.
+pub const BOOTP_FILE_MAX: usize = 127;
+
 /// Puts the boot plan into a reply. Some firmware reads only the BOOTP `siaddr`/`file`
-/// fields, some only options 66/67: both are set.
+/// fields, some only options 66/67: both are set, but a name longer than the `file`
+/// field holds goes in option 67 only (cut, it would name another file).
 pub fn write_boot_fields(reply: &mut Message, request: &PxeRequest, plan: &BootPlan, server_ip: Ipv4Addr) {
     let Some(file) = plan.boot_file() else { return };
     reply.set_siaddr(server_ip);
-    reply.set_fname_str(file);
+    if file.len() <= BOOTP_FILE_MAX {
+        reply.set_fname_str(file);
+    }
     let opts = reply.opts_mut();
     opts.insert(DhcpOption::TFTPServerName(server_ip.to_string().into_bytes()));
     opts.insert(DhcpOption::BootfileName(file.as_bytes().to_vec()));
@@ -350,6 +356,24 @@ mod tests {
             "HTTP boot: not the one-off (shim is handed over TFTP)"
         );
         assert!(matches!(choose(ClientKind::Pxe, 7, true), BootPlan::IpxeScript { .. }), "iPXE gets its script");
+    }
+
+    #[test]
+    fn a_boot_file_longer_than_the_bootp_field_goes_in_option_67_only() {
+        let request = request(ClientKind::Pxe, Some(7), false);
+        let server = Ipv4Addr::new(10, 77, 0, 1);
+        let long = format!("iso/{}/EFI/BOOT/BOOTX64.EFI", "a".repeat(150));
+        let mut reply = Message::default();
+        write_boot_fields(&mut reply, &request, &tftp(&long), server);
+        assert_eq!(reply.fname().unwrap_or_default(), b"", "never cut: a cut name names another file");
+        assert_eq!(
+            reply.opts().get(dhcproto::v4::OptionCode::BootfileName),
+            Some(&DhcpOption::BootfileName(long.into_bytes()))
+        );
+        let fits = "a".repeat(BOOTP_FILE_MAX);
+        let mut reply = Message::default();
+        write_boot_fields(&mut reply, &request, &tftp(&fits), server);
+        assert_eq!(reply.fname().unwrap_or_default(), fits.as_bytes());
     }
 
     #[test]

@@ -175,9 +175,10 @@ fn own_loader_choice(ui: &mut Ui, loader: &mut IsoLoader) {
     let label = |choice: IsoLoader| match choice {
         IsoLoader::Auto => "PortaPXE's, or the image's own where PortaPXE's would refuse its kernel",
         IsoLoader::Own => "the image's own shim and GRUB (the machine restarts once into them)",
+        IsoLoader::Portapxe => "PortaPXE's only (Secure Boot off where it refuses the kernel)",
     };
     egui::ComboBox::from_label("Secure Boot chain (x64 UEFI)").selected_text(label(*loader)).show_ui(ui, |ui| {
-        for choice in [IsoLoader::Auto, IsoLoader::Own] {
+        for choice in [IsoLoader::Auto, IsoLoader::Own, IsoLoader::Portapxe] {
             ui.selectable_value(loader, choice, label(choice));
         }
     });
