@@ -287,7 +287,7 @@ pub fn iso_entry_plan(
 /// the image.
 pub fn iso_entry_mount(config: &Config, image: &str) -> Result<crate::served::MountedImage, String> {
     let mount = crate::iso_entries::mount_path(image, &[]);
-    crate::iso_entries::read_one(config, image, "", crate::config::IsoLoader::Auto, "http://server", mount)
+    crate::iso_entries::read_one(config, image, "", "http://server", mount)
         .map(|(mounted, _)| mounted)
         .map_err(|error| error.to_string())
 }

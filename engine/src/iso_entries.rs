@@ -34,19 +34,22 @@ pub fn read_all(config: &Config, base_url: &str) -> Result<IsoEntries, IsoError>
         }
         let taken: Vec<&str> = entries.mounts.iter().map(|mounted| mounted.mount.as_str()).collect();
         let mount = mount_path(image, &taken);
-        let (mounted, planned) = read_one(config, image, append, *loader, base_url, mount)?;
+        let (mounted, mut planned) = read_one(config, image, append, base_url, mount)?;
+        if !uses_own_loader(&mounted, &planned, *loader) {
+            planned.own_loader = None;
+        }
         entries.mounts.push(mounted);
         entries.plans.insert(image.clone(), planned);
     }
     Ok(entries)
 }
 
-/// One image, mounted at `mount`. Blocking.
+/// One image, mounted at `mount`, and what its layout offers to boot (an own signed chain
+/// included: [`uses_own_loader`] decides whether it is used). Blocking.
 pub fn read_one(
     config: &Config,
     image: &str,
     append: &str,
-    loader: IsoLoader,
     base_url: &str,
     mount: String,
 ) -> Result<(MountedImage, IsoPlan), IsoError> {
@@ -55,12 +58,8 @@ pub fn read_one(
     for skipped in &index.skipped {
         tracing::warn!("ISO image {}: not served: {skipped}", file.display());
     }
-    let mut planned = plan(&index, Site { mount: &mount, base_url, append });
-    let mounted = MountedImage { mount, file, stamp, index: Arc::new(index) };
-    if !uses_own_loader(&mounted, &planned, loader) {
-        planned.own_loader = None;
-    }
-    Ok((mounted, planned))
+    let planned = plan(&index, Site { mount: &mount, base_url, append });
+    Ok((MountedImage { mount, file, stamp, index: Arc::new(index) }, planned))
 }
 
 /// Whether x64 UEFI machines boot `planned`'s kernel through its image's own signed
@@ -242,7 +241,10 @@ mod tests {
                 ("EFI/BOOT/grubx64.efi", &grub),
             ];
             crate::iso::testing::image(dir.path(), name, &files);
-            let (_, planned) = read_one(&config, name, "", loader, "http://10.0.0.1", format!("iso/{name}")).unwrap();
+            let (mounted, mut planned) = read_one(&config, name, "", "http://10.0.0.1", format!("iso/{name}")).unwrap();
+            if !uses_own_loader(&mounted, &planned, loader) {
+                planned.own_loader = None;
+            }
             (planned.own_loader.is_some(), secure_boot_problem(Some(&planned), None))
         };
         let vendor_kernel = std::fs::read(&vendor_kernel).unwrap();
@@ -257,7 +259,8 @@ mod tests {
         assert!(used && problem.is_none(), "loader = \"own\" uses it whenever the image has one");
         let files: [(&str, &[u8]); 2] = [("linux", &debian_kernel), ("initrd.gz", b"initrd")];
         crate::iso::testing::image(dir.path(), "plain.iso", &files);
-        let (_, planned) = read_one(&config, "plain.iso", "", IsoLoader::Own, "http://s", "iso/p.iso".into()).unwrap();
+        let (mounted, planned) = read_one(&config, "plain.iso", "", "http://s", "iso/p.iso".into()).unwrap();
         assert_eq!(planned.own_loader, None, "no shim in the image: nothing to use");
+        assert!(!uses_own_loader(&mounted, &planned, IsoLoader::Own));
     }
 }

@@ -347,6 +347,16 @@ mod tests {
         ]
     }
 
+    fn agent_boot() -> AgentBoot {
+        AgentBoot {
+            base_url: BASE.into(),
+            kernel: "agent/vmlinuz".into(),
+            initrd: "agent/initrd.img".into(),
+            server: "10.0.0.1:80".into(),
+            cmdline: String::new(),
+        }
+    }
+
     fn answers(imaging: Option<Arc<ImagingHub>>) -> (Arc<NextBootTable>, NextBootAnswers, EventSink) {
         let table = NextBootTable::new();
         let events = EventSink::new();
@@ -452,13 +462,7 @@ mod tests {
         let (table, answers, _events) = answers(Some(hub.clone()));
         table.plan(mac(1), NextBoot::LocalDisk);
         assert_eq!(answers.answer(mac(2), Menu::Ipxe), Answer::Nothing, "imaging has nothing for it, nothing planned");
-        hub.set_agent(AgentBoot {
-            base_url: BASE.into(),
-            kernel: "agent/vmlinuz".into(),
-            initrd: "agent/initrd.img".into(),
-            server: "10.0.0.1:80".into(),
-            cmdline: String::new(),
-        });
+        hub.set_agent(agent_boot());
         hub.arm_capture(mac(1), "room-a").unwrap();
         let Answer::Imaging(SeatBoot::Agent(agent)) = answers.fresh_answer(mac(1), Menu::Ipxe) else {
             panic!("not the agent")
@@ -473,28 +477,7 @@ mod tests {
 
     #[test]
     fn an_entry_through_its_images_own_chain_is_planned_by_grubs_restart_and_handed_out_by_dhcp() {
-        let ubuntu = BootEntry::Iso {
-            name: "Ubuntu".into(),
-            image: "u.iso".into(),
-            append: String::new(),
-            loader: Default::default(),
-        };
-        let mut isos = IsoPlans::default();
-        isos.insert(
-            "u.iso".into(),
-            crate::iso::IsoPlan {
-                family: crate::iso::Family::Casper,
-                boot: IsoBoot::Linux {
-                    kernel: "u.iso/casper/vmlinuz".into(),
-                    initrds: Vec::new(),
-                    args: String::new(),
-                },
-                own_loader: Some(crate::iso::OwnLoader {
-                    shim: "u.iso/EFI/BOOT/BOOTX64.EFI".into(),
-                    grub: "u.iso/EFI/BOOT/grubx64.efi".into(),
-                }),
-            },
-        );
+        let (ubuntu, isos) = portapxe_proto::iso::fixtures::own_chain_iso();
         let table = NextBootTable::new();
         let events = EventSink::new();
         let mut served = entries();
@@ -536,13 +519,7 @@ mod tests {
         let with_hub = NextBootAnswers::new(table.clone(), Some(hub.clone()), &served, &isos, BASE, events.clone());
         table.plan(mac(5), NextBoot::Entry("Ubuntu".into()));
         assert!(with_hub.one_off_x64_loader(mac(5)).is_some());
-        hub.set_agent(AgentBoot {
-            base_url: BASE.into(),
-            kernel: "agent/vmlinuz".into(),
-            initrd: "agent/initrd.img".into(),
-            server: "10.0.0.1:80".into(),
-            cmdline: String::new(),
-        });
+        hub.set_agent(agent_boot());
         hub.arm_capture(mac(5), "room-b").unwrap();
         assert_eq!(with_hub.one_off_x64_loader(mac(5)), None, "imaging first");
     }

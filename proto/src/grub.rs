@@ -546,28 +546,7 @@ mod tests {
 
     #[test]
     fn an_iso_with_its_own_chain_restarts_into_it_from_the_menu_and_boots_when_sent_alone() {
-        let entry = BootEntry::Iso {
-            name: "Ubuntu".into(),
-            image: "u.iso".into(),
-            append: String::new(),
-            loader: Default::default(),
-        };
-        let mut isos = IsoPlans::default();
-        isos.insert(
-            "u.iso".into(),
-            crate::iso::IsoPlan {
-                family: crate::iso::Family::Casper,
-                boot: IsoBoot::Linux {
-                    kernel: "u.iso/casper/vmlinuz".into(),
-                    initrds: vec!["u.iso/casper/initrd".into()],
-                    args: "boot=casper".into(),
-                },
-                own_loader: Some(crate::iso::OwnLoader {
-                    shim: "u.iso/EFI/BOOT/BOOTX64.EFI".into(),
-                    grub: "u.iso/EFI/BOOT/grubx64.efi".into(),
-                }),
-            },
-        );
+        let (entry, isos) = crate::iso::fixtures::own_chain_iso();
         let entries = [debian(), entry];
         let config = generate_config(&entries, &isos, &[], 5, "ipxe.efi".into());
         let ubuntu = &config[config.find("menuentry 'Ubuntu'").unwrap()..];

@@ -3,6 +3,9 @@
 //! boots it (`family`). The engine's `iso` reads images into an [`IsoIndex`].
 
 mod family;
+/// An own-chain ISO entry for tests, here and in the engine (feature `fixtures`).
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 mod index;
 mod menu;
 
