@@ -19,7 +19,8 @@ apt-get install -y -qq --no-install-recommends \
     mesa-vulkan-drivers xvfb x11-apps x11-utils sbsigntool \
     xorriso genisoimage isolinux syslinux-common memtest86+ \
     live-boot live-boot-initramfs-tools initramfs-tools squashfs-tools zstd \
-    udpcast partclone extlinux fdisk e2fsprogs kmod
+    udpcast partclone extlinux fdisk e2fsprogs kmod \
+    gdisk parted dialog kpartx
 bash tests/lab/prepare-guest.sh target/lab
 # The ARM64 guest (Debian's signed arm64 kernel, arm64 busybox) the ARM64 Secure Boot test boots.
 sh tests/lab/prepare-arm64.sh target/lab/arm64
@@ -27,6 +28,9 @@ sh tests/lab/prepare-arm64.sh target/lab/arm64
 # and a live-boot ISO (Debian's kernel, an initrd with live-boot, a busybox squashfs).
 sh tests/lab/prepare-iso.sh target/lab
 sh tests/lab/prepare-live-iso.sh target/lab
+# The Clonezilla live stand-in (the same live-boot, with Debian's clonezilla and drbl and
+# what their scripts run: gdisk parted dialog kpartx above) the Clonezilla restore test boots.
+sh tests/lab/prepare-live-iso.sh target/lab clonezilla
 # The signed chain (shim, network GRUB) the Secure Boot tests and the packages use.
 bash installers/signed-loaders.sh target/signed-loaders
 # CI fails on dependencies the code does not use.

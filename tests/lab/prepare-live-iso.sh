@@ -46,16 +46,27 @@
 # directory is removed on exit.
 set -eu
 
-if [ $# -ne 1 ]; then
-    echo "usage: $0 OUTDIR   (e.g. $0 target/lab)" >&2
+if [ $# -lt 1 ] || [ $# -gt 2 ] || { [ $# -eq 2 ] && [ "$2" != clonezilla ]; }; then
+    echo "usage: $0 OUTDIR [clonezilla]   (e.g. $0 target/lab)" >&2
     exit 2
 fi
 out=$1
-iso=$out/debian-live.iso
+variant=${2:-live}
+if [ "$variant" = clonezilla ]; then
+    iso=$out/clonezilla-standin.iso
+    for cmd in sgdisk parted dialog kpartx partclone.extfs udp-receiver; do
+        command -v "$cmd" >/dev/null || {
+            echo "missing $cmd: apt-get install gdisk parted dialog kpartx partclone udpcast" >&2
+            exit 1
+        }
+    done
+else
+    iso=$out/debian-live.iso
+fi
 marker=PORTAPXE-LIVE-ROOT-OK
 
 if [ -s "$iso" ]; then
-    echo "Debian live ISO already present: $iso"
+    echo "live ISO already present: $iso"
     exit 0
 fi
 
@@ -155,6 +166,11 @@ sr_mod
 cdrom
 isofs
 EOF
+# The Clonezilla stand-in writes a disk: its drivers are loaded before the live root
+# (which holds no modules).
+if [ "$variant" = clonezilla ]; then
+    printf '%s\n' virtio_blk virtio_scsi sd_mod >> "$conf/modules"
+fi
 
 # live-boot's hooks add every network driver and the i915/radeon/nouveau GPU
 # drivers: about 93 MB unpacked, too much for a 256 MB guest ("Initramfs
@@ -226,6 +242,12 @@ chmod 755 "$root/sbin/init"
 
 tree=$work/tree
 mkdir -p "$tree/live" "$tree/isolinux"
+if [ "$variant" = clonezilla ]; then
+    sh "$(dirname "$0")/clonezilla-standin-root.sh" "$root" "$work"
+    # What marks a Clonezilla live image (its ISOs and zips carry this file).
+    echo "clonezilla-live-standin (PortaPXE lab: Debian's clonezilla $(cat "$work/clonezilla-version"))" \
+        > "$tree/Clonezilla-Live-Version"
+fi
 mksquashfs "$root" "$tree/live/filesystem.squashfs" -noappend -comp xz \
     -all-root -no-progress -quiet
 cp "$kernel" "$tree/live/vmlinuz"

@@ -273,3 +273,53 @@ pub fn check_restored_disk(disk: &Path, files: &[(String, String)], work: &Path)
     }
     Ok(())
 }
+
+/// Writes the image folder `images/<name>/` of `disk` (a reference disk) on this machine,
+/// with the commands the imaging agent runs on a seat (agent/src/capture.rs): the
+/// `sfdisk --dump` without its `device:` line, the bytes before the partition, and the
+/// partition's used blocks from `partclone.extfs -c` compressed with `zstd -3`. For tests
+/// whose subject is what happens to an image after it was captured.
+pub fn capture_on_host(disk: &Path, images: &Path, name: &str) -> Result<()> {
+    let dir = images.join(name);
+    fs::create_dir_all(&dir)?;
+    let dump = run_ok("sfdisk", &[Path::new("--dump"), disk])?.stdout;
+    let table: String =
+        dump.lines().filter(|line| !line.starts_with("device:")).map(|line| format!("{line}\n")).collect();
+    fs::write(dir.join("table.sfdisk"), table)?;
+    let head = fs::read(disk)?;
+    fs::write(dir.join("bootarea.bin"), &head[..PARTITION_START as usize])?;
+    drop(head);
+    let part = Loop::attach(disk, PARTITION_START, true)?;
+    let out = fs::File::create(dir.join("part1.pcl.zst"))?;
+    let mut partclone = Command::new("partclone.extfs")
+        .args(["-c", "-q", "-s", &part.device, "-o", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("partclone.extfs (apt-get install partclone)")?;
+    let zstd_status = Command::new("zstd")
+        .args(["-c", "-q", "-3", "-T0"])
+        .stdin(partclone.stdout.take().context("partclone's output")?)
+        .stdout(out)
+        .status()
+        .context("zstd")?;
+    if !partclone.wait()?.success() || !zstd_status.success() {
+        bail!("partclone.extfs | zstd failed on {}", part.device);
+    }
+    let partition_bytes = fs::metadata(disk)?.len() - PARTITION_START;
+    let disk_bytes = fs::metadata(disk)?.len();
+    drop(part);
+    let entry = |file: &str| -> Result<String> {
+        let path = dir.join(file);
+        Ok(format!("file = \"{file}\"\nbytes = {}\nsha256 = \"{}\"\n", fs::metadata(&path)?.len(), sha256(&path)?))
+    };
+    let manifest = format!(
+        "format = 1\nname = \"{name}\"\nid = \"lab-{name}-{}\"\ncreated = 1796000000\ndisk_bytes = {disk_bytes}\n\n[table]\n{}\n[boot_area]\n{}\n[[partitions]]\nnumber = 1\nfilesystem = \"ext4\"\nmethod = \"partclone\"\npartition_bytes = {partition_bytes}\n{}",
+        std::process::id(),
+        entry("table.sfdisk")?,
+        entry("bootarea.bin")?,
+        entry("part1.pcl.zst")?
+    );
+    fs::write(dir.join("image.toml"), manifest)?;
+    Ok(())
+}

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use portapxe_engine::config::Config;
 use portapxe_engine::events::{EngineEvent, ImagingWhat, SeatPhase};
+use portapxe_engine::imaging::clonezilla;
 use portapxe_engine::imaging::entry::{AgentFiles, add_imaging_entry, check_agent_served};
 use portapxe_engine::imaging::hub::{ImagingHub, RestoreOffer, Seats};
 use portapxe_engine::imaging::image::{self, Image, Listed};
@@ -23,6 +24,7 @@ use portapxe_engine::mac::MacAddr;
 use portapxe_engine::net::find_up_interface;
 use portapxe_engine::{EngineStatus, EventSink};
 
+use super::clonezilla::{ClonezillaArgs, add_boot_parameters};
 use super::serve::{ServeArgs, ServePlan, run_plan};
 
 #[derive(Debug, clap::Args)]
@@ -143,6 +145,8 @@ struct RestoreArgs {
     /// udpcast port base: seats listen on it, PortaPXE on the next port.
     #[arg(long, default_value_t = DEFAULT_PORT_BASE)]
     port_base: u16,
+    #[command(flatten)]
+    clonezilla: ClonezillaArgs,
 }
 
 pub fn run(args: ImageArgs) -> anyhow::Result<ExitCode> {
@@ -286,6 +290,12 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     if !args.mac.is_empty() && !args.boot {
         anyhow::bail!("--mac needs --boot: the seats' MACs are known from the imaging agent they boot");
     }
+    let clonezilla = match &args.clonezilla {
+        ClonezillaArgs { clonezilla: false, .. } => None,
+        ClonezillaArgs { clonezilla_disk, clonezilla_port, clonezilla_then, .. } => {
+            Some(Arc::new(clonezilla::prepare(&image, clonezilla_disk, *clonezilla_port, (*clonezilla_then).into())?))
+        }
+    };
     let mut plan: ServePlan = args.serve.into_plan()?;
     let (interface, facts) = serving_facts(&plan.config)?;
     let agent = args.agent.files();
@@ -326,8 +336,14 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         args.port_base,
         args.port_base.wrapping_add(1)
     );
+    let clonezilla_session = clonezilla.map(|prepared| {
+        // Its own group: an agent seat's receiver and a Clonezilla seat's never share one.
+        let mut settings = settings.clone();
+        settings.group = next_group(group);
+        ClonezillaSession { link: link.clone(), settings, image: image.clone(), prepared }
+    });
     let session = Session { link, settings, stream, total };
-    if !args.boot {
+    if !args.boot && clonezilla_session.is_none() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let rows = runtime.block_on(async {
             tokio::select! {
@@ -343,17 +359,65 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     }
     let sink = EventSink::new();
     let hub = ImagingHub::new(images, sink.clone());
-    add_imaging_entry(&mut plan.config, &hub, facts.address, &agent, &args.mac);
-    let seats = if args.mac.is_empty() { Seats::Any } else { Seats::Only(args.mac.clone()) };
-    hub.offer_restore(RestoreOffer {
-        name: image.manifest.name.clone(),
-        id: image.manifest.id.clone(),
-        port_base: args.port_base,
-        seats,
-    });
+    if args.boot {
+        add_imaging_entry(&mut plan.config, &hub, facts.address, &agent, &args.mac);
+        let seats = if args.mac.is_empty() { Seats::Any } else { Seats::Only(args.mac.clone()) };
+        hub.offer_restore(RestoreOffer {
+            name: image.manifest.name.clone(),
+            id: image.manifest.id.clone(),
+            port_base: args.port_base,
+            seats,
+        });
+    }
+    if let Some(clonezilla) = &clonezilla_session {
+        add_boot_parameters(&mut plan.config, facts.address);
+        hub.offer_clonezilla(Arc::clone(&clonezilla.prepared));
+    }
     plan.options.imaging = Some(Arc::clone(&hub));
-    let mut events = sink.subscribe();
+    let events = sink.subscribe();
+    let boot = args.boot;
     run_plan(plan, sink, move |_: &EngineStatus, _| async move {
+        let agents = async {
+            match boot {
+                true => agent_restore(session, &hub, events).await.map(Some),
+                false => Ok(None),
+            }
+        };
+        let clonezilla = async {
+            let Some(clonezilla) = clonezilla_session else { return Ok(None) };
+            let ClonezillaSession { link, settings, image, prepared } = clonezilla;
+            let good = super::clonezilla::feed(link, settings, &image, &prepared).await;
+            hub.end_clonezilla();
+            good.map(Some)
+        };
+        let (agents, clonezilla) = tokio::join!(agents, clonezilla);
+        let good = agents?.is_none_or(|code| code == ExitCode::SUCCESS) && clonezilla?.unwrap_or(true);
+        Ok(if good { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    })
+}
+
+/// A multicast group next to `group` (the last octet plus one, within 239.x).
+fn next_group(group: std::net::Ipv4Addr) -> std::net::Ipv4Addr {
+    let [a, b, c, d] = group.octets();
+    std::net::Ipv4Addr::new(a, b, c, d.wrapping_add(1).max(1))
+}
+
+/// The Clonezilla side of a restore: the same link, a group of its own.
+struct ClonezillaSession {
+    link: Link,
+    settings: SenderSettings,
+    image: Image,
+    prepared: Arc<clonezilla::Prepared>,
+}
+
+/// The agent seats' session, serving network boot: the stream, then each agent's word
+/// on its disk, then each restored seat sent to its own disk.
+async fn agent_restore(
+    session: Session,
+    hub: &ImagingHub,
+    mut events: tokio::sync::broadcast::Receiver<EngineEvent>,
+) -> anyhow::Result<ExitCode> {
+    {
         let (ending, mut rows) = send(session).await?;
         hub.end_restore();
         // The seats still write and check their last partition: wait for each agent's word.
@@ -399,7 +463,7 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Ok(closing_table(ending, &rows))
-    })
+    }
 }
 
 /// How long a restore serving network boot waits, after the stream ended, for every

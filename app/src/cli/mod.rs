@@ -2,6 +2,7 @@
 //! end-to-end tests drive the product through these names, so they are a contract.
 //! With no subcommand, `portapxe` opens the desktop window.
 
+mod clonezilla;
 mod export;
 mod image;
 mod interfaces;

@@ -164,6 +164,8 @@ struct State {
     restored: Vec<MacAddr>,
     /// Seats done with the current offer: it is not given to them again.
     finished: Vec<MacAddr>,
+    /// What Clonezilla clients fetch while a restore takes them.
+    clonezilla: Option<Arc<super::clonezilla::Prepared>>,
 }
 
 /// Shared by the HTTP routes and whoever started the sessions (CLI, window).
@@ -277,6 +279,16 @@ impl ImagingHub {
 
     pub fn end_restore(&self) {
         self.state().restore = None;
+    }
+
+    /// Serves Clonezilla's `ocs-client-run.conf` and pseudo image at the HTTP root (and
+    /// over TFTP) until [`Self::end_clonezilla`].
+    pub fn offer_clonezilla(&self, prepared: Arc<super::clonezilla::Prepared>) {
+        self.state().clonezilla = Some(prepared);
+    }
+
+    pub fn end_clonezilla(&self) {
+        self.state().clonezilla = None;
     }
 
     /// Ends the capture of `mac` still waiting or arriving (what had arrived is removed).
@@ -503,6 +515,9 @@ fn write_measured(
 /// Seats whose GRUB reads `imaging/grub/<mac with dashes>.cfg` get what [`ImagingHub::seat_boot`] says.
 impl crate::served::MadeOnRequest for ImagingHub {
     fn make(&self, path: &str) -> Option<bytes::Bytes> {
+        if let Some(file) = self.state().clonezilla.as_ref().and_then(|prepared| prepared.file(path)) {
+            return Some(file);
+        }
         let name = path.strip_prefix(crate::grub::IMAGING_DIR)?.strip_prefix('/')?.strip_suffix(".cfg")?;
         // Only the form GRUB's configuration writes: any other spelling is another file,
         // which does not exist.

@@ -1,6 +1,7 @@
 //! Classroom imaging: images of a disk kept in an image folder, and a multicast
 //! restore session that sends one to every seat at once.
 
+pub mod clonezilla;
 pub mod entry;
 pub mod hub;
 pub mod image;

@@ -4,4 +4,5 @@
 //! the HTTP routes and the multicast socket.
 
 pub mod capture;
+pub mod clonezilla;
 pub mod manifest;

@@ -1,0 +1,173 @@
+//! `portapxe image restore --clonezilla`: Clonezilla live clients join the restore.
+//! PortaPXE serves what a Clonezilla "lite server" would (`ocs-client-run.conf` and the
+//! pseudo image at the HTTP root), puts `ocs_live_run="ocs-live-get-img SERVER"` on the
+//! command line of every Clonezilla live ISO entry, and sends each partition in a
+//! multicast session of its own, as Clonezilla's `ocs-sr` receives them.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use portapxe_engine::config::{BootEntry, Config};
+use portapxe_engine::imaging::clonezilla::{
+    AfterRestore, DEFAULT_DISK, DEFAULT_PORT, FeedEvent, Prepared, boot_parameters, is_clonezilla_live, run_feed,
+};
+use portapxe_engine::imaging::image::Image;
+use portapxe_engine::imaging::multicast::{Ending, Link, SenderSettings, SessionEvent};
+
+#[derive(Debug, clap::Args)]
+pub struct ClonezillaArgs {
+    /// Also let Clonezilla live clients join: PortaPXE serves ocs-client-run.conf and the
+    /// pseudo image as Clonezilla's lite server does, and boots every Clonezilla live ISO
+    /// entry into `ocs-live-get-img` against this server.
+    #[arg(long)]
+    pub clonezilla: bool,
+    /// The seats' disk as Linux names it: Clonezilla restores to the disk the image names.
+    #[arg(long, default_value = DEFAULT_DISK, value_name = "NAME")]
+    pub clonezilla_disk: String,
+    /// Clonezilla's first multicast port (each partition takes the next port base but one).
+    #[arg(long, default_value_t = DEFAULT_PORT, value_name = "P")]
+    pub clonezilla_port: u16,
+    /// What a Clonezilla seat does when it is done.
+    #[arg(long, value_enum, default_value_t = Then::Poweroff)]
+    pub clonezilla_then: Then,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Then {
+    Poweroff,
+    Reboot,
+}
+
+impl From<Then> for AfterRestore {
+    fn from(then: Then) -> Self {
+        match then {
+            Then::Poweroff => Self::Poweroff,
+            Then::Reboot => Self::Reboot,
+        }
+    }
+}
+
+/// Adds the Clonezilla client's command line to every Clonezilla live ISO entry; says
+/// how many there are, so a user with none is told what to put on their own entry.
+pub fn add_boot_parameters(config: &mut Config, server: Ipv4Addr) -> usize {
+    let parameters = boot_parameters(server);
+    let mut found = 0;
+    let images: Vec<std::path::PathBuf> = config
+        .boot
+        .entries
+        .iter()
+        .map(|entry| match entry {
+            BootEntry::Iso { image, .. } => portapxe_engine::iso_entries::image_file(config, image),
+            _ => std::path::PathBuf::new(),
+        })
+        .collect();
+    for (entry, path) in config.boot.entries.iter_mut().zip(images) {
+        let BootEntry::Iso { append, .. } = entry else { continue };
+        let Ok((index, _)) = portapxe_engine::iso::read_index(&path) else { continue };
+        if is_clonezilla_live(&index) {
+            if !append.is_empty() {
+                append.push(' ');
+            }
+            append.push_str(&parameters);
+            found += 1;
+        }
+    }
+    if found == 0 {
+        println!(
+            "No Clonezilla live ISO among the boot entries (--iso clonezilla-live.iso adds one); boot Clonezilla live with: {parameters}"
+        );
+    }
+    found
+}
+
+/// Where one seat got to, for the closing table.
+#[derive(Debug, Default)]
+struct SeatRow {
+    /// Partitions it received whole.
+    finished: Vec<String>,
+    /// Why it stopped, if it did.
+    stopped: Option<String>,
+}
+
+/// Runs the feed, printing what happens; true when every seat that joined got every partition.
+pub async fn feed(link: Link, settings: SenderSettings, image: &Image, prepared: &Prepared) -> anyhow::Result<bool> {
+    let feed = &prepared.feed;
+    let sessions = feed.sessions.len();
+    println!(
+        "Clonezilla: {} partitions of {:?} for disk {} on ports {}…{} ({})",
+        sessions,
+        feed.image,
+        feed.disk,
+        feed.port,
+        feed.port as usize + 2 * sessions.saturating_sub(1),
+        feed.sessions.iter().map(|s| s.device.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    let mut rows: BTreeMap<Ipv4Addr, SeatRow> = BTreeMap::new();
+    let mut started = None;
+    let mut last_progress = Instant::now();
+    let report = |event: &FeedEvent| {
+        let session = &feed.sessions[event.session];
+        let device = &session.device;
+        match &event.event {
+            SessionEvent::Joined { seat, number } => {
+                println!("clonezilla {device}: seat {} joined as #{number}", seat.ip());
+                rows.entry(*seat.ip()).or_default();
+            }
+            SessionEvent::Refused { seat, why } => println!("clonezilla {device}: seat {} refused: {why}", seat.ip()),
+            SessionEvent::Started { seats } => {
+                started.get_or_insert_with(Instant::now);
+                println!("clonezilla {device}: started with {seats} seats");
+            }
+            SessionEvent::Progress { bytes, rate } => {
+                if last_progress.elapsed() >= Duration::from_secs(1) {
+                    last_progress = Instant::now();
+                    println!(
+                        "  clonezilla {device}: {:.1} of {:.1} MB, {:.1} MB/s",
+                        *bytes as f64 / 1e6,
+                        session.bytes as f64 / 1e6,
+                        rate / 1e6
+                    );
+                }
+            }
+            SessionEvent::Dropped { seat, why } => {
+                println!("clonezilla {device}: seat {} dropped: {why}", seat.ip());
+                rows.entry(*seat.ip()).or_default().stopped = Some(format!("dropped in {device}: {why}"));
+            }
+            SessionEvent::Left { seat } => {
+                println!("clonezilla {device}: seat {} left before the end", seat.ip());
+                rows.entry(*seat.ip()).or_default().stopped =
+                    Some(format!("left in {device}: its receiver stopped or could not write"));
+            }
+            SessionEvent::Finished { seat } => {
+                println!("clonezilla {device}: seat {} has the whole partition", seat.ip());
+                rows.entry(*seat.ip()).or_default().finished.push(device.clone());
+            }
+            SessionEvent::Ended(ending) => println!("clonezilla {device}: session ended: {ending}"),
+        }
+    };
+    let endings = run_feed(&link, settings, image, feed, report).await?;
+    if let Some(started) = started {
+        let bytes: u64 = feed.sessions.iter().map(|s| s.bytes).sum();
+        let seconds = started.elapsed().as_secs_f64();
+        println!("Clonezilla: sent {:.1} MB in {seconds:.1} s.", bytes as f64 / 1e6);
+    }
+    println!("{:<16} {:<24} RESULT", "CLONEZILLA SEAT", "PARTITIONS");
+    let mut all_good = !rows.is_empty() && endings.len() == sessions && endings.iter().all(|e| *e == Ending::Completed);
+    for (seat, row) in &rows {
+        let whole = row.finished.len() == sessions;
+        all_good &= whole && row.stopped.is_none();
+        let result = match (&row.stopped, whole) {
+            (Some(why), _) => why.clone(),
+            (None, true) => {
+                "received every partition; Clonezilla writes it (its own result is on the seat's screen)".into()
+            }
+            (None, false) => "did not join every partition's session".into(),
+        };
+        println!("{seat:<16} {:<24} {result}", row.finished.join(","));
+    }
+    if rows.is_empty() {
+        println!("No Clonezilla seat joined.");
+    }
+    Ok(all_good)
+}

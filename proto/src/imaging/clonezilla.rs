@@ -1,0 +1,490 @@
+//! Clonezilla clients joining a restore, the pure half: what a Clonezilla "lite server"
+//! (`ocs-live-feed-img`) publishes, made from a PortaPXE image.
+//!
+//! A Clonezilla live booted with `ocs_live_run="ocs-live-get-img SERVER"` fetches
+//! `http://SERVER/ocs-client-run.conf` (shell variables: the pseudo image's name, the
+//! image folder's name, `ocs-sr`'s options, the target disk), then the pseudo image: a
+//! `.tar.xz` of the image folder in Clonezilla's format with an empty placeholder for
+//! each partition file (only its name is read: it says the file system and the
+//! compression). It then runs `ocs-sr … multicast_restoredisk IMAGE DISK`, which writes
+//! the partition table and the boot code from those files and receives each partition
+//! with its own `udp-receiver --portbase P`, in the order of the folder's `parts` file,
+//! the port going up by 2 from `--mcast-port` for each partition, piped into the
+//! decompressor and `partclone.<fs> -r` (or `partclone.dd` for raw bytes).
+//!
+//! PortaPXE's partition files are what those pipelines read: `partclone -c` output (or
+//! the raw bytes) compressed with zstd, which Clonezilla names `sda1.ext4-ptcl-img.zst`
+//! (`sda1.dd-ptcl-img.zst` for raw bytes). So each is sent as it is, one udpcast session
+//! per partition. Read in clonezilla 5.3.17 (Debian 12): `ocs-live-feed-img`,
+//! `ocs-live-get-img`, `ocs-sr` and `ocs-functions`.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use super::manifest::{Manifest, Method};
+
+/// What `ocs-live-get-img` fetches first, at the root of the HTTP server.
+pub const CLIENT_RUN_CONF: &str = "ocs-client-run.conf";
+/// The image folder without its partition data (`tar -xJf` on the client).
+pub const PSEUDO_IMAGE: &str = "img-wo-fs.tar.xz";
+/// Clonezilla's first multicast port (`MULTICAST_PORT` in `drbl-ocs.conf`).
+pub const DEFAULT_PORT: u16 = 2232;
+/// The target disk when none is named: the first SATA/SCSI/USB disk.
+pub const DEFAULT_DISK: &str = "sda";
+
+/// The file at the root of every Clonezilla live image (ISO and zip).
+pub const LIVE_MARK: &str = "Clonezilla-Live-Version";
+
+/// Whether an ISO image is a Clonezilla live.
+pub fn is_clonezilla_live(index: &crate::iso::IsoIndex) -> bool {
+    index.contains(LIVE_MARK)
+}
+
+/// Why an image cannot be offered to Clonezilla clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unfit {
+    /// The disk name is not one a Linux kernel gives a whole disk.
+    DiskName(String),
+    /// The partition table is not an `sfdisk --dump` of a `dos` or `gpt` label.
+    Table(String),
+    /// An extended partition: Clonezilla restores its EBR from a file PortaPXE does not take.
+    Extended(u32),
+    /// The manifest names a partition the table does not have.
+    NotInTable(u32),
+    /// The ports of the sessions would pass 65535.
+    Ports { first: u16, sessions: usize },
+}
+
+impl fmt::Display for Unfit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DiskName(name) => write!(
+                f,
+                "{name:?} is not a disk name Clonezilla knows: give the seats' disk as Linux names it (sda, vda, nvme0n1, mmcblk0)"
+            ),
+            Self::Table(why) => write!(f, "the image's partition table cannot be given to Clonezilla: {why}"),
+            Self::Extended(number) => write!(
+                f,
+                "partition {number} is an extended partition: Clonezilla needs its EBR, which PortaPXE does not capture; restore this image with PortaPXE's agent"
+            ),
+            Self::NotInTable(number) => {
+                write!(f, "the image has partition {number}, which its partition table does not list: capture it again")
+            }
+            Self::Ports { first, sessions } => write!(
+                f,
+                "{sessions} partitions need ports {first} to {} (2 a partition): pick a lower Clonezilla port",
+                u32::from(*first) + 2 * *sessions as u32
+            ),
+        }
+    }
+}
+
+/// A partition table label, as sfdisk and parted name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    Dos,
+    Gpt,
+}
+
+/// One line of an `sfdisk --dump`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableEntry {
+    pub number: u32,
+    pub start: u64,
+    pub size: u64,
+    /// `83`, `ef`, or a GPT type GUID, as sfdisk writes it.
+    pub kind: String,
+    /// The rest of the line after the device name (`start=…, size=…, type=…`).
+    pub fields: String,
+}
+
+impl TableEntry {
+    fn extended(&self, label: Label) -> bool {
+        label == Label::Dos && matches!(self.kind.to_ascii_lowercase().as_str(), "5" | "f" | "85")
+    }
+}
+
+/// An `sfdisk --dump`, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub label: Label,
+    /// The header lines (`label:`, `label-id:`, `unit:`, …) but `device:`.
+    pub header: Vec<String>,
+    pub entries: Vec<TableEntry>,
+}
+
+/// The number at the end of a partition's device name: `/dev/sda1` → 1, `/dev/nvme0n1p12` → 12.
+fn trailing_number(name: &str) -> Option<u32> {
+    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    name[name.len() - digits..].parse().ok()
+}
+
+/// Reads an `sfdisk --dump` (PortaPXE's image keeps it without its `device:` line).
+pub fn parse_table(text: &str) -> Result<Table, Unfit> {
+    let mut label = None;
+    let mut header = Vec::new();
+    let mut entries = Vec::new();
+    for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        if let Some((name, rest)) = line.split_once(" : ") {
+            let number = trailing_number(name.trim())
+                .ok_or_else(|| Unfit::Table(format!("{:?} names no partition number", name.trim())))?;
+            let field = |key: &str| {
+                rest.split(',').map(str::trim).find_map(|f| f.strip_prefix(key)?.trim_start().strip_prefix('='))
+            };
+            let number_field = |key: &str| {
+                field(key)
+                    .and_then(|value| value.trim().parse::<u64>().ok())
+                    .ok_or_else(|| Unfit::Table(format!("partition {number} has no {key}")))
+            };
+            entries.push(TableEntry {
+                number,
+                start: number_field("start")?,
+                size: number_field("size")?,
+                kind: field("type").unwrap_or("").trim().to_owned(),
+                fields: rest.trim().to_owned(),
+            });
+        } else if let Some((key, value)) = line.split_once(':') {
+            match (key.trim(), value.trim()) {
+                ("label", "dos") => label = Some(Label::Dos),
+                ("label", "gpt") => label = Some(Label::Gpt),
+                ("label", other) => return Err(Unfit::Table(format!("its label is {other:?}, not dos or gpt"))),
+                ("device", _) => continue,
+                _ => {}
+            }
+            header.push(line.to_owned());
+        }
+    }
+    let label = label.ok_or_else(|| Unfit::Table("it has no label line".into()))?;
+    Ok(Table { label, header, entries })
+}
+
+/// Linux's name of partition `number` of `disk`: `sda` → `sda1`, `nvme0n1` → `nvme0n1p1`.
+pub fn partition_name(disk: &str, number: u32) -> String {
+    if disk.ends_with(|c: char| c.is_ascii_digit()) { format!("{disk}p{number}") } else { format!("{disk}{number}") }
+}
+
+fn valid_disk(disk: &str) -> bool {
+    (2..=32).contains(&disk.len())
+        && disk.starts_with(|c: char| c.is_ascii_lowercase())
+        && disk.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+/// One multicast session of the feed: one partition, sent as its image file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedSession {
+    /// The partition on the seat (`sda1`).
+    pub device: String,
+    /// PortaPXE's file of it in the image folder.
+    pub file: String,
+    pub bytes: u64,
+    /// The session's udpcast port base: the client's `--portbase`.
+    pub port_base: u16,
+}
+
+/// What a PortaPXE image is to Clonezilla clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feed {
+    /// The folder name the client gives the extracted pseudo image (`img_prefix`).
+    pub image: String,
+    pub disk: String,
+    /// The pseudo image's files, by name (placeholders are empty).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// In the order the clients receive them (`parts`).
+    pub sessions: Vec<FeedSession>,
+    /// The first session's port (`--mcast-port`).
+    pub port: u16,
+}
+
+/// The name of a partition file to Clonezilla: the file system and the compression.
+fn clonezilla_file(device: &str, filesystem: &str, method: Method) -> String {
+    let filesystem = match (method, filesystem) {
+        (Method::Raw, _) => "dd",
+        (Method::Partclone, "ext2" | "ext3" | "ext4" | "vfat" | "ntfs" | "exfat" | "btrfs" | "xfs" | "f2fs") => {
+            filesystem
+        }
+        (Method::Partclone, "fat" | "fat12" | "fat16" | "fat32") => "vfat",
+        (Method::Partclone, "hfsplus") => "hfsp",
+        // A file system partclone read but Clonezilla does not name: its bytes are its image.
+        (Method::Partclone, _) => "dd",
+    };
+    format!("{device}.{filesystem}-ptcl-img.zst")
+}
+
+/// `parted -s /dev/DISK unit s print`, as much of it as Clonezilla reads: the disk's
+/// size, the label, and one line a partition (for extended and swap partitions).
+fn parted_print(disk: &str, disk_sectors: u64, table: &Table, manifest: &Manifest) -> String {
+    let label = match table.label {
+        Label::Dos => "msdos",
+        Label::Gpt => "gpt",
+    };
+    let mut out = format!(
+        "Model: PortaPXE image (virtual)\nDisk /dev/{disk}: {disk_sectors}s\nSector size (logical/physical): 512B/512B\nPartition Table: {label}\nDisk Flags: \n\n"
+    );
+    out.push_str("Number  Start  End  Size  Type  File system  Flags\n");
+    for entry in &table.entries {
+        let filesystem = manifest
+            .partitions
+            .iter()
+            .find(|p| p.number == entry.number)
+            .map_or("", |p| if p.filesystem == "swap" { "linux-swap(v1)" } else { p.filesystem.as_str() });
+        let kind = if table.label == Label::Gpt { "" } else { "primary" };
+        out.push_str(&format!(
+            " {}  {}s  {}s  {}s  {kind}  {filesystem}\n",
+            entry.number,
+            entry.start,
+            (entry.start + entry.size).saturating_sub(1),
+            entry.size
+        ));
+    }
+    out
+}
+
+/// The image as Clonezilla's client reads it: its folder's files and the sessions, for
+/// seats whose disk Linux names `disk`. `table` is the image's `sfdisk --dump`,
+/// `boot_area` its bytes before the first partition.
+pub fn feed(
+    manifest: &Manifest,
+    table_text: &str,
+    boot_area: Option<&[u8]>,
+    disk: &str,
+    port: u16,
+) -> Result<Feed, Unfit> {
+    if !valid_disk(disk) {
+        return Err(Unfit::DiskName(disk.into()));
+    }
+    let table = parse_table(table_text)?;
+    if let Some(entry) = table.entries.iter().find(|entry| entry.extended(table.label)) {
+        return Err(Unfit::Extended(entry.number));
+    }
+    let mut partitions: Vec<_> = manifest.partitions.iter().collect();
+    partitions.sort_by_key(|p| p.number);
+    if let Some(p) = partitions.iter().find(|p| !table.entries.iter().any(|e| e.number == p.number)) {
+        return Err(Unfit::NotInTable(p.number));
+    }
+    if u32::from(port) + 2 * partitions.len() as u32 > u32::from(u16::MAX) {
+        return Err(Unfit::Ports { first: port, sessions: partitions.len() });
+    }
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    // The table with this disk's names, as `sfdisk -d /dev/DISK` writes it.
+    let mut sf = String::new();
+    for line in &table.header {
+        sf.push_str(line);
+        sf.push('\n');
+        if line.starts_with("label-id:") {
+            sf.push_str(&format!("device: /dev/{disk}\n"));
+        }
+    }
+    sf.push('\n');
+    for entry in &table.entries {
+        sf.push_str(&format!("/dev/{} : {}\n", partition_name(disk, entry.number), entry.fields));
+    }
+    let disk_sectors = manifest.disk_bytes / 512;
+    files.push(("disk".into(), format!("{disk}\n").into_bytes()));
+    let names: Vec<String> = partitions.iter().map(|p| partition_name(disk, p.number)).collect();
+    files.push(("parts".into(), format!("{}\n", names.join(" ")).into_bytes()));
+    files.push((format!("{disk}-pt.sf"), sf.into_bytes()));
+    files.push((format!("{disk}-pt.parted"), parted_print(disk, disk_sectors, &table, manifest).into_bytes()));
+    if let Some(area) = boot_area.filter(|area| area.len() >= 512) {
+        files.push((format!("{disk}-mbr"), area[..512].to_vec()));
+        // What `-j2` writes back after the MBR on a dos disk (GRUB's core lives there).
+        if table.label == Label::Dos && area.len() > 512 {
+            files.push((format!("{disk}-hidden-data-after-mbr"), area[512..].to_vec()));
+        }
+    }
+    let mut dev_fs = String::from("# <Device name>   <File system>   <Size>\n");
+    let mut sessions = Vec::new();
+    for (index, (partition, device)) in partitions.iter().zip(&names).enumerate() {
+        let name = clonezilla_file(device, &partition.filesystem, partition.method);
+        dev_fs.push_str(&format!("/dev/{device} {} {}\n", partition.filesystem, partition.partition_bytes));
+        files.push((name, Vec::new()));
+        sessions.push(FeedSession {
+            device: device.clone(),
+            file: partition.part.file.clone(),
+            bytes: partition.part.bytes,
+            port_base: port + 2 * index as u16,
+        });
+    }
+    files.push(("dev-fs.list".into(), dev_fs.into_bytes()));
+    files.push((
+        "clonezilla-img".into(),
+        format!("This image was made by PortaPXE from its image {:?} (id {}).\n", manifest.name, manifest.id)
+            .into_bytes(),
+    ));
+    files.push(("Info-img-id.txt".into(), format!("# PortaPXE image id\nIMG_ID={}\n", manifest.id).into_bytes()));
+    Ok(Feed { image: manifest.name.clone(), disk: disk.into(), files, sessions, port })
+}
+
+/// What the restored seat does when it is done (`ocs-sr -p`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterRestore {
+    Reboot,
+    Poweroff,
+}
+
+impl fmt::Display for AfterRestore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Reboot => "reboot",
+            Self::Poweroff => "poweroff",
+        })
+    }
+}
+
+/// `ocs-sr`'s options for the clients: batch, no image check (the partition files are
+/// placeholders), no disk size check beyond the table's own, the boot data after the
+/// MBR (`-j2`), and none of the steps that need tools inside the restored system
+/// (GRUB reinstall, syslinux, initrd, EFI boot entries).
+pub fn ocs_sr_options(feed: &Feed, after: AfterRestore) -> String {
+    format!(
+        "--ocsroot /tmp/ -l en_US.UTF-8 --batch -nogui -scr -j2 -irhr -ius -iui -iefi -p {after} --mcast-port {} multicast_restoredisk",
+        feed.port
+    )
+}
+
+/// `ocs-client-run.conf`: read by `ocs-live-get-img` with bash's `.`.
+pub fn client_run_conf(feed: &Feed, after: AfterRestore) -> String {
+    format!(
+        "pseudo_img=\"{PSEUDO_IMAGE}\"\nimg_prefix=\"{}\"\nocs_sr_opt=\"{}\"\nocs_restore_dev=\"{}\"\n",
+        feed.image,
+        ocs_sr_options(feed, after),
+        feed.disk
+    )
+}
+
+/// What PortaPXE adds to a Clonezilla live entry's kernel command line while a restore
+/// session takes Clonezilla clients: run `ocs-live-get-img` against this server, with
+/// no question asked.
+pub fn boot_parameters(server: Ipv4Addr) -> String {
+    format!(
+        "locales=en_US.UTF-8 keyboard-layouts=NONE ocs_live_batch=\"yes\" ocs_live_run=\"ocs-live-get-img {server}\""
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imaging::manifest::{FORMAT, Part, Partition};
+
+    const DOS: &str = "label: dos\nlabel-id: 0x1c2d3e4f\nunit: sectors\nsector-size: 512\n\n/dev/vda1 : start=        2048, size=      262144, type=83, bootable\n/dev/vda2 : start=      264192, size=       65536, type=82\n";
+
+    fn part(file: &str, bytes: u64) -> Part {
+        Part { file: file.into(), bytes, sha256: "00".repeat(32) }
+    }
+
+    fn manifest() -> Manifest {
+        Manifest {
+            format: FORMAT,
+            name: "lab-ref".into(),
+            id: "0123abcd".into(),
+            created: 0,
+            source_mac: None,
+            disk_bytes: 256 << 20,
+            table: part("table.sfdisk", DOS.len() as u64),
+            boot_area: Some(part("bootarea.bin", 2048 * 512)),
+            partitions: vec![
+                Partition {
+                    number: 2,
+                    filesystem: "swap".into(),
+                    method: Method::Raw,
+                    partition_bytes: 65536 * 512,
+                    part: part("part2.img.zst", 1000),
+                },
+                Partition {
+                    number: 1,
+                    filesystem: "ext4".into(),
+                    method: Method::Partclone,
+                    partition_bytes: 262144 * 512,
+                    part: part("part1.pcl.zst", 5000),
+                },
+            ],
+        }
+    }
+
+    fn file<'a>(feed: &'a Feed, name: &str) -> &'a [u8] {
+        &feed.files.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name} in {:?}", feed.files)).1
+    }
+
+    #[test]
+    fn an_image_becomes_clonezilla_files_and_one_session_a_partition() {
+        let boot: Vec<u8> = (0..2048 * 512).map(|i| (i % 251) as u8).collect();
+        let feed = feed(&manifest(), DOS, Some(&boot), "sda", DEFAULT_PORT).unwrap();
+        assert_eq!(file(&feed, "disk"), b"sda\n");
+        assert_eq!(file(&feed, "parts"), b"sda1 sda2\n", "in partition order, swap included (restored as bytes)");
+        assert_eq!(
+            std::str::from_utf8(file(&feed, "sda-pt.sf")).unwrap(),
+            "label: dos\nlabel-id: 0x1c2d3e4f\ndevice: /dev/sda\nunit: sectors\nsector-size: 512\n\n/dev/sda1 : start=        2048, size=      262144, type=83, bootable\n/dev/sda2 : start=      264192, size=       65536, type=82\n"
+        );
+        let parted = std::str::from_utf8(file(&feed, "sda-pt.parted")).unwrap();
+        assert!(parted.contains("Disk /dev/sda: 524288s\n") && parted.contains("Partition Table: msdos\n"), "{parted}");
+        assert!(parted.contains(" 2  264192s  329727s  65536s  primary  linux-swap(v1)\n"), "{parted}");
+        assert_eq!(file(&feed, "sda-mbr"), &boot[..512]);
+        assert_eq!(file(&feed, "sda-hidden-data-after-mbr"), &boot[512..]);
+        assert_eq!(file(&feed, "sda1.ext4-ptcl-img.zst"), b"", "a placeholder: only its name is read");
+        assert_eq!(file(&feed, "sda2.dd-ptcl-img.zst"), b"", "raw bytes are partclone.dd's format");
+        assert_eq!(
+            feed.sessions,
+            vec![
+                FeedSession { device: "sda1".into(), file: "part1.pcl.zst".into(), bytes: 5000, port_base: 2232 },
+                FeedSession { device: "sda2".into(), file: "part2.img.zst".into(), bytes: 1000, port_base: 2234 },
+            ],
+            "the port goes up by 2 a partition, as ocs-sr's does"
+        );
+        let conf = client_run_conf(&feed, AfterRestore::Reboot);
+        assert_eq!(
+            conf,
+            "pseudo_img=\"img-wo-fs.tar.xz\"\nimg_prefix=\"lab-ref\"\nocs_sr_opt=\"--ocsroot /tmp/ -l en_US.UTF-8 --batch -nogui -scr -j2 -irhr -ius -iui -iefi -p reboot --mcast-port 2232 multicast_restoredisk\"\nocs_restore_dev=\"sda\"\n"
+        );
+    }
+
+    #[test]
+    fn nvme_partitions_take_a_p_and_gpt_keeps_no_hidden_data() {
+        let gpt = "label: gpt\nlabel-id: 0E63D1AA-A8B4-4D91-A001-679409116352\nunit: sectors\nfirst-lba: 34\nlast-lba: 524254\nsector-size: 512\n\n/dev/sda1 : start=2048, size=262144, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=6A1A3D0C-1B2E-4F6A-9C4B-2F1D3E5A7B8C\n";
+        let mut manifest = manifest();
+        manifest.partitions.retain(|p| p.number == 1);
+        let feed = feed(&manifest, gpt, Some(&[0u8; 2048 * 512]), "nvme0n1", 2232).unwrap();
+        assert_eq!(file(&feed, "parts"), b"nvme0n1p1\n");
+        let sf = std::str::from_utf8(file(&feed, "nvme0n1-pt.sf")).unwrap();
+        assert!(sf.contains("device: /dev/nvme0n1\n") && sf.contains("\n/dev/nvme0n1p1 : start=2048,"), "{sf}");
+        assert!(std::str::from_utf8(file(&feed, "nvme0n1-pt.parted")).unwrap().contains("Partition Table: gpt\n"));
+        assert!(!feed.files.iter().any(|(name, _)| name.ends_with("hidden-data-after-mbr")));
+        assert!(feed.files.iter().any(|(name, _)| name == "nvme0n1p1.ext4-ptcl-img.zst"));
+    }
+
+    #[test]
+    fn what_clonezilla_cannot_take_is_refused_saying_why() {
+        assert_eq!(feed(&manifest(), DOS, None, "/dev/sda", 2232), Err(Unfit::DiskName("/dev/sda".into())));
+        assert_eq!(feed(&manifest(), DOS, None, "sda;reboot", 2232), Err(Unfit::DiskName("sda;reboot".into())));
+        let extended =
+            "label: dos\n\n/dev/sda1 : start=2048, size=100, type=83\n/dev/sda2 : start=4096, size=100, type=5\n";
+        assert_eq!(feed(&manifest(), extended, None, "sda", 2232), Err(Unfit::Extended(2)));
+        assert!(matches!(feed(&manifest(), "label: sun\n", None, "sda", 2232), Err(Unfit::Table(_))));
+        assert!(matches!(feed(&manifest(), "/dev/sda1 : start=1, size=2\n", None, "sda", 2232), Err(Unfit::Table(_))));
+        let one = "label: dos\n\n/dev/sda1 : start=2048, size=100, type=83\n";
+        assert_eq!(feed(&manifest(), one, None, "sda", 2232), Err(Unfit::NotInTable(2)));
+        assert_eq!(feed(&manifest(), DOS, None, "sda", 65533), Err(Unfit::Ports { first: 65533, sessions: 2 }));
+        assert!(Unfit::Extended(2).to_string().contains("restore this image with PortaPXE's agent"));
+    }
+
+    #[test]
+    fn hostile_tables_never_panic() {
+        for text in
+            ["", ":", " : ", "label: dos\n/dev/sda : start=1", "label: dos\nx9 : start=1, size=", "\u{0}: \u{0}"]
+        {
+            let _ = parse_table(text);
+        }
+        let alphabet = b"label: dosgpt/dev/sda1 :start=size=type=,0123456789\n";
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..2000 {
+            let bytes: Vec<u8> = (0..rng.usize(..120)).map(|_| alphabet[rng.usize(..alphabet.len())]).collect();
+            let _ = parse_table(&String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn the_boot_line_runs_the_client_against_this_server() {
+        assert_eq!(
+            boot_parameters(Ipv4Addr::new(10, 0, 0, 1)),
+            "locales=en_US.UTF-8 keyboard-layouts=NONE ocs_live_batch=\"yes\" ocs_live_run=\"ocs-live-get-img 10.0.0.1\""
+        );
+    }
+}
