@@ -169,6 +169,32 @@ pub struct ReferenceDisk {
     pub used_bytes: u64,
     /// Files on the partition with their SHA-256.
     pub files: Vec<(String, String)>,
+    /// The ext4 partition's size.
+    pub partition_bytes: u64,
+    /// A swap partition after it, if asked for.
+    pub swap: Option<Span>,
+}
+
+/// Bytes of a disk image: where they start, how many, their SHA-256.
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub start: u64,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl Span {
+    /// The SHA-256 of the same bytes of another disk image.
+    pub fn sha256_in(&self, disk: &Path) -> Result<String> {
+        let bytes = fs::read(disk)?;
+        let end = (self.start + self.bytes) as usize;
+        let part = bytes.get(self.start as usize..end).context("the disk is shorter than the span")?;
+        let scratch = disk.with_extension("span");
+        fs::write(&scratch, part)?;
+        let sum = sha256(&scratch);
+        let _ = fs::remove_file(&scratch);
+        sum
+    }
 }
 
 /// A loop device over part of a file, detached (and unmounted) when dropped.
@@ -179,8 +205,17 @@ struct Loop {
 
 impl Loop {
     fn attach(file: &Path, offset: u64, read_only: bool) -> Result<Self> {
+        Self::attach_span(file, offset, None, read_only)
+    }
+
+    /// `length` bytes from `offset` (to the end of the file when `None`).
+    fn attach_span(file: &Path, offset: u64, length: Option<u64>, read_only: bool) -> Result<Self> {
         let offset = offset.to_string();
+        let length = length.map(|length| length.to_string());
         let mut args = vec!["--find", "--show", "--offset", &offset];
+        if let Some(length) = &length {
+            args.extend(["--sizelimit", length]);
+        }
         if read_only {
             args.push("--read-only");
         }
@@ -209,6 +244,18 @@ impl Drop for Loop {
 }
 
 pub fn reference_disk(dir: &Path, marker: &str, megabytes: u64) -> Result<ReferenceDisk> {
+    reference_disk_with_swap(dir, marker, megabytes, 0)
+}
+
+/// [`reference_disk`] with a swap partition of `swap_megabytes` at the end of the disk
+/// (none when 0): a second partition, which partclone cannot read.
+pub fn reference_disk_with_swap(
+    dir: &Path,
+    marker: &str,
+    megabytes: u64,
+    swap_megabytes: u64,
+) -> Result<ReferenceDisk> {
+    let partition_bytes = ((megabytes - swap_megabytes) << 20) - PARTITION_START;
     let path = dir.join("reference.img");
     let file = fs::File::create(&path)?;
     file.set_len(megabytes << 20)?;
@@ -219,12 +266,18 @@ pub fn reference_disk(dir: &Path, marker: &str, megabytes: u64) -> Result<Refere
         sfdisk.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().context("sfdisk (apt-get install fdisk)")?;
     std::io::Write::write_all(
         &mut child.stdin.take().context("sfdisk stdin")?,
-        format!("label: dos\nstart={}, type=83, bootable\n", PARTITION_START / 512).as_bytes(),
+        format!(
+            "label: dos\nstart={}, size={}, type=83, bootable\n{}",
+            PARTITION_START / 512,
+            partition_bytes / 512,
+            if swap_megabytes > 0 { "type=82\n" } else { "" }
+        )
+        .as_bytes(),
     )?;
     if !child.wait()?.success() {
         bail!("sfdisk could not write the reference disk's table");
     }
-    let mut part = Loop::attach(&path, PARTITION_START, false)?;
+    let mut part = Loop::attach_span(&path, PARTITION_START, Some(partition_bytes), false)?;
     // extlinux 6.04 boots ext4 without the 64bit and metadata_csum features.
     run_ok("mkfs.ext4", &["-q", "-O", "^64bit,^metadata_csum", "-L", "labroot", &part.device])?;
     let mount = dir.join("reference.mnt");
@@ -251,7 +304,21 @@ pub fn reference_disk(dir: &Path, marker: &str, megabytes: u64) -> Result<Refere
     let mbr = fs::read("/usr/lib/EXTLINUX/mbr.bin").context("reading extlinux's mbr.bin (apt-get install extlinux)")?;
     let mut disk = fs::OpenOptions::new().write(true).open(&path)?;
     std::io::Write::write_all(&mut disk, &mbr[..mbr.len().min(440)])?;
-    Ok(ReferenceDisk { path, marker: marker.into(), used_bytes, files })
+    drop(disk);
+    let swap = match swap_megabytes {
+        0 => None,
+        _ => {
+            let start = PARTITION_START + partition_bytes;
+            let bytes = swap_megabytes << 20;
+            let swap = Loop::attach_span(&path, start, Some(bytes), false)?;
+            run_ok("mkswap", &["-q", "-L", "labswap", &swap.device])?;
+            drop(swap);
+            let mut span = Span { start, bytes, sha256: String::new() };
+            span.sha256 = span.sha256_in(&path)?;
+            Some(span)
+        }
+    };
+    Ok(ReferenceDisk { path, marker: marker.into(), used_bytes, files, partition_bytes, swap })
 }
 
 /// Checks the partition of a restored disk: the file system is clean and holds every
@@ -279,7 +346,8 @@ pub fn check_restored_disk(disk: &Path, files: &[(String, String)], work: &Path)
 /// `sfdisk --dump` without its `device:` line, the bytes before the partition, and the
 /// partition's used blocks from `partclone.extfs -c` compressed with `zstd -3`. For tests
 /// whose subject is what happens to an image after it was captured.
-pub fn capture_on_host(disk: &Path, images: &Path, name: &str) -> Result<()> {
+pub fn capture_on_host(reference: &ReferenceDisk, images: &Path, name: &str) -> Result<()> {
+    let disk = reference.path.as_path();
     let dir = images.join(name);
     fs::create_dir_all(&dir)?;
     let dump = run_ok("sfdisk", &[Path::new("--dump"), disk])?.stdout;
@@ -289,7 +357,7 @@ pub fn capture_on_host(disk: &Path, images: &Path, name: &str) -> Result<()> {
     let head = fs::read(disk)?;
     fs::write(dir.join("bootarea.bin"), &head[..PARTITION_START as usize])?;
     drop(head);
-    let part = Loop::attach(disk, PARTITION_START, true)?;
+    let part = Loop::attach_span(disk, PARTITION_START, Some(reference.partition_bytes), true)?;
     let out = fs::File::create(dir.join("part1.pcl.zst"))?;
     let mut partclone = Command::new("partclone.extfs")
         .args(["-c", "-q", "-s", &part.device, "-o", "-"])
@@ -306,20 +374,44 @@ pub fn capture_on_host(disk: &Path, images: &Path, name: &str) -> Result<()> {
     if !partclone.wait()?.success() || !zstd_status.success() {
         bail!("partclone.extfs | zstd failed on {}", part.device);
     }
-    let partition_bytes = fs::metadata(disk)?.len() - PARTITION_START;
     let disk_bytes = fs::metadata(disk)?.len();
     drop(part);
+    // What partclone cannot read, the agent takes whole: zstd of the raw bytes.
+    if let Some(swap) = &reference.swap {
+        let bytes = fs::read(disk)?;
+        let raw = &bytes[swap.start as usize..(swap.start + swap.bytes) as usize];
+        let mut zstd = Command::new("zstd")
+            .args(["-c", "-q", "-3", "-T0"])
+            .stdin(Stdio::piped())
+            .stdout(fs::File::create(dir.join("part2.img.zst"))?)
+            .spawn()
+            .context("zstd")?;
+        std::io::Write::write_all(&mut zstd.stdin.take().context("zstd's input")?, raw)?;
+        if !zstd.wait()?.success() {
+            bail!("zstd failed on the swap partition");
+        }
+    }
     let entry = |file: &str| -> Result<String> {
         let path = dir.join(file);
         Ok(format!("file = \"{file}\"\nbytes = {}\nsha256 = \"{}\"\n", fs::metadata(&path)?.len(), sha256(&path)?))
     };
     let manifest = format!(
-        "format = 1\nname = \"{name}\"\nid = \"lab-{name}-{}\"\ncreated = 1796000000\ndisk_bytes = {disk_bytes}\n\n[table]\n{}\n[boot_area]\n{}\n[[partitions]]\nnumber = 1\nfilesystem = \"ext4\"\nmethod = \"partclone\"\npartition_bytes = {partition_bytes}\n{}",
+        "format = 1\nname = \"{name}\"\nid = \"lab-{name}-{}\"\ncreated = 1796000000\ndisk_bytes = {disk_bytes}\n\n[table]\n{}\n[boot_area]\n{}\n[[partitions]]\nnumber = 1\nfilesystem = \"ext4\"\nmethod = \"partclone\"\npartition_bytes = {}\n{}",
         std::process::id(),
         entry("table.sfdisk")?,
         entry("bootarea.bin")?,
+        reference.partition_bytes,
         entry("part1.pcl.zst")?
     );
+    let mut manifest = manifest;
+    if let Some(swap) = &reference.swap {
+        let _ = write!(
+            manifest,
+            "\n[[partitions]]\nnumber = 2\nfilesystem = \"swap\"\nmethod = \"raw\"\npartition_bytes = {}\n{}",
+            swap.bytes,
+            entry("part2.img.zst")?
+        );
+    }
     fs::write(dir.join("image.toml"), manifest)?;
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! boots into `ocs-live-get-img SERVER`; Clonezilla's own client fetches
 //! `ocs-client-run.conf` and the pseudo image from PortaPXE, writes the partition table
 //! and boot code, receives the partition over multicast with `udp-receiver` into
-//! `zstd -dc | partclone.ext4 -r`, and powers off. Each disk then holds every file of the
+//! `zstd -dc | partclone.ext4 -r`, then (the next session, 2 ports up) the swap
+//! partition's raw bytes into `partclone.dd`, and powers off. Each disk then holds every file of the
 //! reference with its checksum, a clean file system and the reference's boot code.
 //!
 //! The Clonezilla live is a stand-in, said plainly: `target/lab/clonezilla-standin.iso`
@@ -19,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use portapxe_lab::binary::workspace_root;
-use portapxe_lab::imaging::{capture_on_host, check_restored_disk, reference_disk};
+use portapxe_lab::imaging::{capture_on_host, check_restored_disk, reference_disk_with_swap};
 use portapxe_lab::process::Guarded;
 use portapxe_lab::qemu::{Extras, Firmware, RunningGuest};
 use portapxe_lab::{Lab, binary, guest};
@@ -38,8 +39,10 @@ fn clonezilla_clients_restore_a_portapxe_image_over_multicast() {
     guest::install_ipxe_binaries(&root).unwrap();
     let images = lab.dir().join("images");
     let marker = format!("PORTAPXE-CLONEZILLA-DISK-{}", std::process::id());
-    let reference = reference_disk(lab.dir(), &marker, DISK_MB).unwrap();
-    capture_on_host(&reference.path, &images, "lab-ref").unwrap();
+    // Two partitions, so two sessions one after the other: ext4 (partclone) and swap
+    // (raw bytes, which Clonezilla restores with partclone.dd).
+    let reference = reference_disk_with_swap(lab.dir(), &marker, DISK_MB, 16).unwrap();
+    capture_on_host(&reference, &images, "lab-ref").unwrap();
 
     let log = lab.dir().join("restore.log");
     let mut command: Command = lab.server_command(binary::portapxe().to_str().unwrap());
@@ -95,6 +98,7 @@ fn clonezilla_clients_restore_a_portapxe_image_over_multicast() {
     );
     assert!(serial.contains("multicast_restoredisk lab-ref vda"), "Clonezilla's own ocs-sr ran:\n{serial}");
     assert_eq!(text.matches("received every partition").count(), 2, "{text}");
+    assert!(text.contains("clonezilla vda2: started with 2 seats"), "the second partition's session:\n{text}");
 
     let reference_mbr = fs::read(&reference.path).unwrap()[..440].to_vec();
     for (guest, disk) in seats {
@@ -104,6 +108,9 @@ fn clonezilla_clients_restore_a_portapxe_image_over_multicast() {
         let restored = fs::read(&disk).unwrap();
         assert_eq!(&restored[..440], &reference_mbr[..], "{}: the reference's boot code", disk.display());
         assert_eq!(&restored[510..512], &[0x55, 0xaa], "{}: a partition table", disk.display());
+        drop(restored);
+        let swap = reference.swap.as_ref().unwrap();
+        assert_eq!(swap.sha256_in(&disk).unwrap(), swap.sha256, "{}: the swap partition's bytes", disk.display());
     }
     assert!(Path::new(&images).join("lab-ref/image.toml").is_file(), "the image is untouched");
 }

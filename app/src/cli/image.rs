@@ -328,14 +328,17 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         image.manifest.id
     );
     let seats_text = args.seats.map_or("seats".to_string(), |n| format!("{n} seats"));
-    println!(
-        "Waiting up to {} s for {seats_text} on {} ({}): group {group}, ports {}/{}",
-        args.wait,
-        interface.name,
-        facts.address,
-        args.port_base,
-        args.port_base.wrapping_add(1)
-    );
+    // With --clonezilla alone, only Clonezilla's sessions run (they say their ports).
+    if args.boot || clonezilla.is_none() {
+        println!(
+            "Waiting up to {} s for {seats_text} on {} ({}): group {group}, ports {}/{}",
+            args.wait,
+            interface.name,
+            facts.address,
+            args.port_base,
+            args.port_base.wrapping_add(1)
+        );
+    }
     let clonezilla_session = clonezilla.map(|prepared| {
         // Its own group: an agent seat's receiver and a Clonezilla seat's never share one.
         let mut settings = settings.clone();

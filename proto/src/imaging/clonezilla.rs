@@ -211,7 +211,10 @@ fn clonezilla_file(device: &str, filesystem: &str, method: Method) -> String {
 }
 
 /// `parted -s /dev/DISK unit s print`, as much of it as Clonezilla reads: the disk's
-/// size, the label, and one line a partition (for extended and swap partitions).
+/// size, the label, and one line a partition. A swap partition is not called one: a
+/// restore runs `mkswap` on every partition both tables call swap, which (without the
+/// UUID Clonezilla keeps in `swappt-*.info`) gives it a new UUID that the restored
+/// system's fstab does not name; PortaPXE's image holds its bytes, restored as they are.
 fn parted_print(disk: &str, disk_sectors: u64, table: &Table, manifest: &Manifest) -> String {
     let label = match table.label {
         Label::Dos => "msdos",
@@ -226,7 +229,7 @@ fn parted_print(disk: &str, disk_sectors: u64, table: &Table, manifest: &Manifes
             .partitions
             .iter()
             .find(|p| p.number == entry.number)
-            .map_or("", |p| if p.filesystem == "swap" { "linux-swap(v1)" } else { p.filesystem.as_str() });
+            .map_or("", |p| if p.filesystem == "swap" { "" } else { p.filesystem.as_str() });
         let kind = if table.label == Label::Gpt { "" } else { "primary" };
         out.push_str(&format!(
             " {}  {}s  {}s  {}s  {kind}  {filesystem}\n",
@@ -416,7 +419,11 @@ mod tests {
         );
         let parted = std::str::from_utf8(file(&feed, "sda-pt.parted")).unwrap();
         assert!(parted.contains("Disk /dev/sda: 524288s\n") && parted.contains("Partition Table: msdos\n"), "{parted}");
-        assert!(parted.contains(" 2  264192s  329727s  65536s  primary  linux-swap(v1)\n"), "{parted}");
+        assert!(parted.contains(" 1  2048s  264191s  262144s  primary  ext4\n"), "{parted}");
+        assert!(
+            parted.contains(" 2  264192s  329727s  65536s  primary  \n") && !parted.contains("swap"),
+            "not made anew by mkswap: its bytes are restored as they are\n{parted}"
+        );
         assert_eq!(file(&feed, "sda-mbr"), &boot[..512]);
         assert_eq!(file(&feed, "sda-hidden-data-after-mbr"), &boot[512..]);
         assert_eq!(file(&feed, "sda1.ext4-ptcl-img.zst"), b"", "a placeholder: only its name is read");
