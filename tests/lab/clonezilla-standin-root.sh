@@ -4,7 +4,8 @@
 # apt-get and unpacked, not installed) with the programs its scripts call, taken from
 # this machine's packages with their libraries, and an /sbin/init that does what
 # Clonezilla live's start does with the kernel command line: read ocs_live_run (with
-# DRBL's own parse_cmdline_option) and run it.
+# DRBL's own parse_cmdline_option) and run it, then restart or power off as the
+# server's ocs-client-run.conf says.
 #
 # What differs from a real Clonezilla live (which is Debian live with these packages):
 # no systemd, no live-config hooks, no framebuffer terminal; the init runs the command
@@ -92,8 +93,12 @@ else
     eval "$ocs_live_run"
     echo "PORTAPXE-CLONEZILLA-DONE rc=$?"
 fi
-tail -n 40 /var/log/ocs-sr.log /var/log/partclone.log 2>/dev/null
 sync
+# Clonezilla live's final action: what the server asked for (ocs-sr -p reboot|poweroff).
+if grep -q -- '-p reboot' /tmp/ocs-client-run.conf 2>/dev/null; then
+    echo "clonezilla stand-in: restarting"
+    reboot -f
+fi
 poweroff -f
 EOF
 chmod 755 "$root/sbin/init"

@@ -4,7 +4,8 @@
 //! `ocs-client-run.conf` and the pseudo image from PortaPXE, writes the partition table
 //! and boot code, receives the partition over multicast with `udp-receiver` into
 //! `zstd -dc | partclone.ext4 -r`, then (the next session, 2 ports up) the swap
-//! partition's raw bytes into `partclone.dd`, and powers off. Each disk then holds every file of the
+//! partition's raw bytes into `partclone.dd`, reports its job to PortaPXE (TCP 6461)
+//! and restarts; PortaPXE sends its next network boot to its disk, which it boots. Each disk then holds every file of the
 //! reference with its checksum, a clean file system and the reference's boot code.
 //!
 //! The Clonezilla live is a stand-in, said plainly: `target/lab/clonezilla-standin.iso`
@@ -47,7 +48,17 @@ fn clonezilla_clients_restore_a_portapxe_image_over_multicast() {
     let log = lab.dir().join("restore.log");
     let mut command: Command = lab.server_command(binary::portapxe().to_str().unwrap());
     command
-        .args(["image", "restore", "lab-ref", "--clonezilla", "--clonezilla-disk", "vda", "--seats", "2"])
+        .args([
+            "image",
+            "restore",
+            "lab-ref",
+            "--clonezilla",
+            "--clonezilla-disk",
+            "vda",
+            "--clonezilla-then",
+            "reboot",
+        ])
+        .args(["--seats", "2"])
         .args(["--wait", "300", "--interface", "br0", "--append", "console=ttyS0,115200"])
         .arg("--iso")
         .arg(&iso)
@@ -68,7 +79,7 @@ fn clonezilla_clients_restore_a_portapxe_image_over_multicast() {
         fs::File::create(&disk).unwrap().set_len(DISK_MB << 20).unwrap();
         let tap = lab.add_tap().unwrap();
         let mac = format!("52:54:00:c2:01:{i:02x}");
-        let extras = Extras { disk: Some(&disk), reboots: false };
+        let extras = Extras { disk: Some(&disk), reboots: true };
         seats.push((RunningGuest::start_with(&lab, &tap, Firmware::BiosIpxeRom, &mac, extras).unwrap(), disk));
     }
     let started = Instant::now();
@@ -87,6 +98,14 @@ fn clonezilla_clients_restore_a_portapxe_image_over_multicast() {
         }
         eprintln!("[clonezilla] {} restored in {:.1} s", guest.mac, started.elapsed().as_secs_f64());
     }
+    // Restarted, each seat network-boots again and PortaPXE sends it to its disk.
+    for (guest, _) in &seats {
+        while !guest.serial().contains(&marker) {
+            assert!(Instant::now() < deadline, "seat {} did not boot its restored disk\n{}", guest.mac, guest.report());
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        eprintln!("[clonezilla] {} booted its restored disk at {:.1} s", guest.mac, started.elapsed().as_secs_f64());
+    }
     let status = restore.wait_timeout(Duration::from_secs(120));
     let text = fs::read_to_string(&log).unwrap_or_default();
     eprintln!("{text}");
@@ -98,6 +117,8 @@ fn clonezilla_clients_restore_a_portapxe_image_over_multicast() {
     );
     assert!(serial.contains("multicast_restoredisk lab-ref vda"), "Clonezilla's own ocs-sr ran:\n{serial}");
     assert_eq!(text.matches("received every partition").count(), 2, "{text}");
+    assert_eq!(text.matches("Clonezilla reports vda1 success, vda2 success").count(), 4, "its own report:\n{text}");
+    assert_eq!(text.matches("booted its own disk").count(), 2, "next network boot: the local disk\n{text}");
     assert!(text.contains("clonezilla vda2: started with 2 seats"), "the second partition's session:\n{text}");
 
     let reference_mbr = fs::read(&reference.path).unwrap()[..440].to_vec();

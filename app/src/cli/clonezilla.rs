@@ -9,9 +9,12 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use portapxe_engine::config::{BootEntry, Config};
+use portapxe_engine::events::{EngineEvent, ImagingWhat};
 use portapxe_engine::imaging::clonezilla::{
-    AfterRestore, DEFAULT_DISK, DEFAULT_PORT, FeedEvent, Prepared, boot_parameters, is_clonezilla_live, run_feed,
+    AfterRestore, DEFAULT_DISK, DEFAULT_PORT, FeedEvent, JobReport, Prepared, boot_parameters, is_clonezilla_live,
+    job_reports, run_feed,
 };
+use portapxe_engine::imaging::hub::ImagingHub;
 use portapxe_engine::imaging::image::Image;
 use portapxe_engine::imaging::multicast::{Ending, Link, SenderSettings, SessionEvent};
 
@@ -88,11 +91,43 @@ struct SeatRow {
     finished: Vec<String>,
     /// Why it stopped, if it did.
     stopped: Option<String>,
+    /// What the seat's Clonezilla said when it was done.
+    report: Option<JobReport>,
+    /// It came back and was sent to its disk.
+    to_disk: bool,
+}
+
+/// How long, after the last partition was sent, the seats have to write their boot code
+/// and report (Clonezilla waits up to 20 s before it reports, so the server is not
+/// flooded).
+const REPORT_WAIT: Duration = Duration::from_secs(120);
+/// And then, when they restart, to come back and be sent to their disks.
+const REBOOT_WAIT: Duration = Duration::from_secs(120);
+
+/// What the feed needs besides the image: the hub (restored seats boot their disk next)
+/// and its events (to see them do so).
+pub struct FeedContext<'a> {
+    pub hub: &'a ImagingHub,
+    pub events: tokio::sync::broadcast::Receiver<EngineEvent>,
+    pub then: AfterRestore,
 }
 
 /// Runs the feed, printing what happens; true when every seat that joined got every partition.
-pub async fn feed(link: Link, settings: SenderSettings, image: &Image, prepared: &Prepared) -> anyhow::Result<bool> {
+pub async fn feed(
+    link: Link,
+    settings: SenderSettings,
+    image: &Image,
+    prepared: &Prepared,
+    context: FeedContext<'_>,
+) -> anyhow::Result<bool> {
+    let FeedContext { hub, mut events, then } = context;
     let feed = &prepared.feed;
+    // Each seat's Clonezilla reports its job here when it is done.
+    let (report_tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let address = link.address;
+    let listener = tokio::spawn(job_reports(address, move |peer, report| {
+        let _ = report_tx.send((peer, report));
+    }));
     let sessions = feed.sessions.len();
     println!(
         "Clonezilla: {} partitions of {:?} for disk {} on ports {}…{} ({})",
@@ -146,23 +181,74 @@ pub async fn feed(link: Link, settings: SenderSettings, image: &Image, prepared:
             SessionEvent::Ended(ending) => println!("clonezilla {device}: session ended: {ending}"),
         }
     };
-    let endings = run_feed(&link, settings, image, feed, report).await?;
+    let endings = match run_feed(&link, settings, image, feed, report).await {
+        Ok(endings) => endings,
+        Err(err) => {
+            listener.abort();
+            return Err(err.into());
+        }
+    };
     if let Some(started) = started {
         let bytes: u64 = feed.sessions.iter().map(|s| s.bytes).sum();
         let seconds = started.elapsed().as_secs_f64();
         println!("Clonezilla: sent {:.1} MB in {seconds:.1} s.", bytes as f64 / 1e6);
     }
+    // The seats that have every partition write their boot code, then report.
+    let waiting: Vec<Ipv4Addr> = rows
+        .iter()
+        .filter(|(_, row)| row.finished.len() == sessions && row.stopped.is_none())
+        .map(|(seat, _)| *seat)
+        .collect();
+    let deadline = tokio::time::Instant::now() + REPORT_WAIT;
+    while waiting.iter().any(|seat| rows.get(seat).is_some_and(|row| row.report.is_none())) {
+        if listener.is_finished() {
+            break;
+        }
+        let Ok(Some((peer, report))) = tokio::time::timeout_at(deadline, reports.recv()).await else { break };
+        let Some(row) = rows.get_mut(&peer) else {
+            tracing::debug!(%peer, "a Clonezilla job report from a seat not in this restore");
+            continue;
+        };
+        println!("clonezilla: seat {peer} ({}): {report}", report.mac);
+        if report.succeeded() {
+            hub.restored_by_other(report.mac);
+        }
+        row.report = Some(report);
+    }
+    listener.abort();
+    if let Ok(Ok(Err(err))) = tokio::time::timeout(Duration::from_secs(1), listener).await {
+        println!("Clonezilla's job reports could not be taken on {address}:6461: {err}");
+    }
+    // Restarted seats come back; their next network boot is their disk.
+    if then == AfterRestore::Reboot {
+        let restored: Vec<_> =
+            rows.values().filter_map(|row| row.report.as_ref()).filter(|r| r.succeeded()).map(|r| r.mac).collect();
+        let mut sent = Vec::new();
+        let deadline = tokio::time::Instant::now() + REBOOT_WAIT;
+        while restored.iter().any(|mac| !sent.contains(mac)) {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) | Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => break,
+                Ok(Ok(EngineEvent::Imaging(event))) if event.what == ImagingWhat::SentToDisk => sent.extend(event.mac),
+                Ok(_) => {}
+            }
+        }
+        for row in rows.values_mut() {
+            row.to_disk = row.report.as_ref().is_some_and(|report| sent.contains(&report.mac));
+        }
+    }
     println!("{:<16} {:<24} RESULT", "CLONEZILLA SEAT", "PARTITIONS");
     let mut all_good = !rows.is_empty() && endings.len() == sessions && endings.iter().all(|e| *e == Ending::Completed);
     for (seat, row) in &rows {
         let whole = row.finished.len() == sessions;
-        all_good &= whole && row.stopped.is_none();
-        let result = match (&row.stopped, whole) {
-            (Some(why), _) => why.clone(),
-            (None, true) => {
-                "received every partition; Clonezilla writes it (its own result is on the seat's screen)".into()
+        all_good &= whole && row.stopped.is_none() && row.report.as_ref().is_none_or(JobReport::succeeded);
+        let result = match (&row.stopped, whole, &row.report) {
+            (Some(why), ..) => why.clone(),
+            (None, true, Some(report)) => {
+                let disk = if row.to_disk { "; booted its own disk" } else { "" };
+                format!("received every partition; {report}{disk}")
             }
-            (None, false) => "did not join every partition's session".into(),
+            (None, true, None) => "received every partition; no job report from its Clonezilla (see its screen)".into(),
+            (None, false, _) => "did not join every partition's session".into(),
         };
         println!("{seat:<16} {:<24} {result}", row.finished.join(","));
     }

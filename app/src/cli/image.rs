@@ -378,6 +378,8 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     }
     plan.options.imaging = Some(Arc::clone(&hub));
     let events = sink.subscribe();
+    let clonezilla_events = sink.subscribe();
+    let then = args.clonezilla.clonezilla_then.into();
     let boot = args.boot;
     run_plan(plan, sink, move |_: &EngineStatus, _| async move {
         let agents = async {
@@ -389,7 +391,8 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         let clonezilla = async {
             let Some(clonezilla) = clonezilla_session else { return Ok(None) };
             let ClonezillaSession { link, settings, image, prepared } = clonezilla;
-            let good = super::clonezilla::feed(link, settings, &image, &prepared).await;
+            let context = super::clonezilla::FeedContext { hub: &hub, events: clonezilla_events, then };
+            let good = super::clonezilla::feed(link, settings, &image, &prepared, context).await;
             hub.end_clonezilla();
             good.map(Some)
         };

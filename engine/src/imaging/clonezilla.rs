@@ -6,13 +6,16 @@
 //! `portapxe_proto::imaging::clonezilla`.
 
 use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
 
 use bytes::Bytes;
 
 pub use portapxe_proto::imaging::clonezilla::{
-    AfterRestore, CLIENT_RUN_CONF, DEFAULT_DISK, DEFAULT_PORT, Feed, FeedSession, PSEUDO_IMAGE, Unfit, boot_parameters,
-    client_run_conf, feed, is_clonezilla_live,
+    AfterRestore, CLIENT_RUN_CONF, DEFAULT_DISK, DEFAULT_PORT, Feed, FeedSession, JOB_REPORT_PORT, JobReport,
+    PSEUDO_IMAGE, PartitionResult, Unfit, boot_parameters, client_run_conf, feed, is_clonezilla_live, parse_job_report,
 };
 
 use super::image::Image;
@@ -133,6 +136,30 @@ pub async fn run_feed(
         start = StartWhen { seats: Some(finished), wait: NEXT_PARTITION_WAIT };
     }
     Ok(endings)
+}
+
+/// The longest job report read: one line of a few hundred bytes.
+const MAX_REPORT: u64 = 4096;
+
+/// Takes Clonezilla clients' job reports (`ocs-socket`, one line over TCP) on
+/// `address:6461` until dropped, handing each to `report` with the address it came from.
+/// Each connection gets a few seconds: a client that says nothing holds up no other.
+pub async fn job_reports(address: Ipv4Addr, mut report: impl FnMut(Ipv4Addr, JobReport)) -> io::Result<()> {
+    let listener = tokio::net::TcpListener::bind((address, JOB_REPORT_PORT)).await?;
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let IpAddr::V4(peer) = peer.ip() else { continue };
+        let mut line = Vec::new();
+        let mut stream = stream.take(MAX_REPORT);
+        if tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut line)).await.is_err() {
+            tracing::debug!(%peer, "Clonezilla job report: nothing within 5 s");
+            continue;
+        }
+        match parse_job_report(&String::from_utf8_lossy(&line)) {
+            Some(parsed) => report(peer, parsed),
+            None => tracing::debug!(%peer, "not a Clonezilla job report"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -291,6 +291,15 @@ impl ImagingHub {
         self.state().clonezilla = None;
     }
 
+    /// A seat another tool restored (a Clonezilla client that reported success): its
+    /// next network boot goes to its disk, once.
+    pub fn restored_by_other(&self, mac: MacAddr) {
+        let mut state = self.state();
+        if !state.restored.contains(&mac) {
+            state.restored.push(mac);
+        }
+    }
+
     /// Ends the capture of `mac` still waiting or arriving (what had arrived is removed).
     /// Returns whether there was one.
     pub fn cancel_capture(&self, mac: MacAddr) -> bool {

@@ -22,6 +22,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use super::manifest::{Manifest, Method};
+use crate::mac::MacAddr;
 
 /// What `ocs-live-get-img` fetches first, at the root of the HTTP server.
 pub const CLIENT_RUN_CONF: &str = "ocs-client-run.conf";
@@ -363,6 +364,71 @@ pub fn boot_parameters(server: Ipv4Addr) -> String {
     )
 }
 
+/// Where a Clonezilla client reports its job when it is done (`OCSMGRD_PORT`): one line
+/// over TCP from `ocs-socket`, sent to the `-os` server `ocs-live-get-img` names.
+pub const JOB_REPORT_PORT: u16 = 6461;
+
+/// What one partition came to on the seat, in the client's own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionResult {
+    /// `vda1`
+    pub device: String,
+    /// `success`, or what else Clonezilla said (`***FAIL***`).
+    pub status: String,
+}
+
+impl PartitionResult {
+    pub fn succeeded(&self) -> bool {
+        self.status == "success"
+    }
+}
+
+/// A Clonezilla client's job report: `IP MAC [EFI facts] Multicast restored IMAGE,
+/// /dev/vda1, success, 22 MB, 0.2 mins; /dev/vda2, success, 0.0 mins;`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobReport {
+    pub mac: MacAddr,
+    pub partitions: Vec<PartitionResult>,
+}
+
+impl JobReport {
+    /// Every partition it names was written.
+    pub fn succeeded(&self) -> bool {
+        !self.partitions.is_empty() && self.partitions.iter().all(PartitionResult::succeeded)
+    }
+}
+
+impl fmt::Display for JobReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let each: Vec<String> = self.partitions.iter().map(|p| format!("{} {}", p.device, p.status)).collect();
+        write!(f, "Clonezilla reports {}", each.join(", "))
+    }
+}
+
+/// Reads a job report line; `None` for anything else (the address it names is not
+/// read: the connection's own address says which seat sent it).
+pub fn parse_job_report(line: &str) -> Option<JobReport> {
+    let mut words = line.split_whitespace();
+    let _ip: Ipv4Addr = words.next()?.parse().ok()?;
+    let mac: MacAddr = words.next()?.parse().ok()?;
+    let mut partitions = Vec::new();
+    for piece in line.split(';') {
+        let fields: Vec<&str> = piece.split(',').map(str::trim).collect();
+        let Some(at) =
+            fields.iter().position(|field| field.split_whitespace().last().is_some_and(|w| w.starts_with("/dev/")))
+        else {
+            continue;
+        };
+        let device = fields[at].split_whitespace().last().unwrap_or_default().trim_start_matches("/dev/");
+        let Some(status) = fields.get(at + 1).filter(|status| !status.is_empty()) else { continue };
+        if device.is_empty() || device.len() > 32 || status.len() > 32 {
+            continue;
+        }
+        partitions.push(PartitionResult { device: device.into(), status: (*status).into() });
+    }
+    Some(JobReport { mac, partitions })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +550,31 @@ mod tests {
         for _ in 0..2000 {
             let bytes: Vec<u8> = (0..rng.usize(..120)).map(|_| alphabet[rng.usize(..alphabet.len())]).collect();
             let _ = parse_table(&String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn a_job_report_says_how_each_partition_went() {
+        let line = "10.77.1.128 52:54:00:c2:01:00 Multicast restored lab-ref, /dev/vda1, success, 22 MB, 0.2 mins; /dev/vda2, success, 0.0 mins;\n";
+        let report = parse_job_report(line).unwrap();
+        assert_eq!(report.mac, "52:54:00:c2:01:00".parse().unwrap());
+        assert_eq!(
+            report.partitions,
+            vec![
+                PartitionResult { device: "vda1".into(), status: "success".into() },
+                PartitionResult { device: "vda2".into(), status: "success".into() },
+            ]
+        );
+        assert!(report.succeeded());
+        assert_eq!(report.to_string(), "Clonezilla reports vda1 success, vda2 success");
+        // With the EFI facts a UEFI client adds before the words, and a failure.
+        let efi = "10.0.0.5 52:54:00:00:00:09 debian 1 \\EFI\\debian\\shimx64.efi Multicast restored x, /dev/sda1, ***FAIL***, 0 mins;";
+        let report = parse_job_report(efi).unwrap();
+        assert_eq!(report.partitions, vec![PartitionResult { device: "sda1".into(), status: "***FAIL***".into() }]);
+        assert!(!report.succeeded());
+        assert_eq!(parse_job_report("10.0.0.5 52:54:00:00:00:09 nothing restored").map(|r| r.succeeded()), Some(false));
+        for hostile in ["", "GET / HTTP/1.1", "10.0.0.5", "10.0.0.5 not-a-mac /dev/sda1, success;", ";;;,,,/dev/, ;"] {
+            assert!(parse_job_report(hostile).is_none_or(|r| !r.succeeded()), "{hostile:?}");
         }
     }
 
