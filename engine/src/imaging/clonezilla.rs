@@ -101,9 +101,10 @@ pub struct FeedEvent {
 }
 
 /// Sends every partition of the feed, each in its own session, in order. The first
-/// session starts as `settings` says; each one after it starts when every seat that
-/// finished the one before has joined, or after [`NEXT_PARTITION_WAIT`]. The feed stops
-/// early when no seat is left. Returns each session's ending.
+/// session starts as `settings` says; each one after it takes only the seats that
+/// finished the one before, and starts when all of them joined, or after
+/// [`NEXT_PARTITION_WAIT`]. The feed stops early when no seat is left. Returns each
+/// session's ending.
 pub async fn run_feed(
     link: &Link,
     settings: SenderSettings,
@@ -113,6 +114,7 @@ pub async fn run_feed(
 ) -> Result<Vec<Ending>, FeedError> {
     let mut endings = Vec::new();
     let mut start = settings.start;
+    let mut admit = settings.admit.clone();
     for (index, session) in feed.sessions.iter().enumerate() {
         let path = image.dir.join(&session.file);
         let file =
@@ -120,20 +122,22 @@ pub async fn run_feed(
         let link = Link { port_base: session.port_base, ..link.clone() };
         let mut settings = settings.clone();
         settings.start = start;
-        let mut finished = 0;
+        settings.admit = admit.clone();
+        let mut finished = Vec::new();
         let ending = run_session(&link, settings, file.take(session.bytes), |event| {
-            if matches!(event, SessionEvent::Finished { .. }) {
-                finished += 1;
+            if let SessionEvent::Finished { seat } = event {
+                finished.push(*seat.ip());
             }
             report(&FeedEvent { session: index, event: event.clone() });
         })
         .await
         .map_err(FeedError::Session)?;
         endings.push(ending);
-        if ending != Ending::Completed || finished == 0 {
+        if ending != Ending::Completed || finished.is_empty() {
             break;
         }
-        start = StartWhen { seats: Some(finished), wait: NEXT_PARTITION_WAIT };
+        start = StartWhen { seats: Some(finished.len()), wait: NEXT_PARTITION_WAIT };
+        admit = Some(finished);
     }
     Ok(endings)
 }

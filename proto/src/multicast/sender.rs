@@ -45,6 +45,10 @@ pub struct SenderSettings {
     pub max_rate: f64,
     /// How often "a sender is here" is broadcast while seats join.
     pub hello_every: Duration,
+    /// Only these addresses may join (`None`: any). A Clonezilla feed's later partitions
+    /// take only the seats that have the partitions before: a seat that fell behind
+    /// must not take another's place (FOG issue 1742).
+    pub admit: Option<Vec<Ipv4Addr>>,
 }
 
 /// The longest wait or silence a session accepts (a week): beyond it an `Instant` could overflow.
@@ -61,6 +65,7 @@ impl SenderSettings {
             initial_rate: INITIAL_RATE,
             max_rate: MAX_RATE,
             hello_every: Duration::from_secs(1),
+            admit: None,
         }
     }
 }
@@ -120,6 +125,8 @@ pub enum Refusal {
     Full,
     /// The session had already started: the seat can join a later one.
     Started,
+    /// The seat is not one this session takes (it did not finish the partition before).
+    NotAdmitted,
 }
 
 impl fmt::Display for Refusal {
@@ -127,6 +134,7 @@ impl fmt::Display for Refusal {
         f.write_str(match self {
             Self::Full => "the session already has the seats it was started for",
             Self::Started => "the session had already started; it can join the next one",
+            Self::NotAdmitted => "not a seat of this session: it did not receive the partitions before",
         })
     }
 }
@@ -469,7 +477,9 @@ impl Sender {
             }
         }
         let active = self.active().count();
+        let admitted = self.settings.admit.as_ref().is_none_or(|admit| admit.contains(from.ip()));
         let why = match self.phase {
+            Phase::Joining { .. } if !admitted => Some(Refusal::NotAdmitted),
             Phase::Joining { .. } if self.settings.start.seats.is_some_and(|seats| active >= seats) => {
                 Some(Refusal::Full)
             }

@@ -240,6 +240,28 @@ fn seats_join_get_their_numbers_and_the_session_starts_when_all_are_in() {
 }
 
 #[test]
+fn a_session_for_some_seats_refuses_any_other() {
+    let now = Instant::now();
+    let mut settings = settings(Some(2));
+    settings.admit = Some(vec![*seat(10).ip(), *seat(11).ip()]);
+    let mut sender = Sender::new(settings, now);
+    let mut out = Vec::new();
+    // A seat that did not finish the partition before comes first: it must not take a place.
+    sender.on_datagram(seat(12), &receiver::connect_request(), now).unwrap();
+    while sender.poll_transmit(now, &mut out).is_some() {
+        if matches!(wire::parse_sender_message(&out), Some(SenderMessage::ConnectReply { .. })) {
+            break;
+        }
+    }
+    assert!(matches!(wire::parse_sender_message(&out), Some(SenderMessage::ConnectReply { number: -1, .. })));
+    assert_eq!(sender.poll_event(), Some(SessionEvent::Refused { seat: seat(12), why: Refusal::NotAdmitted }));
+    sender.on_datagram(seat(10), &receiver::connect_request(), now).unwrap();
+    assert!(!sender.started(), "one of the two it takes");
+    sender.on_datagram(seat(11), &receiver::connect_request(), now).unwrap();
+    assert!(sender.started());
+}
+
+#[test]
 fn a_go_from_a_seat_does_not_start_the_session() {
     let now = Instant::now();
     let mut sender = Sender::new(settings(Some(3)), now);
