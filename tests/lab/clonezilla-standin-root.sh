@@ -31,10 +31,11 @@ dpkg-deb -f "$work"/cz/clonezilla_*.deb Version > "$work/clonezilla-version"
 
 # The programs they call, whole packages from this machine (no documentation).
 packages="bash coreutils util-linux fdisk gdisk parted e2fsprogs partclone udpcast zstd xz-utils tar wget
-gawk mawk sed grep findutils procps bc dialog perl-base psmisc ncurses-bin ncurses-base kpartx mount gzip
+mawk sed grep findutils procps bc dialog perl-base psmisc ncurses-bin ncurses-base kpartx mount gzip
 debianutils hostname libc-bin"
 for package in $packages; do
-    dpkg -L "$package" | while read -r path; do
+    dpkg -L "$package" > "$work/files" 2> /dev/null || { echo "missing package $package: apt-get install $package" >&2; exit 1; }
+    while read -r path; do
         case $path in
             /usr/share/doc/* | /usr/share/man/* | /usr/share/info/* | /usr/share/locale/* | /usr/share/lintian/*) continue ;;
         esac
@@ -44,7 +45,7 @@ for package in $packages; do
             mkdir -p "$root$(dirname "$path")"
             cp -a --remove-destination "$path" "$root$path"
         fi
-    done
+    done < "$work/files"
 done
 # Debian 12 has usrmerge: /bin, /sbin and /lib are links into /usr, which the busybox
 # root has as folders. Every program is found on PATH either way; the loader is looked
@@ -59,9 +60,8 @@ done
 mkdir -p "$root/lib64" "$root/var/log" "$root/var/lib/clonezilla" "$root/etc/ocs" "$root/home/partimag" \
     "$root/run/live/medium/live"
 [ -e "$root/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
-# Debian's alternatives name these; the scripts expect GNU awk.
-if [ -x "$root/usr/bin/gawk" ]; then ln -sf gawk "$root/usr/bin/awk"; else ln -sf mawk "$root/usr/bin/awk"; fi
-ln -sf /bin/busybox "$root/usr/bin/vi"
+# Debian's alternatives name awk: Debian's default, mawk.
+ln -sf mawk "$root/usr/bin/awk"
 # check_if_in_clonezilla_live looks for the live medium's squashfs: with fetch= the
 # medium is the downloaded file, which live-boot does not keep in the root's view.
 : > "$root/run/live/medium/live/filesystem.squashfs"

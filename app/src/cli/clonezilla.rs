@@ -67,7 +67,13 @@ pub fn add_boot_parameters(config: &mut Config, server: Ipv4Addr) -> usize {
         .collect();
     for (entry, path) in config.boot.entries.iter_mut().zip(images) {
         let BootEntry::Iso { append, .. } = entry else { continue };
-        let Ok((index, _)) = portapxe_engine::iso::read_index(&path) else { continue };
+        let index = match portapxe_engine::iso::read_index(&path) {
+            Ok((index, _)) => index,
+            Err(err) => {
+                println!("Cannot tell whether {} is a Clonezilla live: {err}", path.display());
+                continue;
+            }
+        };
         if is_clonezilla_live(&index) {
             if !append.is_empty() {
                 append.push(' ');
@@ -112,22 +118,21 @@ pub struct FeedContext<'a> {
     pub then: AfterRestore,
 }
 
-/// Runs the feed, printing what happens; true when every seat that joined got every partition.
+/// Runs the feed, printing what happens: `None` when no seat joined, else whether every
+/// seat that joined got every partition and none reported a failure.
 pub async fn feed(
     link: Link,
     settings: SenderSettings,
     image: &Image,
     prepared: &Prepared,
     context: FeedContext<'_>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<bool>> {
     let FeedContext { hub, mut events, then } = context;
     let feed = &prepared.feed;
     // Each seat's Clonezilla reports its job here when it is done.
     let (report_tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
     let address = link.address;
-    let listener = tokio::spawn(job_reports(address, move |peer, report| {
-        let _ = report_tx.send((peer, report));
-    }));
+    let listener = tokio::spawn(job_reports(address, report_tx));
     let sessions = feed.sessions.len();
     println!(
         "Clonezilla: {} partitions of {:?} for disk {} on ports {}…{} ({})",
@@ -181,7 +186,11 @@ pub async fn feed(
             SessionEvent::Ended(ending) => println!("clonezilla {device}: session ended: {ending}"),
         }
     };
-    let endings = match run_feed(&link, settings, image, feed, report).await {
+    let endings = run_feed(&link, settings, image, feed, report).await;
+    // No more Clonezilla clients: one that starts now (a seat restarted before it was sent
+    // to its disk) finds no pseudo image and stops before it touches the disk.
+    hub.end_clonezilla();
+    let endings = match endings {
         Ok(endings) => endings,
         Err(err) => {
             listener.abort();
@@ -193,6 +202,7 @@ pub async fn feed(
         let seconds = started.elapsed().as_secs_f64();
         println!("Clonezilla: sent {:.1} MB in {seconds:.1} s.", bytes as f64 / 1e6);
     }
+    let devices: Vec<&str> = feed.sessions.iter().map(|s| s.device.as_str()).collect();
     // The seats that have every partition write their boot code, then report.
     let waiting: Vec<Ipv4Addr> = rows
         .iter()
@@ -205,12 +215,13 @@ pub async fn feed(
             break;
         }
         let Ok(Some((peer, report))) = tokio::time::timeout_at(deadline, reports.recv()).await else { break };
-        let Some(row) = rows.get_mut(&peer) else {
-            tracing::debug!(%peer, "a Clonezilla job report from a seat not in this restore");
+        // One report a seat, from a seat that has every partition.
+        let Some(row) = rows.get_mut(&peer).filter(|row| waiting.contains(&peer) && row.report.is_none()) else {
+            tracing::debug!(%peer, "a Clonezilla job report from a seat not waited for");
             continue;
         };
         println!("clonezilla: seat {peer} ({}): {report}", report.mac);
-        if report.succeeded() {
+        if report.restored_all(&devices) {
             hub.restored_by_other(report.mac);
         }
         row.report = Some(report);
@@ -221,8 +232,12 @@ pub async fn feed(
     }
     // Restarted seats come back; their next network boot is their disk.
     if then == AfterRestore::Reboot {
-        let restored: Vec<_> =
-            rows.values().filter_map(|row| row.report.as_ref()).filter(|r| r.succeeded()).map(|r| r.mac).collect();
+        let restored: Vec<_> = rows
+            .values()
+            .filter_map(|row| row.report.as_ref())
+            .filter(|r| r.restored_all(&devices))
+            .map(|r| r.mac)
+            .collect();
         let mut sent = Vec::new();
         let deadline = tokio::time::Instant::now() + REBOOT_WAIT;
         while restored.iter().any(|mac| !sent.contains(mac)) {
@@ -240,7 +255,7 @@ pub async fn feed(
     let mut all_good = !rows.is_empty() && endings.len() == sessions && endings.iter().all(|e| *e == Ending::Completed);
     for (seat, row) in &rows {
         let whole = row.finished.len() == sessions;
-        all_good &= whole && row.stopped.is_none() && row.report.as_ref().is_none_or(JobReport::succeeded);
+        all_good &= whole && row.stopped.is_none() && row.report.as_ref().is_none_or(|r| r.restored_all(&devices));
         let result = match (&row.stopped, whole, &row.report) {
             (Some(why), ..) => why.clone(),
             (None, true, Some(report)) => {
@@ -254,6 +269,7 @@ pub async fn feed(
     }
     if rows.is_empty() {
         println!("No Clonezilla seat joined.");
+        return Ok(None);
     }
-    Ok(all_good)
+    Ok(Some(all_good))
 }

@@ -296,6 +296,18 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
             Some(Arc::new(clonezilla::prepare(&image, clonezilla_disk, *clonezilla_port, (*clonezilla_then).into())?))
         }
     };
+    // Beside the agent's session, Clonezilla's ports must be others.
+    if let Some(prepared) = clonezilla.as_ref().filter(|_| args.boot) {
+        let first = u32::from(prepared.feed.port);
+        let last = first + 2 * prepared.feed.sessions.len() as u32 - 1;
+        let agent = [u32::from(args.port_base), u32::from(args.port_base) + 1];
+        if agent.iter().any(|port| (first..=last).contains(port)) {
+            anyhow::bail!(
+                "--port-base {} and its next port fall in Clonezilla's ports {first}-{last}: pick another --port-base or --clonezilla-port",
+                args.port_base
+            );
+        }
+    }
     let mut plan: ServePlan = args.serve.into_plan()?;
     let (interface, facts) = serving_facts(&plan.config)?;
     let agent = args.agent.files();
@@ -397,7 +409,11 @@ fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
             good.map(Some)
         };
         let (agents, clonezilla) = tokio::join!(agents, clonezilla);
-        let good = agents?.is_none_or(|code| code == ExitCode::SUCCESS) && clonezilla?.unwrap_or(true);
+        // Each kind of seat that came must have succeeded, and some seat must have come.
+        let (agents, clonezilla) = (agents?, clonezilla?.flatten());
+        let came = agents.is_some_and(|(_, any)| any) || clonezilla.is_some();
+        let good =
+            came && agents.is_none_or(|(code, any)| !any || code == ExitCode::SUCCESS) && clonezilla.unwrap_or(true);
         Ok(if good { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
 }
@@ -417,12 +433,13 @@ struct ClonezillaSession {
 }
 
 /// The agent seats' session, serving network boot: the stream, then each agent's word
-/// on its disk, then each restored seat sent to its own disk.
+/// on its disk, then each restored seat sent to its own disk. Returns the exit code of
+/// its grid, and whether any seat joined.
 async fn agent_restore(
     session: Session,
     hub: &ImagingHub,
     mut events: tokio::sync::broadcast::Receiver<EngineEvent>,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<(ExitCode, bool)> {
     {
         let (ending, mut rows) = send(session).await?;
         hub.end_restore();
@@ -468,7 +485,7 @@ async fn agent_restore(
                 row.to_disk = to_disk.contains(mac);
             }
         }
-        Ok(closing_table(ending, &rows))
+        Ok((closing_table(ending, &rows), !rows.is_empty()))
     }
 }
 

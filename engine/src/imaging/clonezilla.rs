@@ -145,24 +145,47 @@ pub async fn run_feed(
 /// The longest job report read: one line of a few hundred bytes.
 const MAX_REPORT: u64 = 4096;
 
+/// Connections reading a report at once; more wait to be accepted.
+const MAX_REPORTING: usize = 64;
+
 /// Takes Clonezilla clients' job reports (`ocs-socket`, one line over TCP) on
-/// `address:6461` until dropped, handing each to `report` with the address it came from.
-/// Each connection gets a few seconds: a client that says nothing holds up no other.
-pub async fn job_reports(address: Ipv4Addr, mut report: impl FnMut(Ipv4Addr, JobReport)) -> io::Result<()> {
+/// `address:6461` until dropped, sending each with the address it came from. Each
+/// connection is read on its own task for at most 5 s, so a client that says nothing
+/// holds up no other. Only binding the port fails it.
+pub async fn job_reports(
+    address: Ipv4Addr,
+    reports: tokio::sync::mpsc::UnboundedSender<(Ipv4Addr, JobReport)>,
+) -> io::Result<()> {
     let listener = tokio::net::TcpListener::bind((address, JOB_REPORT_PORT)).await?;
+    let reading = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_REPORTING));
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let Ok(permit) = std::sync::Arc::clone(&reading).acquire_owned().await else { return Ok(()) };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file handles, a connection reset before it was taken: not the end.
+                tracing::debug!(%err, "Clonezilla job reports: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let IpAddr::V4(peer) = peer.ip() else { continue };
-        let mut line = Vec::new();
-        let mut stream = stream.take(MAX_REPORT);
-        if tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut line)).await.is_err() {
-            tracing::debug!(%peer, "Clonezilla job report: nothing within 5 s");
-            continue;
-        }
-        match parse_job_report(&String::from_utf8_lossy(&line)) {
-            Some(parsed) => report(peer, parsed),
-            None => tracing::debug!(%peer, "not a Clonezilla job report"),
-        }
+        let reports = reports.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut line = Vec::new();
+            let mut stream = stream.take(MAX_REPORT);
+            if tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut line)).await.is_err() {
+                tracing::debug!(%peer, "Clonezilla job report: nothing within 5 s");
+                return;
+            }
+            match parse_job_report(&String::from_utf8_lossy(&line)) {
+                Some(parsed) => {
+                    let _ = reports.send((peer, parsed));
+                }
+                None => tracing::debug!(%peer, "not a Clonezilla job report"),
+            }
+        });
     }
 }
 

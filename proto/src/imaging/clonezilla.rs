@@ -21,7 +21,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use super::manifest::{Manifest, Method};
+use super::manifest::{Manifest, Method, valid_name};
 use crate::mac::MacAddr;
 
 /// What `ocs-live-get-img` fetches first, at the root of the HTTP server.
@@ -52,8 +52,16 @@ pub enum Unfit {
     Extended(u32),
     /// The manifest names a partition the table does not have.
     NotInTable(u32),
-    /// The ports of the sessions would pass 65535.
+    /// The ports of the sessions would pass 65535, or the first is 0.
     Ports { first: u16, sessions: usize },
+    /// The manifest's name is not one that may go into Clonezilla's shell file.
+    ImageName(String),
+    /// A partition taken by partclone whose file system Clonezilla does not name.
+    Filesystem { number: u32, filesystem: String },
+    /// The manifest gives the disk no size.
+    DiskSize,
+    /// A dos disk without its boot area: Clonezilla would leave partclone's fail-MBR.
+    NoBootArea,
 }
 
 impl fmt::Display for Unfit {
@@ -73,8 +81,20 @@ impl fmt::Display for Unfit {
             }
             Self::Ports { first, sessions } => write!(
                 f,
-                "{sessions} partitions need ports {first} to {} (2 a partition): pick a lower Clonezilla port",
-                u32::from(*first) + 2 * *sessions as u32
+                "{sessions} partitions need ports {first} to {} (2 a partition, none of them 0): pick another Clonezilla port",
+                (u32::from(*first) + 2 * *sessions as u32).saturating_sub(1)
+            ),
+            Self::ImageName(name) => write!(
+                f,
+                "its manifest names it {name:?}: Clonezilla's client runs that name in a shell; use letters, digits, '-', '_' and '.'"
+            ),
+            Self::Filesystem { number, filesystem } => write!(
+                f,
+                "partition {number} holds {filesystem}, which Clonezilla's partclone does not restore; restore this image with PortaPXE's agent"
+            ),
+            Self::DiskSize => f.write_str("its manifest gives the disk no size: capture it again"),
+            Self::NoBootArea => f.write_str(
+                "it has no boot area (the MBR's code), which Clonezilla would replace with a code that boots nothing: capture it again",
             ),
         }
     }
@@ -137,10 +157,14 @@ pub fn parse_table(text: &str) -> Result<Table, Unfit> {
                     .and_then(|value| value.trim().parse::<u64>().ok())
                     .ok_or_else(|| Unfit::Table(format!("partition {number} has no {key}")))
             };
+            let (start, size) = (number_field("start")?, number_field("size")?);
+            if start.checked_add(size).is_none() {
+                return Err(Unfit::Table(format!("partition {number} ends past the largest disk")));
+            }
             entries.push(TableEntry {
                 number,
-                start: number_field("start")?,
-                size: number_field("size")?,
+                start,
+                size,
                 kind: field("type").unwrap_or("").trim().to_owned(),
                 fields: rest.trim().to_owned(),
             });
@@ -150,6 +174,11 @@ pub fn parse_table(text: &str) -> Result<Table, Unfit> {
                 ("label", "gpt") => label = Some(Label::Gpt),
                 ("label", other) => return Err(Unfit::Table(format!("its label is {other:?}, not dos or gpt"))),
                 ("device", _) => continue,
+                ("sector-size", size) if size != "512" => {
+                    return Err(Unfit::Table(format!(
+                        "its sectors are {size} bytes; Clonezilla's files here assume 512"
+                    )));
+                }
                 _ => {}
             }
             header.push(line.to_owned());
@@ -196,19 +225,25 @@ pub struct Feed {
     pub port: u16,
 }
 
-/// The name of a partition file to Clonezilla: the file system and the compression.
-fn clonezilla_file(device: &str, filesystem: &str, method: Method) -> String {
+/// The file systems Clonezilla restores with partclone (`partclone_support_fs` in
+/// clonezilla 5.3.17's `drbl-ocs.conf`), `dd` being the raw bytes.
+pub const CLONEZILLA_FILESYSTEMS: &[&str] = &[
+    "apfs", "hfs+", "hfsplus", "reiser4", "reiserfs", "xfs", "jfs", "ext2", "ext3", "ext4", "ext4dev", "fat12",
+    "fat16", "fat32", "vfat", "ntfs", "ufs", "btrfs", "exfat", "minix", "vmfs3", "vmfs5", "f2fs", "nilfs2", "dd",
+];
+
+/// The name of a partition file to Clonezilla (the file system and the compression), or
+/// `None` for a partclone image of a file system Clonezilla does not name: sent to
+/// `partclone.dd`, its header and bitmap would be written as the partition's bytes.
+fn clonezilla_file(device: &str, filesystem: &str, method: Method) -> Option<String> {
     let filesystem = match (method, filesystem) {
         (Method::Raw, _) => "dd",
-        (Method::Partclone, "ext2" | "ext3" | "ext4" | "vfat" | "ntfs" | "exfat" | "btrfs" | "xfs" | "f2fs") => {
-            filesystem
-        }
-        (Method::Partclone, "fat" | "fat12" | "fat16" | "fat32") => "vfat",
-        (Method::Partclone, "hfsplus") => "hfsp",
-        // A file system partclone read but Clonezilla does not name: its bytes are its image.
-        (Method::Partclone, _) => "dd",
+        (Method::Partclone, "fat") => "vfat",
+        (Method::Partclone, "dd") => return None,
+        (Method::Partclone, other) if CLONEZILLA_FILESYSTEMS.contains(&other) => other,
+        (Method::Partclone, _) => return None,
     };
-    format!("{device}.{filesystem}-ptcl-img.zst")
+    Some(format!("{device}.{filesystem}-ptcl-img.zst"))
 }
 
 /// `parted -s /dev/DISK unit s print`, as much of it as Clonezilla reads: the disk's
@@ -236,7 +271,7 @@ fn parted_print(disk: &str, disk_sectors: u64, table: &Table, manifest: &Manifes
             " {}  {}s  {}s  {}s  {kind}  {filesystem}\n",
             entry.number,
             entry.start,
-            (entry.start + entry.size).saturating_sub(1),
+            entry.start.saturating_add(entry.size).saturating_sub(1),
             entry.size
         ));
     }
@@ -256,16 +291,29 @@ pub fn feed(
     if !valid_disk(disk) {
         return Err(Unfit::DiskName(disk.into()));
     }
+    // It goes into a file the client runs with bash's `.`, then `eval`s.
+    if !valid_name(&manifest.name) {
+        return Err(Unfit::ImageName(manifest.name.clone()));
+    }
+    if manifest.disk_bytes < 512 {
+        return Err(Unfit::DiskSize);
+    }
     let table = parse_table(table_text)?;
+    if table.label == Label::Dos && boot_area.is_none_or(|area| area.len() < 512) {
+        return Err(Unfit::NoBootArea);
+    }
     if let Some(entry) = table.entries.iter().find(|entry| entry.extended(table.label)) {
         return Err(Unfit::Extended(entry.number));
+    }
+    if manifest.partitions.is_empty() {
+        return Err(Unfit::Table("the image has no partition to send".into()));
     }
     let mut partitions: Vec<_> = manifest.partitions.iter().collect();
     partitions.sort_by_key(|p| p.number);
     if let Some(p) = partitions.iter().find(|p| !table.entries.iter().any(|e| e.number == p.number)) {
         return Err(Unfit::NotInTable(p.number));
     }
-    if u32::from(port) + 2 * partitions.len() as u32 > u32::from(u16::MAX) {
+    if port == 0 || u32::from(port) + 2 * partitions.len() as u32 - 1 > u32::from(u16::MAX) {
         return Err(Unfit::Ports { first: port, sessions: partitions.len() });
     }
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
@@ -298,7 +346,8 @@ pub fn feed(
     let mut dev_fs = String::from("# <Device name>   <File system>   <Size>\n");
     let mut sessions = Vec::new();
     for (index, (partition, device)) in partitions.iter().zip(&names).enumerate() {
-        let name = clonezilla_file(device, &partition.filesystem, partition.method);
+        let name = clonezilla_file(device, &partition.filesystem, partition.method)
+            .ok_or_else(|| Unfit::Filesystem { number: partition.number, filesystem: partition.filesystem.clone() })?;
         dev_fs.push_str(&format!("/dev/{device} {} {}\n", partition.filesystem, partition.partition_bytes));
         files.push((name, Vec::new()));
         sessions.push(FeedSession {
@@ -314,7 +363,10 @@ pub fn feed(
         format!("This image was made by PortaPXE from its image {:?} (id {}).\n", manifest.name, manifest.id)
             .into_bytes(),
     ));
-    files.push(("Info-img-id.txt".into(), format!("# PortaPXE image id\nIMG_ID={}\n", manifest.id).into_bytes()));
+    // Clonezilla sources this file: only an id of plain characters goes in.
+    if manifest.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        files.push(("Info-img-id.txt".into(), format!("IMG_ID={}\n", manifest.id).into_bytes()));
+    }
     Ok(Feed { image: manifest.name.clone(), disk: disk.into(), files, sessions, port })
 }
 
@@ -395,6 +447,15 @@ impl JobReport {
     /// Every partition it names was written.
     pub fn succeeded(&self) -> bool {
         !self.partitions.is_empty() && self.partitions.iter().all(PartitionResult::succeeded)
+    }
+
+    /// It names each of `devices` (the feed's partitions) written, and nothing else.
+    pub fn restored_all(&self, devices: &[&str]) -> bool {
+        let mut named: Vec<&str> = self.partitions.iter().map(|p| p.device.as_str()).collect();
+        named.sort_unstable();
+        let mut wanted = devices.to_vec();
+        wanted.sort_unstable();
+        self.succeeded() && named == wanted
     }
 }
 
@@ -525,17 +586,56 @@ mod tests {
 
     #[test]
     fn what_clonezilla_cannot_take_is_refused_saying_why() {
-        assert_eq!(feed(&manifest(), DOS, None, "/dev/sda", 2232), Err(Unfit::DiskName("/dev/sda".into())));
-        assert_eq!(feed(&manifest(), DOS, None, "sda;reboot", 2232), Err(Unfit::DiskName("sda;reboot".into())));
+        assert_eq!(feed(&manifest(), DOS, BOOT, "/dev/sda", 2232), Err(Unfit::DiskName("/dev/sda".into())));
+        assert_eq!(feed(&manifest(), DOS, BOOT, "sda;reboot", 2232), Err(Unfit::DiskName("sda;reboot".into())));
         let extended =
             "label: dos\n\n/dev/sda1 : start=2048, size=100, type=83\n/dev/sda2 : start=4096, size=100, type=5\n";
-        assert_eq!(feed(&manifest(), extended, None, "sda", 2232), Err(Unfit::Extended(2)));
-        assert!(matches!(feed(&manifest(), "label: sun\n", None, "sda", 2232), Err(Unfit::Table(_))));
-        assert!(matches!(feed(&manifest(), "/dev/sda1 : start=1, size=2\n", None, "sda", 2232), Err(Unfit::Table(_))));
+        assert_eq!(feed(&manifest(), extended, BOOT, "sda", 2232), Err(Unfit::Extended(2)));
+        assert!(matches!(feed(&manifest(), "label: sun\n", BOOT, "sda", 2232), Err(Unfit::Table(_))));
+        assert!(matches!(feed(&manifest(), "/dev/sda1 : start=1, size=2\n", BOOT, "sda", 2232), Err(Unfit::Table(_))));
         let one = "label: dos\n\n/dev/sda1 : start=2048, size=100, type=83\n";
-        assert_eq!(feed(&manifest(), one, None, "sda", 2232), Err(Unfit::NotInTable(2)));
-        assert_eq!(feed(&manifest(), DOS, None, "sda", 65533), Err(Unfit::Ports { first: 65533, sessions: 2 }));
+        assert_eq!(feed(&manifest(), one, BOOT, "sda", 2232), Err(Unfit::NotInTable(2)));
+        assert_eq!(feed(&manifest(), DOS, BOOT, "sda", 65533), Err(Unfit::Ports { first: 65533, sessions: 2 }));
         assert!(Unfit::Extended(2).to_string().contains("restore this image with PortaPXE's agent"));
+        let mut named = manifest();
+        named.name = "x\"; reboot -f #".into();
+        assert_eq!(feed(&named, DOS, BOOT, "sda", 2232), Err(Unfit::ImageName(named.name.clone())));
+        let mut odd = manifest();
+        odd.partitions[1].filesystem = "zfs".into();
+        assert_eq!(
+            feed(&odd, DOS, BOOT, "sda", 2232),
+            Err(Unfit::Filesystem { number: 1, filesystem: "zfs".into() }),
+            "a partclone image sent to partclone.dd would be written raw"
+        );
+        let mut empty = manifest();
+        empty.disk_bytes = 0;
+        assert_eq!(feed(&empty, DOS, BOOT, "sda", 2232), Err(Unfit::DiskSize));
+        assert_eq!(feed(&manifest(), DOS, None, "sda", 2232), Err(Unfit::NoBootArea));
+        assert_eq!(feed(&manifest(), DOS, BOOT, "sda", 0), Err(Unfit::Ports { first: 0, sessions: 2 }));
+        assert!(feed(&manifest(), DOS, BOOT, "sda", 65532).is_ok(), "65532 and 65534: within the range");
+        assert!(matches!(
+            feed(&manifest(), &DOS.replace("sector-size: 512", "sector-size: 4096"), BOOT, "sda", 2232),
+            Err(Unfit::Table(_))
+        ));
+        let huge = "label: dos\n\n/dev/sda1 : start=18446744073709551615, size=1, type=83\n";
+        assert!(matches!(feed(&manifest(), huge, BOOT, "sda", 2232), Err(Unfit::Table(_))));
+    }
+
+    /// A boot area of the usual size: the MBR and the gap before the first partition.
+    const BOOT: Option<&[u8]> = Some(&[0u8; 2048 * 512]);
+
+    #[test]
+    fn every_file_system_partclone_takes_has_a_name_clonezilla_restores() {
+        let agent = [
+            "ext2", "ext3", "ext4", "vfat", "fat", "fat12", "fat16", "fat32", "ntfs", "exfat", "btrfs", "xfs", "f2fs",
+            "hfsplus",
+        ];
+        for filesystem in agent {
+            let name = clonezilla_file("sda1", filesystem, Method::Partclone).unwrap();
+            let named = name.strip_prefix("sda1.").and_then(|n| n.strip_suffix("-ptcl-img.zst")).unwrap();
+            assert!(CLONEZILLA_FILESYSTEMS.contains(&named), "{filesystem} → {name}");
+        }
+        assert_eq!(clonezilla_file("sda2", "swap", Method::Raw).as_deref(), Some("sda2.dd-ptcl-img.zst"));
     }
 
     #[test]
@@ -549,7 +649,9 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..2000 {
             let bytes: Vec<u8> = (0..rng.usize(..120)).map(|_| alphabet[rng.usize(..alphabet.len())]).collect();
-            let _ = parse_table(&String::from_utf8_lossy(&bytes));
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse_table(&text);
+            let _ = feed(&manifest(), &text, BOOT, "sda", 2232);
         }
     }
 
@@ -565,7 +667,9 @@ mod tests {
                 PartitionResult { device: "vda2".into(), status: "success".into() },
             ]
         );
-        assert!(report.succeeded());
+        assert!(report.succeeded() && report.restored_all(&["vda2", "vda1"]));
+        assert!(!report.restored_all(&["vda1", "vda2", "vda3"]), "a report that leaves a partition out");
+        assert!(!report.restored_all(&["vda1"]), "a report of another disk's partitions");
         assert_eq!(report.to_string(), "Clonezilla reports vda1 success, vda2 success");
         // With the EFI facts a UEFI client adds before the words, and a failure.
         let efi = "10.0.0.5 52:54:00:00:00:09 debian 1 \\EFI\\debian\\shimx64.efi Multicast restored x, /dev/sda1, ***FAIL***, 0 mins;";

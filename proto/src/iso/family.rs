@@ -295,7 +295,8 @@ fn family_plan(index: &IsoIndex, site: &Site<'_>) -> IsoPlan {
     if let Some(squashfs) = find("live/filesystem.squashfs")
         && let (Some(kernel), Some(initrd)) = (under("live", "vmlinuz"), under("live", "initrd"))
     {
-        let args = format!("boot=live components fetch={} {}", site.url(&squashfs), live_extras(&args_for(kernel)));
+        let extras = live_extras(&args_for(kernel), site.append);
+        let args = format!("boot=live components fetch={} {extras}", site.url(&squashfs));
         return planned(Family::LiveBoot, site.linux(kernel, &[initrd], &args));
     }
     if let (Some(kernel), Some(initrd)) = (under("casper", "vmlinuz"), under("casper", "initrd")) {
@@ -347,13 +348,20 @@ fn family_plan(index: &IsoIndex, site: &Site<'_>) -> IsoPlan {
 /// `ocs_live_*`, `locales=`, `keyboard-layouts=`, GParted's `username=`…): all but the
 /// ones about where the medium is, and an empty `ip=`, which Clonezilla's menus use to
 /// keep the network down (its grub.cfg says so) and which would stop `fetch=`.
-fn live_extras(menu_args: &str) -> String {
+/// An argument the entry's `append` sets again is dropped from the image's own, so the
+/// kernel line names it once, with the entry's value: Clonezilla's client reads only one
+/// `ocs_live_run` (which one depends on how GRUB quoted them).
+fn live_extras(menu_args: &str, append: &str) -> String {
+    let set_by_append: Vec<&str> =
+        append.split_whitespace().filter_map(|word| word.split_once('=').map(|(key, _)| key)).collect();
     let dropped = |word: &&str| {
         let key = word.split('=').next().unwrap_or(word);
-        matches!(
-            key,
-            "boot" | "components" | "fetch" | "httpfs" | "ftpfs" | "live-media" | "live-media-path" | "findiso"
-        ) || *word == "ip="
+        (word.contains('=') && set_by_append.contains(&key))
+            || matches!(
+                key,
+                "boot" | "components" | "fetch" | "httpfs" | "ftpfs" | "live-media" | "live-media-path" | "findiso"
+            )
+            || *word == "ip="
             || *word == "---"
     };
     menu_args.split_whitespace().filter(|word| !dropped(word)).collect::<Vec<_>>().join(" ")
@@ -526,6 +534,13 @@ mod tests {
         assert!(!args.contains(" ip= "), "an empty ip= would keep the network down: {args}");
         assert_eq!(args.matches("boot=").count(), 1, "{args}");
         assert!(args.ends_with("console=ttyS0"), "{args}");
+
+        // A Clonezilla restore puts its own client on the line: the image's goes.
+        let append = "console=ttyS0 ocs_live_batch=\"yes\" ocs_live_run=\"ocs-live-get-img 10.0.0.1\"";
+        let args = linux(&super::plan(&image, Site { append, ..SITE })).2.to_owned();
+        assert_eq!(args.matches("ocs_live_run=").count(), 1, "{args}");
+        assert_eq!(args.matches("ocs_live_batch=").count(), 1, "{args}");
+        assert!(args.ends_with(append) && args.contains("ocs_live_extra_param=\"\""), "{args}");
     }
 
     #[test]
