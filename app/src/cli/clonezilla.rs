@@ -95,6 +95,10 @@ pub fn add_boot_parameters(config: &mut Config, server: Ipv4Addr) -> usize {
 struct SeatRow {
     /// Partitions it received whole.
     finished: Vec<String>,
+    /// Sessions it joined.
+    joined: usize,
+    /// Its receiver said goodbye before the end: it will not report.
+    left: bool,
     /// Why it stopped, if it did.
     stopped: Option<String>,
     /// What the seat's Clonezilla said when it was done.
@@ -152,7 +156,7 @@ pub async fn feed(
         match &event.event {
             SessionEvent::Joined { seat, number } => {
                 println!("clonezilla {device}: seat {} joined as #{number}", seat.ip());
-                rows.entry(*seat.ip()).or_default();
+                rows.entry(*seat.ip()).or_default().joined += 1;
             }
             SessionEvent::Refused { seat, why } => println!("clonezilla {device}: seat {} refused: {why}", seat.ip()),
             SessionEvent::Started { seats } => {
@@ -176,8 +180,9 @@ pub async fn feed(
             }
             SessionEvent::Left { seat } => {
                 println!("clonezilla {device}: seat {} left before the end", seat.ip());
-                rows.entry(*seat.ip()).or_default().stopped =
-                    Some(format!("left in {device}: its receiver stopped or could not write"));
+                let row = rows.entry(*seat.ip()).or_default();
+                row.left = true;
+                row.stopped = Some(format!("left in {device}: its receiver stopped or could not write"));
             }
             SessionEvent::Finished { seat } => {
                 println!("clonezilla {device}: seat {} has the whole partition", seat.ip());
@@ -203,21 +208,20 @@ pub async fn feed(
         println!("Clonezilla: sent {:.1} MB in {seconds:.1} s.", bytes as f64 / 1e6);
     }
     let devices: Vec<&str> = feed.sessions.iter().map(|s| s.device.as_str()).collect();
-    // The seats that have every partition write their boot code, then report.
-    let waiting: Vec<Ipv4Addr> = rows
-        .iter()
-        .filter(|(_, row)| row.finished.len() == sessions && row.stopped.is_none())
-        .map(|(seat, _)| *seat)
-        .collect();
+    // The seats that were in every session write their boot code, then report.
+    let waiting: Vec<Ipv4Addr> =
+        rows.iter().filter(|(_, row)| row.joined >= sessions && !row.left).map(|(seat, _)| *seat).collect();
     let deadline = tokio::time::Instant::now() + REPORT_WAIT;
     while waiting.iter().any(|seat| rows.get(seat).is_some_and(|row| row.report.is_none())) {
         if listener.is_finished() {
             break;
         }
         let Ok(Some((peer, report))) = tokio::time::timeout_at(deadline, reports.recv()).await else { break };
-        // One report a seat, from a seat that has every partition.
-        let Some(row) = rows.get_mut(&peer).filter(|row| waiting.contains(&peer) && row.report.is_none()) else {
-            tracing::debug!(%peer, "a Clonezilla job report from a seat not waited for");
+        // One report a seat of this restore. A seat dropped from a session for its silence
+        // may still have heard every block while the others kept the session going: what
+        // its Clonezilla says it wrote is what counts.
+        let Some(row) = rows.get_mut(&peer).filter(|row| row.report.is_none()) else {
+            tracing::debug!(%peer, "a Clonezilla job report from no seat of this restore, or a second one");
             continue;
         };
         println!("clonezilla: seat {peer} ({}): {report}", report.mac);
@@ -255,8 +259,13 @@ pub async fn feed(
     let mut all_good = !rows.is_empty() && endings.len() == sessions && endings.iter().all(|e| *e == Ending::Completed);
     for (seat, row) in &rows {
         let whole = row.finished.len() == sessions;
-        all_good &= whole && row.stopped.is_none() && row.report.as_ref().is_none_or(|r| r.restored_all(&devices));
+        let written = row.report.as_ref().is_some_and(|r| r.restored_all(&devices));
+        all_good &= written || (whole && row.stopped.is_none() && row.report.is_none());
         let result = match (&row.stopped, whole, &row.report) {
+            (Some(why), _, Some(report)) => {
+                let disk = if row.to_disk { "; booted its own disk" } else { "" };
+                format!("{why}; then {report}{disk}")
+            }
             (Some(why), ..) => why.clone(),
             (None, true, Some(report)) => {
                 let disk = if row.to_disk { "; booted its own disk" } else { "" };

@@ -101,9 +101,11 @@ pub struct FeedEvent {
 }
 
 /// Sends every partition of the feed, each in its own session, in order. The first
-/// session starts as `settings` says; each one after it takes only the seats that
-/// finished the one before, and starts when all of them joined, or after
-/// [`NEXT_PARTITION_WAIT`]. The feed stops early when no seat is left. Returns each
+/// session starts as `settings` says; each one after it takes only the seats of the one
+/// before that finished it or were dropped for their silence (such a seat may still
+/// have heard every block while the others kept the session going; if it did not, its
+/// partclone fails and it does not come), and starts when all of them joined, or after
+/// [`NEXT_PARTITION_WAIT`]. The feed stops early when no seat finished. Returns each
 /// session's ending.
 pub async fn run_feed(
     link: &Link,
@@ -123,10 +125,12 @@ pub async fn run_feed(
         let mut settings = settings.clone();
         settings.start = start;
         settings.admit = admit.clone();
-        let mut finished = Vec::new();
+        let (mut finished, mut dropped) = (Vec::new(), Vec::new());
         let ending = run_session(&link, settings, file.take(session.bytes), |event| {
-            if let SessionEvent::Finished { seat } = event {
-                finished.push(*seat.ip());
+            match event {
+                SessionEvent::Finished { seat } => finished.push(*seat.ip()),
+                SessionEvent::Dropped { seat, .. } => dropped.push(*seat.ip()),
+                _ => {}
             }
             report(&FeedEvent { session: index, event: event.clone() });
         })
@@ -135,6 +139,11 @@ pub async fn run_feed(
         endings.push(ending);
         if ending != Ending::Completed || finished.is_empty() {
             break;
+        }
+        for seat in dropped {
+            if !finished.contains(&seat) {
+                finished.push(seat);
+            }
         }
         start = StartWhen { seats: Some(finished.len()), wait: NEXT_PARTITION_WAIT };
         admit = Some(finished);
